@@ -1,0 +1,39 @@
+# quantlib: two commands on a fresh machine (only Python 3.11 and make needed).
+#   make report   set up .venv, then run the report pipeline on the bundled (synthetic) data
+#   make test     set up .venv, then run the whole test suite, notebooks included
+#   make lab      set up .venv, then open JupyterLab on the `quantlib` kernel
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup report test lab bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name quantlib --display-name "quantlib"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+report: setup
+	$(BIN)/quantlib report
+
+test: setup
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check quantlib tests benchmarks
+
+clean:
+	rm -rf $(VENV) reports/*/ .pytest_cache

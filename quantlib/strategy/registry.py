@@ -1,0 +1,213 @@
+"""The registry of strategy kinds: one contract every strategy follows.
+
+A *kind* is a named, declared parameter space plus a pure, causal signal function. The signal
+function maps an OHLCV frame (canonical layout, see :func:`quantlib.data.validate_ohlcv`) and a
+validated parameter dict to a float array of **target positions** in ``[-1, 1]`` (``1`` = fully
+long, ``-1`` = fully short, ``0`` = flat), one per bar. The value at bar ``t`` may use rows
+``0..t`` only. Engines (vectorbt for signal kinds, the numba grid engine for ``engine="grid"``)
+turn targets into fills at the next bar's open; the live runner calls the very same function on a
+bounded window of closed candles, so backtest and live share one implementation.
+
+New kinds plug in with :func:`register`; nothing in the engines changes.
+
+Examples
+--------
+>>> import numpy as np
+>>> from quantlib.strategy.registry import Param, StrategyKind, register, get_kind
+>>> def always_long(df, params):
+...     return np.ones(len(df))
+>>> kind = register(StrategyKind("always_long_demo", params=(), signal=always_long), replace=True)
+>>> get_kind("always_long_demo").validate({})
+{}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import ParameterError
+
+SignalFn = Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
+WarmupFn = Callable[[Mapping[str, Any]], int]
+ConstraintFn = Callable[[Mapping[str, Any]], "str | None"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a strategy kind.
+
+    ``low``/``high`` bound numeric values (inclusive); ``choices`` lists allowed values for
+    categorical ones; ``step`` is the default resolution of grid sweeps; ``log`` asks samplers for
+    a log scale.
+    """
+
+    name: str
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    step: float | None = None
+    log: bool = False
+    doc: str = ""
+
+    def check(self, value: Any, kind: str) -> Any:
+        """Coerce ``value`` to the declared type and check its range; raise ParameterError."""
+        where = f"strategy kind {kind!r}, parameter {self.name!r}"
+        if self.type is bool:
+            if not isinstance(value, bool | np.bool_):
+                raise ParameterError(f"{where}: expected a bool, got {value!r}")
+            return bool(value)
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int | np.integer | float):
+                raise ParameterError(f"{where}: expected an integer, got {value!r}")
+            if float(value) != int(value):
+                raise ParameterError(f"{where}: expected an integer, got {value!r}")
+            value = int(value)
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ParameterError(f"{where}: expected a number, got {value!r}")
+            value = float(value)
+            if not np.isfinite(value):
+                raise ParameterError(f"{where}: expected a finite number, got {value!r}")
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ParameterError(f"{where}: expected a string, got {value!r}")
+        elif self.type is dict:
+            # Nested parameters (e.g. a wrapped kind's params); the owning kind's constraints
+            # validate the contents.
+            if not isinstance(value, Mapping):
+                raise ParameterError(f"{where}: expected a mapping, got {value!r}")
+            return dict(value)
+        elif self.type is list:
+            if not isinstance(value, list | tuple):
+                raise ParameterError(f"{where}: expected a list, got {value!r}")
+            return list(value)
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"{where}: {value!r} is not one of {list(self.choices)}")
+        if self.low is not None and value < self.low:
+            raise ParameterError(f"{where}: {value!r} is below the minimum {self.low}")
+        if self.high is not None and value > self.high:
+            raise ParameterError(f"{where}: {value!r} is above the maximum {self.high}")
+        return value
+
+
+def _no_warmup(params: Mapping[str, Any]) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class StrategyKind:
+    """A named strategy: declared parameters, a causal signal function and its warm-up.
+
+    Parameters
+    ----------
+    name : registry name used by specs, CLIs and notebooks.
+    params : declared parameters.
+    signal : ``signal(df, params) -> np.ndarray`` of target positions in [-1, 1] (see module doc).
+    warmup : ``warmup(params) -> int`` bars of history the signal needs before it is meaningful;
+        signals at bars past the warm-up must not depend on how much older history is present.
+    constraints : callables returning an error message (or None) for invalid combinations,
+        e.g. ``fast < slow``.
+    engine : ``"signals"`` (vectorbt from target positions) or ``"grid"`` (numba grid engine).
+    doc : one-line description.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    signal: SignalFn
+    warmup: WarmupFn = _no_warmup
+    constraints: tuple[ConstraintFn, ...] = field(default_factory=tuple)
+    engine: str = "signals"
+    doc: str = ""
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Fill defaults, coerce types, check ranges and constraints; raise ParameterError."""
+        params = dict(params or {})
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise ParameterError(
+                f"strategy kind {self.name!r}: unknown parameter(s) {unknown}; "
+                f"declared: {sorted(declared)}"
+            )
+        out = {name: p.check(params.get(name, p.default), self.name) for name, p in declared.items()}
+        for constraint in self.constraints:
+            problem = constraint(out)
+            if problem:
+                raise ParameterError(f"strategy kind {self.name!r}: {problem} (params {out})")
+        return out
+
+    def signals(self, df: pd.DataFrame, params: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Validated target positions for ``df`` (float array, one per bar, no NaN)."""
+        checked = self.validate(params)
+        target = np.asarray(self.signal(df, checked), dtype=np.float64)
+        if target.shape != (len(df),):
+            raise ParameterError(
+                f"strategy kind {self.name!r}: signal returned shape {target.shape}, "
+                f"expected ({len(df)},)"
+            )
+        if not np.all(np.isfinite(target)):
+            bad = int(np.argmax(~np.isfinite(target)))
+            raise ParameterError(
+                f"strategy kind {self.name!r}: signal is not finite at row {bad} "
+                f"({df.index[bad]}); signals must be 0 during warm-up, never NaN"
+            )
+        return np.clip(target, -1.0, 1.0)
+
+
+_REGISTRY: dict[str, StrategyKind] = {}
+
+
+def register(kind: StrategyKind, *, replace: bool = False) -> StrategyKind:
+    """Add ``kind`` to the registry and return it; refuses to overwrite unless ``replace``."""
+    if kind.name in _REGISTRY and not replace:
+        raise ParameterError(f"strategy kind {kind.name!r} is already registered")
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def _ensure_builtins_loaded() -> None:
+    # Built-in kinds live in their own modules; importing them registers them. Import lazily so
+    # the registry module itself stays dependency-free and importable from kernels' wrappers.
+    import importlib
+
+    for module in ("quantlib.strategy.kinds", "quantlib.backtest.grid", "quantlib.regime.strategy",
+                   "quantlib.ml.strategy"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a sub-package not built yet must not break the rest
+            if exc.name != module:
+                raise
+
+
+def get_kind(name: str) -> StrategyKind:
+    """Return the registered kind ``name``; raise ParameterError listing known kinds."""
+    _ensure_builtins_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown strategy kind {name!r}; known kinds: {sorted(_REGISTRY)}"
+        ) from None
+
+
+def list_kinds() -> list[str]:
+    """Names of every registered kind, sorted."""
+    _ensure_builtins_loaded()
+    return sorted(_REGISTRY)
+
+
+__all__ = ["Param", "StrategyKind", "register", "get_kind", "list_kinds"]
