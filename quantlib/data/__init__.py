@@ -12,7 +12,7 @@ Examples
 from quantlib.data.io import load_ohlcv, save_ohlcv
 from quantlib.data.ohlcv import OHLCV_COLUMNS, ValidationSummary, find_gaps, validate_ohlcv
 from quantlib.data.resample import resample
-from quantlib.data.sources import DataSource, load, parse_source
+from quantlib.data.sources import DataSource, load, parse_source, source_from_parts
 from quantlib.data.synthetic import SyntheticMarket, synthetic_ohlcv
 from quantlib.data.timeframes import bars_per_year, timeframe_to_seconds, timeframe_to_timedelta
 from quantlib.errors import DataError
@@ -40,6 +40,7 @@ __all__ = [
     "parse_source",
     "resample",
     "save_ohlcv",
+    "source_from_parts",
     "synthetic_ohlcv",
     "timeframe_to_seconds",
     "timeframe_to_timedelta",

@@ -113,6 +113,34 @@ def parse_source(text: str) -> DataSource:
                       since=since, until=until)
 
 
+def source_from_parts(
+    source: str | None = "sample",
+    exchange: str | None = None,
+    symbol: str | None = None,
+    timeframe: str | None = "1h",
+    start: str | None = None,
+    end: str | None = None,
+) -> str:
+    """The source string for notebook parameters: ``exchange`` + ``symbol`` win over ``source``.
+
+    Examples
+    --------
+    >>> source_from_parts("sample", "kraken", "BTC/USD", "1h", "2024-01-01")
+    'kraken:BTC/USD:1h:2024-01-01'
+    >>> source_from_parts("sample:bars=100")
+    'sample:bars=100'
+    """
+    if exchange or symbol:
+        if not (exchange and symbol and timeframe):
+            raise DataError("exchange, symbol and timeframe must be given together "
+                            f"(got exchange={exchange!r}, symbol={symbol!r}, timeframe={timeframe!r})")
+        parts = [exchange, symbol, timeframe, start or "", end or ""]
+        return ":".join(parts).rstrip(":")
+    if not source:
+        raise DataError("no data source given: set `source` or `exchange` and `symbol`")
+    return source
+
+
 def load(source: str = "sample") -> pd.DataFrame:
     """Load the canonical OHLCV frame named by a data source string.
 
@@ -141,4 +169,4 @@ def load(source: str = "sample") -> pd.DataFrame:
                          since=parsed.since, until=parsed.until)
 
 
-__all__ = ["DataSource", "parse_source", "load"]
+__all__ = ["DataSource", "parse_source", "source_from_parts", "load"]
