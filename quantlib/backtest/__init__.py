@@ -1,1 +1,49 @@
-"""quantlib.backtest."""
+"""Backtests: the vectorbt engine for signal kinds, the numba grid engine, metrics, bias checks.
+
+The engine and bias checks import vectorbt (slow to import), so they load lazily: importing
+``quantlib.backtest.metrics`` (e.g. from the live runner) stays light.
+
+Examples
+--------
+>>> from quantlib.backtest import run_backtest, BacktestConfig
+>>> from quantlib.data import load
+>>> res = run_backtest("ma_cross", load("sample:bars=400"), {"fast": 5, "slow": 20},
+...                    BacktestConfig(fees=0.0005))
+>>> res.metrics.shape[0]
+1
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from quantlib.backtest.config import BacktestConfig
+from quantlib.backtest.metrics import METRIC_NAMES, compute_metrics, compute_metrics_frame
+from quantlib.backtest.result import BacktestResult
+
+_LAZY = {
+    "run_backtest": "quantlib.backtest.engine",
+    "check_lookahead": "quantlib.backtest.bias",
+    "check_recursive": "quantlib.backtest.bias",
+    "BiasCheckResult": "quantlib.backtest.bias",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'quantlib.backtest' has no attribute {name!r}")
+
+
+__all__ = [
+    "BacktestConfig",
+    "BacktestResult",
+    "BiasCheckResult",
+    "METRIC_NAMES",
+    "check_lookahead",
+    "check_recursive",
+    "compute_metrics",
+    "compute_metrics_frame",
+    "run_backtest",
+]

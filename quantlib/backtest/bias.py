@@ -1,0 +1,147 @@
+"""Bias checks: prove a kind's signals neither peek at future bars nor depend on old history.
+
+* :func:`check_lookahead` recomputes the signal on truncated prefixes ``data[:t+1]`` and checks
+  that the value at every checked bar ``t`` equals the value computed on the full data.
+* :func:`check_recursive` recomputes the signal on suffixes that start ``warmup + extra`` bars
+  before each checked bar and checks the value at that bar does not change with the amount of
+  history beyond the declared warm-up (what a recursive indicator seeded at bar 0 would break).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import DataError, ParameterError
+from quantlib.strategy.registry import StrategyKind
+
+
+@dataclass
+class BiasCheckResult:
+    """Outcome of a bias check.
+
+    Attributes
+    ----------
+    check : ``"lookahead"`` or ``"recursive"``.
+    kind : strategy kind name.
+    passed : True when no checked bar differed.
+    first_bad_bar : position of the first offending bar (None when passed).
+    first_bad_time : its timestamp.
+    n_checked : number of bars compared.
+    details : human-readable description of the first difference.
+    mismatches : every offending bar position.
+    """
+
+    check: str
+    kind: str
+    passed: bool
+    first_bad_bar: int | None
+    first_bad_time: pd.Timestamp | None
+    n_checked: int
+    details: str
+    mismatches: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _prepare(kind: str | StrategyKind, data: pd.DataFrame, params: Mapping[str, Any] | None):
+    from quantlib.backtest.engine import resolve_kind
+
+    kind = resolve_kind(kind)
+    if not isinstance(data, pd.DataFrame) or len(data) < 3:
+        raise DataError("data: expected an OHLCV DataFrame with at least 3 bars")
+    return kind, kind.validate(params)
+
+
+def _check_points(start: int, n: int, n_checks: int) -> np.ndarray:
+    if start >= n:
+        raise DataError(f"data: {n} bars is too short to check past the warm-up ({start} bars)")
+    return np.unique(np.linspace(start, n - 1, num=min(n_checks, n - start)).astype(int))
+
+
+def _result(check: str, kind: StrategyKind, data: pd.DataFrame, bad: list[int],
+            n_checked: int, describe: dict[int, str]) -> BiasCheckResult:
+    if not bad:
+        return BiasCheckResult(check, kind.name, True, None, None, n_checked,
+                               f"{n_checked} bars identical", [])
+    first = bad[0]
+    return BiasCheckResult(check, kind.name, False, first, data.index[first], n_checked,
+                           describe[first], bad)
+
+
+def check_lookahead(kind: str | StrategyKind, data: pd.DataFrame,
+                    params: Mapping[str, Any] | None = None, *, n_checks: int = 60,
+                    points: Sequence[int] | None = None) -> BiasCheckResult:
+    """Does the signal at bar t change when the bars after t are removed?
+
+    Parameters
+    ----------
+    kind, data, params : the kind, an OHLCV frame and its parameters.
+    n_checks : number of prefix lengths tried (spread evenly from bar 0 to the end).
+    points : explicit bar positions to check instead.
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> check_lookahead("ma_cross", load("sample:bars=300"), {"fast": 5, "slow": 20}).passed
+    True
+    """
+    kind, params = _prepare(kind, data, params)
+    full = kind.signals(data, params)
+    checks = np.asarray(points) if points is not None else _check_points(0, len(data), n_checks)
+    bad, describe = [], {}
+    for t in checks:
+        t = int(t)
+        prefix_value = kind.signals(data.iloc[: t + 1], params)[t]
+        if prefix_value != full[t]:
+            bad.append(t)
+            describe[t] = (f"bar {t} ({data.index[t]}): signal {full[t]:g} with the full data but "
+                           f"{prefix_value:g} when data ends at that bar, so it uses later bars")
+    return _result("lookahead", kind, data, bad, len(checks), describe)
+
+
+def check_recursive(kind: str | StrategyKind, data: pd.DataFrame,
+                    params: Mapping[str, Any] | None = None, *, n_checks: int = 30,
+                    extra_history: Sequence[int] = (0, 1, 7, 50)) -> BiasCheckResult:
+    """Does the signal at bar t change with the amount of history beyond the declared warm-up?
+
+    For each checked bar ``t >= warmup + max(extra_history)`` the signal is recomputed on
+    ``data[t - warmup - e : t + 1]`` for every ``e`` in ``extra_history`` and compared with the
+    full-data value.
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> check_recursive("macd", load("sample:bars=600")).passed
+    True
+    """
+    kind, params = _prepare(kind, data, params)
+    warmup = int(kind.warmup(params))
+    if warmup < 0:
+        raise ParameterError(f"strategy kind {kind.name!r}: warmup must be >= 0, got {warmup}")
+    extras = sorted({int(e) for e in extra_history})
+    if not extras or extras[0] < 0:
+        raise ParameterError(f"extra_history: expected non-negative integers, got {extra_history}")
+    full = kind.signals(data, params)
+    checks = _check_points(warmup + extras[-1], len(data), n_checks)
+    bad, describe = [], {}
+    for t in checks:
+        t = int(t)
+        for e in extras:
+            start = t - warmup - e
+            value = kind.signals(data.iloc[start: t + 1], params)[-1]
+            if value != full[t]:
+                bad.append(t)
+                describe[t] = (f"bar {t} ({data.index[t]}): signal {full[t]:g} with all history "
+                               f"but {value:g} with only {warmup + e} bars before it (declared "
+                               f"warm-up {warmup}); the signal depends on older history")
+                break
+    return _result("recursive", kind, data, bad, len(checks), describe)
+
+
+__all__ = ["BiasCheckResult", "check_lookahead", "check_recursive"]

@@ -1,0 +1,231 @@
+"""Built-in signal kinds: ``ma_cross``, ``ema_cross``, ``rsi_reversion``, ``bollinger_reversion``,
+``donchian_breakout`` and ``macd``. Importing this module registers them.
+
+Every signal is a *level* (target position held while a condition is true), computed from
+finite-window indicators (:mod:`quantlib.backtest.indicators_nb`): the target at bar ``t``
+depends only on rows ``t - warmup .. t``. Exponential filters (EMA, Wilder RSI, MACD) are
+truncated to ``EMA_MEMORY`` spans (``alpha = 2 / (span + 1)``; Wilder: ``alpha = 1 / window``) and
+renormalised; the truncated weight is ``~exp(-2 * EMA_MEMORY)`` (0.03 % for the default 4).
+Targets are ``+1`` long, ``-1`` short, ``0`` flat; the engine's ``direction`` decides whether
+shorts are taken (long-only turns ``-1`` into flat).
+
+Examples
+--------
+>>> from quantlib.data import load
+>>> from quantlib.strategy import get_kind
+>>> kind = get_kind("ma_cross")
+>>> target = kind.signals(load("sample:bars=300"), {"fast": 5, "slow": 20})
+>>> bool((target[:19] == 0).all())  # warm-up bars are flat
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.backtest import indicators_nb as nb
+from quantlib.strategy.registry import Param, StrategyKind, register
+
+EMA_MEMORY = 4  # spans kept by a finite-window EMA
+
+_CACHE: dict | None = None
+
+
+@contextmanager
+def indicator_cache() -> Iterator[None]:
+    """Share indicator arrays between signal calls (a parameter sweep computes each window once).
+
+    The cache holds a reference to every input array it keys on, so ids cannot be recycled while
+    it is active; it is dropped on exit.
+    """
+    global _CACHE
+    outer = _CACHE
+    _CACHE = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _CACHE = outer
+
+
+def _cached(name: str, fn, x: np.ndarray, *args) -> np.ndarray:
+    if _CACHE is None:
+        return fn(x, *args)
+    key = (name, id(x), *args)
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = (x, fn(x, *args))
+        _CACHE[key] = hit
+    return hit[1]
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+    # One array object per frame column, so cache keys (id) are stable across signal calls.
+    key = ("__column__", id(df), name)
+    if _CACHE is not None and key in _CACHE:
+        return _CACHE[key][1]
+    values = np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
+    if _CACHE is not None:
+        _CACHE[key] = (df, values)
+    return values
+
+
+def ema_length(span: float) -> int:
+    """Window length of the finite-memory EMA of ``span``."""
+    return int(math.ceil(EMA_MEMORY * span))
+
+
+def sma(df: pd.DataFrame, window: int) -> np.ndarray:
+    return _cached("sma", nb.rolling_mean_nb, _column(df, "close"), int(window))
+
+
+def ema(df: pd.DataFrame, span: int) -> np.ndarray:
+    return _cached("ema", nb.fir_ema_nb, _column(df, "close"), 2.0 / (span + 1.0), ema_length(span))
+
+
+def rsi(df: pd.DataFrame, window: int) -> np.ndarray:
+    return _cached("rsi", nb.fir_rsi_nb, _column(df, "close"), 1.0 / window,
+                   ema_length(window) * 2)
+
+
+def _level(up: np.ndarray, down: np.ndarray, warmup: int) -> np.ndarray:
+    target = np.where(up, 1.0, np.where(down, -1.0, 0.0))
+    target[: min(warmup, len(target))] = 0.0
+    return target
+
+
+def _fast_below_slow(p: Mapping[str, Any]) -> str | None:
+    return None if p["fast"] < p["slow"] else f"fast ({p['fast']}) must be < slow ({p['slow']})"
+
+
+def _lower_below_upper(p: Mapping[str, Any]) -> str | None:
+    return None if p["lower"] < p["upper"] else f"lower ({p['lower']}) must be < upper ({p['upper']})"
+
+
+# --- ma_cross ---------------------------------------------------------------------------------
+def _ma_cross(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    fast, slow = sma(df, p["fast"]), sma(df, p["slow"])
+    with np.errstate(invalid="ignore"):
+        return _level(fast > slow, fast < slow, p["slow"] - 1)
+
+
+# --- ema_cross --------------------------------------------------------------------------------
+def _ema_cross_warmup(p: Mapping[str, Any]) -> int:
+    return ema_length(p["slow"]) - 1
+
+
+def _ema_cross(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    fast, slow = ema(df, p["fast"]), ema(df, p["slow"])
+    with np.errstate(invalid="ignore"):
+        return _level(fast > slow, fast < slow, _ema_cross_warmup(p))
+
+
+# --- rsi_reversion ----------------------------------------------------------------------------
+def _rsi_warmup(p: Mapping[str, Any]) -> int:
+    return 2 * ema_length(p["window"])
+
+
+def _rsi_reversion(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    value = rsi(df, p["window"])
+    with np.errstate(invalid="ignore"):
+        return _level(value < p["lower"], value > p["upper"], _rsi_warmup(p))
+
+
+# --- bollinger_reversion ----------------------------------------------------------------------
+def _bollinger(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    close = _column(df, "close")
+    mid = sma(df, p["window"])
+    std = _cached("std", nb.rolling_std_nb, close, int(p["window"]))
+    with np.errstate(invalid="ignore"):
+        return _level(close < mid - p["k"] * std, close > mid + p["k"] * std, p["window"] - 1)
+
+
+# --- donchian_breakout ------------------------------------------------------------------------
+def _donchian(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    window = p["window"]
+    high, low, close = _column(df, "high"), _column(df, "low"), _column(df, "close")
+    n = len(close)
+    # Channel of the `window` bars BEFORE t (the current bar cannot break its own range).
+    upper = np.full(n, np.nan)
+    lower = np.full(n, np.nan)
+    upper[1:] = _cached("max", nb.rolling_max_nb, high, window)[:-1]
+    lower[1:] = _cached("min", nb.rolling_min_nb, low, window)[:-1]
+    with np.errstate(invalid="ignore"):
+        event = np.where(close > upper, 1.0, np.where(close < lower, -1.0, np.nan))
+    # Hold the latest breakout for at most `window` bars: bounded memory, unlike "hold until the
+    # opposite breakout" whose state could depend on arbitrarily old bars.
+    held = pd.Series(event).ffill(limit=window - 1).fillna(0.0).to_numpy(copy=True)
+    held[: min(2 * window - 1, n)] = 0.0
+    return held
+
+
+# --- macd -------------------------------------------------------------------------------------
+def _macd_warmup(p: Mapping[str, Any]) -> int:
+    return ema_length(p["slow"]) - 1 + ema_length(p["signal"]) - 1
+
+
+def _macd(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+    line = ema(df, p["fast"]) - ema(df, p["slow"])
+    signal_line = nb.fir_ema_nb(line, 2.0 / (p["signal"] + 1.0), ema_length(p["signal"]))
+    with np.errstate(invalid="ignore"):
+        return _level(line > signal_line, line < signal_line, _macd_warmup(p))
+
+
+def _fast_slow(fast: int, slow: int, high: int = 1000) -> tuple[Param, Param]:
+    return (Param("fast", int, fast, low=1, high=high // 2, step=1, doc="fast window (bars)"),
+            Param("slow", int, slow, low=2, high=high, step=1, doc="slow window (bars)"))
+
+
+MA_CROSS = register(StrategyKind(
+    "ma_cross", params=_fast_slow(10, 50), signal=_ma_cross,
+    warmup=lambda p: p["slow"] - 1, constraints=(_fast_below_slow,),
+    doc="long when SMA(fast) > SMA(slow), short when below",
+), replace=True)
+
+EMA_CROSS = register(StrategyKind(
+    "ema_cross", params=_fast_slow(12, 26, 500), signal=_ema_cross,
+    warmup=_ema_cross_warmup, constraints=(_fast_below_slow,),
+    doc="long when EMA(fast) > EMA(slow), short when below (finite-window EMAs)",
+), replace=True)
+
+RSI_REVERSION = register(StrategyKind(
+    "rsi_reversion",
+    params=(Param("window", int, 14, low=2, high=200, step=1, doc="Wilder RSI window"),
+            Param("lower", float, 30.0, low=1.0, high=50.0, step=5.0, doc="long below this RSI"),
+            Param("upper", float, 70.0, low=50.0, high=99.0, step=5.0, doc="short above this RSI")),
+    signal=_rsi_reversion, warmup=_rsi_warmup, constraints=(_lower_below_upper,),
+    doc="long while RSI < lower (oversold), short while RSI > upper (overbought)",
+), replace=True)
+
+BOLLINGER_REVERSION = register(StrategyKind(
+    "bollinger_reversion",
+    params=(Param("window", int, 20, low=2, high=1000, step=1, doc="band window"),
+            Param("k", float, 2.0, low=0.1, high=5.0, step=0.25, doc="band width in std devs")),
+    signal=_bollinger, warmup=lambda p: p["window"] - 1,
+    doc="long while close < lower band, short while close > upper band",
+), replace=True)
+
+DONCHIAN_BREAKOUT = register(StrategyKind(
+    "donchian_breakout",
+    params=(Param("window", int, 20, low=2, high=1000, step=1, doc="channel window"),),
+    signal=_donchian, warmup=lambda p: 2 * p["window"] - 1,
+    doc="follow a close beyond the prior window's high/low channel, held for up to window bars",
+), replace=True)
+
+MACD = register(StrategyKind(
+    "macd",
+    params=(*_fast_slow(12, 26, 500),
+            Param("signal", int, 9, low=1, high=200, step=1, doc="signal line span")),
+    signal=_macd, warmup=_macd_warmup, constraints=(_fast_below_slow,),
+    doc="long when the MACD line is above its signal line, short when below",
+), replace=True)
+
+BUILTIN_KINDS = ("ma_cross", "ema_cross", "rsi_reversion", "bollinger_reversion",
+                 "donchian_breakout", "macd")
+
+__all__ = ["BUILTIN_KINDS", "EMA_MEMORY", "ema_length", "indicator_cache", "sma", "ema", "rsi"]
