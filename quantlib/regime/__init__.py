@@ -1,1 +1,62 @@
-"""quantlib.regime."""
+"""Market regimes: Markov chains, Gaussian HMMs, Markov-switching regressions.
+
+Every model follows scikit-learn conventions (parameters in ``__init__``, ``fit`` validates,
+fitted attributes end in ``_``) and has a statsmodels-style ``summary()``. ``predict_proba``
+returns FILTERED probabilities (bar t uses bars <= t only); smoothed ones, which use the future,
+only behind ``smoothed=True`` and never for trading.
+
+Names load lazily: the strategy registry imports :mod:`quantlib.regime.strategy` on every
+``get_kind`` call, and that path must not pay for scikit-learn, hmmlearn or statsmodels.
+
+Examples
+--------
+>>> from quantlib.data import synthetic_ohlcv
+>>> from quantlib.regime import GaussianHMMRegime, regime_features
+>>> X = regime_features(synthetic_ohlcv(1000, seed=0).ohlcv, ["returns"])
+>>> model = GaussianHMMRegime(n_regimes=2, n_restarts=2, random_state=0).fit(X)
+>>> model.predict_proba(X).shape
+(999, 2)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "MarkovChainRegime": "chain",
+    "FEATURES": "features",
+    "feature_warmup": "features",
+    "regime_features": "features",
+    "OnlineRegimeFilter": "filtering",
+    "filter_gaussian": "filtering",
+    "gaussian_log_emission": "filtering",
+    "GaussianHMMRegime": "hmm",
+    "RegimeResults": "results",
+    "expected_durations": "results",
+    "forecast_proba": "results",
+    "markov_chi2_test": "results",
+    "stationary_distribution": "results",
+    "MODELS": "selection",
+    "make_regime_model": "selection",
+    "select_n_regimes": "selection",
+    "MarkovSwitchingRegime": "switching",
+    "WalkForwardRegimes": "walkforward",
+    "walk_forward_regimes": "walkforward",
+    "regime_attribution": "attribution",
+    "regime_filter_params": "strategy",
+    "run_regime_grid": "strategy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"quantlib.regime.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'quantlib.regime' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = sorted(_LAZY)
