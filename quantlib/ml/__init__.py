@@ -1,1 +1,45 @@
-"""quantlib.ml."""
+"""Machine-learning signals: causal finite-memory features, labels with their window ends,
+purged walk-forward CV, the XGBoost classifier, its ``xgb_classifier`` strategy kind, model
+files (native JSON + SHA-256, no pickle) and explainability.
+
+Examples
+--------
+>>> from quantlib.data import load
+>>> from quantlib.ml import FeatureConfig, compute_features
+>>> X = compute_features(load("sample:bars=300"), FeatureConfig())
+>>> X.shape[1] == len(FeatureConfig().names)
+True
+"""
+
+from quantlib.ml.artifacts import ModelRef, file_sha256, load_booster, save_model
+from quantlib.ml.cv import PurgedWalkForwardCV
+from quantlib.ml.features import FeatureConfig, RegimeFeatureParams, compute_features
+from quantlib.ml.labels import forward_return_labels, make_labels, triple_barrier_labels
+from quantlib.ml.model import Dataset, XGBSignalClassifier, build_dataset
+from quantlib.ml.regime_features import fit_regime_params
+
+
+def __getattr__(name: str):
+    # The evaluation/strategy/explain modules pull in the registry and backtest engine; load
+    # them on first use so `import quantlib.ml` stays light.
+    import importlib
+
+    lazy = {"walk_forward_evaluate": "quantlib.ml.evaluate",
+            "WalkForwardResult": "quantlib.ml.evaluate",
+            "make_params": "quantlib.ml.strategy", "predict_proba_bars": "quantlib.ml.strategy",
+            "gain_importance": "quantlib.ml.explain",
+            "permutation_importance": "quantlib.ml.explain",
+            "calibration_table": "quantlib.ml.explain",
+            "fit_strategy": "quantlib.ml.train", "FittedStrategy": "quantlib.ml.train"}
+    if name in lazy:
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'quantlib.ml' has no attribute {name!r}")
+
+
+__all__ = [
+    "Dataset", "FeatureConfig", "FittedStrategy", "fit_strategy", "ModelRef", "PurgedWalkForwardCV", "RegimeFeatureParams",
+    "WalkForwardResult", "XGBSignalClassifier", "build_dataset", "calibration_table",
+    "compute_features", "file_sha256", "fit_regime_params", "forward_return_labels",
+    "gain_importance", "load_booster", "make_labels", "make_params", "permutation_importance",
+    "predict_proba_bars", "save_model", "triple_barrier_labels", "walk_forward_evaluate",
+]

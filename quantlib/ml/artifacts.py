@@ -1,0 +1,129 @@
+"""Model files: XGBoost's native JSON format, referenced by path and SHA-256. No pickle.
+
+A strategy spec never carries code or binary blobs: the ``xgb_classifier`` kind's params hold the
+model file's path (relative paths resolve against the spec's directory, or the working
+directory) and its SHA-256. :func:`load_booster` refuses a file whose hash differs, so a spec
+approved with one model can never silently trade another.
+
+Examples
+--------
+>>> import numpy as np, xgboost as xgb, tempfile, pathlib
+>>> X = np.random.default_rng(0).normal(size=(50, 2)); y = (X[:, 0] > 0).astype(int)
+>>> clf = xgb.XGBClassifier(n_estimators=3, n_jobs=1).fit(X, y)
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "demo.model.json"
+>>> ref = save_model(clf, path)
+>>> len(ref.sha256), load_booster(ref.path, ref.sha256).num_boosted_rounds()
+(64, 3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantlib.errors import ParameterError, SpecError
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a saved model lives and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model: Any, path: str | Path) -> ModelRef:
+    """Save an XGBoost model (``XGBClassifier`` or ``Booster``) as native JSON.
+
+    Parameters
+    ----------
+    model : fitted :class:`~quantlib.ml.model.XGBSignalClassifier`, ``xgboost.XGBClassifier``
+        or ``xgboost.Booster``.
+    path : target file; must end in ``.json`` (XGBoost picks the format from the suffix).
+    """
+    import xgboost as xgb
+
+    path = Path(path)
+    if path.suffix != ".json":
+        raise ParameterError(f"model file {path}: must end in '.json' (XGBoost native JSON)")
+    if isinstance(model, xgb.XGBModel):
+        booster = model.get_booster()
+    else:  # XGBSignalClassifier keeps its best-iteration booster in booster_
+        booster = getattr(model, "booster_", model)
+    if not isinstance(booster, xgb.Booster):
+        raise ParameterError(f"save_model: expected an XGBoost model or Booster, got "
+                             f"{type(model).__name__}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(path))
+    return ModelRef(path=str(path), sha256=file_sha256(path))
+
+
+def resolve_model_path(path: str | Path, base_dir: str | Path | None = None) -> Path:
+    """Absolute path of a model file: relative paths resolve against ``base_dir`` (the spec's
+    directory) when given, else the ``QUANTLIB_SPEC_DIR`` environment variable, else the cwd."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    base = base_dir if base_dir is not None else os.environ.get("QUANTLIB_SPEC_DIR")
+    return (Path(base) / p) if base else p.resolve()
+
+
+_CACHE: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}
+_RESOLVED: dict[tuple[str, ...], Path] = {}
+
+
+def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
+    """Load a native-JSON XGBoost model after checking its SHA-256.
+
+    Boosters are cached per (path, hash) and the file's size/mtime, so the per-bar live call does
+    not re-read the file; a changed file is re-hashed (and refused if it no longer matches).
+
+    Raises
+    ------
+    SpecError
+        The file is missing, unreadable, or its SHA-256 differs from ``sha256``.
+    """
+    import xgboost as xgb
+
+    where = (str(path), str(base_dir), os.environ.get("QUANTLIB_SPEC_DIR"), os.getcwd())
+    resolved = _RESOLVED.get(where)
+    if resolved is None:
+        resolved = _RESOLVED[where] = resolve_model_path(path, base_dir)
+    try:
+        stat = resolved.stat()
+    except OSError:
+        raise SpecError(f"model file {resolved} (params.model_path={str(path)!r}) does not exist"
+                        ) from None
+    key = (str(resolved), sha256)
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    actual = file_sha256(resolved)
+    if actual != sha256:
+        raise SpecError(
+            f"model file {resolved}: SHA-256 is {actual} but params.model_sha256 expects "
+            f"{sha256}; the file changed since the spec was written (refusing to load it)")
+    booster = xgb.Booster()
+    try:
+        booster.load_model(str(resolved))
+    except xgb.core.XGBoostError as exc:
+        raise SpecError(f"model file {resolved}: not a valid XGBoost JSON model ({exc})") from None
+    booster.set_param({"nthread": 1})  # one row per bar: threads cost more than they save
+    _CACHE[key] = (stamp, booster)
+    return booster
+
+
+__all__ = ["ModelRef", "save_model", "load_booster", "file_sha256", "resolve_model_path"]

@@ -1,0 +1,319 @@
+"""Causal, finite-memory features for machine-learning signals.
+
+The feature at bar ``t`` depends only on bars ``t - window + 1 .. t`` (``window`` =
+:attr:`FeatureConfig.window`), computed by explicit finite-window kernels
+(:mod:`quantlib.ml.features_nb`). So the matrix is identical when rows after ``t`` are dropped
+*and* when only the last ``window`` bars are given, which is what the live runner does. Rows
+before the window is full are NaN (warm-up); nothing else is ever NaN.
+
+Feature names (stable; ``{h}``, ``{w}`` are the configured integers):
+
+=====================  ==================================================================
+``ret_{h}``            log return over ``h`` bars, ``log(close_t / close_{t-h})``
+``vol_{w}``            std (ddof=0) of 1-bar log returns over the last ``w`` bars
+``rsi_{w}``            RSI, Wilder smoothing ``alpha=1/w`` truncated to ``memory_factor*w`` bars
+``macd``               (EMA_fast - EMA_slow) / close, EMAs truncated to ``memory_factor*span``
+``macd_signal``        truncated EMA (``macd_signal`` span) of ``macd``
+``macd_hist``          ``macd - macd_signal``
+``bb_pctb_{w}``        Bollinger %b: ``(close - (ma - 2 sd)) / (4 sd)``; 0.5 when ``sd == 0``
+``atr_{w}``            mean true range over ``w`` bars / close
+``volume_z_{w}``       ``(volume - mean) / std`` over the last ``w`` volumes; 0 when ``std == 0``
+``hour_sin/hour_cos``  time of day (UTC) on the unit circle
+``dow_sin/dow_cos``    day of week on the unit circle
+``regime_p{k}``        filtered probability of regime ``k`` (0 = calmest) from a Gaussian HMM
+                       on 1-bar log returns, forward filter over the last ``regime.window`` bars
+=====================  ==================================================================
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> idx = pd.date_range("2024-01-01", periods=300, freq="1h", tz="UTC", name="timestamp")
+>>> close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 300)))
+>>> df = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99,
+...                    "close": close, "volume": 1.0 + np.arange(300) % 7}, index=idx)
+>>> cfg = FeatureConfig()
+>>> X = compute_features(df, cfg)
+>>> list(X.columns[:3]), X.iloc[cfg.window - 1:].isna().any().any()
+(['ret_1', 'ret_4', 'ret_12'], np.False_)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import DataError, ParameterError
+from quantlib.ml import features_nb as nb
+
+REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
+_NS_PER_UNIT = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class RegimeFeatureParams:
+    """A fitted Gaussian HMM on 1-bar log returns, as plain JSON-able numbers.
+
+    States are ordered by variance ascending (0 = calmest), as in :mod:`quantlib.data`; the
+    window filter starts each pass from the stationary law of ``transmat``.
+    """
+
+    window: int
+    transmat: tuple[tuple[float, ...], ...]
+    means: tuple[float, ...]
+    variances: tuple[float, ...]
+
+    @property
+    def n_states(self) -> int:
+        return len(self.means)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which features to compute and their windows (JSON-serialisable via :meth:`to_dict`).
+
+    Parameters
+    ----------
+    return_horizons : horizons of the ``ret_{h}`` features.
+    vol_window, rsi_window, bb_window, atr_window, volume_window : windows in bars.
+    macd : (fast, slow, signal) spans.
+    time_features : add hour/day-of-week sine/cosine features.
+    memory_factor : truncated EMAs keep ``memory_factor * span`` bars (weights beyond are tiny).
+    regime : fitted regime parameters (see :func:`quantlib.ml.regime_features.fit_regime_params`)
+        or None for no regime features.
+    """
+
+    return_horizons: tuple[int, ...] = (1, 4, 12, 24)
+    vol_window: int = 24
+    rsi_window: int = 14
+    macd: tuple[int, int, int] = (12, 26, 9)
+    bb_window: int = 20
+    atr_window: int = 14
+    volume_window: int = 24
+    time_features: bool = True
+    memory_factor: int = 4
+    regime: RegimeFeatureParams | None = field(default=None)
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def window(self) -> int:
+        """Bars the feature row at ``t`` depends on (``t - window + 1 .. t``)."""
+        m = self.memory_factor
+        fast, slow, signal = self.macd
+        needs = [max(self.return_horizons) + 1, self.vol_window + 1, m * self.rsi_window + 1,
+                 m * slow + m * signal - 1, self.bb_window, self.atr_window + 1,
+                 self.volume_window, 1]
+        if self.regime is not None:
+            needs.append(self.regime.window + 1)
+        return int(max(needs))
+
+    @property
+    def names(self) -> list[str]:
+        """Column names of :func:`compute_features`, in order."""
+        names = [f"ret_{h}" for h in self.return_horizons]
+        names += [f"vol_{self.vol_window}", f"rsi_{self.rsi_window}", "macd", "macd_signal",
+                  "macd_hist", f"bb_pctb_{self.bb_window}", f"atr_{self.atr_window}",
+                  f"volume_z_{self.volume_window}"]
+        if self.time_features:
+            names += ["hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+        if self.regime is not None:
+            names += [f"regime_p{k}" for k in range(self.regime.n_states)]
+        return names
+
+    # -- JSON --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict (lists, numbers, bools, None)."""
+        out = asdict(self)
+        out["return_horizons"] = list(self.return_horizons)
+        out["macd"] = list(self.macd)
+        if self.regime is not None:
+            reg = asdict(self.regime)
+            reg["transmat"] = [list(r) for r in self.regime.transmat]
+            reg["means"] = list(self.regime.means)
+            reg["variances"] = list(self.regime.variances)
+            out["regime"] = reg
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | FeatureConfig | None) -> FeatureConfig:
+        """Build and validate a config; raise ParameterError naming the bad field."""
+        if data is None:
+            return cls()
+        if isinstance(data, FeatureConfig):
+            data.validate()
+            return data
+        if not isinstance(data, Mapping):
+            raise ParameterError(f"feature config: expected a mapping, got {type(data).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ParameterError(f"feature config: unknown field(s) {unknown}; known: {sorted(known)}")
+        kw = dict(data)
+        try:
+            if "return_horizons" in kw:
+                kw["return_horizons"] = tuple(int(h) for h in kw["return_horizons"])
+            if "macd" in kw:
+                kw["macd"] = tuple(int(s) for s in kw["macd"])
+            reg = kw.get("regime")
+            if reg is not None and not isinstance(reg, RegimeFeatureParams):
+                kw["regime"] = RegimeFeatureParams(
+                    window=int(reg["window"]),
+                    transmat=tuple(tuple(float(v) for v in row) for row in reg["transmat"]),
+                    means=tuple(float(v) for v in reg["means"]),
+                    variances=tuple(float(v) for v in reg["variances"]),
+                )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ParameterError(f"feature config: malformed field ({exc!r})") from None
+        cfg = cls(**kw)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ParameterError naming the first bad field."""
+        ints = {"vol_window": self.vol_window, "rsi_window": self.rsi_window,
+                "bb_window": self.bb_window, "atr_window": self.atr_window,
+                "volume_window": self.volume_window, "memory_factor": self.memory_factor}
+        for name, value in ints.items():
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ParameterError(f"feature config: {name} must be an integer >= 1, got {value!r}")
+        for name in ("vol_window", "bb_window", "volume_window"):
+            if getattr(self, name) < 2:
+                raise ParameterError(f"feature config: {name} must be >= 2, got {getattr(self, name)}")
+        if not self.return_horizons or any(h < 1 for h in self.return_horizons):
+            raise ParameterError(
+                f"feature config: return_horizons must be non-empty integers >= 1, got "
+                f"{list(self.return_horizons)}")
+        if len(set(self.return_horizons)) != len(self.return_horizons):
+            raise ParameterError(f"feature config: return_horizons has duplicates {list(self.return_horizons)}")
+        if len(self.macd) != 3 or not (1 <= self.macd[0] < self.macd[1]) or self.macd[2] < 1:
+            raise ParameterError(
+                f"feature config: macd must be (fast, slow, signal) with 1 <= fast < slow and "
+                f"signal >= 1, got {list(self.macd)}")
+        reg = self.regime
+        if reg is not None:
+            k = reg.n_states
+            ok = (k >= 2 and reg.window >= 2 and len(reg.variances) == k and len(reg.transmat) == k
+                  and all(len(r) == k for r in reg.transmat) and min(reg.variances) > 0)
+            if not ok:
+                raise ParameterError(
+                    "feature config: regime must hold window >= 2 and consistent K-state "
+                    f"transmat (K x K)/means/variances (> 0), got {reg}")
+
+
+def _check_frame(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Check an OHLCV frame at the door; return its columns as float64 arrays."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"features: expected an OHLCV DataFrame, got {type(df).__name__}")
+    # get_indexer uses the columns' cached hash table (shared by every row slice of a frame);
+    # iterating pandas' arrow-backed column names costs more than the whole feature kernel.
+    where = df.columns.get_indexer(REQUIRED_COLUMNS)
+    if (where < 0).any():
+        missing = [c for c, i in zip(REQUIRED_COLUMNS, where, strict=True) if i < 0]
+        raise DataError(f"features: OHLCV frame lacks column(s) {missing}; expected {list(REQUIRED_COLUMNS)}")
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise DataError("features: OHLCV frame needs a DatetimeIndex named 'timestamp'")
+    # One 2-D conversion instead of per-column lookups: column access deep-copies df.attrs.
+    try:
+        values = df.to_numpy(dtype=np.float64, copy=False)
+    except (TypeError, ValueError):  # extra non-numeric columns: convert only what we use
+        values, where = df.iloc[:, where].to_numpy(dtype=np.float64), np.arange(len(where))
+    cols = {name: values[:, i] for name, i in zip(REQUIRED_COLUMNS, where, strict=True)}
+    close = cols["close"]
+    if len(close) and not (np.all(np.isfinite(close)) and close.min() > 0):
+        bad = int(np.argmax(~(np.isfinite(close) & (close > 0))))
+        raise DataError(f"features: column 'close' must be finite and > 0; row {bad} "
+                        f"({df.index[bad]}) holds {close[bad]!r}")
+    return cols
+
+
+def regime_filtered_proba(log_ret: np.ndarray, params: RegimeFeatureParams) -> np.ndarray:
+    """Finite-window filtered regime probabilities (n, K) of 1-bar log returns.
+
+    Uses quantlib.regime's Gaussian emission and windowed forward filter (one implementation
+    of the filter for the regime kinds, the live runner and these features).
+    """
+    from quantlib.regime.filtering import filter_gaussian
+
+    k = params.n_states
+    means = np.asarray(params.means, dtype=np.float64).reshape(k, 1)
+    covars = np.asarray(params.variances, dtype=np.float64).reshape(k, 1, 1)
+    # Bar 0 has no return; those rows are warm-up (NaN) anyway, 0 keeps the kernel finite.
+    x = np.where(np.isnan(log_ret), 0.0, log_ret).reshape(-1, 1)
+    proba, _ = filter_gaussian(x, np.asarray(params.transmat, dtype=np.float64), means, covars,
+                               window=params.window)
+    return proba
+
+
+def feature_array(df: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
+    """The feature matrix as a float64 array (rows = bars, columns = ``config.names``).
+
+    This is the hot path of live evaluation; :func:`compute_features` wraps it in a frame.
+    """
+    cols_in = _check_frame(df)
+    high, low, close, volume = (cols_in[c] for c in ("high", "low", "close", "volume"))
+    m = config.memory_factor
+    cols: list[np.ndarray] = [nb.log_return_nb(close, h) for h in config.return_horizons]
+    ret1 = nb.log_return_nb(close, 1)
+    cols.append(nb.window_std_nb(ret1, config.vol_window))
+    cols.append(nb.rsi_nb(close, config.rsi_window, m * config.rsi_window))
+    fast, slow, signal = config.macd
+    ema_fast = nb.window_ewm_nb(close, 2.0 / (fast + 1), m * fast)
+    ema_slow = nb.window_ewm_nb(close, 2.0 / (slow + 1), m * slow)
+    macd = (ema_fast - ema_slow) / close
+    macd_signal = nb.window_ewm_nb(macd, 2.0 / (signal + 1), m * signal)
+    cols += [macd, macd_signal, macd - macd_signal]
+    ma = nb.window_mean_nb(close, config.bb_window)
+    sd = nb.window_std_nb(close, config.bb_window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pctb = np.where(sd > 0, (close - (ma - 2.0 * sd)) / (4.0 * sd), 0.5)
+    cols.append(np.where(np.isnan(sd), np.nan, pctb))
+    tr = nb.true_range_nb(high, low, close)
+    cols.append(nb.window_mean_nb(tr, config.atr_window) / close)
+    vmean = nb.window_mean_nb(volume, config.volume_window)
+    vsd = nb.window_std_nb(volume, config.volume_window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vz = np.where(vsd > 0, (volume - vmean) / vsd, 0.0)
+    cols.append(np.where(np.isnan(vsd), np.nan, vz))
+    if config.time_features:
+        # From epoch seconds (UTC): cheaper than DatetimeIndex.hour/.dayofweek on a live window.
+        secs = df.index.asi8 // _NS_PER_UNIT[df.index.unit]
+        hour = (secs % 86400) / 3600.0 * (2.0 * np.pi / 24.0)
+        dow = ((secs // 86400 + 3) % 7) * (2.0 * np.pi / 7.0)  # 1970-01-01 was a Thursday (3)
+        cols += [np.sin(hour), np.cos(hour), np.sin(dow), np.cos(dow)]
+    if config.regime is not None:
+        proba = regime_filtered_proba(ret1, config.regime)
+        cols += [proba[:, k] for k in range(config.regime.n_states)]
+    out = np.column_stack(cols) if cols else np.empty((len(df), 0))
+    # Warm-up rows are NaN by contract, even for features with a shorter memory.
+    out[: min(config.window - 1, len(df))] = np.nan
+    return out
+
+
+def compute_features(df: pd.DataFrame, config: FeatureConfig | Mapping[str, Any] | None = None
+                     ) -> pd.DataFrame:
+    """Causal, finite-memory feature matrix of an OHLCV frame.
+
+    Parameters
+    ----------
+    df : canonical OHLCV frame (see :mod:`quantlib.data`).
+    config : :class:`FeatureConfig` or its dict form; default features when None.
+
+    Returns
+    -------
+    DataFrame indexed like ``df`` with columns ``config.names``; the first ``config.window - 1``
+    rows are NaN (warm-up), the rest finite.
+
+    Examples
+    --------
+    >>> from quantlib.data import load  # doctest: +SKIP
+    >>> X = compute_features(load("sample:seed=1,bars=500"))  # doctest: +SKIP
+    """
+    cfg = FeatureConfig.from_dict(config)
+    return pd.DataFrame(feature_array(df, cfg), index=df.index, columns=cfg.names)
+
+
+__all__ = ["FeatureConfig", "RegimeFeatureParams", "compute_features", "feature_array",
+           "regime_filtered_proba", "REQUIRED_COLUMNS"]
