@@ -1,0 +1,62 @@
+"""The broker contract and the deterministic client order id."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from quantlib.live.state import OrderRow, StateStore
+
+
+def client_order_id(strategy: str, symbol: str, bar_time_ms: int, intent: str) -> str:
+    """Deterministic client order id from (strategy, symbol, bar time, intent).
+
+    The same decision always maps to the same id, so re-sending after a crash or a timeout can be
+    recognised by the exchange (and by our reconciliation) instead of creating a second order.
+    Formatted as a UUID, which Kraken accepts as ``cl_ord_id``.
+
+    Examples
+    --------
+    >>> a = client_order_id("ma", "BTC/USD", 1700000000000, "target:1")
+    >>> a == client_order_id("ma", "BTC/USD", 1700000000000, "target:1"), len(a)
+    (True, 36)
+    """
+    digest = hashlib.sha256(f"{strategy}|{symbol}|{bar_time_ms}|{intent}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+class Broker:
+    """Base class. Subclasses implement :meth:`submit`; the others have safe defaults.
+
+    Life cycle per bar (driven by the runner):
+
+    1. ``on_bar(time, open, close)`` inside the bar's transaction (paper fills pending orders at
+       this bar's open, as the backtest does);
+    2. the runner commits the decision and intents (status ``new``);
+    3. ``submit(order)`` for each intent, outside the transaction; it must be idempotent by
+       ``client_id`` and record the outcome itself.
+    """
+
+    def __init__(self, store: StateStore):
+        self.store = store
+
+    def reconcile(self) -> None:
+        """Bring local state in line with the venue before trading (default: nothing)."""
+
+    def on_bar(self, time_ms: int, open_price: float, close_price: float) -> None:
+        """Called inside the bar's transaction before the decision."""
+
+    def submit(self, order: OrderRow) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def resubmit_pending(self) -> None:
+        """Send every unfinished intent (crash between commit and send); idempotent."""
+        for order in self.store.orders(("new", "sent")):
+            self.submit(order)
+
+    def account(self) -> tuple[float, float]:
+        """(cash, position in base units)."""
+        return (self.store.get_float("cash", 0.0), self.store.get_float("position", 0.0))
+
+
+__all__ = ["Broker", "client_order_id"]

@@ -1,0 +1,239 @@
+"""Real orders through ccxt, never twice.
+
+Every order carries the deterministic client order id of its intent (``clientOrderId`` ->
+Kraken ``cl_ord_id``). Before (re)sending, the broker asks the exchange whether an order with that
+id exists (open or closed); after a timeout, a 5xx, a 429 or a garbled answer it backs off and
+asks again instead of blindly re-sending. On start it reconciles every unfinished intent and the
+balances with the exchange.
+
+API keys come only from ``QUANTLIB_<EXCHANGE>_API_KEY`` / ``QUANTLIB_<EXCHANGE>_SECRET``; they are
+registered with :mod:`quantlib.live.logs` for redaction and never stored or printed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+
+from quantlib.errors import ExchangeError, LiveError
+from quantlib.live.brokers.base import Broker
+from quantlib.live.logs import JsonLogger, redact, register_secret
+from quantlib.live.state import OrderRow, StateStore
+from quantlib.strategy.spec import StrategySpec
+
+
+def credentials_from_env(exchange: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(api_key, secret) from ``QUANTLIB_<EXCHANGE>_API_KEY`` and ``..._SECRET``.
+
+    Examples
+    --------
+    >>> credentials_from_env("kraken", {"QUANTLIB_KRAKEN_API_KEY": "k", "QUANTLIB_KRAKEN_SECRET": "s"})
+    ('k', 's')
+    """
+    env = os.environ if env is None else env
+    prefix = f"QUANTLIB_{exchange.upper()}_"
+    key, secret = env.get(prefix + "API_KEY"), env.get(prefix + "SECRET")
+    missing = [prefix + n for n, v in (("API_KEY", key), ("SECRET", secret)) if not v]
+    if missing:
+        raise LiveError(f"live trading on {exchange!r} needs the environment variable(s) {missing}")
+    register_secret(key)
+    register_secret(secret)
+    return key, secret
+
+
+def make_exchange(exchange: str, env: Mapping[str, str] | None = None, **config):
+    """A ccxt exchange with keys from the environment.
+
+    ``QUANTLIB_<EXCHANGE>_API_URL`` (tests only) must point at 127.0.0.1 / localhost.
+    """
+    import ccxt
+
+    env = os.environ if env is None else env
+    key, secret = credentials_from_env(exchange, env)
+    try:
+        cls = getattr(ccxt, exchange)
+    except AttributeError:
+        raise LiveError(f"exchange {exchange!r} is not a ccxt exchange id") from None
+    options = {"enableRateLimit": True, "apiKey": key, "secret": secret, "timeout": 10_000}
+    options.update(config)
+    ex = cls(options)
+    url = env.get(f"QUANTLIB_{exchange.upper()}_API_URL")
+    if url:
+        from urllib.parse import urlsplit
+
+        if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+            raise LiveError(f"QUANTLIB_{exchange.upper()}_API_URL must be a loopback address")
+        ex.urls["api"] = dict(ex.urls["api"], public=url, private=url)
+        ex.rateLimit = 1  # a loopback test server has no rate limit to respect
+    return ex
+
+
+class CcxtBroker(Broker):
+    """Market orders via a ccxt exchange, idempotent by client order id.
+
+    Parameters
+    ----------
+    store : state store.
+    spec : strategy spec (symbol, fees for sizing, order size).
+    exchange : a ccxt exchange instance (built from env vars when None).
+    retries : attempts per request before giving up (ExchangeError).
+    backoff : first back-off delay in seconds (doubles each retry, capped at 30 s).
+    """
+
+    def __init__(self, store: StateStore, spec: StrategySpec, exchange=None, *,
+                 logger: JsonLogger | None = None, retries: int = 6, backoff: float = 0.2):
+        super().__init__(store)
+        self.spec = spec
+        self.exchange = exchange if exchange is not None else make_exchange(spec.exchange)
+        for secret in (getattr(self.exchange, "apiKey", None), getattr(self.exchange, "secret", None)):
+            register_secret(secret)
+        self.log = logger or JsonLogger()
+        self.retries, self.backoff = retries, backoff
+        base, quote = spec.symbol.split("/")
+        self.base, self.quote = base, quote
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Call the exchange with back-off on transient faults; raise ExchangeError at the end."""
+        import ccxt
+
+        delay = self.backoff
+        for attempt in range(self.retries):
+            try:
+                return fn(*args, **kwargs)
+            except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
+                # 429 (DDoSProtection), 5xx (ExchangeNotAvailable), timeouts and malformed JSON.
+                self.log.warning("exchange_retry", call=what, attempt=attempt + 1,
+                                 error=type(exc).__name__)
+                if attempt == self.retries - 1:
+                    raise ExchangeError(f"{self.spec.exchange} {what}: {type(exc).__name__} after "
+                                        f"{self.retries} attempts") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise ExchangeError(f"{what}: no attempt made")  # pragma: no cover
+
+    def find_order(self, client_id: str) -> dict | None:
+        """The exchange's order with ``client_id`` (open or closed), or None."""
+        params = {"clientOrderId": client_id}
+        for fetch in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+            orders = self._call(fetch.__name__, fetch, self.spec.symbol, None, None, params)
+            for order in orders:
+                if order.get("clientOrderId") == client_id:
+                    return order
+        return None
+
+    def _refresh_balance(self) -> None:
+        balance = self._call("fetch_balance", self.exchange.fetch_balance)
+        total = balance.get("total", {})
+        with self.store.transaction():
+            self.store.set_meta("cash", repr(float(total.get(self.quote) or 0.0)))
+            self.store.set_meta("position", repr(float(total.get(self.base) or 0.0)))
+
+    def _record(self, order: OrderRow, remote: dict) -> None:
+        status = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
+                  "rejected": "rejected"}.get(remote.get("status"), "sent")
+        filled = float(remote.get("filled") or 0.0)
+        with self.store.transaction():
+            self.store.update_order(order.client_id, status=status, exchange_id=remote.get("id"),
+                                    price=remote.get("average") or remote.get("price"))
+            if filled > 0 and status == "filled":
+                fee = float((remote.get("fee") or {}).get("cost") or 0.0)
+                ts = int(remote.get("lastTradeTimestamp") or remote.get("timestamp") or 0)
+                self.store.add_fill(order.client_id, ts or order.bar_time, order.side,
+                                    float(remote.get("average") or remote.get("price") or 0.0),
+                                    filled, fee, trade_id=remote.get("id"))
+
+    # -- broker API ---------------------------------------------------------------------------
+    def intent_amount(self, flags: tuple[bool, bool, bool, bool], price: float, cash: float,
+                      position: float) -> float:
+        """Base amount for a signal, sized like the backtest (entries: a fraction of cash with
+        fees included; exits: the whole position). Spot venues trade long only."""
+        long_entry, long_exit, short_entry, short_exit = flags
+        if short_entry or short_exit:
+            raise LiveError(f"{self.spec.exchange}: short signals need a margin venue; live "
+                            "trading supports direction 'longonly' only")
+        risk = self.spec.risk
+        if long_exit:
+            return float(position)
+        if risk.size_type == "percent":
+            return float(min(risk.order_size, risk.max_position) * cash
+                         / (price * (1.0 + self.spec.execution.fees)))
+        return float(min(risk.order_size, cash / (1.0 + self.spec.execution.fees)) / price)
+
+    def reconcile(self) -> None:
+        self.exchange.load_markets()
+        for order in self.store.orders(("new", "sent")):
+            remote = self.find_order(order.client_id)
+            if remote is not None:
+                self.log.info("reconciled", client_id=order.client_id, status=remote.get("status"))
+                self._record(order, remote)
+        self._refresh_balance()
+
+    def submit(self, order: OrderRow) -> None:
+        import ccxt
+
+        current = self.store.get_order(order.client_id)
+        if current is None or current.status not in ("new", "sent"):
+            return
+        if current.amount <= 0 or not math.isfinite(current.amount):
+            with self.store.transaction():
+                self.store.update_order(order.client_id, status="cancelled",
+                                        detail="nothing to trade")
+            return
+        side = "buy" if current.side > 0 else "sell"
+        delay = self.backoff
+        for attempt in range(self.retries):
+            # A previous attempt (or process) may have reached the exchange: look before sending.
+            if attempt > 0 or current.status == "sent":
+                remote = self.find_order(order.client_id)
+                if remote is not None:
+                    self._record(current, remote)
+                    self._refresh_balance()
+                    return
+            try:
+                with self.store.transaction():
+                    self.store.update_order(order.client_id, status="sent",
+                                            attempts=current.attempts + attempt + 1)
+                created = self.exchange.create_order(
+                    self.spec.symbol, "market", side, current.amount, None,
+                    {"clientOrderId": order.client_id})
+            except ccxt.InsufficientFunds:
+                self.log.error("order_rejected", client_id=order.client_id,
+                               reason="insufficient funds")
+                with self.store.transaction():
+                    self.store.update_order(order.client_id, status="rejected",
+                                            detail="insufficient funds")
+                return
+            except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
+                self.log.warning("order_retry", client_id=order.client_id, attempt=attempt + 1,
+                                 error=type(exc).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            except ccxt.ExchangeError as exc:
+                detail = redact(str(exc))[:200]
+                self.log.error("order_rejected", client_id=order.client_id, reason=detail)
+                with self.store.transaction():
+                    self.store.update_order(order.client_id, status="rejected", detail=detail)
+                return
+            # The exchange's order book is the truth: a garbled "success" (ccxt may parse a
+            # truncated body without raising) is only trusted once the order is visible.
+            remote = self.find_order(order.client_id)
+            if remote is None:
+                self.log.warning("order_retry", client_id=order.client_id, attempt=attempt + 1,
+                                 error="unconfirmed", answer=str(type(created).__name__))
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self._record(current, remote)
+            self._refresh_balance()
+            self.log.info("order_sent", client_id=order.client_id, exchange_id=remote.get("id"))
+            return
+        raise ExchangeError(f"{self.spec.exchange}: order {order.client_id} not confirmed after "
+                            f"{self.retries} attempts; it stays pending and is reconciled on "
+                            "restart")
+
+
+__all__ = ["CcxtBroker", "credentials_from_env", "make_exchange"]

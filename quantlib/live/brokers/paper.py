@@ -1,0 +1,133 @@
+"""Paper trading that fills exactly like the backtest.
+
+The backtest (``quantlib.backtest.engine``) turns target changes into vectorbt signals and runs
+``Portfolio.from_signals`` with the order price = next bar's open. This broker replays that per bar
+with vectorbt's own numba functions (``resolve_opposite_entry_nb``, ``signals_to_size_nb``,
+``execute_order_nb``), so paper fills and backtest fills agree to the bit: same sizing, same fee
+and slippage arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vectorbt.portfolio import nb as vbt_nb
+from vectorbt.portfolio.enums import (
+    AccumulationMode,
+    Direction,
+    OppositeEntryMode,
+    OrderStatus,
+    ProcessOrderState,
+    SizeType,
+)
+
+from quantlib.errors import LiveError
+from quantlib.live.brokers.base import Broker
+from quantlib.live.state import OrderRow, StateStore
+from quantlib.strategy.spec import StrategySpec
+
+
+def signal_flags(prev_target: float, target: float, direction: str) -> tuple[bool, bool, bool, bool]:
+    """(long_entry, long_exit, short_entry, short_exit) for a target change, as the backtest does.
+
+    Examples
+    --------
+    >>> signal_flags(0.0, 1.0, "longonly")
+    (True, False, False, False)
+    >>> signal_flags(1.0, 0.5, "longonly")  # still long: no signal
+    (False, False, False, False)
+    """
+    long_now, long_prev = target > 0, prev_target > 0
+    short_now, short_prev = target < 0, prev_target < 0
+    if direction == "longonly":
+        return (long_now and not long_prev, long_prev and not long_now, False, False)
+    if direction == "shortonly":
+        return (False, False, short_now and not short_prev, short_prev and not short_now)
+    flat = target == 0
+    return (long_now and not long_prev, flat and long_prev,
+            short_now and not short_prev, flat and short_prev)
+
+
+class PaperBroker(Broker):
+    """Simulated account in the state store (cash, position, debt, free cash).
+
+    Parameters
+    ----------
+    store : the runner's state store (the account lives in its meta table).
+    spec : the strategy spec (init_cash, fees, slippage, order size, direction).
+    """
+
+    def __init__(self, store: StateStore, spec: StrategySpec):
+        super().__init__(store)
+        self.spec = spec
+        if store.get_meta("cash") is None:
+            with store.transaction():
+                cash = repr(float(spec.risk.init_cash))
+                for key in ("cash", "free_cash"):
+                    store.set_meta(key, cash)
+                store.set_meta("position", "0.0")
+                store.set_meta("debt", "0.0")
+
+    def submit(self, order: OrderRow) -> None:
+        # Accepting is all a paper venue does now; the fill comes at the next bar's open.
+        current = self.store.get_order(order.client_id)
+        if current is not None and current.status == "new":
+            with self.store.transaction():
+                self.store.update_order(order.client_id, status="sent",
+                                        attempts=current.attempts + 1)
+
+    def on_bar(self, time_ms: int, open_price: float, close_price: float) -> None:
+        for order in self.store.orders(("new", "sent")):
+            if order.bar_time < time_ms:
+                self._fill(order, time_ms, open_price)
+
+    def _order_size(self) -> float:
+        risk = self.spec.risk
+        # max_position caps the fraction of cash an entry may use (percent sizing).
+        return min(risk.order_size, risk.max_position) if risk.size_type == "percent" \
+            else risk.order_size
+
+    def _fill(self, order: OrderRow, time_ms: int, price: float) -> None:
+        store, execution, risk = self.store, self.spec.execution, self.spec.risk
+        cash, position = store.get_float("cash", 0.0), store.get_float("position", 0.0)
+        debt, free_cash = store.get_float("debt", 0.0), store.get_float("free_cash", 0.0)
+        prev_target = float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
+        le, lx, se, sx = signal_flags(prev_target, order.target, execution.direction)
+        accumulate = AccumulationMode.Disabled
+        if le or se:
+            le, lx, se, sx, accumulate = vbt_nb.resolve_opposite_entry_nb(
+                position, le, lx, se, sx, OppositeEntryMode.ReverseReduce, accumulate)
+        size_type = SizeType.Percent if risk.size_type == "percent" else SizeType.Value
+        val_price = price  # vectorbt's default val_price=inf means "the order price"
+        try:
+            size, size_type, direction = vbt_nb.signals_to_size_nb(
+                position, le, lx, se, sx, self._order_size(), size_type, accumulate, val_price)
+        except Exception as exc:  # numba re-raises vectorbt's ValueError
+            raise LiveError(f"paper broker: {exc}") from None
+        if size == 0:
+            store.update_order(order.client_id, status="cancelled", detail="no order (no-op)")
+            return
+        if direction == Direction.ShortOnly:
+            size = -size
+        vbt_order = vbt_nb.order_nb(size=size, price=price, size_type=size_type,
+                                    direction=direction, fees=execution.fees,
+                                    slippage=execution.slippage_bps / 1e4)
+        value = cash + position * val_price if position != 0 else cash
+        state = ProcessOrderState(cash=cash, position=position, debt=debt, free_cash=free_cash,
+                                  val_price=val_price, value=value, oidx=0, lidx=0)
+        new, result = vbt_nb.execute_order_nb(state, vbt_order)
+        if result.status == OrderStatus.Filled and not math.isnan(result.size):
+            side = 1 if result.side == 0 else -1
+            store.add_fill(order.client_id, time_ms, side, float(result.price),
+                           float(result.size), float(result.fees))
+            for key in ("cash", "position", "debt", "free_cash"):
+                store.set_meta(key, repr(float(getattr(new, key))))
+            store.update_order(order.client_id, status="filled", price=float(result.price),
+                               amount=float(result.size), side=side)
+        else:
+            store.update_order(order.client_id, status="rejected",
+                               detail=f"paper: vectorbt status {int(result.status)} "
+                                      f"info {int(result.status_info)}")
+
+
+__all__ = ["PaperBroker", "signal_flags"]

@@ -1,0 +1,329 @@
+"""The live runner: one step per closed candle, crash-safe and identical to the backtest.
+
+Per closed bar ``t`` (:meth:`LiveRunner.step`):
+
+1. in ONE SQLite transaction: the broker settles what happens at bar t's open (paper: fills the
+   previous bar's intent), the kind's signal is evaluated on the bounded window of the last
+   ``warmup+1`` bars (the registry's finite-memory contract: the same function the backtest
+   calls), risk limits are applied, the order intent (with its deterministic client id), the
+   equity point and ``last_bar = t`` are written;
+2. after the commit, intents are sent to the broker (idempotent by client id).
+
+A crash before 1 commits replays bar t from scratch; a crash after 1 and before 2 finishes leaves
+intents in status ``new`` that :meth:`Broker.resubmit_pending` sends on restart with the same id.
+
+Examples
+--------
+>>> from quantlib.data import synthetic_ohlcv
+>>> from quantlib.live.state import StateStore
+>>> from quantlib.live.brokers import PaperBroker
+>>> from quantlib.live.feeds import ReplayFeed
+>>> from quantlib.strategy.spec import StrategySpec
+>>> spec = StrategySpec(name="demo", kind="ma_cross", params={"fast": 3, "slow": 8},
+...                     symbols=["BTC/USD"])
+>>> store = StateStore(":memory:")
+>>> runner = LiveRunner(spec, PaperBroker(store, spec), store,
+...                     ReplayFeed(synthetic_ohlcv(n_bars=50, seed=1).ohlcv))
+>>> runner.run().bars_processed
+50
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import LiveError
+from quantlib.live.brokers.base import Broker, client_order_id
+from quantlib.live.brokers.paper import signal_flags
+from quantlib.live.feeds import Bar
+from quantlib.live.logs import JsonLogger
+from quantlib.live.risk import RiskManager
+from quantlib.live.state import OrderRow, StateStore
+from quantlib.strategy.registry import get_kind
+from quantlib.strategy.spec import StrategySpec
+
+
+@dataclass
+class RunSummary:
+    bars_processed: int
+    last_bar: int | None
+    stopped_by: str  # "feed_end" | "kill_switch" | "signal" | "max_bars"
+    equity: float | None
+
+
+class SignalWindow:
+    """The bounded window of closed candles the signal is evaluated on (finite memory)."""
+
+    def __init__(self, size: int):
+        self.size = max(int(size), 1)
+        self.rows: deque[Bar] = deque(maxlen=self.size)
+
+    def push(self, bar: Bar) -> None:
+        self.rows.append(bar)
+
+    def frame(self, timeframe: str, symbol: str) -> pd.DataFrame:
+        arr = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in self.rows],
+                       dtype=np.float64)
+        index = pd.DatetimeIndex(pd.to_datetime([b.time for b in self.rows], unit="ms", utc=True),
+                                 name="timestamp")
+        df = pd.DataFrame(arr, index=index, columns=["open", "high", "low", "close", "volume"])
+        df.attrs.update(timeframe=timeframe, symbol=symbol, source="live")
+        return df
+
+
+class LiveRunner:
+    """Drive one strategy spec over a feed of closed candles.
+
+    Parameters
+    ----------
+    spec : the strategy (live mode requires ``approval.status == "approved"``).
+    broker : :class:`~quantlib.live.brokers.PaperBroker` or ``CcxtBroker``.
+    store : the state store (SQLite WAL).
+    feed : iterable of :class:`~quantlib.live.feeds.Bar` (closed candles, in time order).
+    mode : ``"paper"`` or ``"live"``.
+    stop_file : kill switch; when it exists the runner stops before the next bar.
+    status_file : heartbeat JSON (last bar, position, equity, health) rewritten each bar.
+    logger : :class:`~quantlib.live.logs.JsonLogger`.
+    max_bars : stop after processing this many bars (tests, benchmarks).
+    """
+
+    def __init__(self, spec: StrategySpec, broker: Broker, store: StateStore, feed: Iterable[Bar],
+                 *, mode: str = "paper", stop_file: str | Path | None = None,
+                 status_file: str | Path | None = None, logger: JsonLogger | None = None,
+                 max_bars: int | None = None):
+        if mode not in ("paper", "live"):
+            raise LiveError(f"--mode {mode!r}: expected 'paper' or 'live'")
+        if mode == "live" and spec.approval.status != "approved":
+            raise LiveError(f"spec {spec.name!r} has approval status {spec.approval.status!r}; "
+                            "live mode trades only approved specs (run `quantlib strategy "
+                            "promote` first)")
+        self.spec, self.broker, self.store, self.feed, self.mode = spec, broker, store, feed, mode
+        self.kind = get_kind(spec.kind)
+        if self.kind.engine == "grid" and mode == "live":
+            raise LiveError(f"kind {spec.kind!r}: live grid trading (resting limit orders at the "
+                            "exchange) is not supported yet; use --mode paper")
+        self.params = self.kind.validate(spec.params)
+        self.window = SignalWindow(self.kind.warmup(self.params) + 1)
+        self.risk = RiskManager(spec.risk, store)
+        self.stop_file = Path(stop_file) if stop_file else None
+        self.status_file = Path(status_file) if status_file else None
+        self.log = logger or JsonLogger()
+        self.max_bars = max_bars
+        self._signalled = False
+        self.latencies_ns: list[int] = []
+        self._check_state_identity()
+
+    def _check_state_identity(self) -> None:
+        # A state file belongs to one spec: resuming someone else's positions would be a disaster.
+        digest = self.spec.model_copy(update={"approval": self.spec.approval.model_copy(
+            update={"status": "draft", "by": None, "at": None, "gates_passed": []})}).spec_hash()
+        with self.store.transaction():
+            known = self.store.get_meta("spec_hash")
+            if known is None:
+                self.store.set_meta("spec_hash", digest)
+                self.store.set_meta("strategy", self.spec.name)
+            elif known != digest:
+                raise LiveError(f"state file {self.store.path} was written by a different spec "
+                                f"(strategy {self.store.get_meta('strategy')!r}); use a new "
+                                "--state file for a changed spec")
+
+    # -- control ------------------------------------------------------------------------------
+    def _on_sigterm(self, signum, frame) -> None:
+        self._signalled = True
+
+    def _stop_requested(self) -> str | None:
+        if self._signalled:
+            return "signal"
+        if self.stop_file is not None and self.stop_file.exists():
+            return "kill_switch"
+        return None
+
+    # -- one bar ------------------------------------------------------------------------------
+    def _decide(self, bar: Bar) -> tuple[float, list[OrderRow], float, float, float]:
+        store, spec = self.store, self.spec
+        self.broker.on_bar(bar.time, bar.open, bar.close)
+        cash, position = self.broker.account()
+        equity = cash + position * bar.close
+        target = float(self.kind.signals(self.window.frame(spec.timeframe, spec.symbol),
+                                         self.params)[-1])
+        target = self.risk.cap(target)
+        prev_target = store.get_float("target", 0.0)
+        halt = self.risk.check(bar.time, equity)
+        if halt:
+            self.log.warning("risk_halt", bar=bar.time, reason=halt)
+        if self.risk.halted:
+            target = 0.0 if spec.risk.flatten_on_halt else prev_target
+        orders = []
+        flags = signal_flags(prev_target, target, spec.execution.direction)
+        if any(flags):  # exactly the target changes the backtest turns into vectorbt signals
+            intent = f"signal|{prev_target!r}|{target!r}"
+            side = 1 if (flags[0] or flags[3]) else -1
+            amount = 0.0
+            sizer = getattr(self.broker, "intent_amount", None)
+            if sizer is not None:  # real venues need a base amount now; paper sizes at the fill
+                amount = sizer(flags, bar.close, cash, position)
+            orders.append(OrderRow(
+                client_id=client_order_id(spec.name, spec.symbol, bar.time, intent),
+                bar_time=bar.time, symbol=spec.symbol, intent=intent, side=side,
+                amount=amount, target=target, order_type=spec.execution.order_type, price=None,
+                status="new", exchange_id=None, detail="", attempts=0))
+        return target, orders, cash, position, equity
+
+    def _step_grid(self, bar: Bar) -> list[OrderRow]:
+        # Grid kinds rest limit orders at levels; the grid engine's own one-bar kernel
+        # (quantlib.backtest.grid.step_bar, the backtest's grid_step_nb) decides which fill
+        # inside the bar. State, fills and last_bar commit together.
+        from quantlib.backtest.config import BacktestConfig
+        from quantlib.backtest.grid import GridState, step_bar
+
+        t0 = time.perf_counter_ns()
+        spec, store = self.spec, self.store
+        with store.transaction():
+            saved = store.get_json("grid_state")
+            if saved is None:
+                config = BacktestConfig(init_cash=spec.risk.init_cash, fees=spec.execution.fees,
+                                        slippage_bps=spec.execution.slippage_bps)
+                grid = GridState.start(self.params, first_open=bar.open, config=config)
+            else:
+                grid = GridState.from_dict(saved)
+            active = not self.risk.halted
+            fills = step_bar(grid, (bar.open, bar.high, bar.low, bar.close), active=active)
+            self.latencies_ns.append(time.perf_counter_ns() - t0)
+            orders = []
+            for i, fill in enumerate(fills):
+                intent = f"grid|{fill['level']}|{fill['side']}|{i}"
+                cid = client_order_id(spec.name, spec.symbol, bar.time, intent)
+                orders.append(OrderRow(cid, bar.time, spec.symbol, intent, fill["side"],
+                                       fill["size"], 0.0, "limit", fill["price"], "filled", None,
+                                       "", 1))
+                store.add_order(orders[-1])
+                store.add_fill(cid, bar.time, fill["side"], fill["price"], fill["size"],
+                               fill["fee"])
+            equity = grid.equity(bar.close)
+            halt = self.risk.check(bar.time, equity)
+            if halt:
+                self.log.warning("risk_halt", bar=bar.time, reason=halt)
+            store.set_json("grid_state", grid.to_dict())
+            store.set_meta("cash", repr(grid.cash))
+            store.set_meta("position", repr(grid.inventory))
+            store.add_bar(bar.time, bar.close, 0.0, grid.inventory, grid.cash, equity)
+            store.set_meta("last_bar", bar.time)
+        return orders
+
+    def step(self, bar: Bar) -> list[OrderRow]:
+        """Process one closed bar: decide and commit (one transaction), then send."""
+        if self.kind.engine == "grid":
+            return self._step_grid(bar)
+        t0 = time.perf_counter_ns()
+        with self.store.transaction():
+            target, orders, cash, position, equity = self._decide(bar)
+            self.latencies_ns.append(time.perf_counter_ns() - t0)
+            for order in orders:
+                self.store.add_order(order)
+            self.store.set_meta("target", repr(target))
+            self.store.add_bar(bar.time, bar.close, target, position, cash, equity)
+            self.store.set_meta("last_bar", bar.time)
+        for order in orders:
+            self.log.info("order_intent", bar=bar.time, client_id=order.client_id,
+                          intent=order.intent, side=order.side)
+            self.broker.submit(order)
+        return orders
+
+    # -- loop ---------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        """Consume the feed until it ends, the kill switch appears, SIGTERM arrives or max_bars."""
+        if self.stop_file is not None and self.stop_file.exists():
+            raise LiveError(f"kill switch {self.stop_file} exists; remove it to start trading")
+        previous = None
+        try:
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: the caller handles signals
+            pass
+        try:
+            return self._loop()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _loop(self) -> RunSummary:
+        self.broker.reconcile()
+        self.broker.resubmit_pending()
+        last = self.store.last_bar
+        processed = 0
+        stopped_by = "feed_end"
+        self.log.info("start", strategy=self.spec.name, mode=self.mode, resume_after=last)
+        for bar in self.feed:
+            reason = self._stop_requested()
+            if reason:
+                stopped_by = reason
+                break
+            self.window.push(bar)
+            if bar.warmup_only or (last is not None and bar.time <= last):
+                continue
+            self.step(bar)
+            last = bar.time
+            processed += 1
+            self._heartbeat(bar)
+            if self.max_bars is not None and processed >= self.max_bars:
+                stopped_by = "max_bars"
+                break
+        else:
+            reason = self._stop_requested()
+        cash, position = self.broker.account()
+        close = self.window.rows[-1].close if self.window.rows else 0.0
+        equity = cash + position * close
+        self._heartbeat(self.window.rows[-1] if self.window.rows else None, health=stopped_by)
+        self.log.info("stop", reason=stopped_by, bars=processed, last_bar=last, equity=equity)
+        return RunSummary(processed, last, stopped_by, equity)
+
+    def _heartbeat(self, bar: Bar | None, health: str | None = None) -> None:
+        if self.status_file is None:
+            return
+        cash, position = self.broker.account()
+        status = {
+            "strategy": self.spec.name, "mode": self.mode, "pid": os.getpid(),
+            "updated_at": time.time(), "last_bar": bar.time if bar else self.store.last_bar,
+            "position": position, "cash": cash,
+            "equity": cash + position * bar.close if bar else None,
+            "health": health or ("halted: " + self.risk.halted if self.risk.halted else "ok"),
+        }
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status))
+        os.replace(tmp, self.status_file)
+
+
+def read_status(state_path: str | Path) -> dict:
+    """Summary of a state file for ``quantlib live status`` (no exchange access)."""
+    path = Path(state_path)
+    if not path.exists():
+        raise LiveError(f"state file {path} does not exist")
+    store = StateStore(path)
+    try:
+        meta = store.snapshot()["meta"]
+        orders = store.orders()
+        bars = store.bars()
+        return {
+            "state": str(path), "strategy": meta.get("strategy"),
+            "last_bar": (pd.Timestamp(int(meta["last_bar"]), unit="ms", tz="UTC").isoformat()
+                         if "last_bar" in meta else None),
+            "target": float(meta.get("target", 0.0)), "position": float(meta.get("position", 0.0)),
+            "cash": float(meta["cash"]) if "cash" in meta else None,
+            "equity": bars[-1][5] if bars else None, "halted": meta.get("halted") or None,
+            "orders": len(orders), "open_orders": sum(o.status in ("new", "sent") for o in orders),
+            "fills": len(store.fills()),
+        }
+    finally:
+        store.close()
+
+
+__all__ = ["LiveRunner", "RunSummary", "SignalWindow", "read_status"]

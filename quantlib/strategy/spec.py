@@ -1,0 +1,406 @@
+"""JSON strategy specs: what a notebook approves and what ``quantlib.live`` trades.
+
+A :class:`StrategySpec` names a registered *kind* and its parameters (a spec never carries code),
+the market, execution and risk settings, where it came from (provenance), the evidence that
+justified it and its approval state. :func:`load_spec` checks everything at once and raises ONE
+:class:`~quantlib.errors.SpecError` listing every problem with its JSON path.
+
+Examples
+--------
+>>> spec = StrategySpec(name="ma_demo", kind="ma_cross", params={"fast": 5, "slow": 20},
+...                     exchange="kraken", symbols=["BTC/USD"], timeframe="1h")
+>>> load_spec(dump_spec(spec)) == spec
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from quantlib.errors import ParameterError, SpecError
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("schema") / "strategy_spec.schema.json"
+_SHA256 = r"^[0-9a-f]{64}$"
+_TIMEFRAME = r"^[1-9][0-9]*[smhdw]$"
+
+
+class _Model(BaseModel):
+    # Unknown fields are errors: a typo in a risk limit must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ExecutionSpec(_Model):
+    """How orders are priced: the backtest's cost model, which paper trading reproduces."""
+
+    fees: float = Field(0.001, ge=0.0, le=0.1, description="fraction of traded value")
+    slippage_bps: float = Field(0.0, ge=0.0, le=1000.0)
+    order_type: Literal["market", "limit"] = "market"
+    execution: Literal["next_open"] = "next_open"
+    direction: Literal["longonly", "shortonly", "both"] = "longonly"
+
+
+class RiskSpec(_Model):
+    """Sizing and the limits that halt trading."""
+
+    init_cash: float = Field(10_000.0, gt=0.0, description="starting quote balance (paper)")
+    order_size: float = Field(1.0, gt=0.0, description="size of a full target (see size_type)")
+    size_type: Literal["percent", "value"] = "percent"
+    max_position: float = Field(1.0, gt=0.0, le=1.0,
+                                description="cap on |target position|, fraction of a full target")
+    max_daily_loss: float | None = Field(None, gt=0.0, le=1.0,
+                                         description="halt when equity falls this fraction in a UTC day")
+    max_drawdown: float | None = Field(None, gt=0.0, le=1.0,
+                                       description="halt when equity falls this fraction from its peak")
+    flatten_on_halt: bool = False
+
+
+class ProvenanceSpec(_Model):
+    """Where the evidence came from, so anyone can rebuild it."""
+
+    data_source: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    data_sha256: str | None = Field(None, pattern=_SHA256)
+    git_commit: str | None = None
+    notebook: str | None = None
+    notebook_params: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class EvidenceSpec(_Model):
+    """Backtest evidence the promotion gates judge."""
+
+    in_sample: dict[str, float | None] = Field(default_factory=dict)
+    out_of_sample: dict[str, float | None] = Field(default_factory=dict)
+    n_trials: int = Field(1, ge=1)
+    dsr: float | None = Field(None, ge=0.0, le=1.0)
+    pbo: float | None = Field(None, ge=0.0, le=1.0)
+    n_trades: int | None = Field(None, ge=0)
+    lookahead_passed: bool | None = None
+
+
+class ApprovalSpec(_Model):
+    status: Literal["draft", "approved", "retired"] = "draft"
+    by: str | None = None
+    at: datetime | None = None
+    gates_passed: list[str] = Field(default_factory=list)
+
+
+class ArtifactSpec(_Model):
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=_SHA256)
+
+
+class StrategySpec(_Model):
+    """A complete, declarative strategy: kind + params + market + costs + risk + evidence."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    kind: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    exchange: str = Field("kraken", pattern=r"^[a-z0-9]+$")
+    symbols: list[str] = Field(min_length=1)
+    timeframe: str = Field("1h", pattern=_TIMEFRAME)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    risk: RiskSpec = Field(default_factory=RiskSpec)
+    provenance: ProvenanceSpec = Field(default_factory=ProvenanceSpec)
+    evidence: EvidenceSpec = Field(default_factory=EvidenceSpec)
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    artifacts: list[ArtifactSpec] = Field(default_factory=list)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_look_like_pairs(cls, symbols: list[str]) -> list[str]:
+        for s in symbols:
+            if not re.match(r"^[A-Z0-9]+/[A-Z0-9]+$", s):
+                raise ValueError(f"symbol {s!r} must look like 'BASE/QUOTE', e.g. 'BTC/USD'")
+        return symbols
+
+    @property
+    def symbol(self) -> str:
+        """The first (trading) symbol."""
+        return self.symbols[0]
+
+    def spec_hash(self) -> str:
+        """SHA-256 of the canonical JSON; ties live state to the exact spec it runs."""
+        return hashlib.sha256(dump_spec(self).encode()).hexdigest()
+
+
+def _loc(parts: tuple) -> str:
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _param_problems(kind_name: Any, params: Any) -> list[str]:
+    """Every problem with ``kind``/``params``, each prefixed by its JSON path."""
+    from quantlib.strategy.registry import get_kind
+
+    if not isinstance(kind_name, str) or not kind_name:
+        return []  # pydantic already reports the type problem
+    try:
+        kind = get_kind(kind_name)
+    except ParameterError as exc:
+        return [f"$.kind: {exc}"]
+    if not isinstance(params, Mapping):
+        return []
+    problems = []
+    declared = {p.name: p for p in kind.params}
+    for name in sorted(set(params) - set(declared)):
+        problems.append(f"$.params.{name}: unknown parameter of kind {kind_name!r}; "
+                        f"declared: {sorted(declared)}")
+    checked = {}
+    for name, param in declared.items():
+        try:
+            checked[name] = param.check(params.get(name, param.default), kind_name)
+        except ParameterError as exc:
+            problems.append(f"$.params.{name}: {exc}")
+    if not problems:
+        for constraint in kind.constraints:
+            problem = constraint(checked)
+            if problem:
+                problems.append(f"$.params: {problem}")
+    return problems
+
+
+def validate_spec(data: Mapping[str, Any] | StrategySpec, *, source: str = "spec") -> StrategySpec:
+    """Validate a spec dict; raise one :class:`SpecError` listing every problem with its path.
+
+    Examples
+    --------
+    >>> try:
+    ...     validate_spec({"name": "x", "kind": "nope", "symbols": ["BTC/USD"], "risk": {"oops": 1}})
+    ... except SpecError as exc:
+    ...     print("$.risk.oops" in str(exc), "$.kind" in str(exc))
+    True True
+    """
+    if isinstance(data, StrategySpec):
+        data = data.model_dump(mode="json")
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: expected a JSON object at $, got {type(data).__name__}")
+    problems: list[str] = []
+    spec = None
+    try:
+        spec = StrategySpec.model_validate(dict(data))
+    except ValidationError as exc:
+        for err in exc.errors():
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            problems.append(f"{_loc(err['loc'])}: {msg} (got {_short(err.get('input'))})")
+    problems.extend(_param_problems(data.get("kind"), data.get("params", {})))
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise SpecError(f"{source}: {len(problems)} problem(s) in strategy spec:\n{lines}")
+    assert spec is not None
+    return spec
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def dump_spec(spec: StrategySpec) -> str:
+    """Canonical JSON text of ``spec`` (stable key order, 2-space indent, trailing newline)."""
+    return json.dumps(spec.model_dump(mode="json"), indent=2) + "\n"
+
+
+def load_spec(source: str | Path | Mapping[str, Any]) -> StrategySpec:
+    """Load a spec from a file path, a JSON string or a dict and validate it.
+
+    Examples
+    --------
+    >>> spec = load_spec('{"name": "d", "kind": "ma_cross", "symbols": ["BTC/USD"]}')
+    >>> spec.approval.status
+    'draft'
+    """
+    if isinstance(source, Mapping):
+        return validate_spec(source)
+    text, where = None, "spec"
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+        path = Path(source)
+        where = str(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError(f"{where}: cannot read strategy spec ({exc.strerror})") from None
+    else:
+        text = str(source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{where}: not valid JSON at line {exc.lineno} column {exc.colno}: "
+                        f"{exc.msg}") from None
+    return validate_spec(data, source=where)
+
+
+def save_spec(spec: StrategySpec, path: str | Path) -> Path:
+    """Write the canonical JSON of ``spec`` to ``path`` and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_spec(spec))
+    return path
+
+
+def spec_json_schema() -> dict:
+    """The JSON Schema of :class:`StrategySpec` (the checked-in file is this, dumped)."""
+    return StrategySpec.model_json_schema()
+
+
+def write_json_schema(path: str | Path = SCHEMA_PATH) -> Path:
+    """Regenerate the exported JSON Schema file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_frame(df) -> str:
+    """Hex SHA-256 of an OHLCV frame's index and values (data provenance)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(df.index.asi8).tobytes())
+    digest.update(np.ascontiguousarray(df.to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _metrics_row(metrics: Any) -> dict[str, float | None]:
+    import math
+
+    if metrics is None:
+        return {}
+    if hasattr(metrics, "iloc") and getattr(metrics, "ndim", 1) == 2:
+        metrics = metrics.iloc[0]
+    out = {}
+    for key, value in dict(metrics).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        out[str(key)] = number if math.isfinite(number) else None
+    return out
+
+
+def export(
+    name: str,
+    *,
+    result: Any = None,
+    kind: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    data: Any = None,
+    oos_metrics: Any = None,
+    exchange: str | None = None,
+    symbols: list[str] | None = None,
+    timeframe: str | None = None,
+    config: Any = None,
+    risk: Mapping[str, Any] | None = None,
+    n_trials: int = 1,
+    dsr: float | None = None,
+    pbo: float | None = None,
+    lookahead_passed: bool | None = None,
+    notebook: str | None = None,
+    notebook_params: Mapping[str, Any] | None = None,
+    artifacts: list[str | Path] | None = None,
+    path: str | Path | None = None,
+) -> StrategySpec:
+    """Build a **draft** spec from a backtest (or study) result and its data.
+
+    ``result`` is a :class:`quantlib.backtest.BacktestResult` (its first combination is exported)
+    or any object with ``kind``/``params``/``metrics``; explicit arguments override what it
+    carries. Only :func:`quantlib.strategy.gates.promote` turns a draft into ``approved``.
+
+    Examples
+    --------
+    >>> spec = export("demo", kind="ma_cross", params={"fast": 5, "slow": 20},
+    ...               symbols=["BTC/USD"], timeframe="1h")
+    >>> spec.approval.status
+    'draft'
+    """
+    res_params = getattr(result, "params", None)
+    if params is None and res_params is not None:
+        params = res_params[0] if isinstance(res_params, list) else res_params
+    if kind is None and result is not None:
+        kind_obj = getattr(result, "kind", None)
+        kind = getattr(kind_obj, "name", kind_obj)
+    attrs = dict(getattr(data, "attrs", {}) or {})
+    exec_fields: dict[str, Any] = {}
+    risk_fields: dict[str, Any] = dict(risk or {})
+    config = config if config is not None else getattr(result, "config", None)
+    if config is not None:
+        for key in ("fees", "slippage_bps", "direction"):
+            if hasattr(config, key):
+                exec_fields[key] = getattr(config, key)
+        for key in ("init_cash", "size_type"):
+            if hasattr(config, key):
+                risk_fields.setdefault(key, getattr(config, key))
+        if hasattr(config, "size"):
+            risk_fields.setdefault("order_size", config.size)
+    provenance: dict[str, Any] = {"created_at": datetime.now(UTC).isoformat(),
+                                  "git_commit": _git_commit()}
+    if data is not None and len(data):
+        provenance.update(data_source=attrs.get("source_string", ""), start=data.index[0].isoformat(),
+                          end=data.index[-1].isoformat(), data_sha256=sha256_frame(data))
+    if notebook:
+        provenance["notebook"] = notebook
+    provenance["notebook_params"] = dict(notebook_params or {})
+    in_sample = _metrics_row(getattr(result, "metrics", None))
+    out_sample = _metrics_row(oos_metrics)
+    n_trades = out_sample.get("n_trades", in_sample.get("n_trades"))
+    spec_dict = {
+        "name": name,
+        "kind": kind,
+        "params": dict(params or {}),
+        "exchange": exchange or attrs.get("exchange") or "kraken",
+        "symbols": symbols or ([attrs["symbol"]] if attrs.get("symbol") else []),
+        "timeframe": timeframe or attrs.get("timeframe") or "1h",
+        "execution": exec_fields,
+        "risk": risk_fields,
+        "provenance": provenance,
+        "evidence": {"in_sample": in_sample, "out_of_sample": out_sample, "n_trials": n_trials,
+                     "dsr": dsr, "pbo": pbo, "lookahead_passed": lookahead_passed,
+                     "n_trades": int(n_trades) if n_trades is not None else None},
+        "artifacts": [{"path": str(a), "sha256": sha256_file(a)} for a in (artifacts or [])],
+    }
+    spec = validate_spec(spec_dict, source=f"export({name!r})")
+    if path is not None:
+        save_spec(spec, path)
+    return spec
+
+
+__all__ = [
+    "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "EvidenceSpec", "ApprovalSpec",
+    "ArtifactSpec", "validate_spec", "load_spec", "dump_spec", "save_spec", "export",
+    "spec_json_schema", "write_json_schema", "sha256_file", "sha256_frame", "SCHEMA_VERSION",
+]
