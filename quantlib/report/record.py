@@ -40,9 +40,8 @@ def record_metrics(metrics: Mapping[str, Any], *, display_table: bool = True) ->
     {'sharpe': 1.2, 'max_drawdown': -0.1}
     """
     payload = _plain(dict(metrics))
-    try:
-        from IPython.display import display
-    except ImportError:  # plain Python: nothing to display into
+    display = _display()
+    if display is None:  # plain Python: nothing to display into
         return payload
     bundle = {METRICS_MIME: payload, "text/plain": json.dumps(payload, indent=1)}
     if display_table:
@@ -53,14 +52,22 @@ def record_metrics(metrics: Mapping[str, Any], *, display_table: bool = True) ->
 
 
 def record_data(df: Any) -> dict:
-    """Show the data's provenance (with a SYNTHETIC banner when it is) and record it."""
+    """Show the data's provenance (with a SYNTHETIC banner when it is) and record it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"close": [1.0]}, index=pd.to_datetime(["2024-01-01"], utc=True))
+    >>> df.attrs["source"] = "synthetic"
+    >>> record_data(df)["n_bars"]
+    1
+    """
     attrs = dict(getattr(df, "attrs", {}) or {})
     payload = _plain({k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool)})
     if len(df):
         payload.update(first_bar=str(df.index[0]), last_bar=str(df.index[-1]), n_bars=len(df))
-    try:
-        from IPython.display import display
-    except ImportError:
+    display = _display()
+    if display is None:
         return payload
     banner = ""
     if payload.get("source") == "synthetic":
@@ -70,6 +77,17 @@ def record_data(df: Any) -> dict:
     html = banner + "<pre>" + json.dumps(payload, indent=1) + "</pre>"
     display({DATA_MIME: payload, "text/plain": json.dumps(payload), "text/html": html}, raw=True)
     return payload
+
+
+def _display():
+    # Only inside an IPython shell (a notebook kernel): elsewhere IPython's display() would
+    # print the raw bundle to stdout.
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    return display if get_ipython() is not None else None
 
 
 def _fmt(value: Any) -> str:
