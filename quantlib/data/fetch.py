@@ -11,10 +11,8 @@ calls.
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +29,16 @@ _BACKOFF_MAX = 30.0  # seconds: the bound of the exponential backoff
 _PROGRESS_MIN_PAGES = 3  # show a progress bar only when a download needs more pages than this
 
 TimeLike = str | int | datetime | pd.Timestamp
+
+
+def _now_ms() -> int:
+    """Wall clock in epoch ms; the one place "now" comes from (tests freeze it)."""
+    return int(time.time() * 1000)
+
+
+def _sleep(seconds: float) -> None:
+    """Backoff sleep; a module-level seam so tests can record the delays."""
+    time.sleep(seconds)
 
 
 def _to_ms(value: TimeLike | None, what: str) -> int | None:
@@ -74,14 +82,13 @@ class _Pager:
     """Calls ``exchange.fetch_ohlcv`` page by page with retries; one instance per download."""
 
     def __init__(self, exchange: Any, symbol: str, timeframe: str, *, max_retries: int,
-                 backoff_base: float, sleep: Callable[[float], None] = time.sleep) -> None:
+                 backoff_base: float) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.timeframe = timeframe
         self.tf_ms = timeframe_to_seconds(timeframe) * 1000
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        self.sleep = sleep
         self.limit = _PAGE_LIMITS.get(exchange.id, 1000)
         self.n_requests = 0
 
@@ -104,7 +111,7 @@ class _Pager:
             except retryable as exc:
                 last_error = exc
                 if attempt < self.max_retries:
-                    self.sleep(min(self.backoff_base * 2**attempt, _BACKOFF_MAX))
+                    _sleep(min(self.backoff_base * 2**attempt, _BACKOFF_MAX))
                 continue
             except ccxt.BadSymbol as exc:
                 raise ExchangeError(f"{self.exchange.id}: unknown symbol {self.symbol!r} "
@@ -176,7 +183,7 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
     from quantlib.data.ohlcv import validate_ohlcv
 
     tf_ms = timeframe_to_seconds(timeframe) * 1000
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    now_ms = now_ms if now_ms is not None else _now_ms()
     exchange_id = exchange if isinstance(exchange, str) else exchange.id
     path = cache_path(cache_dir, exchange_id, symbol, timeframe)
     cached = read_cache(path)
@@ -230,9 +237,7 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
 
 def _finish(frame: pd.DataFrame, exchange_id: str, symbol: str, timeframe: str,
             since_ms: int | None, until_ms: int | None) -> pd.DataFrame:
-    stamps = frame.index.asi8 // 1000  # us -> ms
-    if frame.index.unit != "us":
-        stamps = frame.index.as_unit("ms").asi8
+    stamps = frame.index.as_unit("ms").asi8
     keep = np.ones(len(frame), dtype=bool)
     if since_ms is not None:
         keep &= stamps >= since_ms
@@ -336,9 +341,4 @@ def load_exchange(exchange_id: str, symbol: str, timeframe: str, since: TimeLike
     return _finish(frame, exchange_id, symbol, timeframe, since_ms, until_ms)
 
 
-def expected_pages(n_bars: int, page_size: int) -> int:
-    """Requests a paged download of ``n_bars`` needs with ``page_size`` bars per page."""
-    return max(1, math.ceil(n_bars / page_size))
-
-
-__all__ = ["fetch_ohlcv", "load_exchange", "expected_pages"]
+__all__ = ["fetch_ohlcv", "load_exchange"]

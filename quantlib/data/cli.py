@@ -1,0 +1,126 @@
+"""``quantlib data ...``: fetch exchange data into the cache, validate and inspect OHLCV files.
+
+Every quantlib error becomes one ``error: ...`` line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from quantlib.errors import QuantlibError
+
+data_app = typer.Typer(
+    name="data",
+    help="Market data: fetch exchange OHLCV into the cache, validate and inspect files.",
+    no_args_is_help=True,
+)
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _build_exchange(exchange_id: str, base_url: str | None):
+    from quantlib.data.fetch import _resolve_exchange
+
+    exchange = _resolve_exchange(exchange_id)
+    if base_url:
+        # Tests point ccxt at a loopback server; every API family goes to the same base URL.
+        exchange.urls["api"] = {name: base_url.rstrip("/") for name in exchange.urls["api"]}
+    return exchange
+
+
+def _print_summary(summary, *, max_gaps: int = 10) -> None:
+    for key, value in summary.to_dict().items():
+        typer.echo(f"{key:>18}: {value}")
+    gaps = summary.gaps
+    if len(gaps):
+        typer.echo(f"gaps (first {min(len(gaps), max_gaps)} of {len(gaps)}):")
+        for row in gaps.head(max_gaps).itertuples(index=False):
+            typer.echo(f"  {row.start} .. {row.end}  ({row.missing_bars} missing bars)")
+
+
+@data_app.command("fetch")
+def fetch_command(
+    symbol: Annotated[str, typer.Option(help="Unified ccxt symbol, e.g. BTC/USD.")],
+    since: Annotated[str, typer.Option(help="First bar, e.g. 2024-01-01 (UTC).")],
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id.")] = "kraken",
+    timeframe: Annotated[str, typer.Option(help="Bar length, e.g. 1h.")] = "1h",
+    until: Annotated[str | None, typer.Option(help="End (exclusive); default now.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Cache root; default $QUANTLIB_DATA_DIR or ./data.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    max_retries: Annotated[int, typer.Option(help="Retries of a failing request.")] = 5,
+    base_url: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Download closed candles into the incremental cache (only missing bars are requested)."""
+    from quantlib.data.cache import cache_path
+    from quantlib.data.fetch import fetch_ohlcv
+    from quantlib.data.ohlcv import validate_ohlcv
+
+    try:
+        instance = _build_exchange(exchange, base_url)
+        df = fetch_ohlcv(instance, symbol, timeframe, since, until, cache_dir=cache_dir,
+                         progress=progress, max_retries=max_retries)
+        summary = validate_ohlcv(df, timeframe)
+    except QuantlibError as exc:
+        _fail(exc)
+    typer.echo(f"{df.attrs['source_string']}: {len(df)} bars")
+    typer.echo(f"cache: {cache_path(cache_dir, exchange, symbol, timeframe)}")
+    _print_summary(summary)
+
+
+@data_app.command("validate")
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet OHLCV file.")],
+    timeframe: Annotated[str | None, typer.Option(help="Bar length; default inferred.")] = None,
+) -> None:
+    """Check a file against the canonical OHLCV rules; print the summary and gaps.
+
+    Exit code 1 with the problem (row, column) when the data is invalid.
+    """
+    from quantlib.data.io import load_ohlcv
+    from quantlib.data.ohlcv import validate_ohlcv
+
+    try:
+        df = load_ohlcv(file, timeframe=timeframe)
+        summary = validate_ohlcv(df, timeframe, name=str(file))
+    except QuantlibError as exc:
+        _fail(exc)
+    typer.echo(f"{file}: valid OHLCV")
+    _print_summary(summary)
+
+
+@data_app.command("info")
+def info_command(file: Annotated[Path, typer.Argument(help="CSV or Parquet OHLCV file.")]) -> None:
+    """Describe an OHLCV file: span, timeframe, prices, volume, gaps, metadata."""
+    from quantlib.data.io import load_ohlcv
+    from quantlib.data.ohlcv import validate_ohlcv
+
+    try:
+        df = load_ohlcv(file)
+        summary = validate_ohlcv(df, name=str(file))
+    except QuantlibError as exc:
+        _fail(exc)
+    typer.echo(f"file: {file} ({file.stat().st_size:,} bytes)")
+    typer.echo(f"bars: {len(df)}  timeframe: {summary.timeframe}")
+    typer.echo(f"span: {summary.first_bar} .. {summary.last_bar}")
+    typer.echo(f"close: first {df['close'].iloc[0]:.6g}  last {df['close'].iloc[-1]:.6g}  "
+               f"min {df['low'].min():.6g}  max {df['high'].max():.6g}")
+    typer.echo(f"volume: total {df['volume'].sum():.6g}")
+    typer.echo(f"gaps: {len(summary.gaps)} ({summary.n_missing} missing bars)")
+    for key in ("source", "exchange", "symbol"):
+        if key in df.attrs:
+            typer.echo(f"{key}: {df.attrs[key]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to the root ``quantlib`` app."""
+    app.add_typer(data_app, name="data")
+
+
+__all__ = ["data_app", "register"]
