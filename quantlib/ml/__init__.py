@@ -30,16 +30,21 @@ def __getattr__(name: str):
             "gain_importance": "quantlib.ml.explain",
             "permutation_importance": "quantlib.ml.explain",
             "calibration_table": "quantlib.ml.explain",
-            "fit_strategy": "quantlib.ml.train", "FittedStrategy": "quantlib.ml.train"}
+            "fit_strategy": "quantlib.ml.train", "FittedStrategy": "quantlib.ml.train",
+            "ExperimentSetup": "quantlib.ml.train", "setup_experiment": "quantlib.ml.train",
+            "HoldoutResult": "quantlib.ml.train", "holdout_evaluate": "quantlib.ml.train",
+            "holdout_start": "quantlib.ml.train", "export_holdout_spec": "quantlib.ml.train"}
     if name in lazy:
         return getattr(importlib.import_module(lazy[name]), name)
     raise AttributeError(f"module 'quantlib.ml' has no attribute {name!r}")
 
 
 __all__ = [
-    "Dataset", "FeatureConfig", "FittedStrategy", "fit_strategy", "ModelRef", "PurgedWalkForwardCV", "RegimeFeatureParams",
-    "WalkForwardResult", "XGBSignalClassifier", "build_dataset", "calibration_table",
-    "compute_features", "file_sha256", "fit_regime_params", "forward_return_labels",
-    "gain_importance", "load_booster", "make_labels", "make_params", "permutation_importance",
-    "predict_proba_bars", "save_model", "triple_barrier_labels", "walk_forward_evaluate",
+    "Dataset", "ExperimentSetup", "FeatureConfig", "FittedStrategy", "HoldoutResult", "ModelRef",
+    "PurgedWalkForwardCV", "RegimeFeatureParams", "WalkForwardResult", "XGBSignalClassifier",
+    "build_dataset", "calibration_table", "compute_features", "export_holdout_spec",
+    "file_sha256", "fit_regime_params", "fit_strategy", "forward_return_labels",
+    "gain_importance", "holdout_evaluate", "holdout_start", "load_booster", "make_labels",
+    "make_params", "permutation_importance", "predict_proba_bars", "save_model",
+    "setup_experiment", "triple_barrier_labels", "walk_forward_evaluate",
 ]

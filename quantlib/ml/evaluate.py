@@ -30,6 +30,10 @@ from quantlib.ml.regime_features import fit_regime_params
 from quantlib.ml.strategy import XGB_CLASSIFIER, make_params
 
 MODELS = ("xgb", "logreg", "buy_hold")
+# Shown by WalkForwardResult.fold_table: fold identity and sizes, then the (rounded) metrics.
+FOLD_TABLE_COLUMNS = ("fold", "model", "test_start", "test_end", "n_train", "n_test", "accuracy",
+                      "log_loss", "auc", "total_return", "sharpe", "max_drawdown", "n_trades",
+                      "exposure")
 
 
 @dataclass
@@ -53,6 +57,18 @@ class WalkForwardResult:
     fold_params: list[dict[str, Any]]
     test_sets: list[tuple[pd.DataFrame, pd.Series]]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def fold_table(self, decimals: int | None = 4) -> pd.DataFrame:
+        """Per fold and model: span, sizes, classification and trading metrics (rounded).
+
+        Examples
+        --------
+        >>> # walk_forward_evaluate(df).fold_table()  # one row per (fold, model)
+        """
+        table = self.folds[list(FOLD_TABLE_COLUMNS)]
+        if decimals is None:
+            return table
+        return table.round({c: decimals for c in FOLD_TABLE_COLUMNS[6:]})
 
     def summary(self) -> pd.DataFrame:
         """Mean over folds of every numeric column, one row per model."""
@@ -218,4 +234,4 @@ def walk_forward_evaluate(
                              test_sets, settings)
 
 
-__all__ = ["WalkForwardResult", "walk_forward_evaluate", "MODELS"]
+__all__ = ["FOLD_TABLE_COLUMNS", "MODELS", "WalkForwardResult", "walk_forward_evaluate"]

@@ -157,3 +157,16 @@ def test_plots(result):
         "xgb", "logreg", "buy_hold"]
     perm = pd.DataFrame({"mean": [0.02, 0.0], "std": [0.0, 0.0]}, index=["a", "b"])
     assert list(plot_permutation_importance(perm).data[0].y) == ["b", "a"]
+
+
+def test_fold_table_rounds_metrics_and_keeps_identity_columns(result):
+    from quantlib.ml.evaluate import FOLD_TABLE_COLUMNS
+
+    table = result.fold_table()
+    assert list(table.columns) == list(FOLD_TABLE_COLUMNS)
+    for col in ("auc", "log_loss", "sharpe", "total_return"):
+        assert np.allclose(table[col], result.folds[col], atol=5e-5, equal_nan=True)
+        assert np.allclose(table[col] * 1e4, np.round(table[col] * 1e4), equal_nan=True)
+    pd.testing.assert_frame_equal(table[["fold", "model", "test_start", "n_train"]],
+                                  result.folds[["fold", "model", "test_start", "n_train"]])
+    pd.testing.assert_frame_equal(result.fold_table(None), result.folds[list(FOLD_TABLE_COLUMNS)])
