@@ -13,6 +13,7 @@ Examples
 4
 """
 
+from quantlib.optimize.promotion import PromotionEvidence, export_and_promote, gather_evidence
 from quantlib.optimize.space import Dimension, SearchSpace, parse_ranges
 from quantlib.optimize.stats import (
     OverfittingReport,
@@ -31,6 +32,7 @@ from quantlib.optimize.walkforward import WalkForwardResult, WalkForwardSplitter
 
 __all__ = [
     "Dimension", "SearchSpace", "parse_ranges",
+    "PromotionEvidence", "export_and_promote", "gather_evidence",
     "OverfittingReport", "PBOResult", "ReturnMoments", "deflated_sharpe_ratio",
     "expected_max_sharpe", "overfitting_report", "probabilistic_sharpe_ratio",
     "probability_of_backtest_overfitting", "sharpe_ratio",
