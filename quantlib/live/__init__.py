@@ -1,1 +1,9 @@
-"""quantlib.live."""
+"""The live runner: trades approved JSON strategy specs once per closed candle.
+
+Paper by default (:class:`~quantlib.live.brokers.PaperBroker`, fills like the backtest); a real
+exchange through ccxt (:class:`~quantlib.live.brokers.ccxt_broker.CcxtBroker`) in live mode.
+State lives in SQLite (:class:`~quantlib.live.state.StateStore`); see :mod:`quantlib.live.runner`
+for the per-bar protocol that makes it crash-safe. This package imports ``quantlib.strategy``,
+``quantlib.data`` and the backtest's signal and grid kernels, never optimizers, plotting or
+reports.
+"""

@@ -1,0 +1,67 @@
+"""The architecture's one-way dependencies, checked on the real import graph.
+
+- ``quantlib.live`` (what trades real money) loads strategy, data and the backtest's kernels,
+  never optimizers, plotting, reports or notebooks: a research-only dependency must not be able
+  to break or slow the runner.
+- Numeric kernels (``*_nb.py``) import only numpy and numba.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# plotly (and nbformat, which plotly loads) are not listed: vectorbt imports them, and the paper broker fills orders with
+# vectorbt's own numba order functions so that paper trading equals the backtest to the bit.
+FORBIDDEN_FOR_LIVE = ("quantlib.optimize", "quantlib.plotting", "quantlib.report", "optuna",
+                      "papermill")
+
+
+def _modules_after_import(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _offenders(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules
+                  if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_FOR_LIVE))
+
+
+def test_live_runner_never_loads_research_packages():
+    modules = _modules_after_import(
+        "import quantlib.live.runner, quantlib.live.cli, quantlib.live.brokers.ccxt_broker\n"
+        "from quantlib.strategy import get_kind, list_kinds\n"
+        "[get_kind(k) for k in list_kinds()]"  # every built-in kind's module, grid and xgb too
+    )
+    assert "quantlib.live.runner" in modules and "quantlib.strategy.kinds" in modules
+    assert _offenders(modules) == []
+
+
+def test_the_check_can_fail():
+    # Control: importing the optimizer is caught by the same check.
+    modules = _modules_after_import("import quantlib.optimize.sweep")
+    assert "quantlib.optimize" in _offenders(modules)
+
+
+KERNELS = sorted(ROOT.glob("quantlib/**/*_nb.py"))
+
+
+@pytest.mark.parametrize("path", KERNELS, ids=[p.name for p in KERNELS])
+def test_kernels_import_only_numpy_and_numba(path):
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported - {"numpy", "numba", "__future__", "math"} == set(), imported
