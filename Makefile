@@ -30,6 +30,8 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 bench: setup
+	@# backtesting.py is the comparison baseline of bench_grid.py: benchmark-only, never a runtime dependency
+	$(BIN)/python -m pip install -q backtesting
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: setup

@@ -15,8 +15,6 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # (local file:// pages only).
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--window-size=1400,1000", "--enable-unsafe-swiftshader")
-REPO_REPORTS = Path(os.environ.get("QUANTLIB_REPORTS_DIR",
-                                 Path(__file__).resolve().parents[2] / "reports"))
 
 
 @pytest.fixture(scope="module")
@@ -109,23 +107,36 @@ def test_self_contained_report_renders_alone(browser, toy_report, tmp_path):
     assert len(counts) == 1 and counts[0] > 0
 
 
-def test_repo_reports_render(browser, tmp_path):
-    """The newest run of `make report` in the repo's reports/ renders fully (when one exists)."""
-    from quantlib.report.store import list_runs
+@pytest.fixture(scope="module")
+def project_report(quantlib_kernel, tmp_path_factory):
+    """A fresh run of the project's own report config (every notebook, `--fast` parameters).
 
-    runs = list_runs(REPO_REPORTS)
-    if not runs:
-        pytest.skip(f"no report run in {REPO_REPORTS}; run `make report` before `make test`")
-    run_dir, manifest = runs[0]
-    assert _open(browser, REPO_REPORTS / "index.html") == []
-    problems = []
-    for entry in manifest["entries"]:
-        if not entry.get("html"):
-            problems.append(f"{entry['notebook']}: no HTML report")
-            continue
-        severe = _open(browser, run_dir / entry["html"])
+    This is what `make report` produces on a clean clone, minus the bigger parameter values.
+    """
+    from quantlib.report import run_report
+
+    out = tmp_path_factory.mktemp("project_reports")
+    config = Path(__file__).resolve().parents[2] / "notebooks" / "reports.yaml"
+    return run_report(config, out=out, fast=True), out
+
+
+def test_project_reports_render(browser, project_report, tmp_path):
+    """Every notebook of the report config yields an HTML report whose charts all render."""
+    import yaml
+
+    run, out = project_report
+    config = Path(__file__).resolve().parents[2] / "notebooks" / "reports.yaml"
+    planned = {nb["name"] for nb in yaml.safe_load(config.read_text())["notebooks"]}
+    assert {e["notebook"] for e in run.entries} == planned
+    assert run.failures == [], [f"{e['notebook']}: {e['error']}" for e in run.failures]
+    assert _open(browser, out / "index.html") == []
+    problems, n_charts = [], 0
+    for entry in run.entries:
+        severe = _open(browser, run.run_dir / entry["html"])
         counts = _chart_svg_counts(browser)
+        n_charts += len(counts)
         browser.save_screenshot(str(tmp_path / f"{entry['notebook']}.png"))
-        if severe or not all(counts):
+        if severe or not counts or not all(counts):
             problems.append(f"{entry['html']}: JS errors {severe}, SVGs per chart {counts}")
     assert problems == []
+    assert n_charts >= 2 * len(planned)  # every notebook shows charts, not just tables
