@@ -19,6 +19,7 @@ import pandas as pd
 
 from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.metrics import compute_metrics_frame
+from quantlib.backtest.orders_nb import positions_and_flows_nb, single_asset_equity_nb
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.errors import DataError, ParameterError
 from quantlib.strategy.registry import StrategyKind, get_kind
@@ -244,13 +245,11 @@ def _equity_from_orders(rec: np.ndarray, close: np.ndarray, n_sym: int,
     """
     n_bars, n_cols = close.shape
     signed = np.where(rec["side"] == 0, rec["size"], -rec["size"])
-    flat = rec["idx"] * n_cols + rec["col"]
-    position = np.bincount(flat, weights=signed, minlength=n_bars * n_cols)
-    position = np.cumsum(position.reshape(n_bars, n_cols), axis=0)
-    flow = np.bincount(flat, weights=-signed * rec["price"] - rec["fees"],
-                       minlength=n_bars * n_cols).reshape(n_bars, n_cols)
+    position, flow = positions_and_flows_nb(rec["idx"], rec["col"], signed,
+                                            -signed * rec["price"] - rec["fees"], n_bars, n_cols)
     if n_sym == 1:  # skip the per-group sums (full-size copies) on single-symbol sweeps
-        return init_cash + np.cumsum(flow, axis=0) + position * close, position
+        return single_asset_equity_nb(position, flow, np.ascontiguousarray(close),
+                                      float(init_cash)), position
     cash = init_cash + np.cumsum(flow.reshape(n_bars, -1, n_sym).sum(axis=2), axis=0)
     equity = cash + (position * close).reshape(n_bars, -1, n_sym).sum(axis=2)
     return equity, position
@@ -298,11 +297,11 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
         "return": tr["return"],
         "closed": tr["status"] == 1,
     }).sort_values(["combo", "entry_time"], kind="stable").reset_index(drop=True)
-    closed = trades[trades["closed"]]
-    pnl_by_combo = {c: g["pnl"].to_numpy() for c, g in closed.groupby("combo")}
+    closed = trades[trades["closed"]]  # sorted by combo: split the pnl column at combo edges
+    edges = np.searchsorted(closed["combo"].to_numpy(), np.arange(1, n_combo))
     metrics = compute_metrics_frame(
         equity,
-        trade_pnl=[pnl_by_combo.get(c, np.empty(0)) for c in range(n_combo)],
+        trade_pnl=np.split(closed["pnl"].to_numpy(), edges),
         position=exposed,
         traded_value=traded,
         fees_paid=fees,

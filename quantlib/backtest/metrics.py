@@ -34,6 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest.metrics_nb import (
+    K_DD_BARS,
+    K_DOWNSIDE,
+    K_MAX_DD,
+    K_MEAN,
+    K_MEAN_VALUE,
+    K_STD,
+    path_stats_nb,
+)
 from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ParameterError
 
@@ -128,40 +137,31 @@ def compute_metrics_frame(
         path = np.vstack([base, values])
     else:
         base = values[0]
-        path = values
+        path = np.ascontiguousarray(values)
     if returns is not None:
-        rets = np.asarray(returns, dtype=np.float64).reshape(-1, n_cols)
+        rets = np.ascontiguousarray(np.asarray(returns, dtype=np.float64).reshape(-1, n_cols))
+        n_rets = rets.shape[0]
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rets = path[1:] / path[:-1] - 1.0
-    n_rets = rets.shape[0]
+        rets = np.empty((0, n_cols))
+        n_rets = path.shape[0] - 1
+    stats = path_stats_nb(path, rets, returns is not None, 0 if init_cash is None else 1)
+    mean, std, downside = stats[:, K_MEAN], stats[:, K_STD], stats[:, K_DOWNSIDE]
+    max_dd, dd_bars = stats[:, K_MAX_DD], stats[:, K_DD_BARS]
 
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         total_return = values[-1] / base - 1.0
         years = n_rets / periods_per_year
         cagr = np.where(
             (years > 0) & (total_return > -1), (1.0 + total_return) ** (1.0 / years) - 1.0, np.nan
         ) if n_rets else np.full(n_cols, np.nan)
         cagr = np.where(total_return <= -1, -1.0, cagr)
-        mean = rets.mean(axis=0) if n_rets else np.full(n_cols, np.nan)
-        std = rets.std(axis=0, ddof=1) if n_rets > 1 else np.full(n_cols, np.nan)
         ann_vol = std * np.sqrt(periods_per_year)
         sharpe = np.where(std > 0, mean / std * np.sqrt(periods_per_year), np.nan)
-        downside = np.sqrt((np.minimum(rets, 0.0) ** 2).mean(axis=0)) if n_rets else np.full(n_cols, np.nan)
         sortino = np.where(
             downside > 0, mean / downside * np.sqrt(periods_per_year),
             np.where(mean > 0, np.inf, np.nan),
         )
-        peak = np.maximum.accumulate(path, axis=0)
-        drawdown = path / peak - 1.0
-        max_dd = drawdown.min(axis=0)
         calmar = np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan)
-    # Bars under water: distance from the last bar that stood at its running peak.
-    at_peak = path >= peak
-    last_peak = np.maximum.accumulate(
-        np.where(at_peak, np.arange(path.shape[0])[:, None], 0), axis=0
-    )
-    dd_bars = (np.arange(path.shape[0])[:, None] - last_peak).max(axis=0).astype(np.float64)
 
     if trade_pnl is None:
         pnl_stats = np.full((n_cols, 4), np.nan)
@@ -188,7 +188,7 @@ def compute_metrics_frame(
 
     traded = np.broadcast_to(np.asarray(traded_value, dtype=np.float64), (n_cols,))
     fees = np.broadcast_to(np.asarray(fees_paid, dtype=np.float64), (n_cols,))
-    turnover = traded / values.mean(axis=0)
+    turnover = traded / stats[:, K_MEAN_VALUE]
 
     out = pd.DataFrame(
         {

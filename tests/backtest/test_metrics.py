@@ -119,3 +119,32 @@ def test_bad_input_is_a_clear_error():
         compute_metrics(pd.Series([1.0, 2.0, 3.0]))
     with pytest.raises(ParameterError, match="year_days"):
         compute_metrics(_equity(), year_days=0)
+
+
+def test_one_pass_kernel_equals_full_matrix_numpy():
+    # The numba kernel against the textbook full-matrix formulas, on random equity paths with
+    # flat stretches, new peaks and deep drawdowns; with and without the starting cash.
+    rng = np.random.default_rng(5)
+    values = 100 * np.cumprod(1 + rng.normal(0, 0.02, (400, 7)) * (rng.random((400, 7)) > 0.2), axis=0)
+    idx = pd.date_range("2024-01-01", periods=400, freq="1h", tz="UTC")
+    equity = pd.DataFrame(values, index=idx)
+    for init in (None, 90.0):
+        path = values if init is None else np.vstack([np.full(7, init), values])
+        rets = path[1:] / path[:-1] - 1
+        peak = np.maximum.accumulate(path, axis=0)
+        at_peak = np.where(path >= peak, np.arange(len(path))[:, None], 0)
+        dd_bars = (np.arange(len(path))[:, None] - np.maximum.accumulate(at_peak, axis=0)).max(0)
+        ppy = 365 * 24
+        m = compute_metrics_frame(equity, timeframe="1h", init_cash=init)
+        np.testing.assert_allclose(m["sharpe"], rets.mean(0) / rets.std(0, ddof=1) * np.sqrt(ppy),
+                                   rtol=1e-10)
+        np.testing.assert_allclose(m["sortino"], rets.mean(0) / np.sqrt((np.minimum(rets, 0) ** 2)
+                                                                         .mean(0)) * np.sqrt(ppy),
+                                   rtol=1e-10)
+        np.testing.assert_allclose(m["max_drawdown"], (path / peak - 1).min(0), rtol=1e-12)
+        np.testing.assert_array_equal(m["max_drawdown_bars"], dd_bars)
+        np.testing.assert_allclose(m["turnover"], 0.0)  # no traded value given
+    explicit = compute_metrics_frame(equity, returns=equity.pct_change().fillna(0.0), timeframe="1h")
+    r = equity.pct_change().fillna(0.0).to_numpy()
+    np.testing.assert_allclose(explicit["ann_volatility"], r.std(0, ddof=1) * np.sqrt(365 * 24),
+                               rtol=1e-10)
