@@ -32,6 +32,7 @@ from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.metrics import compute_metrics_frame
 from quantlib.backtest.result import BacktestResult
+from quantlib.backtest.trades_nb import grid_round_trips_nb
 from quantlib.errors import DataError, ParameterError
 from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 
@@ -125,24 +126,13 @@ def _run_kernel(bars, mask, rows, config, record_series, fill_cap):
                           record_series, fill_cap)
 
 
-def _round_trips(fills: pd.DataFrame) -> pd.DataFrame:
+def _round_trips(out: tuple, index: pd.DatetimeIndex, max_levels: int) -> pd.DataFrame:
     # A buy at level i is closed by the next sell of level i, or pro rata by a stop-out (-1).
-    out = []
-    for combo, group in fills.groupby("combo", sort=True):
-        open_buys: dict[int, Any] = {}
-        for f in group.itertuples(index=False):
-            if f.side == 1:
-                open_buys[f.level] = f
-                continue
-            closing = [open_buys.pop(f.level)] if f.level >= 0 else list(open_buys.values())
-            if f.level < 0:
-                open_buys.clear()
-            for b in closing:
-                exit_fee = f.fee * b.size / f.size
-                pnl = b.size * (f.price - b.price) - b.fee - exit_fee
-                out.append((combo, b.level, b.time, f.time, b.price, f.price, b.size, pnl))
-    return pd.DataFrame(out, columns=["combo", "level", "entry_time", "exit_time", "entry_price",
-                                      "exit_price", "size", "pnl"])
+    combo, level, entry_bar, exit_bar, entry_price, exit_price, size, pnl = \
+        grid_round_trips_nb(*out[3:10], max_levels)
+    return pd.DataFrame({"combo": combo, "level": level, "entry_time": index[entry_bar],
+                         "exit_time": index[exit_bar], "entry_price": entry_price,
+                         "exit_price": exit_price, "size": size, "pnl": pnl})
 
 
 def run_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]] | Mapping | None = None,
@@ -184,13 +174,15 @@ def run_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]] | Mapp
         "combo": combo_ids, "time": index[fb[take]], "side": fs[take].astype(np.int64),
         "price": fp[take], "size": fz[take], "fee": ff[take], "level": fl[take], "bar": fb[take],
     })
-    trades = _round_trips(fills)
+    trades = _round_trips(out, index, int(rows[:, nb.P_N_LEVELS].max()))
     cols = pd.RangeIndex(len(rows))
     equity_df = pd.DataFrame(equity, index=index, columns=cols)
     inv_df = pd.DataFrame(inv, index=index, columns=cols)
     traded = (fills["price"] * fills["size"]).groupby(fills["combo"]).sum()
     metrics = compute_metrics_frame(
-        equity_df, trade_pnl=[trades.loc[trades["combo"] == k, "pnl"].to_numpy() for k in cols],
+        equity_df,
+        trade_pnl=np.split(trades["pnl"].to_numpy(),
+                           np.searchsorted(trades["combo"].to_numpy(), np.arange(1, len(rows)))),
         position=inv_df, traded_value=traded.reindex(cols, fill_value=0.0).to_numpy(),
         fees_paid=out[13], timeframe=config.timeframe or data.attrs.get("timeframe"),
         year_days=config.year_days, init_cash=config.init_cash)

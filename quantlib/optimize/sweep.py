@@ -22,9 +22,11 @@ from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfittin
 from quantlib.strategy.registry import StrategyKind, get_kind
 
 # Working memory of one (bar x combination) cell inside a broadcast backtest: prices, targets,
-# orders, cash, positions, equity and vectorbt's record buffers. benchmarks/bench_optimize.py
-# measured ~660 B for ma_cross on 100,000 bars (compilation excluded); rounded up.
-BYTES_PER_CELL = 700
+# orders, cash, positions, equity, returns and the simulators' record buffers. Measured on
+# 100,000-bar ma_cross chunks of 8 to 67 combinations (peak RSS growth per cell: ~75 to ~320 B,
+# allocator slack included); the budget bounds this working set, not the whole process (the
+# interpreter and libraries add ~0.5 GB). See benchmarks/bench_optimize.py.
+BYTES_PER_CELL = 250
 
 # Metrics where smaller is better; max_drawdown is compared by magnitude.
 MINIMIZE_METRICS = frozenset({"max_drawdown", "max_drawdown_bars", "max_drawdown_days",

@@ -236,3 +236,33 @@ def test_level_history_and_fill_plot_show_the_run():
     fig = plot_grid_fills(df, res, 0)
     markers = [tr for tr in fig.data if tr.mode == "markers"]
     assert sum(len(tr.x) for tr in markers) == len(f)
+
+
+def _pair_fills_by_dict(fills: pd.DataFrame) -> pd.DataFrame:
+    """Round trips by walking the fill log with a dict of open buys (the rule, written plainly)."""
+    out = []
+    for combo, group in fills.groupby("combo", sort=True):
+        open_buys: dict = {}
+        for f in group.itertuples(index=False):
+            if f.side == 1:
+                open_buys[f.level] = f
+                continue
+            closing = [open_buys.pop(f.level)] if f.level >= 0 else list(open_buys.values())
+            if f.level < 0:
+                open_buys.clear()
+            for b in closing:
+                pnl = b.size * (f.price - b.price) - b.fee - f.fee * b.size / f.size
+                out.append((combo, b.level, b.time, f.time, b.price, f.price, b.size, pnl))
+    return pd.DataFrame(out, columns=["combo", "level", "entry_time", "exit_time", "entry_price",
+                                      "exit_price", "size", "pnl"])
+
+
+def test_round_trips_equal_a_plain_walk_of_the_fill_log():
+    df = load("sample:seed=4,bars=3000")
+    params = [{"n_levels": n, "lower_pct": w, "upper_pct": w, "stop_out": s, "stop_margin": 0.01}
+              for n in (4, 9, 17) for w in (0.03, 0.08) for s in (False, True)]
+    res = run_grid(df, params, BacktestConfig(fees=0.001, slippage_bps=3))
+    assert (res.fills["level"] == -1).any(), "the case must include stop-outs"
+    expected = _pair_fills_by_dict(res.fills)
+    assert len(expected) > 50
+    pd.testing.assert_frame_equal(res.trades.reset_index(drop=True), expected, check_dtype=False)

@@ -72,8 +72,8 @@ def test_random_sweep_and_memory_budget(data):
                   method="random", n_samples=7, seed=3, progress=False, n_splits=4)
     pd.testing.assert_frame_equal(res.table, again.table)
     assert len(res.table) == 7
-    # budget / (bars x bytes per cell): 10 MiB over 1000 bars at 700 B -> 14 combinations.
-    assert BYTES_PER_CELL == 700 and chunk_size_for(1000, 10.0) == 14
+    # budget / (bars x bytes per cell): 10 MiB over 1000 bars at 250 B -> 41 combinations.
+    assert BYTES_PER_CELL == 250 and chunk_size_for(1000, 10.0) == 41
     assert chunk_size_for(10**6, 1.0) == 1  # never 0
     with pytest.raises(ParameterError, match="n_samples"):
         sweep("grid", data, {"n_levels": (4, 30)}, method="random", progress=False)
