@@ -90,6 +90,9 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise LiveError(f"state file {self.path}: not a usable SQLite database ({exc})") from None
         self._depth = 0
+        # Write-through cache of the meta table: one runner process owns a state file (the
+        # runner holds an exclusive lock), so reads need not go back to SQLite every time.
+        self._meta: dict[str, str | None] = {}
 
     def close(self) -> None:
         self._con.close()
@@ -110,6 +113,7 @@ class StateStore:
             yield
         except BaseException:
             self._con.execute("ROLLBACK")
+            self._meta.clear()  # drop values written by the rolled-back transaction
             raise
         else:
             self._con.execute("COMMIT")
@@ -118,12 +122,22 @@ class StateStore:
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else default
+        try:
+            value = self._meta[key]
+        except KeyError:
+            row = self._con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            value = self._meta[key] = row[0] if row else None
+        return default if value is None else value
 
     def set_meta(self, key: str, value: Any) -> None:
+        text = str(value)
         self._con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) "
-                          "DO UPDATE SET value=excluded.value", (key, str(value)))
+                          "DO UPDATE SET value=excluded.value", (key, text))
+        self._meta[key] = text
+
+    def refresh(self) -> None:
+        """Forget cached meta values (another process may have written the file)."""
+        self._meta.clear()
 
     def get_float(self, key: str, default: float) -> float:
         value = self.get_meta(key)

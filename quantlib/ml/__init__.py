@@ -11,7 +11,7 @@ Examples
 True
 """
 
-from quantlib.ml.artifacts import ModelRef, file_sha256, load_booster, save_model
+from quantlib.ml.artifacts import ModelRef, file_sha256, load_booster, load_tree_model, save_model
 from quantlib.ml.cv import PurgedWalkForwardCV
 from quantlib.ml.features import FeatureConfig, RegimeFeatureParams, compute_features
 from quantlib.ml.labels import forward_return_labels, make_labels, triple_barrier_labels
@@ -44,7 +44,8 @@ __all__ = [
     "PurgedWalkForwardCV", "RegimeFeatureParams", "WalkForwardResult", "XGBSignalClassifier",
     "build_dataset", "calibration_table", "compute_features", "export_holdout_spec",
     "file_sha256", "fit_regime_params", "fit_strategy", "forward_return_labels",
-    "gain_importance", "holdout_evaluate", "holdout_start", "load_booster", "make_labels",
+    "gain_importance", "holdout_evaluate", "holdout_start", "load_booster", "load_tree_model",
+    "make_labels",
     "make_params", "permutation_importance", "predict_proba_bars", "save_model",
     "setup_experiment", "triple_barrier_labels", "walk_forward_evaluate",
 ]

@@ -80,23 +80,15 @@ def resolve_model_path(path: str | Path, base_dir: str | Path | None = None) -> 
     return (Path(base) / p) if base else p.resolve()
 
 
-_CACHE: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}
+_CACHE: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
 _RESOLVED: dict[tuple[str, ...], Path] = {}
 
 
-def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
-    """Load a native-JSON XGBoost model after checking its SHA-256.
-
-    Boosters are cached per (path, hash) and the file's size/mtime, so the per-bar live call does
-    not re-read the file; a changed file is re-hashed (and refused if it no longer matches).
-
-    Raises
-    ------
-    SpecError
-        The file is missing, unreadable, or its SHA-256 differs from ``sha256``.
-    """
-    import xgboost as xgb
-
+def _load_verified(path: str | Path, sha256: str, base_dir: str | Path | None, what: str,
+                   loader: Any) -> Any:
+    # Loaded objects are cached per (path, hash, what) and the file's size/mtime, so the per-bar
+    # live call does not re-read the file; a changed file is re-hashed (and refused if it no
+    # longer matches).
     where = (str(path), str(base_dir), os.environ.get("QUANTLIB_SPEC_DIR"), os.getcwd())
     resolved = _RESOLVED.get(where)
     if resolved is None:
@@ -106,7 +98,7 @@ def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = No
     except OSError:
         raise SpecError(f"model file {resolved} (params.model_path={str(path)!r}) does not exist"
                         ) from None
-    key = (str(resolved), sha256)
+    key = (str(resolved), sha256, what)
     stamp = (stat.st_size, stat.st_mtime_ns)
     cached = _CACHE.get(key)
     if cached is not None and cached[0] == stamp:
@@ -116,14 +108,48 @@ def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = No
         raise SpecError(
             f"model file {resolved}: SHA-256 is {actual} but params.model_sha256 expects "
             f"{sha256}; the file changed since the spec was written (refusing to load it)")
-    booster = xgb.Booster()
-    try:
-        booster.load_model(str(resolved))
-    except xgb.core.XGBoostError as exc:
-        raise SpecError(f"model file {resolved}: not a valid XGBoost JSON model ({exc})") from None
-    booster.set_param({"nthread": 1})  # one row per bar: threads cost more than they save
-    _CACHE[key] = (stamp, booster)
-    return booster
+    loaded = loader(resolved)
+    _CACHE[key] = (stamp, loaded)
+    return loaded
 
 
-__all__ = ["ModelRef", "save_model", "load_booster", "file_sha256", "resolve_model_path"]
+def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
+    """Load a native-JSON XGBoost model as an ``xgboost.Booster`` after checking its SHA-256.
+
+    Raises
+    ------
+    SpecError
+        The file is missing, unreadable, or its SHA-256 differs from ``sha256``.
+    """
+    def load(resolved: Path) -> Any:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        try:
+            booster.load_model(str(resolved))
+        except xgb.core.XGBoostError as exc:
+            raise SpecError(f"model file {resolved}: not a valid XGBoost JSON model ({exc})"
+                            ) from None
+        booster.set_param({"nthread": 1})  # one row per bar: threads cost more than they save
+        return booster
+
+    return _load_verified(path, sha256, base_dir, "booster", load)
+
+
+def load_tree_model(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
+    """Load a native-JSON XGBoost model as a :class:`~quantlib.ml.trees.TreeEnsemble` (the
+    numba evaluator the ``xgb_classifier`` kind trades with) after checking its SHA-256.
+
+    Raises
+    ------
+    SpecError
+        The file is missing, unreadable, not a binary-logistic tree model, or its SHA-256 differs
+        from ``sha256``.
+    """
+    from quantlib.ml.trees import TreeEnsemble
+
+    return _load_verified(path, sha256, base_dir, "trees", TreeEnsemble.from_file)
+
+
+__all__ = ["ModelRef", "save_model", "load_booster", "load_tree_model", "file_sha256",
+           "resolve_model_path"]

@@ -50,6 +50,8 @@ from quantlib.errors import DataError, ParameterError
 from quantlib.ml import features_nb as nb
 
 REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
+# Built once: get_indexer turns a tuple into a new (arrow-backed) Index on every call (~0.5 ms).
+_REQUIRED_INDEX = pd.Index(REQUIRED_COLUMNS)
 _NS_PER_UNIT = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
@@ -203,13 +205,29 @@ class FeatureConfig:
                     f"transmat (K x K)/means/variances (> 0), got {reg}")
 
 
+_POSITIONS: dict[int, tuple[pd.Index, np.ndarray]] = {}
+
+
+def _column_positions(columns: pd.Index) -> np.ndarray:
+    # Positions of the OHLCV columns, remembered per columns Index (immutable; the reference
+    # kept in the cache stops its id from being reused): the live window shares one Index.
+    hit = _POSITIONS.get(id(columns))
+    if hit is not None and hit[0] is columns:
+        return hit[1]
+    where = columns.get_indexer(_REQUIRED_INDEX)
+    if len(_POSITIONS) >= 64:
+        _POSITIONS.clear()
+    _POSITIONS[id(columns)] = (columns, where)
+    return where
+
+
 def _check_frame(df: pd.DataFrame) -> dict[str, np.ndarray]:
     """Check an OHLCV frame at the door; return its columns as float64 arrays."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"features: expected an OHLCV DataFrame, got {type(df).__name__}")
     # get_indexer uses the columns' cached hash table (shared by every row slice of a frame);
     # iterating pandas' arrow-backed column names costs more than the whole feature kernel.
-    where = df.columns.get_indexer(REQUIRED_COLUMNS)
+    where = _column_positions(df.columns)
     if (where < 0).any():
         missing = [c for c, i in zip(REQUIRED_COLUMNS, where, strict=True) if i < 0]
         raise DataError(f"features: OHLCV frame lacks column(s) {missing}; expected {list(REQUIRED_COLUMNS)}")
@@ -253,40 +271,23 @@ def feature_array(df: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
     This is the hot path of live evaluation; :func:`compute_features` wraps it in a frame.
     """
     cols_in = _check_frame(df)
-    high, low, close, volume = (cols_in[c] for c in ("high", "low", "close", "volume"))
-    m = config.memory_factor
-    cols: list[np.ndarray] = [nb.log_return_nb(close, h) for h in config.return_horizons]
-    ret1 = nb.log_return_nb(close, 1)
-    cols.append(nb.window_std_nb(ret1, config.vol_window))
-    cols.append(nb.rsi_nb(close, config.rsi_window, m * config.rsi_window))
+    high, low, close, volume = (np.ascontiguousarray(cols_in[c])
+                                for c in ("high", "low", "close", "volume"))
     fast, slow, signal = config.macd
-    ema_fast = nb.window_ewm_nb(close, 2.0 / (fast + 1), m * fast)
-    ema_slow = nb.window_ewm_nb(close, 2.0 / (slow + 1), m * slow)
-    macd = (ema_fast - ema_slow) / close
-    macd_signal = nb.window_ewm_nb(macd, 2.0 / (signal + 1), m * signal)
-    cols += [macd, macd_signal, macd - macd_signal]
-    ma = nb.window_mean_nb(close, config.bb_window)
-    sd = nb.window_std_nb(close, config.bb_window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pctb = np.where(sd > 0, (close - (ma - 2.0 * sd)) / (4.0 * sd), 0.5)
-    cols.append(np.where(np.isnan(sd), np.nan, pctb))
-    tr = nb.true_range_nb(high, low, close)
-    cols.append(nb.window_mean_nb(tr, config.atr_window) / close)
-    vmean = nb.window_mean_nb(volume, config.volume_window)
-    vsd = nb.window_std_nb(volume, config.volume_window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vz = np.where(vsd > 0, (volume - vmean) / vsd, 0.0)
-    cols.append(np.where(np.isnan(vsd), np.nan, vz))
+    cols: list[np.ndarray] = [nb.technical_features_nb(
+        high, low, close, volume, np.asarray(config.return_horizons, dtype=np.int64),
+        config.vol_window, config.rsi_window, config.memory_factor * config.rsi_window,
+        fast, slow, signal, config.memory_factor, config.bb_window, config.atr_window,
+        config.volume_window, min(config.window - 1, len(df)))]
     if config.time_features:
         # From epoch seconds (UTC): cheaper than DatetimeIndex.hour/.dayofweek on a live window.
         secs = df.index.asi8 // _NS_PER_UNIT[df.index.unit]
         hour = (secs % 86400) / 3600.0 * (2.0 * np.pi / 24.0)
         dow = ((secs // 86400 + 3) % 7) * (2.0 * np.pi / 7.0)  # 1970-01-01 was a Thursday (3)
-        cols += [np.sin(hour), np.cos(hour), np.sin(dow), np.cos(dow)]
+        cols.append(np.column_stack([np.sin(hour), np.cos(hour), np.sin(dow), np.cos(dow)]))
     if config.regime is not None:
-        proba = regime_filtered_proba(ret1, config.regime)
-        cols += [proba[:, k] for k in range(config.regime.n_states)]
-    out = np.column_stack(cols) if cols else np.empty((len(df), 0))
+        cols.append(regime_filtered_proba(nb.log_return_nb(close, 1), config.regime))
+    out = np.hstack(cols)
     # Warm-up rows are NaN by contract, even for features with a shorter memory.
     out[: min(config.window - 1, len(df))] = np.nan
     return out

@@ -14,21 +14,25 @@ from numba import njit
 
 
 @njit(cache=True)
-def log_return_nb(close, horizon):
-    """``log(close[t] / close[t - horizon])``; NaN for the first ``horizon`` bars."""
+def log_return_nb(close, horizon, start=0):
+    """``log(close[t] / close[t - horizon])``; NaN for the first ``horizon`` bars.
+
+    Every kernel here leaves rows before ``start`` NaN (their values are not needed: the live
+    runner only uses the last rows of its window); rows from ``start`` on are unchanged.
+    """
     n = close.shape[0]
     out = np.full(n, np.nan)
-    for t in range(horizon, n):
+    for t in range(max(horizon, start), n):
         out[t] = np.log(close[t] / close[t - horizon])
     return out
 
 
 @njit(cache=True)
-def window_mean_nb(x, window):
+def window_mean_nb(x, window, start=0):
     """Mean of ``x[t-window+1 .. t]``; NaN until the window is full or if it holds a NaN."""
     n = x.shape[0]
     out = np.full(n, np.nan)
-    for t in range(window - 1, n):
+    for t in range(max(window - 1, start), n):
         acc = 0.0
         for k in range(window):
             acc += x[t - k]
@@ -37,11 +41,11 @@ def window_mean_nb(x, window):
 
 
 @njit(cache=True)
-def window_std_nb(x, window):
+def window_std_nb(x, window, start=0):
     """Population standard deviation (ddof=0) of ``x[t-window+1 .. t]`` (two-pass, per window)."""
     n = x.shape[0]
     out = np.full(n, np.nan)
-    for t in range(window - 1, n):
+    for t in range(max(window - 1, start), n):
         acc = 0.0
         for k in range(window):
             acc += x[t - k]
@@ -55,7 +59,7 @@ def window_std_nb(x, window):
 
 
 @njit(cache=True)
-def window_ewm_nb(x, alpha, length):
+def window_ewm_nb(x, alpha, length, start=0):
     """Exponentially weighted mean truncated to the last ``length`` values.
 
     ``sum_k w_k x[t-k] / sum_k w_k`` with ``w_k = (1 - alpha)**k``, ``k = 0..length-1``: the
@@ -68,7 +72,7 @@ def window_ewm_nb(x, alpha, length):
     for k in range(length):
         weights[k] = (1.0 - alpha) ** k
         total += weights[k]
-    for t in range(length - 1, n):
+    for t in range(max(length - 1, start), n):
         acc = 0.0
         for k in range(length):
             acc += weights[k] * x[t - k]
@@ -77,18 +81,18 @@ def window_ewm_nb(x, alpha, length):
 
 
 @njit(cache=True)
-def true_range_nb(high, low, close):
+def true_range_nb(high, low, close, start=0):
     """Wilder's true range; NaN at bar 0 (needs the previous close)."""
     n = close.shape[0]
     out = np.full(n, np.nan)
-    for t in range(1, n):
+    for t in range(max(1, start), n):
         prev = close[t - 1]
         out[t] = max(high[t] - low[t], abs(high[t] - prev), abs(low[t] - prev))
     return out
 
 
 @njit(cache=True)
-def rsi_nb(close, window, length):
+def rsi_nb(close, window, length, start=0):
     """RSI with Wilder smoothing (alpha = 1/window) truncated to ``length`` price changes.
 
     ``100 * gain / (gain + loss)``; 50 when prices did not move at all in the window.
@@ -96,19 +100,67 @@ def rsi_nb(close, window, length):
     n = close.shape[0]
     gain = np.full(n, np.nan)
     loss = np.full(n, np.nan)
-    for t in range(1, n):
+    for t in range(max(1, start - length + 1), n):
         d = close[t] - close[t - 1]
         gain[t] = d if d > 0.0 else 0.0
         loss[t] = -d if d < 0.0 else 0.0
-    avg_gain = window_ewm_nb(gain, 1.0 / window, length)
-    avg_loss = window_ewm_nb(loss, 1.0 / window, length)
+    avg_gain = window_ewm_nb(gain, 1.0 / window, length, start)
+    avg_loss = window_ewm_nb(loss, 1.0 / window, length, start)
     out = np.full(n, np.nan)
-    for t in range(n):
+    for t in range(start, n):
         g = avg_gain[t]
         lo = avg_loss[t]
         if np.isnan(g) or np.isnan(lo):
             continue
         out[t] = 50.0 if g + lo == 0.0 else 100.0 * g / (g + lo)
+    return out
+
+
+@njit(cache=True)
+def technical_features_nb(high, low, close, volume, horizons, vol_window, rsi_window, rsi_length,
+                          macd_fast, macd_slow, macd_signal, ema_memory, bb_window, atr_window,
+                          volume_window, start):
+    """The technical feature columns of :func:`quantlib.ml.features.feature_array`, in order:
+    ``ret_h`` per horizon, volatility, RSI, MACD line / signal / histogram, Bollinger %b, ATR
+    over close, volume z-score, for rows ``start ..`` (earlier rows NaN). One compiled call
+    instead of ~20 (the live path is per bar)."""
+    n = close.shape[0]
+    n_h = horizons.shape[0]
+    out = np.full((n, n_h + 8), np.nan)
+    for j in range(n_h):
+        out[:, j] = log_return_nb(close, horizons[j], start)
+    ret1 = log_return_nb(close, 1, start - vol_window + 1)
+    out[:, n_h] = window_std_nb(ret1, vol_window, start)
+    out[:, n_h + 1] = rsi_nb(close, rsi_window, rsi_length, start)
+    # the signal line at t needs the MACD line over its own window before t
+    macd_start = start - ema_memory * macd_signal + 1
+    ema_fast = window_ewm_nb(close, 2.0 / (macd_fast + 1), ema_memory * macd_fast, macd_start)
+    ema_slow = window_ewm_nb(close, 2.0 / (macd_slow + 1), ema_memory * macd_slow, macd_start)
+    macd = (ema_fast - ema_slow) / close
+    signal = window_ewm_nb(macd, 2.0 / (macd_signal + 1), ema_memory * macd_signal, start)
+    ma = window_mean_nb(close, bb_window, start)
+    sd = window_std_nb(close, bb_window, start)
+    atr = window_mean_nb(true_range_nb(high, low, close, start - atr_window + 1), atr_window,
+                         start)
+    vmean = window_mean_nb(volume, volume_window, start)
+    vsd = window_std_nb(volume, volume_window, start)
+    for t in range(max(start, 0), n):
+        out[t, n_h + 2] = macd[t]
+        out[t, n_h + 3] = signal[t]
+        out[t, n_h + 4] = macd[t] - signal[t]
+        if np.isnan(sd[t]):
+            out[t, n_h + 5] = np.nan
+        elif sd[t] > 0:
+            out[t, n_h + 5] = (close[t] - (ma[t] - 2.0 * sd[t])) / (4.0 * sd[t])
+        else:
+            out[t, n_h + 5] = 0.5
+        out[t, n_h + 6] = atr[t] / close[t]
+        if np.isnan(vsd[t]):
+            out[t, n_h + 7] = np.nan
+        elif vsd[t] > 0:
+            out[t, n_h + 7] = (volume[t] - vmean[t]) / vsd[t]
+        else:
+            out[t, n_h + 7] = 0.0
     return out
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import ParameterError
-from quantlib.ml.artifacts import ModelRef, load_booster
+from quantlib.ml.artifacts import ModelRef, load_tree_model
 from quantlib.ml.features import FeatureConfig, feature_array
 from quantlib.ml.features_nb import hysteresis_window_nb
 from quantlib.strategy.registry import Param, StrategyKind, register
@@ -37,7 +37,7 @@ from quantlib.strategy.registry import Param, StrategyKind, register
 KIND_NAME = "xgb_classifier"
 
 _CONFIG_CACHE: list[tuple[dict[str, Any], FeatureConfig]] = []
-_CHECKED: set[tuple[int, int]] = set()  # (booster, config) pairs whose feature names match
+_CHECKED: set[tuple[int, int]] = set()  # (model, config) pairs whose feature names match
 
 
 def _feature_config(features: Mapping[str, Any]) -> FeatureConfig:
@@ -66,20 +66,19 @@ def predict_proba_bars(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarra
     >>> # proba = predict_proba_bars(df, params)  # params as made by make_params
     """
     cfg = _feature_config(params.get("features") or {})
-    booster = load_booster(params["model_path"], params["model_sha256"])
-    if (id(booster), id(cfg)) not in _CHECKED:
-        names = booster.feature_names
-        if booster.num_features() != len(cfg.names) or (names is not None and names != cfg.names):
+    model = load_tree_model(params["model_path"], params["model_sha256"])
+    if (id(model), id(cfg)) not in _CHECKED:
+        names = model.feature_names
+        if model.num_features != len(cfg.names) or (names is not None and names != cfg.names):
             raise ParameterError(
                 f"strategy kind {KIND_NAME!r}: model {params['model_path']} expects "
-                f"{booster.num_features()} features {names} but params.features yields "
+                f"{model.num_features} features {names} but params.features yields "
                 f"{len(cfg.names)} {cfg.names}")
-        _CHECKED.add((id(booster), id(cfg)))
+        _CHECKED.add((id(model), id(cfg)))
     proba = np.full(len(df), np.nan)
     start = cfg.window - 1
     if len(df) > start:
-        X = feature_array(df, cfg)[start:]
-        proba[start:] = booster.inplace_predict(np.ascontiguousarray(X))
+        proba[start:] = model.predict_proba(feature_array(df, cfg)[start:])
     return proba
 
 

@@ -150,9 +150,14 @@ class StrategyKind:
                 raise ParameterError(f"strategy kind {self.name!r}: {problem} (params {out})")
         return out
 
-    def signals(self, df: pd.DataFrame, params: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Validated target positions for ``df`` (float array, one per bar, no NaN)."""
-        checked = self.validate(params)
+    def signals(self, df: pd.DataFrame, params: Mapping[str, Any] | None = None, *,
+                validated: bool = False) -> np.ndarray:
+        """Validated target positions for ``df`` (float array, one per bar, no NaN).
+
+        ``validated=True`` says ``params`` already came out of :meth:`validate` (the live
+        runner checks once at start, not on every bar).
+        """
+        checked = dict(params) if validated else self.validate(params)
         target = np.asarray(self.signal(df, checked), dtype=np.float64)
         if target.shape != (len(df),):
             raise ParameterError(

@@ -146,3 +146,32 @@ def test_halt_flattens_when_configured(tmp_path, replay_frame):
     assert store.get_float("position", 1.0) == 0.0
     assert all(b[2] == 0.0 for b in store.bars() if b[0] > halted_at)
     assert np.isfinite(store.bars()[-1][5])
+
+
+def test_second_runner_on_the_same_state_is_refused(tmp_path, replay_frame):
+    # A second runner on one state file could trade the same bars twice; the first one holds
+    # an exclusive lock for its whole run, and the second refuses to start.
+    import fcntl
+
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
+    first, store, _ = _runner(spec, tmp_path, ReplayFeed(replay_frame), max_bars=5)
+    with open(str(tmp_path / "s.db") + ".lock", "a+") as held:  # as a running runner holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LiveError, match=r"s\.db is in use by a running runner"):
+            first.run()
+    assert store.last_bar is None  # it refused before processing anything
+    assert first.run().bars_processed == 5  # lock released: it runs
+    with open(str(tmp_path / "s.db") + ".lock") as fh:  # and it left its pid for diagnosis
+        assert fh.read().strip() == f"pid {os.getpid()}"
+
+
+def test_meta_cache_never_serves_a_rolled_back_value(tmp_path):
+    store = StateStore(tmp_path / "m.db")
+    with store.transaction():
+        store.set_meta("cash", "100.0")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_meta("cash", "50.0")
+        raise RuntimeError("crash inside the bar's transaction")
+    assert store.get_meta("cash") == "100.0"
+    other = StateStore(tmp_path / "m.db")
+    assert other.get_meta("cash") == "100.0"

@@ -92,10 +92,13 @@ def test_sigkill_paper_runner_resumes_exactly(replay_file, tmp_path):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     spec_json = dump_spec(spec)
     reference = tmp_path / "reference.db"
+    started = time.perf_counter()
     _paper_child_inline(spec, replay_file, reference)
+    # Random kill delays scaled to this machine's speed: about 2 * N_KILLS kills fit in a run.
+    max_delay = (time.perf_counter() - started) / N_KILLS
     crashed = tmp_path / "crashed.db"
     progress = _kill_loop(_paper_child, (spec_json, str(replay_file), str(crashed)), crashed,
-                          N_KILLS, seed=7, max_delay=0.1)
+                          N_KILLS, seed=7, max_delay=max_delay)
     assert len(progress) >= 10, progress
     # The kills landed at many different points of the run, not all before the first bar.
     assert len({p for p in progress if p is not None}) >= 5
@@ -125,15 +128,18 @@ def test_sigkill_ccxt_runner_never_orders_twice(replay_frame, tmp_path):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
-    results = {}
+    results, max_delay = {}, None
     for label, n_kills in (("reference", 0), ("crashed", 10)):
         parent, child = CTX.Pipe()
         server = CTX.Process(target=_server_process, args=(child, str(replay)))
         server.start()
         url = parent.recv()
         state = tmp_path / f"{label}.db"
+        started = time.perf_counter()
         progress = _kill_loop(_ccxt_child, (url, spec_json, str(replay), str(state)),
-                              state, n_kills, seed=11, max_delay=0.1)
+                              state, n_kills, seed=11, max_delay=max_delay or 0.0)
+        # delays for the crashed run, scaled to the reference run's speed on this machine
+        max_delay = (time.perf_counter() - started) / 12
         parent.send("report")
         results[label] = (*parent.recv(), _snapshot(state))
         server.join(10)

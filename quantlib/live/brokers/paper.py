@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import math
 
-from vectorbt.portfolio import nb as vbt_nb
-from vectorbt.portfolio.enums import (
-    AccumulationMode,
-    Direction,
-    OppositeEntryMode,
-    OrderStatus,
-    ProcessOrderState,
-    SizeType,
-)
-
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import Broker
+from quantlib.live.brokers.paper_fill import (
+    FILLED,
+    NO_ORDER,
+    SIZE_PERCENT,
+    SIZE_VALUE,
+    paper_fill_nb,
+)
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 
@@ -93,41 +90,27 @@ class PaperBroker(Broker):
         debt, free_cash = store.get_float("debt", 0.0), store.get_float("free_cash", 0.0)
         prev_target = float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
         le, lx, se, sx = signal_flags(prev_target, order.target, execution.direction)
-        accumulate = AccumulationMode.Disabled
-        if le or se:
-            le, lx, se, sx, accumulate = vbt_nb.resolve_opposite_entry_nb(
-                position, le, lx, se, sx, OppositeEntryMode.ReverseReduce, accumulate)
-        size_type = SizeType.Percent if risk.size_type == "percent" else SizeType.Value
-        val_price = price  # vectorbt's default val_price=inf means "the order price"
+        size_type = SIZE_PERCENT if risk.size_type == "percent" else SIZE_VALUE
         try:
-            size, size_type, direction = vbt_nb.signals_to_size_nb(
-                position, le, lx, se, sx, self._order_size(), size_type, accumulate, val_price)
+            (status, info, size, fill_price, fees, side, *account) = paper_fill_nb(
+                cash, position, debt, free_cash, le, lx, se, sx, self._order_size(), size_type,
+                price, execution.fees, execution.slippage_bps / 1e4)
         except Exception as exc:  # numba re-raises vectorbt's ValueError
             raise LiveError(f"paper broker: {exc}") from None
-        if size == 0:
+        if status == NO_ORDER:
             store.update_order(order.client_id, status="cancelled", detail="no order (no-op)")
-            return
-        if direction == Direction.ShortOnly:
-            size = -size
-        vbt_order = vbt_nb.order_nb(size=size, price=price, size_type=size_type,
-                                    direction=direction, fees=execution.fees,
-                                    slippage=execution.slippage_bps / 1e4)
-        value = cash + position * val_price if position != 0 else cash
-        state = ProcessOrderState(cash=cash, position=position, debt=debt, free_cash=free_cash,
-                                  val_price=val_price, value=value, oidx=0, lidx=0)
-        new, result = vbt_nb.execute_order_nb(state, vbt_order)
-        if result.status == OrderStatus.Filled and not math.isnan(result.size):
-            side = 1 if result.side == 0 else -1
-            store.add_fill(order.client_id, time_ms, side, float(result.price),
-                           float(result.size), float(result.fees))
-            for key in ("cash", "position", "debt", "free_cash"):
-                store.set_meta(key, repr(float(getattr(new, key))))
-            store.update_order(order.client_id, status="filled", price=float(result.price),
-                               amount=float(result.size), side=side)
+        elif status == FILLED and not math.isnan(size):
+            side = 1 if side == 0 else -1
+            store.add_fill(order.client_id, time_ms, side, float(fill_price), float(size),
+                           float(fees))
+            for key, value in zip(("cash", "position", "debt", "free_cash"), account,
+                                  strict=True):
+                store.set_meta(key, repr(float(value)))
+            store.update_order(order.client_id, status="filled", price=float(fill_price),
+                               amount=float(size), side=side)
         else:
             store.update_order(order.client_id, status="rejected",
-                               detail=f"paper: vectorbt status {int(result.status)} "
-                                      f"info {int(result.status_info)}")
+                               detail=f"paper: vectorbt status {status} info {info}")
 
 
 __all__ = ["PaperBroker", "signal_flags"]
