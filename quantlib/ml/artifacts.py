@@ -18,13 +18,13 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quantlib.errors import ParameterError, SpecError
+from quantlib.strategy.spec import sha256_file
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,8 @@ class ModelRef:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex SHA-256 of a file's bytes (the same hash strategy specs record for artifacts)."""
+    return sha256_file(path)
 
 
 def save_model(model: Any, path: str | Path) -> ModelRef:

@@ -75,3 +75,33 @@ class RegimeModel(BaseEstimator):
     def _proba_frame(self, proba: np.ndarray, X: Any) -> pd.DataFrame:
         return pd.DataFrame(proba, index=self._index(X, proba.shape[0]),
                             columns=[f"regime_{k}" for k in range(proba.shape[1])])
+
+
+class GaussianRegimeModel(RegimeModel):
+    """A regime model with Gaussian emissions (``means_``, ``covars_``, ``transmat_``): the
+    Gaussian HMM and the Markov-switching regression share its one-bar filter and parameters."""
+
+    def update(self, proba_prev: np.ndarray, x_new: Any) -> np.ndarray:
+        """One O(K^2) filter step: P(regime_t | x_<=t) from P(regime_t-1 | x_<=t-1) and x_t."""
+        from quantlib.regime.filter_nb import filter_step_nb
+        from quantlib.regime.filtering import gaussian_log_emission
+
+        self._check_fitted()
+        log_em = gaussian_log_emission(np.atleast_2d(np.asarray(x_new, float)), self.means_,
+                                       self.covars_)[0]
+        return filter_step_nb(np.asarray(proba_prev, dtype=float), log_em, self.transmat_)[0]
+
+    def online_filter(self, init_proba: np.ndarray | None = None) -> Any:
+        """A live :class:`~quantlib.regime.filtering.OnlineRegimeFilter`: ``.update(x_new)``
+        costs O(K^2 + K d^2) per bar, no refit."""
+        from quantlib.regime.filtering import OnlineRegimeFilter
+
+        self._check_fitted()
+        return OnlineRegimeFilter(self.transmat_, self.means_, self.covars_, init_proba)
+
+    def to_params(self) -> dict[str, Any]:
+        """Fitted parameters as plain JSON lists in Gaussian-HMM form (usable by the
+        ``regime_filter`` kind and strategy specs)."""
+        self._check_fitted()
+        return {"transmat": self.transmat_.tolist(), "means": self.means_.tolist(),
+                "covars": self.covars_.tolist()}

@@ -16,9 +16,8 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 
 from quantlib.errors import ParameterError
-from quantlib.regime.base import RegimeModel, check_int, check_X
-from quantlib.regime.filter_nb import filter_step_nb
-from quantlib.regime.filtering import OnlineRegimeFilter, filter_gaussian, gaussian_log_emission
+from quantlib.regime.base import GaussianRegimeModel, check_int, check_X
+from quantlib.regime.filtering import filter_gaussian
 from quantlib.regime.results import RegimeResults, stationary_distribution
 
 _COV_PARAMS = {
@@ -36,7 +35,7 @@ def canonical_order(means: np.ndarray, covars: np.ndarray, order_by: str,
     return np.argsort(key, kind="stable")
 
 
-class GaussianHMMRegime(RegimeModel):
+class GaussianHMMRegime(GaussianRegimeModel):
     """Gaussian HMM regimes (hmmlearn EM) with restarts, canonical labels and causal filtering.
 
     Parameters
@@ -202,24 +201,6 @@ class GaussianHMMRegime(RegimeModel):
         arr = check_X(X, n_features=self.n_features_in_)
         return float(filter_gaussian(arr, self.transmat_, self.means_, self.covars_,
                                      self._init_proba())[1])
-
-    def update(self, proba_prev: np.ndarray, x_new: Any) -> np.ndarray:
-        """One O(K^2) filter step: P(regime_t | x_<=t) from P(regime_t-1 | x_<=t-1) and x_t."""
-        self._check_fitted()
-        log_em = gaussian_log_emission(np.atleast_2d(np.asarray(x_new, float)), self.means_,
-                                       self.covars_)[0]
-        return filter_step_nb(np.asarray(proba_prev, dtype=float), log_em, self.transmat_)[0]
-
-    def online_filter(self, init_proba: np.ndarray | None = None) -> OnlineRegimeFilter:
-        """A live filter object: ``.update(x_new)`` costs O(K^2 + K d^2) per bar, no refit."""
-        self._check_fitted()
-        return OnlineRegimeFilter(self.transmat_, self.means_, self.covars_, init_proba)
-
-    def to_params(self) -> dict[str, Any]:
-        """Fitted parameters as plain JSON-serialisable lists (for strategy specs)."""
-        self._check_fitted()
-        return {"transmat": self.transmat_.tolist(), "means": self.means_.tolist(),
-                "covars": self.covars_.tolist()}
 
     def summary(self) -> RegimeResults:
         """Statsmodels-style results: per-regime means/volatility, durations, BIC."""

@@ -15,13 +15,11 @@ import pandas as pd
 from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
 
 from quantlib.errors import ParameterError
-from quantlib.regime.base import RegimeModel, check_int, check_X
-from quantlib.regime.filter_nb import filter_step_nb
-from quantlib.regime.filtering import OnlineRegimeFilter, gaussian_log_emission
+from quantlib.regime.base import GaussianRegimeModel, check_int, check_X
 from quantlib.regime.results import RegimeResults
 
 
-class MarkovSwitchingRegime(RegimeModel):
+class MarkovSwitchingRegime(GaussianRegimeModel):
     """Hamilton Markov-switching model with regime-dependent mean and variance.
 
     Parameters
@@ -130,24 +128,6 @@ class MarkovSwitchingRegime(RegimeModel):
         arr = check_X(X, n_features=1)
         res = self._model(arr[:, 0] * self.scale_).filter(self.results_.params)
         return float(res.llf) + arr.shape[0] * np.log(self.scale_)
-
-    def update(self, proba_prev: np.ndarray, x_new: Any) -> np.ndarray:
-        """One O(K^2) Hamilton-filter step for a new observation (same recursion as statsmodels)."""
-        self._check_fitted()
-        log_em = gaussian_log_emission(np.atleast_2d(np.asarray(x_new, float)), self.means_,
-                                       self.covars_)[0]
-        return filter_step_nb(np.asarray(proba_prev, dtype=float), log_em, self.transmat_)[0]
-
-    def online_filter(self, init_proba: np.ndarray | None = None) -> OnlineRegimeFilter:
-        """A live filter object: ``.update(x_new)`` costs O(K^2 + K d^2) per bar, no refit."""
-        self._check_fitted()
-        return OnlineRegimeFilter(self.transmat_, self.means_, self.covars_, init_proba)
-
-    def to_params(self) -> dict[str, Any]:
-        """Fitted parameters as plain JSON lists (Gaussian-HMM form, usable by regime_filter)."""
-        self._check_fitted()
-        return {"transmat": self.transmat_.tolist(), "means": self.means_.tolist(),
-                "covars": self.covars_.tolist()}
 
     def summary(self) -> RegimeResults:
         """Statsmodels-style results: per-regime mean/volatility, durations, BIC."""
