@@ -29,6 +29,8 @@ def _pyproject_requirements() -> dict[str, str | None]:
 def _conda_requirements() -> dict[str, str | None]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     specs = [d for d in env["dependencies"] if isinstance(d, str)]
+    # packages conda-forge lacks come from PyPI through the environment's pip section
+    specs += [s for d in env["dependencies"] if isinstance(d, dict) for s in d.get("pip", [])]
     parsed = dict(_parse(s.replace(" ", "")) for s in specs)
     parsed.pop("python"), parsed.pop("pip")
     return parsed

@@ -176,16 +176,19 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
     first = frames[symbols[0]]
     index = first.index
     target = target_matrix(kind, frames, params_list)
-    # vectorbt's simulator is not cached on disk and numba specialises it on array layouts,
-    # which differ between one group and several; simulating a lone combination twice keeps
-    # one compiled version per process (the duplicate is dropped in _collect).
+    # With vectorbt's numba engine (the fallback when vectorbt-rust is absent) the simulator is
+    # not cached on disk and numba specialises it on array layouts, which differ between one
+    # group and several; simulating a lone combination twice keeps one compiled version per
+    # process (the duplicate is dropped in _collect). The Rust engine compiles nothing.
     n_sim = max(n_combo, 2)
     sim_target = np.tile(target, (1, 2)) if n_combo == 1 else target
     orders = _orders_from_targets(sim_target, config.direction)
 
     def wide(column: str) -> np.ndarray:
         block = np.column_stack([frames[s][column].to_numpy(np.float64) for s in symbols])
-        return np.tile(block, (1, n_sim))
+        # One symbol: a single column that vectorbt broadcasts over every combination without
+        # copying it (same 2-D float64 layout, so no extra numba compilation).
+        return block if n_sym == 1 else np.tile(block, (1, n_sim))
 
     close = wide("close")
     if config.execution == "next_open":
@@ -194,6 +197,7 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
         price = wide("open")
     else:
         price = close
+    close_frame = np.broadcast_to(close, (len(index), n_sim * n_sym))
     columns = pd.MultiIndex.from_arrays(
         [np.repeat(np.arange(n_sim), n_sym), np.tile(symbols, n_sim)], names=["combo", "symbol"]
     )
@@ -208,8 +212,8 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
                              "in one order")
     stop_loss = config.trail_stop if config.trail_stop is not None else config.sl_stop
     # Every configuration calls vectorbt with the same argument types (NaN = no stop, direction
-    # carried by the four signal arrays, always grouped with shared cash) so its numba
-    # simulator compiles once per process instead of once per option combination.
+    # carried by the four signal arrays, always grouped with shared cash) so a numba simulator
+    # compiles once per process instead of once per option combination.
     kwargs: dict[str, Any] = dict(
         open=wide("open"), high=wide("high"), low=wide("low"),
         sl_stop=np.nan if stop_loss is None else stop_loss,
@@ -222,7 +226,7 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
         # A RangeIndex, not the tz-aware timestamps: vectorbt's wrappers turn a tz-aware index
         # into an object array on every accessor (seconds on large sweeps); results are
         # re-indexed by timestamp in _collect.
-        close=pd.DataFrame(close, columns=columns, copy=False),
+        close=pd.DataFrame(close_frame, columns=columns, copy=False),
         price=price,
         **orders,
         size=config.size,
@@ -236,20 +240,22 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
     return _collect(pf, kind, symbols, index, params_list, config, target, close)
 
 
-def _equity_from_orders(rec: np.ndarray, close: np.ndarray, n_sym: int,
+def _equity_from_orders(rec: np.ndarray, close: np.ndarray, n_cols: int, n_sym: int,
                         init_cash: float) -> tuple[np.ndarray, np.ndarray]:
     """Equity per combination and position per column from the order records.
 
     Cheaper than ``Portfolio.value()`` on grouped shared-cash portfolios and the same sums:
     cash = init_cash + cumulative cash flow of the group, position = cumulative signed size.
+    ``close`` is one column per symbol (single symbol) or already one per column.
     """
-    n_bars, n_cols = close.shape
+    n_bars = close.shape[0]
     signed = np.where(rec["side"] == 0, rec["size"], -rec["size"])
     position, flow = positions_and_flows_nb(rec["idx"], rec["col"], signed,
                                             -signed * rec["price"] - rec["fees"], n_bars, n_cols)
     if n_sym == 1:  # skip the per-group sums (full-size copies) on single-symbol sweeps
         return single_asset_equity_nb(position, flow, np.ascontiguousarray(close),
                                       float(init_cash)), position
+    close = close[:, :n_cols]
     cash = init_cash + np.cumsum(flow.reshape(n_bars, -1, n_sym).sum(axis=2), axis=0)
     equity = cash + (position * close).reshape(n_bars, -1, n_sym).sum(axis=2)
     return equity, position
@@ -262,7 +268,7 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
     n_cols = n_combo * n_sym
     rec = pf.orders.values
     rec = rec[rec["col"] < n_cols]  # drop the duplicate of a lone combination
-    value, position = _equity_from_orders(rec, close[:, :n_cols], n_sym, config.init_cash)
+    value, position = _equity_from_orders(rec, close, n_cols, n_sym, config.init_cash)
     equity = pd.DataFrame(value, index=index, columns=pd.RangeIndex(n_combo, name="combo"),
                           copy=False)
     assets = position.reshape(len(index), n_combo, n_sym)

@@ -30,16 +30,19 @@ def positions_and_flows_nb(idx, col, signed_size, cash_flow, n_bars, n_cols):
 
 @njit(cache=True)
 def single_asset_equity_nb(position, flow, close, init_cash):
-    """Equity ``init_cash + cumulative flow + position * close`` per (bar, column).
+    """Equity ``init_cash + cumulative flow + position * close`` per (bar, column); ``close``
+    has one column per column or a single column shared by all.
 
     The cumulative flow is summed in bar order from 0, exactly as ``np.cumsum`` (and the live
     runner's cash account) does, so equity is bit-identical to those.
     """
     n_bars, n_cols = position.shape
+    flex = close.shape[1] == 1  # one price column shared by every combination
     equity = np.empty((n_bars, n_cols))
     running = np.zeros(n_cols)
     for i in range(n_bars):
         for j in range(n_cols):
             running[j] += flow[i, j]
-            equity[i, j] = init_cash + running[j] + position[i, j] * close[i, j]
+            price = close[i, 0] if flex else close[i, j]
+            equity[i, j] = init_cash + running[j] + position[i, j] * price
     return equity

@@ -198,3 +198,37 @@ def test_real_btc_eth_portfolio_matches_reference(shared_data):
     ref_equity, ref_fills = reference_backtest(aligned, targets, **case)
     np.testing.assert_allclose(result.equity[0].to_numpy(), ref_equity, rtol=1e-9)
     assert len(result.fills) == len(ref_fills) > 20
+
+
+ENGINE_CASES = [
+    dict(fees=0.001, slippage_bps=3),
+    dict(fees=0.001, sl_stop=0.03, tp_stop=0.05),
+    dict(fees=0.001, size=1000.0, size_type="value", direction="both", trail_stop=0.04),
+]
+
+
+@pytest.mark.parametrize("case", ENGINE_CASES, ids=["plain", "stops", "both-trailing"])
+def test_rust_engine_is_bit_identical_to_numba(ohlcv, case):
+    # quantlib depends on vectorbt-rust so a new kernel's first backtest compiles nothing; the
+    # paper broker fills with vectorbt's numba order functions, so the Rust simulator must
+    # agree with the numba one to the last bit.
+    import vectorbt as vbt
+    from vectorbt._engine import is_rust_available
+
+    from quantlib.backtest.config import BacktestConfig as Config
+
+    assert is_rust_available(), "vectorbt-rust is a declared dependency and must load"
+    grid = [{"fast": f, "slow": s} for f in (3, 5, 8) for s in (12, 20, 40)]
+    results = {}
+    before = vbt.settings["engine"]
+    try:
+        for engine in ("numba", "rust"):
+            vbt.settings["engine"] = engine
+            results[engine] = run_backtest("ma_cross", ohlcv, grid, Config(**case))
+    finally:
+        vbt.settings["engine"] = before
+    numba_res, rust_res = results["numba"], results["rust"]
+    assert len(numba_res.fills) > 50
+    np.testing.assert_array_equal(rust_res.equity.to_numpy(), numba_res.equity.to_numpy())
+    pd.testing.assert_frame_equal(rust_res.fills, numba_res.fills, check_exact=True)
+    pd.testing.assert_frame_equal(rust_res.trades, numba_res.trades, check_exact=True)
