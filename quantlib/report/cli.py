@@ -56,6 +56,7 @@ def report(
         False, "--skip-missing", help="Skip config notebooks whose file does not exist."
     ),
     keep: int = typer.Option(None, "--keep", help="After the run, prune all but the newest N."),
+    jobs: int = typer.Option(2, "--jobs", help="Notebooks run at the same time (own kernels)."),
 ) -> None:
     """Run every notebook of the config and update reports/index.html."""
     if ctx.invoked_subcommand is not None:
@@ -65,6 +66,7 @@ def report(
         run = run_report(
             config, data=data, out=out, only=only or None, fast=fast, hide_code=hide_code,
             self_contained=self_contained, run_id=run_id, force=force, skip_missing=skip_missing,
+            jobs=jobs,
         )
         if keep is not None:
             prune_runs(out, keep=keep)

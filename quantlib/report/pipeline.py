@@ -11,8 +11,10 @@ import contextlib
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,12 +148,11 @@ def _execute(job: NotebookJob, ipynb: Path, params: dict[str, Any], timeout: int
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        with _plotly_mimetype_renderer():
-            papermill.execute_notebook(
-                str(job.path), str(ipynb), parameters=params, kernel_name=KERNEL_NAME,
-                cwd=str(job.path.parent), progress_bar=False, log_output=True,
-                execution_timeout=timeout,
-            )
+        papermill.execute_notebook(
+            str(job.path), str(ipynb), parameters=params, kernel_name=KERNEL_NAME,
+            cwd=str(job.path.parent), progress_bar=False, log_output=True,
+            execution_timeout=timeout,
+        )
     except PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue} (cell In [{exc.exec_count}])"
     except Exception as exc:  # kernel death, timeout, bad notebook: record and carry on
@@ -247,6 +248,7 @@ def run_report(
     run_id: str | None = None,
     force: bool = False,
     skip_missing: bool = False,
+    jobs: int = 1,
 ) -> ReportRun:
     """Run the configured notebooks and write their reports and the index.
 
@@ -271,6 +273,9 @@ def run_report(
         not run again unless ``force`` (idempotent schedules); a failed one is re-run.
     skip_missing : bool
         Leave out config notebooks whose file does not exist instead of raising ReportError.
+    jobs : int
+        Notebooks executed at the same time (each in its own kernel); the index and manifest
+        keep the config's order whatever finishes first.
 
     Returns
     -------
@@ -282,9 +287,11 @@ def run_report(
     >>> run = run_report("notebooks/reports.yaml", fast=True)  # doctest: +SKIP
     >>> print(run.summary())  # doctest: +SKIP
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ReportError(f"--jobs {jobs!r}: expected an integer >= 1")
     out = Path(out).resolve()
     cfg = load_config(config, require_notebooks=False)
-    jobs = cfg.select(only, skip_missing=skip_missing)
+    selected = cfg.select(only, skip_missing=skip_missing)
     check_kernel()
     hide = cfg.hide_code if hide_code is None else hide_code
     out.mkdir(parents=True, exist_ok=True)
@@ -297,7 +304,7 @@ def run_report(
         if not acquired:
             raise ReportError(f"run {run_id} is in progress in another process ({run_dir})")
         with _run_log(run_dir / "run.log"):
-            plan = _plan(jobs, data, fast)
+            plan = _plan(selected, data, fast)
             manifest = {
                 "run_id": run_id, "started_at": datetime.now(UTC).isoformat(),
                 "quantlib_version": quantlib.__version__, "git_commit": git_commit(cfg.path.parent),
@@ -309,15 +316,23 @@ def run_report(
             logger.info("run %s: %d notebook run(s) into %s", run_id, len(plan), run_dir)
             write_manifest(run_dir, manifest)
             update_index(out)
-            for position, (job, set_name, params, source) in enumerate(plan):
-                manifest["entries"][position]["status"] = "running"
-                write_manifest(run_dir, manifest)
-                manifest["entries"][position] = _run_entry(
-                    job, set_name, params, source, run_dir, out, manifest, cfg, hide,
-                    self_contained,
-                )
-                write_manifest(run_dir, manifest)
-                update_index(out)
+            guard = threading.Lock()  # one writer of the manifest and index at a time
+
+            def run_one(position: int) -> None:
+                job, set_name, params, source = plan[position]
+                with guard:
+                    manifest["entries"][position]["status"] = "running"
+                    write_manifest(run_dir, manifest)
+                entry = _run_entry(job, set_name, params, source, run_dir, out, manifest, cfg,
+                                   hide, self_contained)
+                with guard:
+                    manifest["entries"][position] = entry
+                    write_manifest(run_dir, manifest)
+                    update_index(out)
+
+            with _plotly_mimetype_renderer(), ThreadPoolExecutor(max_workers=jobs) as pool:
+                # each thread drives its own kernel process; list() re-raises any error
+                list(pool.map(run_one, range(len(plan))))
             failed = any(entry["status"] != "ok" for entry in manifest["entries"])
             manifest["status"] = "failed" if failed else "ok"
             manifest["finished_at"] = datetime.now(UTC).isoformat()

@@ -117,7 +117,7 @@ def project_report(quantlib_kernel, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("project_reports")
     config = Path(__file__).resolve().parents[2] / "notebooks" / "reports.yaml"
-    return run_report(config, out=out, fast=True), out
+    return run_report(config, out=out, fast=True, jobs=2), out
 
 
 def test_project_reports_render(browser, project_report, tmp_path):

@@ -233,3 +233,21 @@ def test_source_not_injected_into_a_notebook_without_source_parameter(tmp_path, 
         ((_, _, params, source),) = _plan((job,), "sample:seed=9", fast=False)
     assert params == {"n": 2} and source is None
     assert "nosrc declares no `source` parameter" in caplog.text
+
+
+def test_parallel_jobs_overlap_and_keep_config_order(quantlib_kernel, notebook_factory, tmp_path):
+    # Two notebooks that each record when they ran: with jobs=2 their kernels run at the same
+    # time, and the manifest and index still list them in config order.
+    cells = ["import time\nfrom quantlib.report.record import record_metrics\nstart = time.time()",
+             "time.sleep(4)\nrecord_metrics({'start': start, 'end': time.time(), 'n': n})"]
+    notebook_factory(tmp_path / "nb" / "slow_a.ipynb", cells, "source = 'sample'\nn = 1")
+    notebook_factory(tmp_path / "nb" / "slow_b.ipynb", cells, "source = 'sample'\nn = 2")
+    config = tmp_path / "nb" / "reports.yaml"
+    config.write_text("notebooks:\n  - name: slow_a\n  - name: slow_b\n")
+    run = run_report(config, out=tmp_path / "reports", jobs=2)
+    assert [e["notebook"] for e in run.entries] == ["slow_a", "slow_b"]
+    a, b = (e["metrics"] for e in run.entries)
+    assert (a["n"], b["n"]) == (1, 2) and run.failures == []
+    assert a["start"] < b["end"] and b["start"] < a["end"], "the two kernels did not overlap"
+    with pytest.raises(ReportError, match="--jobs 0"):
+        run_report(config, out=tmp_path / "reports", jobs=0)
