@@ -24,7 +24,7 @@ report: setup
 	$(BIN)/quantlib report
 
 test: setup
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests notebooks quantlib --doctest-modules --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
