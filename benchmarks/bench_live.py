@@ -1,11 +1,16 @@
 """Per-bar latency (closed candle -> order intent) and RSS of the paper runner, per kind.
 
-Run: ``.venv/bin/python benchmarks/bench_live.py [--bars 2000]``. Each kind runs in a fresh
-process (as ``quantlib live run`` would), replaying synthetic bars through the paper broker. It
-prints p50/p99 of the decision part of each step (broker settlement at the open, bounded-window
-signal, risk, intent), the mean of the whole step including the SQLite commit, and the
-process's peak RSS. The floor for comparison: a process that imports only numpy, pandas and
-numba and loads one cached numba kernel.
+Run: ``.venv/bin/python benchmarks/bench_live.py [--bars 2000]``. Each kind runs twice in fresh
+processes, replaying synthetic bars through the paper broker:
+
+- a latency process drives ``LiveRunner`` directly and prints p50/p99 of the decision part of
+  each step (broker settlement at the open, bounded-window signal, risk, intent) and the mean of
+  the whole step including the SQLite commit;
+- an RSS process runs the real command line, ``quantlib live run --mode paper --feed
+  replay:FILE``, and reports its peak RSS (VmHWM) at exit: what a trader's machine sees.
+
+The floor for comparison: a process that imports only numpy, pandas (which loads pyarrow) and
+numba and calls one cached numba kernel.
 
 Targets (issue 7): p99 <= 1 ms, RSS < 200 MB.
 """
@@ -74,6 +79,36 @@ def _child(kind: str, params_json: str, bars: int, tmp: str) -> None:
                       "rss_mb": peak_rss_mb()}))
 
 
+def _cli_child(argv_json: str) -> None:
+    """Run ``quantlib`` with these arguments; print this process's peak RSS when it exits."""
+    import atexit
+
+    atexit.register(lambda: print(json.dumps({"rss_mb": peak_rss_mb()}), flush=True))
+    sys.argv = ["quantlib", *json.loads(argv_json)]
+    from quantlib.cli import main
+
+    main()
+
+
+def _cli_rss(kind: str, params: dict, df, tmp: Path) -> float:
+    from quantlib.data import save_ohlcv
+    from quantlib.strategy.spec import StrategySpec
+
+    bars = tmp / "bars.parquet"
+    if not bars.exists():
+        save_ohlcv(df, bars)
+    spec_path = tmp / f"cli_{kind}.json"
+    spec_path.write_text(StrategySpec(name=f"bench_{kind}", kind=kind, params=params,
+                                      symbols=["BTC/USD"]).model_dump_json())
+    argv = ["live", "run", "--strategy", str(spec_path), "--mode", "paper",
+            "--feed", f"replay:{bars}", "--state", str(tmp / f"cli_{kind}.db")]
+    out = subprocess.run([sys.executable, __file__, "--cli", json.dumps(argv)],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        sys.exit(out.stderr[-3000:])
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
+
+
 def _floor_rss() -> float:
     code = ("import numpy as np, pandas, numba\n"
             "from quantlib.backtest import indicators_nb as nb\n"
@@ -88,6 +123,9 @@ def _floor_rss() -> float:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--cli":
+        _cli_child(sys.argv[2])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=2000)
@@ -105,8 +143,9 @@ def main() -> None:
             if out.returncode:
                 sys.exit(out.stderr[-3000:])
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows[-1]["rss_mb"] = _cli_rss(kind, params, df, Path(tmp))
     print(f"{'kind':16s} {'bars':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'step ms':>8s} "
-          f"{'RSS MB':>7s}  targets p99 <= 1 ms, RSS < 200 MB")
+          f"{'RSS MB':>7s}  targets p99 <= 1 ms, RSS < 200 MB (RSS: `quantlib live run`)")
     for r in rows:
         print(f"{r['kind']:16s} {r['bars']:6d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
               f"{r['step_ms_mean']:8.3f} {r['rss_mb']:7.0f}  p99/target={r['p99_ms']:.2f}x "

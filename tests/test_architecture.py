@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# plotly (and nbformat, which plotly loads) are not listed: vectorbt imports them, and the paper broker fills orders with
-# vectorbt's own numba order functions so that paper trading equals the backtest to the bit.
+# vectorbt (~200 MB, 2.4 s to import) and scikit-learn are research tools too: paper fills use
+# quantlib.live.brokers.order_exec_nb, a port of vectorbt's order arithmetic proven bit-identical
+# in tests/live/test_order_exec_nb.py, and the xgb kind needs only features and model files.
 FORBIDDEN_FOR_LIVE = ("quantlib.optimize", "quantlib.plotting", "quantlib.report", "optuna",
-                      "papermill")
+                      "papermill", "vectorbt", "sklearn", "plotly", "xgboost")
 
 
 def _modules_after_import(statement: str) -> set[str]:
@@ -46,10 +47,28 @@ def test_live_runner_never_loads_research_packages():
     assert _offenders(modules) == []
 
 
+def test_the_live_command_line_loads_only_the_live_commands():
+    # `quantlib live run` is a process that trades: the console script must not import the
+    # other sub-commands' modules (report pipeline, optimizers) to build its parser.
+    modules = _modules_after_import(
+        "import sys\n"
+        "from quantlib.cli import _command_name, build_app\n"
+        "app = build_app(_command_name(['live', 'run', '--mode', 'paper']))\n"
+        "from quantlib.strategy import get_kind, list_kinds\n"
+        "[get_kind(k) for k in list_kinds()]"
+    )
+    assert "quantlib.live.cli" in modules
+    assert _offenders(modules) == []
+    assert "quantlib.data.cli" not in modules
+
+
 def test_the_check_can_fail():
     # Control: importing the optimizer is caught by the same check.
     modules = _modules_after_import("import quantlib.optimize.sweep")
     assert "quantlib.optimize" in _offenders(modules)
+    # ... and so is the full command line, which registers the report and optimize commands.
+    modules = _modules_after_import("from quantlib.cli import build_app\nbuild_app()")
+    assert {"quantlib.report", "quantlib.optimize"} <= set(_offenders(modules))
 
 
 KERNELS = sorted(ROOT.glob("quantlib/**/*_nb.py"))

@@ -12,19 +12,22 @@ True
 """
 
 from quantlib.ml.artifacts import ModelRef, file_sha256, load_booster, load_tree_model, save_model
-from quantlib.ml.cv import PurgedWalkForwardCV
 from quantlib.ml.features import FeatureConfig, RegimeFeatureParams, compute_features
-from quantlib.ml.labels import forward_return_labels, make_labels, triple_barrier_labels
-from quantlib.ml.model import Dataset, XGBSignalClassifier, build_dataset
-from quantlib.ml.regime_features import fit_regime_params
 
 
 def __getattr__(name: str):
-    # The evaluation/strategy/explain modules pull in the registry and backtest engine; load
-    # them on first use so `import quantlib.ml` stays light.
+    # Training, CV and evaluation pull in scikit-learn (~0.6 s, ~60 MB) and the backtest
+    # engine; load them on first use so that the live runner's `xgb_classifier` kind, which
+    # needs only features and model files, never loads them.
     import importlib
 
-    lazy = {"walk_forward_evaluate": "quantlib.ml.evaluate",
+    lazy = {"PurgedWalkForwardCV": "quantlib.ml.cv",
+            "forward_return_labels": "quantlib.ml.labels", "make_labels": "quantlib.ml.labels",
+            "triple_barrier_labels": "quantlib.ml.labels",
+            "Dataset": "quantlib.ml.model", "XGBSignalClassifier": "quantlib.ml.model",
+            "build_dataset": "quantlib.ml.model",
+            "fit_regime_params": "quantlib.ml.regime_features",
+            "walk_forward_evaluate": "quantlib.ml.evaluate",
             "WalkForwardResult": "quantlib.ml.evaluate",
             "make_params": "quantlib.ml.strategy", "predict_proba_bars": "quantlib.ml.strategy",
             "gain_importance": "quantlib.ml.explain",

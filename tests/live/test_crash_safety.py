@@ -85,17 +85,31 @@ def _snapshot(path: Path) -> dict:
         store.close()
 
 
+@pytest.fixture(scope="module")
+def long_replay_file(tmp_path_factory) -> Path:
+    """2,000 bars: a paper runner replays ~5,000 bars/s, so 300 bars are over before a dozen
+    kills (each incarnation runs until the test sees its first commit) can land."""
+    from quantlib.data import save_ohlcv, synthetic_ohlcv
+
+    path = tmp_path_factory.mktemp("long_replay") / "btc_1h.csv"
+    save_ohlcv(synthetic_ohlcv(n_bars=2000, seed=3).ohlcv, path)
+    return path
+
+
 @pytest.mark.timeout(240)
-def test_sigkill_paper_runner_resumes_exactly(replay_file, tmp_path):
+def test_sigkill_paper_runner_resumes_exactly(long_replay_file, tmp_path):
     from quantlib.strategy.spec import dump_spec
+
+    replay_file = long_replay_file
 
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     spec_json = dump_spec(spec)
     reference = tmp_path / "reference.db"
     started = time.perf_counter()
     _paper_child_inline(spec, replay_file, reference)
-    # Random kill delays scaled to this machine's speed: about 2 * N_KILLS kills fit in a run.
-    max_delay = (time.perf_counter() - started) / N_KILLS
+    # Random kill delays scaled to this machine's speed: the delays alone would let ~6 * N_KILLS
+    # kills fit in a run; each incarnation also runs on its own until its first committed bar.
+    max_delay = (time.perf_counter() - started) / (3 * N_KILLS)
     crashed = tmp_path / "crashed.db"
     progress = _kill_loop(_paper_child, (spec_json, str(replay_file), str(crashed)), crashed,
                           N_KILLS, seed=7, max_delay=max_delay)
@@ -119,12 +133,13 @@ def _paper_child_inline(spec, replay, state) -> None:
 # -- CcxtBroker against the loopback Kraken server ---------------------------------------------
 
 @pytest.mark.timeout(300)
-def test_sigkill_ccxt_runner_never_orders_twice(replay_frame, tmp_path):
-    from quantlib.data import save_ohlcv
+def test_sigkill_ccxt_runner_never_orders_twice(tmp_path):
+    from quantlib.data import save_ohlcv, synthetic_ohlcv
     from quantlib.strategy.spec import dump_spec
 
     replay = tmp_path / "replay.csv"
-    save_ohlcv(replay_frame, replay)
+    # long enough that ten kills land before the feed ends, even on a loaded 2-core machine
+    save_ohlcv(synthetic_ohlcv(n_bars=900, seed=3).ohlcv, replay)
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
@@ -138,8 +153,9 @@ def test_sigkill_ccxt_runner_never_orders_twice(replay_frame, tmp_path):
         started = time.perf_counter()
         progress = _kill_loop(_ccxt_child, (url, spec_json, str(replay), str(state)),
                               state, n_kills, seed=11, max_delay=max_delay or 0.0)
-        # delays for the crashed run, scaled to the reference run's speed on this machine
-        max_delay = (time.perf_counter() - started) / 12
+        # delays for the crashed run, scaled to the reference run's speed on this machine:
+        # the delays alone would let ~60 kills fit in a run
+        max_delay = (time.perf_counter() - started) / 30
         parent.send("report")
         results[label] = (*parent.recv(), _snapshot(state))
         server.join(10)

@@ -1,32 +1,30 @@
-"""One compiled call per paper fill, made of vectorbt's own order functions.
+"""One compiled call per paper fill, with the backtest's order arithmetic.
 
-Calling ``resolve_opposite_entry_nb``, ``signals_to_size_nb``, ``order_nb`` and
-``execute_order_nb`` one by one from Python makes numba resolve argument types (namedtuples,
-keyword defaults) on every call, ~0.3 ms per fill; a fill bar is then the slowest bar of a run.
-Here they run inside one ``@njit`` function, with exactly the arguments the backtest's
-``Portfolio.from_signals`` passes, so paper fills stay bit-identical to the backtest.
+Calling the order functions one by one from Python makes numba resolve argument types on every
+call (~0.3 ms per fill; a fill bar would be the slowest bar of a run). Here they run inside one
+``@njit`` function, with exactly the arguments the backtest's ``Portfolio.from_signals`` passes
+to vectorbt, so paper fills stay bit-identical to the backtest. The order functions are
+``order_exec_nb``'s port of vectorbt's: the live runner never imports vectorbt (~200 MB RSS).
 """
 
 from __future__ import annotations
 
 from numba import njit
-from vectorbt.portfolio import nb as vbt_nb
-from vectorbt.portfolio.enums import (
-    AccumulationMode,
-    Direction,
-    OppositeEntryMode,
-    OrderStatus,
-    ProcessOrderState,
-    SizeType,
+
+from quantlib.live.brokers.order_exec_nb import (
+    ACC_DISABLED,
+    FILLED,
+    OPP_REVERSE_REDUCE,
+    PERCENT,
+    SHORT_ONLY,
+    VALUE,
+    execute_order_nb,
+    resolve_opposite_entry_nb,
+    signals_to_size_nb,
 )
 
-# Plain ints: numba freezes module-level ints as compile-time constants.
-ACCUMULATE_DISABLED = int(AccumulationMode.Disabled)
-REVERSE_REDUCE = int(OppositeEntryMode.ReverseReduce)
-SHORT_ONLY = int(Direction.ShortOnly)
-SIZE_PERCENT = int(SizeType.Percent)
-SIZE_VALUE = int(SizeType.Value)
-FILLED = int(OrderStatus.Filled)
+SIZE_PERCENT = PERCENT
+SIZE_VALUE = VALUE
 NO_ORDER = -1  # status when the signals resolve to no order at all
 
 
@@ -36,24 +34,24 @@ def paper_fill_nb(cash, position, debt, free_cash, long_entry, long_exit, short_
     """Execute one signal-driven order at ``price``; returns
     ``(status, status_info, size, price, fees, side, cash, position, debt, free_cash)`` with
     ``status == NO_ORDER`` when the signals ask for nothing."""
-    accumulate = ACCUMULATE_DISABLED
+    accumulate = ACC_DISABLED
     if long_entry or short_entry:
         long_entry, long_exit, short_entry, short_exit, accumulate = \
-            vbt_nb.resolve_opposite_entry_nb(position, long_entry, long_exit, short_entry,
-                                             short_exit, REVERSE_REDUCE, accumulate)
+            resolve_opposite_entry_nb(position, long_entry, long_exit, short_entry,
+                                      short_exit, OPP_REVERSE_REDUCE, accumulate)
     # vectorbt's default val_price (inf) means "the order price"
-    size, size_type, direction = vbt_nb.signals_to_size_nb(
+    size, size_type, direction = signals_to_size_nb(
         position, long_entry, long_exit, short_entry, short_exit, order_size, size_type,
         accumulate, price)
     if size == 0:
         return (NO_ORDER, 0, 0.0, 0.0, 0.0, 0, cash, position, debt, free_cash)
     if direction == SHORT_ONLY:
         size = -size
-    order = vbt_nb.order_nb(size=size, price=price, size_type=size_type, direction=direction,
-                            fees=fees, slippage=slippage)
     value = cash + position * price if position != 0 else cash
-    state = ProcessOrderState(cash=cash, position=position, debt=debt, free_cash=free_cash,
-                              val_price=price, value=value, oidx=0, lidx=0)
-    new, result = vbt_nb.execute_order_nb(state, order)
-    return (int(result.status), int(result.status_info), result.size, result.price, result.fees,
-            int(result.side), new.cash, new.position, new.debt, new.free_cash)
+    account, result = execute_order_nb(cash, position, debt, free_cash, price, value, size,
+                                       price, size_type, direction, fees, slippage)
+    return (result[0], result[1], result[2], result[3], result[4], result[5],
+            account[0], account[1], account[2], account[3])
+
+
+__all__ = ["FILLED", "NO_ORDER", "SIZE_PERCENT", "SIZE_VALUE", "paper_fill_nb"]
