@@ -56,6 +56,12 @@ def save_model(model: Any, path: str | Path) -> ModelRef:
         raise ParameterError(f"model file {path}: must end in '.json' (XGBoost native JSON)")
     if isinstance(model, xgb.XGBModel):
         booster = model.get_booster()
+        # With early stopping, XGBoost keeps every tree but predicts with the best iteration's;
+        # the saved file must hold exactly the trees the user evaluated.
+        try:
+            booster = booster[: int(model.best_iteration) + 1]
+        except AttributeError:  # trained without early stopping: every tree counts
+            pass
     else:  # XGBSignalClassifier keeps its best-iteration booster in booster_
         booster = getattr(model, "booster_", model)
     if not isinstance(booster, xgb.Booster):

@@ -37,7 +37,10 @@ from quantlib.strategy.registry import Param, StrategyKind, register
 KIND_NAME = "xgb_classifier"
 
 _CONFIG_CACHE: list[tuple[dict[str, Any], FeatureConfig]] = []
-_CHECKED: set[tuple[int, int]] = set()  # (model, config) pairs whose feature names match
+# (model, config) pairs whose feature names match, keyed by identity for speed. The values keep
+# both objects alive: an id is unique only while its object lives, and a freed model's id could
+# otherwise be reused by a different model that was never checked.
+_CHECKED: dict[tuple[int, int], tuple[Any, FeatureConfig]] = {}
 
 
 def _feature_config(features: Mapping[str, Any]) -> FeatureConfig:
@@ -74,7 +77,9 @@ def predict_proba_bars(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarra
                 f"strategy kind {KIND_NAME!r}: model {params['model_path']} expects "
                 f"{model.num_features} features {names} but params.features yields "
                 f"{len(cfg.names)} {cfg.names}")
-        _CHECKED.add((id(model), id(cfg)))
+        if len(_CHECKED) >= 64:
+            _CHECKED.pop(next(iter(_CHECKED)))
+        _CHECKED[(id(model), id(cfg))] = (model, cfg)
     proba = np.full(len(df), np.nan)
     start = cfg.window - 1
     if len(df) > start:

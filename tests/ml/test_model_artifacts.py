@@ -92,3 +92,23 @@ def test_without_early_stopping_every_round_is_kept(trained):
                             random_state=0, tree_method="hist").fit(ds.X, ds.y)
     np.testing.assert_allclose(clf.predict_proba(ds.X.iloc[:20]), ref.predict_proba(ds.X.iloc[:20]),
                                rtol=1e-6)
+
+
+def test_a_raw_early_stopped_xgbclassifier_is_saved_as_it_predicts(tmp_path):
+    """XGBoost keeps every tree after early stopping but predicts with the best iteration's;
+    the saved file (what the strategy trades with) must predict like the fitted model."""
+    from quantlib.ml.trees import TreeEnsemble
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + 2 * rng.normal(size=600) > 0).astype(int)  # noisy: stops early
+    clf = xgb.XGBClassifier(n_estimators=300, early_stopping_rounds=5, n_jobs=1)
+    clf.fit(X[:400], y[:400], eval_set=[(X[400:], y[400:])], verbose=False)
+    assert clf.get_booster().num_boosted_rounds() > clf.best_iteration + 1  # trees to drop
+
+    ref = save_model(clf, tmp_path / "early.model.json")
+    saved = TreeEnsemble.from_file(ref.path)
+    assert saved.n_trees == clf.best_iteration + 1
+    np.testing.assert_allclose(saved.predict_proba(X), clf.predict_proba(X)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(load_booster(ref.path, ref.sha256).inplace_predict(X),
+                               clf.predict_proba(X)[:, 1], atol=1e-6)
