@@ -127,15 +127,19 @@ class LiveRunner:
                             "promote` first)")
         self.spec, self.broker, self.store, self.feed, self.mode = spec, broker, store, feed, mode
         self.kind = get_kind(spec.kind)
-        if self.kind.engine == "grid" and mode == "live":
-            raise LiveError(f"kind {spec.kind!r}: live grid trading (resting limit orders at the "
-                            "exchange) is not supported yet; use --mode paper")
         self.params = self.kind.validate(spec.params)
         self.window = SignalWindow(self.kind.warmup(self.params) + 1)
         self.risk = RiskManager(spec.risk, store)
         self.stop_file = Path(stop_file) if stop_file else None
         self.status_file = Path(status_file) if status_file else None
         self.log = logger or JsonLogger()
+        self._grid_venue = None
+        if self.kind.engine == "grid" and mode == "live":
+            # resting limit orders that the exchange fills (paper steps the engine's kernel)
+            from quantlib.live.grid_exchange import GridAtExchange
+
+            self._grid_venue = GridAtExchange(spec, self.params, broker, store, self.risk,
+                                              self.log)
         self.max_bars = max_bars
         self._signalled = False
         self.latencies_ns: list[int] = []
@@ -240,6 +244,8 @@ class LiveRunner:
 
     def step(self, bar: Bar) -> list[OrderRow]:
         """Process one closed bar: decide and commit (one transaction), then send."""
+        if self._grid_venue is not None:
+            return self._grid_venue.step(bar, self.latencies_ns)
         if self.kind.engine == "grid":
             return self._step_grid(bar)
         t0 = time.perf_counter_ns()
@@ -297,8 +303,11 @@ class LiveRunner:
         return handle
 
     def _loop(self) -> RunSummary:
-        self.broker.reconcile()
-        self.broker.resubmit_pending()
+        if self._grid_venue is not None:
+            self._grid_venue.resume()
+        else:
+            self.broker.reconcile()
+            self.broker.resubmit_pending()
         # Everything imported and built so far lives for the whole run: moving it out of the
         # collector's view keeps full collections from stalling a bar for milliseconds.
         gc.freeze()

@@ -126,10 +126,21 @@ class CcxtBroker(Broker):
 
     def _refresh_balance(self) -> None:
         balance = self._call("fetch_balance", self.exchange.fetch_balance)
-        total = balance.get("total", {})
+        total, free = balance.get("total", {}), balance.get("free", {})
         with self.store.transaction():
             self.store.set_meta("cash", repr(float(total.get(self.quote) or 0.0)))
             self.store.set_meta("position", repr(float(total.get(self.base) or 0.0)))
+            # free = not held by resting orders (what a new order can use)
+            self.store.set_meta("free_cash", repr(float(free.get(self.quote) or 0.0)))
+            self.store.set_meta("free_base", repr(float(free.get(self.base) or 0.0)))
+
+    def refresh_balance(self) -> None:
+        """Fetch balances into the state store (cash, position, free cash, free base)."""
+        self._refresh_balance()
+
+    def free_balance(self) -> float:
+        """Quote currency not held by resting orders, as of the last refresh."""
+        return self.store.get_float("free_cash", 0.0)
 
     def _record(self, order: OrderRow, remote: dict) -> None:
         status = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
@@ -172,8 +183,6 @@ class CcxtBroker(Broker):
         self._refresh_balance()
 
     def submit(self, order: OrderRow) -> None:
-        import ccxt
-
         current = self.store.get_order(order.client_id)
         if current is None or current.status not in ("new", "sent"):
             return
@@ -182,58 +191,132 @@ class CcxtBroker(Broker):
                 self.store.update_order(order.client_id, status="cancelled",
                                         detail="nothing to trade")
             return
+        # A "sent" intent may have reached the exchange before a crash: look before sending.
+        remote = self._send(current, current.amount, look_first=current.status == "sent",
+                            mark_sent=True)
+        if remote is not None:
+            self._record(current, remote)
+            self._refresh_balance()
+            self.log.info("order_sent", client_id=order.client_id, exchange_id=remote.get("id"))
+
+    def _send(self, current: OrderRow, amount: float, *, look_first: bool,
+              mark_sent: bool) -> dict | None:
+        """Create ``current`` at the exchange exactly once; return the exchange's order, or
+        None when the exchange refused it (recorded as ``rejected``)."""
+        import ccxt
+
+        cid = current.client_id
         side = "buy" if current.side > 0 else "sell"
+        order_type = "limit" if current.order_type == "limit" else "market"
+        price = current.price if order_type == "limit" else None
         delay = self.backoff
         for attempt in range(self.retries):
             # A previous attempt (or process) may have reached the exchange: look before sending.
-            if attempt > 0 or current.status == "sent":
-                remote = self.find_order(order.client_id)
+            if attempt > 0 or look_first:
+                remote = self.find_order(cid)
                 if remote is not None:
-                    self._record(current, remote)
-                    self._refresh_balance()
-                    return
+                    return remote
             try:
-                with self.store.transaction():
-                    self.store.update_order(order.client_id, status="sent",
-                                            attempts=current.attempts + attempt + 1)
-                created = self.exchange.create_order(
-                    self.spec.symbol, "market", side, current.amount, None,
-                    {"clientOrderId": order.client_id})
+                if mark_sent:
+                    with self.store.transaction():
+                        self.store.update_order(cid, status="sent",
+                                                attempts=current.attempts + attempt + 1)
+                created = self.exchange.create_order(self.spec.symbol, order_type, side, amount,
+                                                     price, {"clientOrderId": cid})
             except ccxt.InsufficientFunds:
-                self.log.error("order_rejected", client_id=order.client_id,
-                               reason="insufficient funds")
+                self.log.error("order_rejected", client_id=cid, reason="insufficient funds")
                 with self.store.transaction():
-                    self.store.update_order(order.client_id, status="rejected",
-                                            detail="insufficient funds")
-                return
+                    self.store.update_order(cid, status="rejected", detail="insufficient funds")
+                return None
             except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
-                self.log.warning("order_retry", client_id=order.client_id, attempt=attempt + 1,
+                self.log.warning("order_retry", client_id=cid, attempt=attempt + 1,
                                  error=type(exc).__name__)
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
             except ccxt.ExchangeError as exc:
                 detail = redact(str(exc))[:200]
-                self.log.error("order_rejected", client_id=order.client_id, reason=detail)
+                self.log.error("order_rejected", client_id=cid, reason=detail)
                 with self.store.transaction():
-                    self.store.update_order(order.client_id, status="rejected", detail=detail)
-                return
+                    self.store.update_order(cid, status="rejected", detail=detail)
+                return None
             # The exchange's order book is the truth: a garbled "success" (ccxt may parse a
             # truncated body without raising) is only trusted once the order is visible.
-            remote = self.find_order(order.client_id)
+            remote = self.find_order(cid)
             if remote is None:
-                self.log.warning("order_retry", client_id=order.client_id, attempt=attempt + 1,
+                self.log.warning("order_retry", client_id=cid, attempt=attempt + 1,
                                  error="unconfirmed", answer=str(type(created).__name__))
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            self._record(current, remote)
-            self._refresh_balance()
-            self.log.info("order_sent", client_id=order.client_id, exchange_id=remote.get("id"))
-            return
-        raise ExchangeError(f"{self.spec.exchange}: order {order.client_id} not confirmed after "
+            return remote
+        raise ExchangeError(f"{self.spec.exchange}: order {cid} not confirmed after "
                             f"{self.retries} attempts; it stays pending and is reconciled on "
                             "restart")
+
+    # -- resting orders (grid trading at the exchange, quantlib.live.grid_exchange) ------------
+    def lookup(self, client_ids: list[str]) -> dict[str, dict]:
+        """The exchange's orders for ``client_ids`` (open or closed): one fetch of open and one
+        of recently closed orders, then one query per id still unseen."""
+        wanted = set(client_ids)
+        found: dict[str, dict] = {}
+        for fetch in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+            for order in self._call(fetch.__name__, fetch, self.spec.symbol):
+                cid = order.get("clientOrderId")
+                if cid in wanted:
+                    found[cid] = order
+        for cid in wanted - found.keys():
+            # Closed long ago (beyond the closed-orders page) or never sent: ask by id.
+            remote = self.find_order(cid)
+            if remote is not None:
+                found[cid] = remote
+        return found
+
+    def place(self, order: OrderRow) -> None:
+        """Send an intent in status ``new`` exactly once and mark it ``sent``; fills are
+        recorded by the caller's next sync, never here."""
+        current = self.store.get_order(order.client_id)
+        if current is None or current.status != "new":
+            return
+        amount = current.amount
+        if current.order_type == "market" and current.side < 0:
+            # a flatten: sell what is really there (a resting sell may have filled meanwhile)
+            self._refresh_balance()
+            amount = min(amount, self.store.get_float("free_base", 0.0))
+        if amount <= 0 or not math.isfinite(amount):
+            with self.store.transaction():
+                self.store.update_order(order.client_id, status="cancelled",
+                                        detail="nothing to trade")
+            return
+        remote = self._send(current, amount, look_first=True, mark_sent=False)
+        if remote is not None:
+            with self.store.transaction():
+                self.store.update_order(order.client_id, status="sent",
+                                        exchange_id=remote.get("id"),
+                                        attempts=current.attempts + 1)
+
+    def cancel(self, order: OrderRow) -> None:
+        """Cancel an intent in status ``cancelling`` at the exchange (idempotent). The final
+        status, with any fill that beat the cancellation, is recorded by the next sync."""
+        import ccxt
+
+        current = self.store.get_order(order.client_id)
+        if current is None or current.status != "cancelling":
+            return
+        remote = self.find_order(order.client_id)
+        if remote is None:  # never reached the exchange: nothing can fill
+            with self.store.transaction():
+                self.store.update_order(order.client_id, status="cancelled",
+                                        detail="cancelled before it reached the exchange")
+            return
+        if remote.get("status") != "open":
+            return
+        try:
+            self._call("cancel_order", self.exchange.cancel_order, remote["id"],
+                       self.spec.symbol)
+        except ccxt.InvalidOrder:  # filled or cancelled meanwhile: the next sync records it
+            pass
+        self.log.info("order_cancel", client_id=order.client_id, exchange_id=remote.get("id"))
 
 
 __all__ = ["CcxtBroker", "credentials_from_env", "make_exchange"]

@@ -1,0 +1,277 @@
+"""Grid trading at a real exchange: resting limit orders, fills as the exchange reports them.
+
+In paper mode the grid engine's kernel decides fills from each bar's OHLC path. At an exchange
+the exchange decides; the runner keeps the same book as the engine and the same levels (built by
+the engine's ``grid_levels_nb``), and lets the exchange fill it:
+
+- level ``i < n - 1`` holding nothing rests a buy limit of ``order_value / L_i`` base units at
+  ``L_i`` while the price is above it (the top level never buys);
+- a level holding base units rests a sell limit of exactly those units at ``L_{i+1}``.
+
+Per closed bar ``t`` (:meth:`GridAtExchange.step`):
+
+1. *sync*: one fetch of our open and one of our closed orders; in ONE transaction the fills the
+   exchange reports are recorded and applied to the book (a filled buy fills its level, a filled
+   sell empties it), exactly once: an order's final status and its effect on the book commit
+   together;
+2. *decide*: in ONE transaction, the book the grid wants at ``close_t`` is compared with the
+   orders resting: missing orders become intents (status ``new``, deterministic client id from
+   strategy, symbol, bar time, level and side), surplus ones are marked ``cancelling``; the
+   equity point and ``last_bar = t`` commit with them;
+3. *flush* (after the commit): cancellations first (releasing the funds they hold), then
+   placements. Each placement first asks the exchange for its client id, so a retry, a lost
+   response or a restart never creates a second order.
+
+A restart syncs and flushes before the next bar, so intents committed by a killed process are
+sent (once). ``stop_out`` (price beyond a threshold at a close) and a risk halt with
+``flatten_on_halt`` cancel every order and sell the inventory at market; a halt without it
+cancels the buys only.
+
+Differences from the backtest, by construction: a follow-up order is placed at the close of the
+bar its fill is seen in, not the instant it fills; the exchange fills at the limit price (or
+better) and charges its own fees; volatility grids (re-centred on ATR) are paper-only for now.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from quantlib.backtest import grid_nb as nb
+from quantlib.backtest.config import BacktestConfig
+from quantlib.backtest.grid import GridState
+from quantlib.errors import LiveError
+from quantlib.live.brokers.base import client_order_id
+from quantlib.live.feeds import Bar
+from quantlib.live.logs import JsonLogger
+from quantlib.live.risk import RiskManager
+from quantlib.live.state import OrderRow, StateStore
+from quantlib.strategy.spec import StrategySpec
+
+BOOK_KEY = "grid_book"
+PENDING = ("new", "sent", "cancelling")
+FLAT_INTENT = "grid|flat"
+FINAL_STATUS = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
+                "rejected": "rejected"}
+
+
+@dataclass
+class Book:
+    """Levels, base units held per level, order value and whether the grid has stopped."""
+
+    levels: list[float]
+    holding: list[float]
+    order_value: float
+    stop_margin: float  # < 0: no stop-out
+    stopped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levels": self.levels, "holding": self.holding, "order_value": self.order_value,
+                "stop_margin": self.stop_margin, "stopped": self.stopped}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Book:
+        return cls(list(d["levels"]), list(d["holding"]), float(d["order_value"]),
+                   float(d["stop_margin"]), bool(d["stopped"]))
+
+    def wanted(self, price: float, buys_allowed: bool) -> dict[tuple[int, int], tuple[float, float]]:
+        """(level, side) -> (limit price, amount) of the orders the grid rests at ``price``."""
+        if self.stopped:
+            return {}
+        n, out = len(self.levels), {}
+        for i in range(n - 1):
+            held = self.holding[i]
+            if held > 0.0:
+                out[(i, -1)] = (self.levels[i + 1], held)
+            elif buys_allowed and 0.0 < self.levels[i] < price:
+                out[(i, 1)] = (self.levels[i], self.order_value / self.levels[i])
+        return out
+
+    def beyond_stop(self, price: float) -> bool:
+        if self.stop_margin < 0.0:
+            return False
+        return (price < self.levels[0] * (1.0 - self.stop_margin)
+                or price > self.levels[-1] * (1.0 + self.stop_margin))
+
+    @property
+    def inventory(self) -> float:
+        return math.fsum(self.holding)
+
+
+def parse_intent(intent: str) -> tuple[int, int] | None:
+    """``"grid|3|buy"`` -> ``(3, 1)``; the flatten order and foreign intents -> None.
+
+    Examples
+    --------
+    >>> parse_intent("grid|3|buy"), parse_intent("grid|0|sell"), parse_intent(FLAT_INTENT)
+    ((3, 1), (0, -1), None)
+    """
+    parts = intent.split("|")
+    if len(parts) != 3 or parts[0] != "grid" or parts[2] not in ("buy", "sell"):
+        return None
+    return int(parts[1]), (1 if parts[2] == "buy" else -1)
+
+
+class GridAtExchange:
+    """The live runner's grid engine for a real venue (``CcxtBroker``); see the module doc."""
+
+    def __init__(self, spec: StrategySpec, params: dict[str, Any], broker: Any,
+                 store: StateStore, risk: RiskManager, log: JsonLogger):
+        if params["spacing"] == "volatility":
+            raise LiveError("grid spacing 'volatility' re-centres the grid on ATR, which is not "
+                            "supported at an exchange yet; use arithmetic, geometric or "
+                            "fibonacci spacing, or --mode paper")
+        for needed in ("lookup", "place", "cancel", "refresh_balance", "free_balance"):
+            if not hasattr(broker, needed):
+                raise LiveError(f"broker {type(broker).__name__} cannot rest limit orders")
+        self.spec, self.params, self.broker = spec, params, broker
+        self.store, self.risk, self.log = store, risk, log
+
+    # -- book -----------------------------------------------------------------------------------
+    def _book(self, first_open: float) -> Book:
+        saved = self.store.get_json(BOOK_KEY)
+        if saved is not None:
+            return Book.from_dict(saved)
+        # The engine's own levels and order value (bounds relative to the first open).
+        config = BacktestConfig(init_cash=self.spec.risk.init_cash, fees=self.spec.execution.fees,
+                                slippage_bps=self.spec.execution.slippage_bps)
+        grid = GridState.start(self.params, first_open=first_open, config=config)
+        n = len(grid.levels)
+        return Book(levels=[float(x) for x in grid.levels], holding=[0.0] * n,
+                    order_value=float(grid.row[nb.P_ORDER_VALUE]),
+                    stop_margin=float(grid.row[nb.P_STOP_MARGIN]))
+
+    # -- 1. sync --------------------------------------------------------------------------------
+    def sync(self, first_open: float) -> None:
+        """Record what the exchange did with our pending orders and apply it to the book."""
+        pending = self.store.orders(PENDING)
+        # "new" orders too: a process killed after the exchange took one never recorded it
+        remote = self.broker.lookup([o.client_id for o in pending]) if pending else {}
+        with self.store.transaction():
+            book = self._book(first_open)
+            for order in pending:
+                found = remote.get(order.client_id)
+                if found is None:
+                    continue  # not at the exchange (yet): flush sends or drops it
+                status = FINAL_STATUS.get(found.get("status"))
+                if status is not None:
+                    self._finalize(order, found, status, book)
+                elif order.status == "new":  # resting, sent by a process that then died
+                    self.store.update_order(order.client_id, status="sent",
+                                            exchange_id=found.get("id"))
+            self.store.set_json(BOOK_KEY, book.to_dict())
+        self.broker.refresh_balance()
+
+    def _finalize(self, order: OrderRow, found: dict, status: str, book: Book) -> None:
+        filled = float(found.get("filled") or 0.0)
+        price = float(found.get("average") or found.get("price") or order.price or 0.0)
+        self.store.update_order(order.client_id, status=status, exchange_id=found.get("id"),
+                                price=price)
+        if filled > 0.0:
+            fee = float((found.get("fee") or {}).get("cost") or 0.0)
+            when = int(found.get("lastTradeTimestamp") or found.get("timestamp") or 0)
+            self.store.add_fill(order.client_id, when or order.bar_time, order.side, price,
+                                filled, fee, trade_id=found.get("id"))
+            self.log.info("grid_fill", client_id=order.client_id, intent=order.intent,
+                          price=price, amount=filled)
+        slot = parse_intent(order.intent)
+        if slot is None or filled <= 0.0:
+            return
+        level, side = slot
+        if side > 0:
+            book.holding[level] += filled
+        else:
+            left = book.holding[level] - filled
+            # an amount the exchange rounded: a remainder this small is nothing to sell
+            book.holding[level] = 0.0 if left <= 1e-9 * max(filled, 1.0) else left
+
+    # -- 2. decide ------------------------------------------------------------------------------
+    def decide(self, bar: Bar) -> list[OrderRow]:
+        """Commit the intents that take the resting orders to the book the grid wants."""
+        spec, store = self.spec, self.store
+        with store.transaction():
+            book = self._book(bar.open)
+            cash, position = self.broker.account()
+            equity = cash + position * bar.close
+            halt = self.risk.check(bar.time, equity)
+            if halt:
+                self.log.warning("risk_halt", bar=bar.time, reason=halt)
+            flatten = False
+            if not book.stopped and book.beyond_stop(bar.close):
+                self.log.warning("grid_stop_out", bar=bar.time, close=bar.close)
+                book.stopped, flatten = True, True
+            if self.risk.halted and spec.risk.flatten_on_halt and not book.stopped:
+                book.stopped, flatten = True, True
+            wanted = book.wanted(bar.close, buys_allowed=not self.risk.halted)
+            resting = {}
+            for order in store.orders(("new", "sent")):
+                slot = parse_intent(order.intent)
+                if slot is not None and slot not in resting:
+                    resting[slot] = order
+                elif order.intent != FLAT_INTENT:  # a duplicate slot: it must go
+                    store.update_order(order.client_id, status="cancelling")
+            for slot, order in resting.items():
+                if wanted.get(slot, (None, None))[0] != order.price:
+                    store.update_order(order.client_id, status="cancelling")
+            intents = []
+            budget = self.broker.free_balance()
+            # nearest levels first: they are the ones the price meets first
+            for (level, side), (price, amount) in sorted(
+                    wanted.items(), key=lambda kv: -kv[1][0] if kv[0][1] > 0 else kv[1][0]):
+                if (level, side) in resting and resting[(level, side)].price == price:
+                    continue
+                if side > 0:
+                    cost = amount * price * (1.0 + spec.execution.fees)
+                    if cost > budget:
+                        continue  # not enough free cash: the level waits, as in the engine
+                    budget -= cost
+                intents.append(self._intent(bar, f"grid|{level}|{'buy' if side > 0 else 'sell'}",
+                                            side, amount, "limit", price))
+            if flatten and book.inventory > 0.0:
+                intents.append(self._intent(bar, FLAT_INTENT, -1, book.inventory, "market", None))
+                book.holding = [0.0] * len(book.holding)
+            for order in intents:
+                store.add_order(order)
+            store.set_json(BOOK_KEY, book.to_dict())
+            store.add_bar(bar.time, bar.close, 0.0, position, cash, equity)
+            store.set_meta("last_bar", bar.time)
+        return intents
+
+    def _intent(self, bar: Bar, intent: str, side: int, amount: float, order_type: str,
+                price: float | None) -> OrderRow:
+        cid = client_order_id(self.spec.name, self.spec.symbol, bar.time, intent)
+        return OrderRow(cid, bar.time, self.spec.symbol, intent, side, float(amount), 0.0,
+                        order_type, price, "new", None, "", 0)
+
+    # -- 3. flush -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Send what the committed state asks for: cancellations, then placements."""
+        for order in self.store.orders("cancelling"):
+            self.broker.cancel(order)
+        for order in self.store.orders("new"):
+            self.broker.place(order)
+            self.log.info("grid_order", client_id=order.client_id, intent=order.intent,
+                          price=order.price, amount=order.amount)
+
+    # -- the runner's entry points ----------------------------------------------------------------
+    def resume(self) -> None:
+        """On start: apply what happened while we were away, send what was committed."""
+        book = self.store.get_json(BOOK_KEY)
+        if book is None:
+            return  # first start: nothing placed yet
+        self.sync(first_open=float("nan"))
+        self.flush()
+
+    def step(self, bar: Bar, latencies_ns: list[int] | None = None) -> list[OrderRow]:
+        self.sync(bar.open)
+        t0 = time.perf_counter_ns()
+        intents = self.decide(bar)
+        if latencies_ns is not None:
+            latencies_ns.append(time.perf_counter_ns() - t0)
+        self.flush()
+        return intents
+
+
+__all__ = ["Book", "GridAtExchange", "parse_intent"]

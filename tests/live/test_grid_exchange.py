@@ -1,0 +1,271 @@
+"""Grid trading at the exchange: resting limit orders on the loopback Kraken server.
+
+The server fills a resting limit order when its price crosses it (at the limit price); a feed
+walks the server's price along each bar's intrabar path (the grid engine's rule:
+open -> low -> high -> close on an up bar, open -> high -> low -> close otherwise) before the
+runner sees the bar closed. Real ``ccxt.kraken`` signs and parses every request.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+import pytest
+
+from quantlib.data import synthetic_ohlcv
+from quantlib.errors import LiveError
+from quantlib.live.brokers.ccxt_broker import CcxtBroker
+from quantlib.live.feeds import Bar
+from quantlib.live.grid_exchange import BOOK_KEY, GridAtExchange
+from quantlib.live.logs import JsonLogger
+from quantlib.live.runner import LiveRunner
+from quantlib.live.state import StateStore
+from tests.live.conftest import make_spec
+from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
+
+START = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+class Crash(BaseException):
+    """A simulated process death (BaseException: nothing in the runner catches it)."""
+
+
+class PathFeed:
+    """Closed bars for the runner; the first time bar t is handed over, the exchange's price
+    first walks bar t's intrabar path. A restarted runner is handed the bars again (it skips
+    those it processed) but the market moves only once: time does not rewind."""
+
+    def __init__(self, server: KrakenServer, rows: list[tuple[float, float, float, float]]):
+        self.server, self.rows, self.walked = server, rows, 0
+
+    def __iter__(self):
+        for i, (o, h, lo, c) in enumerate(self.rows):
+            if i >= self.walked:
+                for price in ((o, lo, h, c) if c >= o else (o, h, lo, c)):
+                    self.server.set_price("BTC/USD", price)
+                self.walked = i + 1
+            time_ms = int((START + pd.Timedelta(hours=i)).value // 1_000_000)
+            yield Bar(time_ms, o, h, lo, c, 1.0)
+
+
+def _spec(**params):
+    grid = {"spacing": "arithmetic", "n_levels": 5, "lower": 90.0, "upper": 110.0,
+            "order_value": 1000.0}
+    grid.update(params)
+    return make_spec("grid", grid, exchange="kraken", execution={"fees": 0.0},
+                     approval={"status": "approved", "by": "test"})
+
+
+def _runner(spec, server, state, feed, **risk):
+    if risk:
+        spec = spec.model_copy(update={"risk": spec.risk.model_copy(update=risk)})
+    store = StateStore(state, durable=True)
+    log = JsonLogger(io.StringIO())
+    broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=500), logger=log,
+                        backoff=0.01)
+    return LiveRunner(spec, broker, store, feed, mode="live", logger=log), store
+
+
+def _server(usd=10_000.0):
+    server = KrakenServer(symbol="BTC/USD").start()
+    server.set_balance("USD", usd)
+    server.set_price("BTC/USD", 100.0)
+    return server
+
+
+def _orders(server):
+    """(client id, side, price, volume, status) of every order the exchange received."""
+    return sorted((o["cl_ord_id"], o["descr"]["type"], float(o["descr"]["price"]),
+                   float(o["vol"]), o["status"]) for o in server.orders.values())
+
+
+HAND_BARS = [(102.0, 102.5, 101.5, 102.0),   # rest buys at 100, 95, 90
+             (102.0, 102.5, 99.0, 101.0),    # buy @100 fills -> sell 10 @105
+             (101.0, 106.0, 100.5, 105.5),   # sell @105 fills -> buys at 105 and 100 again
+             (105.5, 105.8, 104.0, 104.5)]   # buy @105 fills -> sell @110
+
+
+def test_a_hand_built_grid_trades_at_the_exchange(tmp_path):
+    server = _server()
+    try:
+        runner, store = _runner(_spec(), server, tmp_path / "g.db", PathFeed(server, HAND_BARS))
+        runner.run()
+        by_price = {}
+        for _, side, price, vol, status in _orders(server):
+            by_price.setdefault((side, price), []).append((round(vol, 8), status))
+        q105 = math.floor(1000.0 / 105.0 * 1e8) / 1e8  # ccxt truncates to Kraken's 8 decimals
+        assert by_price == {
+            ("buy", 100.0): [(10.0, "closed"), (10.0, "open")],
+            ("buy", 95.0): [(math.floor(1000 / 95 * 1e8) / 1e8, "open")],
+            ("buy", 90.0): [(math.floor(1000 / 90 * 1e8) / 1e8, "open")],
+            ("sell", 105.0): [(10.0, "closed")],
+            ("buy", 105.0): [(q105, "closed")],
+            ("sell", 110.0): [(q105, "open")],
+        }
+        # cash: -1000 (buy @100) +1050 (sell @105) - q105 * 105 (buy @105); no fees here
+        assert server.balance("USD") == pytest.approx(10_000 - 1000 + 1050 - q105 * 105, abs=1e-6)
+        assert server.balance("BTC") == pytest.approx(q105, abs=1e-12)
+        book = store.get_json(BOOK_KEY)
+        assert book["levels"] == [90.0, 95.0, 100.0, 105.0, 110.0]
+        assert book["holding"] == [0.0, 0.0, 0.0, pytest.approx(q105, abs=1e-12), 0.0]
+        assert [(f[2], f[3]) for f in store.fills()] == [(1, 100.0), (-1, 105.0), (1, 105.0)]
+        assert server.duplicate_client_ids() == {}
+    finally:
+        server.stop()
+
+
+def _random_rows(n=120, seed=5):
+    df = synthetic_ohlcv(n_bars=n, seed=seed).ohlcv
+    # scaled so that the bars swing through the grid: low at 91, high at 109
+    lo, hi = float(df["low"].min()), float(df["high"].max())
+    df = (df[["open", "high", "low", "close"]] - lo) * (18.0 / (hi - lo)) + 91.0
+    return [tuple(float(x) for x in row) for row in df.itertuples(index=False)]
+
+
+def _reference(tmp_path, rows, spec):
+    server = _server()
+    try:
+        runner, store = _runner(spec, server, tmp_path / "ref.db", PathFeed(server, rows))
+        runner.run()
+        return _orders(server), server.balance("USD"), server.balance("BTC"), store
+    finally:
+        server.stop()
+
+
+def test_book_and_exchange_agree_on_random_bars(tmp_path):
+    rows = _random_rows()
+    orders, usd, btc, store = _reference(tmp_path, rows, _spec(n_levels=17))
+    book = store.get_json(BOOK_KEY)
+    fills = store.fills()
+    assert len(fills) >= 6  # the grid really traded
+    assert btc == pytest.approx(sum(book["holding"]), abs=1e-9)
+    levels = book["levels"]
+    for _cid, side, price, _vol, _status in orders:
+        # buys rest on levels 0..n-2, sells one level above (prices rounded to Kraken's 0.1)
+        allowed = levels[:-1] if side == "buy" else levels[1:]
+        assert any(abs(price - lvl) <= 0.05 for lvl in allowed), (side, price)
+    open_orders = [o for o in orders if o[4] == "open"]
+    assert len(open_orders) == len({(o[1], o[2]) for o in open_orders})  # one per slot
+    assert len({o[0] for o in orders}) == len(orders)
+
+
+@pytest.mark.parametrize("where", ["before_flush", "after_exchange_took_it", "during_sync"])
+def test_a_crash_anywhere_changes_nothing_at_the_exchange(tmp_path, monkeypatch, where):
+    rows = _random_rows()
+    spec = _spec(n_levels=17)
+    ref_orders, ref_usd, ref_btc, _ = _reference(tmp_path, rows, spec)
+
+    server = _server()
+    feed = PathFeed(server, rows)
+    state = tmp_path / "crashed.db"
+    # the process dies at the first chance from each of these bars on (once per bar)
+    triggers = [3, 10, 25, 40, 60, 90]
+    real_flush, real_send = GridAtExchange.flush, CcxtBroker._send
+    real_lookup = CcxtBroker.lookup
+
+    def maybe_crash():
+        if triggers and triggers[0] <= feed.walked:
+            triggers.pop(0)
+            raise Crash
+
+    def flush(self):
+        maybe_crash()  # after the decision committed, before anything was sent
+        real_flush(self)
+
+    def send(self, current, amount, **kwargs):
+        remote = real_send(self, current, amount, **kwargs)
+        maybe_crash()  # the exchange has the order, the local record still says "new"
+        return remote
+
+    def lookup(self, client_ids):
+        found = real_lookup(self, client_ids)
+        maybe_crash()  # the exchange's answer is never recorded
+        return found
+
+    monkeypatch.setattr(*{"before_flush": (GridAtExchange, "flush", flush),
+                          "after_exchange_took_it": (CcxtBroker, "_send", send),
+                          "during_sync": (CcxtBroker, "lookup", lookup)}[where])
+    crashes = 0
+    try:
+        while True:
+            runner, store = _runner(spec, server, state, feed)  # a new process
+            try:
+                runner.run()
+                break
+            except Crash:
+                crashes += 1
+            finally:
+                store.close()
+        assert crashes == 6
+        assert server.duplicate_client_ids() == {}
+        assert _orders(server) == ref_orders
+        assert (server.balance("USD"), server.balance("BTC")) == (
+            pytest.approx(ref_usd, abs=1e-9), pytest.approx(ref_btc, abs=1e-12))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("kind", "status"), [("http", 503), ("timeout", None), ("lost", None),
+                                              ("malformed", None)])
+def test_exchange_faults_on_limit_orders_never_double_order(tmp_path, kind, status):
+    rows = HAND_BARS
+    ref_orders, ref_usd, _, _ = _reference(tmp_path, rows, _spec())
+    server = _server()
+    server.fault_delay = 0.7
+    try:
+        for endpoint in ("AddOrder", "OpenOrders", "CancelOrder"):
+            server.inject_fault(endpoint, kind, times=1, status=status, after=1)
+        runner, _ = _runner(_spec(), server, tmp_path / "f.db", PathFeed(server, rows))
+        runner.run()
+        assert server.duplicate_client_ids() == {}
+        assert _orders(server) == ref_orders
+        assert server.balance("USD") == pytest.approx(ref_usd, abs=1e-9)
+    finally:
+        server.stop()
+
+
+def test_stop_out_cancels_everything_and_sells_the_inventory(tmp_path):
+    rows = HAND_BARS[:2] + [(101.0, 101.2, 80.0, 81.0),   # buys at 95 and 90 fill, close < stop
+                            (81.0, 120.0, 80.5, 119.0)]   # stopped: nothing may trade again
+    server = _server()
+    try:
+        runner, store = _runner(_spec(stop_out=True, stop_margin=0.05), server,
+                                tmp_path / "s.db", PathFeed(server, rows))
+        runner.run()
+        statuses = {(o[1], o[2]): o[4] for o in _orders(server)}
+        assert "open" not in statuses.values()
+        market_sells = [o for o in server.orders.values() if o["descr"]["ordertype"] == "market"]
+        assert len(market_sells) == 1 and market_sells[0]["status"] == "closed"
+        assert server.balance("BTC") == pytest.approx(0.0, abs=1e-12)
+        # sold at 81 (the price when the stop was acted on), all three buys' units
+        sold = float(market_sells[0]["vol"])
+        assert sold == pytest.approx(10.0 + 1000 / 95 + 1000 / 90, abs=1e-7)
+        assert store.get_json(BOOK_KEY)["stopped"] is True
+    finally:
+        server.stop()
+
+
+def test_a_risk_halt_cancels_the_resting_buys(tmp_path):
+    server = _server()
+    try:
+        rows = HAND_BARS[:2] + [(101.0, 101.2, 93.0, 94.0)]  # the buy @95 fills: drawdown
+        runner, store = _runner(_spec(), server, tmp_path / "h.db", PathFeed(server, rows),
+                                max_drawdown=0.0005)
+        runner.run()
+        open_orders = [o for o in _orders(server) if o[4] == "open"]
+        assert open_orders and all(side == "sell" for _, side, *_ in open_orders)
+        assert store.get_meta("halted")
+    finally:
+        server.stop()
+
+
+def test_volatility_grids_are_refused_at_an_exchange(tmp_path):
+    server = _server()
+    try:
+        with pytest.raises(LiveError, match="volatility"):
+            _runner(_spec(spacing="volatility", lower=0.0, upper=0.0), server,
+                    tmp_path / "v.db", [])
+    finally:
+        server.stop()
