@@ -269,3 +269,38 @@ def test_volatility_grids_are_refused_at_an_exchange(tmp_path):
                     tmp_path / "v.db", [])
     finally:
         server.stop()
+
+
+def test_the_command_line_runs_a_grid_at_the_exchange(tmp_path, monkeypatch):
+    """`quantlib live run --mode live` with a grid spec: keys from the environment, orders
+    resting at the (loopback) exchange, no key in any output."""
+    from typer.testing import CliRunner
+
+    from quantlib.cli import app
+    from quantlib.data import save_ohlcv
+    from quantlib.strategy.spec import save_spec
+
+    server = _server()
+    try:
+        monkeypatch.setenv("QUANTLIB_KRAKEN_API_KEY", server.api_key)
+        monkeypatch.setenv("QUANTLIB_KRAKEN_SECRET", server.secret)
+        monkeypatch.setenv("QUANTLIB_KRAKEN_API_URL", server.url)
+        index = pd.date_range(START, periods=2, freq="1h", name="timestamp")
+        bars = pd.DataFrame([r + (1.0,) for r in HAND_BARS[:2]], index=index,
+                            columns=["open", "high", "low", "close", "volume"])
+        bars.attrs.update(timeframe="1h", symbol="BTC/USD")
+        replay = tmp_path / "bars.csv"
+        save_ohlcv(bars, replay)
+        spec_path = save_spec(_spec(), tmp_path / "grid.json")
+        out = CliRunner().invoke(app, ["live", "run", "--strategy", str(spec_path),
+                                       "--mode", "live", "--feed", f"replay:{replay}",
+                                       "--state", str(tmp_path / "g.db"),
+                                       "--log-file", str(tmp_path / "g.log")])
+        assert out.exit_code == 0, out.output
+        # the server's price stayed at 100: buys rest at the levels below the last close (101)
+        assert sorted((o[1], o[2], o[4]) for o in _orders(server)) == [
+            ("buy", 90.0, "open"), ("buy", 95.0, "open"), ("buy", 100.0, "open")]
+        for blob in (out.output, (tmp_path / "g.log").read_text()):
+            assert server.secret not in blob and server.api_key not in blob
+    finally:
+        server.stop()
