@@ -67,7 +67,13 @@ class ExchangeFeed:
     poll_seconds : sleep between polls.
     clock : ``() -> ms`` (injectable for tests).
     max_polls : stop after this many polls without a new bar (None: forever).
+
+    ``stop_requested`` (``() -> bool``, set by the runner) is checked between polls and several
+    times a second while waiting: a kill switch or SIGTERM ends the feed at once instead of at
+    the next closed candle, which may be an hour or a day away.
     """
+
+    stop_requested: Callable[[], bool] | None = None
 
     def __init__(self, exchange, symbol: str, timeframe: str, history: int = 100,
                  poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
@@ -102,7 +108,7 @@ class ExchangeFeed:
         last = None
         first = True
         idle = 0
-        while True:
+        while not self._stopping():
             rows = self._fetch(since if last is None else last + self.bar_ms, None)
             now = self.clock()
             new = False
@@ -117,7 +123,19 @@ class ExchangeFeed:
             idle = 0 if new else idle + 1
             if self.max_polls is not None and idle >= self.max_polls:
                 return
-            time.sleep(self.poll_seconds)
+            self._wait(self.poll_seconds)
+
+    def _stopping(self) -> bool:
+        return self.stop_requested is not None and bool(self.stop_requested())
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, in slices short enough to notice a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
 
 
 def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str = "1h",

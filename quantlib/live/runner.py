@@ -274,6 +274,9 @@ class LiveRunner:
         except ValueError:  # not the main thread: the caller handles signals
             pass
         lock = self._lock_state()
+        if hasattr(self.feed, "stop_requested"):
+            # a polling feed waits for the next candle: let a stop end the wait
+            self.feed.stop_requested = lambda: self._stop_requested() is not None
         try:
             return self._loop()
         finally:
@@ -330,8 +333,8 @@ class LiveRunner:
             if self.max_bars is not None and processed >= self.max_bars:
                 stopped_by = "max_bars"
                 break
-        else:
-            reason = self._stop_requested()
+        else:  # the feed ended: by itself, or because a stop was requested while it waited
+            stopped_by = self._stop_requested() or stopped_by
         cash, position = self.broker.account()
         close = self.window.rows[-1].close if self.window.rows else 0.0
         equity = cash + position * close
