@@ -112,10 +112,14 @@ def run(
 
 
 @live_app.command("stop")
-def stop(state: Path = typer.Option(..., "--state", help="state file of the run to stop")) -> None:
+def stop(state: Path = typer.Option(..., "--state", help="state file of the run to stop"),
+         cancel_orders: bool = typer.Option(
+             False, "--cancel-orders",
+             help="also cancel the orders resting at the exchange (grid bots); without it they "
+                  "stay and a restart applies whatever filled meanwhile")) -> None:
     """Engage the kill switch: the runner finishes its current bar and exits."""
     path = stop_file_for(state)
-    path.write_text("stop requested\n")
+    path.write_text("stop requested\n" + ("cancel-orders\n" if cancel_orders else ""))
     typer.echo(f"kill switch engaged: {path} (delete it to allow trading again)")
 
 

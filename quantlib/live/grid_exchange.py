@@ -255,6 +255,17 @@ class GridAtExchange:
             self.log.info("grid_order", client_id=order.client_id, intent=order.intent,
                           price=order.price, amount=order.amount)
 
+    def cancel_all(self) -> None:
+        """Pull every resting order (``quantlib live stop --cancel-orders``) and record how
+        each ended; units bought before a cancellation landed stay in the account."""
+        with self.store.transaction():
+            for order in self.store.orders(("new", "sent")):
+                self.store.update_order(order.client_id, status="cancelling")
+        self.flush()
+        self.sync(first_open=float("nan"))
+        saved = self.store.get_json(BOOK_KEY)
+        self.log.info("grid_cancelled", inventory=Book.from_dict(saved).inventory if saved else 0.0)
+
     # -- the runner's entry points ----------------------------------------------------------------
     def resume(self) -> None:
         """On start: apply what happened while we were away, send what was committed."""

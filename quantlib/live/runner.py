@@ -170,6 +170,14 @@ class LiveRunner:
             return "kill_switch"
         return None
 
+    def _cancel_asked(self) -> bool:
+        """The kill switch asks to pull resting orders too (``quantlib live stop
+        --cancel-orders`` writes ``cancel-orders`` into it)."""
+        try:
+            return "cancel-orders" in self.stop_file.read_text()
+        except OSError:
+            return False
+
     # -- one bar ------------------------------------------------------------------------------
     def _decide(self, bar: Bar) -> tuple[float, list[OrderRow], float, float, float]:
         store, spec = self.store, self.spec
@@ -335,6 +343,8 @@ class LiveRunner:
                 break
         else:  # the feed ended: by itself, or because a stop was requested while it waited
             stopped_by = self._stop_requested() or stopped_by
+        if stopped_by == "kill_switch" and self._grid_venue is not None and self._cancel_asked():
+            self._grid_venue.cancel_all()
         cash, position = self.broker.account()
         close = self.window.rows[-1].close if self.window.rows else 0.0
         equity = cash + position * close

@@ -304,3 +304,55 @@ def test_the_command_line_runs_a_grid_at_the_exchange(tmp_path, monkeypatch):
             assert server.secret not in blob and server.api_key not in blob
     finally:
         server.stop()
+
+
+class StopAfter(PathFeed):
+    """Engages the kill switch (as `quantlib live stop` writes it) once ``n`` bars went by."""
+
+    def __init__(self, server, rows, n: int, stop_file, text: str):
+        super().__init__(server, rows)
+        self.n, self.stop_file, self.text = n, stop_file, text
+
+    def __iter__(self):
+        for i, bar in enumerate(super().__iter__()):
+            if i == self.n:
+                self.stop_file.write_text(self.text)
+            yield bar
+
+
+@pytest.mark.parametrize("cancel", [True, False])
+def test_stop_with_cancel_orders_pulls_the_resting_grid(tmp_path, cancel):
+    from typer.testing import CliRunner
+
+    from quantlib.cli import app
+    from quantlib.live.cli import stop_file_for
+
+    state = tmp_path / "g.db"
+    args = ["live", "stop", "--state", str(state)] + (["--cancel-orders"] if cancel else [])
+    assert CliRunner().invoke(app, args).exit_code == 0
+    text = stop_file_for(state).read_text()  # what the command writes, handed to the feed
+    stop_file_for(state).unlink()
+    server = _server()
+    try:
+        # the third bar does not move the price: it only brings the kill switch to the runner
+        feed = StopAfter(server, HAND_BARS[:2] + [(101.0,) * 4], 2, stop_file_for(state), text)
+        spec = _spec()
+        store = StateStore(state, durable=True)
+        broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=500), backoff=0.01,
+                            logger=JsonLogger(io.StringIO()))
+        summary = LiveRunner(spec, broker, store, feed, mode="live",
+                             stop_file=stop_file_for(state),
+                             logger=JsonLogger(io.StringIO())).run()
+        assert summary.stopped_by == "kill_switch" and summary.bars_processed == 2
+        still_open = [o for o in _orders(server) if o[4] == "open"]
+        if cancel:
+            assert still_open == []
+            assert {o.status for o in store.orders()} <= {"filled", "cancelled"}
+            # the buy @100 filled on bar 1: its 10 units stay in the account, on the book
+            assert server.balance("BTC") == pytest.approx(10.0)
+            assert store.get_json(BOOK_KEY)["holding"][2] == pytest.approx(10.0)
+        else:  # the grid keeps resting: buys at 95 and 90, the sell of the @100 buy at 105
+            assert sorted((o[1], o[2]) for o in still_open) == [
+                ("buy", 90.0), ("buy", 95.0), ("sell", 105.0)]
+    finally:
+        server.stop()
