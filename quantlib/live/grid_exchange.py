@@ -29,7 +29,9 @@ cancels the buys only.
 
 Differences from the backtest, by construction: a follow-up order is placed at the close of the
 bar its fill is seen in, not the instant it fills; the exchange fills at the limit price (or
-better) and charges its own fees; volatility grids (re-centred on ATR) are paper-only for now.
+better) and charges its own fees; a partly filled order counts when it closes or is cancelled
+(its filled part then moves the book); the stop-out is checked at closes, not intrabar;
+volatility grids (re-centred on ATR) are paper-only for now.
 """
 
 from __future__ import annotations
