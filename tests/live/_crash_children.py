@@ -59,3 +59,69 @@ def _server_process(conn, replay: str) -> None:
         conn.send((orders, server.balance("USD"), server.balance("BTC"),
                    server.duplicate_client_ids(), len(server.requests_for("AddOrder"))))
     os._exit(0)
+
+
+# -- a grid bot at the loopback exchange, killed with SIGKILL -----------------------------------
+
+def _walking_server_process(conn, rows: list) -> None:
+    """A loopback Kraken whose market walks bar i's intrabar path when a runner first asks for
+    bar i (``GET /0/public/TestWalk?i=N``, idempotent): the market moves once per bar however
+    often runners die and restart."""
+    from tests.support.kraken_server import KrakenServer
+
+    class WalkingKraken(KrakenServer):
+        walked = 0
+
+        def _public_TestWalk(self, params: dict) -> dict:  # test control, not Kraken's API
+            i = int(params["i"])
+            while self.walked <= i:
+                o, h, lo, c = rows[self.walked]
+                for price in ((o, lo, h, c) if c >= o else (o, h, lo, c)):
+                    self.set_price("BTC/USD", price)
+                self.walked += 1
+            return {"walked": self.walked}
+
+    with WalkingKraken(symbol="BTC/USD") as server:
+        server.set_balance("USD", 10_000.0)
+        server.set_price("BTC/USD", 100.0)
+        conn.send(server.url)
+        conn.recv()  # "report"
+        orders = sorted((o["cl_ord_id"], o["descr"]["type"], o["descr"]["ordertype"],
+                         o["descr"]["price"], o["vol"], o["status"])
+                        for o in server.orders.values())
+        conn.send((orders, server.balance("USD"), server.balance("BTC"),
+                   server.duplicate_client_ids(), list(server.errors)))
+    os._exit(0)
+
+
+def _walking_feed(url: str, rows: list):
+    import json
+    import urllib.request
+
+    import pandas as pd
+
+    from quantlib.live.feeds import Bar
+
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for i, (o, h, lo, c) in enumerate(rows):
+        with urllib.request.urlopen(f"{url}/0/public/TestWalk?i={i}", timeout=10) as answer:
+            json.loads(answer.read())
+        yield Bar(int((start + pd.Timedelta(hours=i)).value // 1_000_000), o, h, lo, c, 1.0)
+
+
+def _grid_child(url: str, spec_json: str, rows: list, state: str) -> None:
+    import ccxt
+
+    from quantlib.live.brokers.ccxt_broker import CcxtBroker
+    from quantlib.strategy.spec import load_spec
+    from tests.support.kraken_server import DEFAULT_API_KEY, DEFAULT_SECRET
+
+    spec = load_spec(spec_json)
+    exchange = ccxt.kraken({"apiKey": DEFAULT_API_KEY, "secret": DEFAULT_SECRET,
+                            "enableRateLimit": True, "rateLimit": 1, "timeout": 2000})
+    exchange.urls["api"] = dict(exchange.urls["api"], public=url, private=url)
+    store = StateStore(state, durable=True)
+    log = JsonLogger(io.StringIO())
+    broker = CcxtBroker(store, spec, exchange, logger=log, backoff=0.01)
+    LiveRunner(spec, broker, store, _walking_feed(url, rows), mode="live", logger=log).run()
+    os._exit(0)

@@ -211,3 +211,44 @@ def _has_progress(state: Path) -> bool:
             store.close()
     except Exception:
         return False
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_grid_at_the_exchange_never_orders_twice(tmp_path):
+    """A grid bot resting limit orders at the loopback Kraken, SIGKILLed at random moments and
+    restarted: the exchange ends with exactly the orders (by client id) and balances of an
+    uninterrupted run. The market walks each bar's path once, when a runner first asks for it."""
+    from quantlib.strategy.spec import dump_spec
+    from tests.live._crash_children import _grid_child, _walking_server_process
+    from tests.live.test_grid_exchange import _random_rows
+
+    rows = _random_rows(n=200)
+    spec = make_spec("grid", {"spacing": "arithmetic", "n_levels": 17, "lower": 90.0,
+                              "upper": 110.0, "order_value": 500.0},
+                     exchange="kraken", execution={"fees": 0.0},
+                     approval={"status": "approved", "by": "test"})
+    spec_json = dump_spec(spec)
+    results, max_delay = {}, None
+    for label, n_kills in (("reference", 0), ("crashed", 10)):
+        parent, child = CTX.Pipe()
+        server = CTX.Process(target=_walking_server_process, args=(child, rows))
+        server.start()
+        url = parent.recv()
+        state = tmp_path / f"{label}.db"
+        started = time.perf_counter()
+        progress = _kill_loop(_grid_child, (url, spec_json, rows, str(state)), state, n_kills,
+                              seed=13, max_delay=max_delay or 0.0)
+        max_delay = (time.perf_counter() - started) / 30
+        parent.send("report")
+        results[label] = parent.recv()
+        server.join(10)
+        if n_kills:
+            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
+            assert len({p for p in progress if p is not None}) >= 6
+    (ref_orders, ref_usd, ref_btc, ref_dups, ref_errors) = results["reference"]
+    (orders, usd, btc, dups, errors) = results["crashed"]
+    assert ref_errors == [] and errors == []
+    assert ref_dups == {} and dups == {}
+    assert len(ref_orders) >= 20 and sum(o[5] == "closed" for o in ref_orders) >= 10
+    assert orders == ref_orders  # the same orders, each once, ending the same way
+    assert (usd, btc) == (pytest.approx(ref_usd, abs=1e-9), pytest.approx(ref_btc, abs=1e-12))
