@@ -24,7 +24,8 @@ def _paper_child(spec_json: str, replay: str, state: str) -> None:
     os._exit(0)
 
 
-def _ccxt_child(url: str, spec_json: str, replay: str, state: str) -> None:
+def _run_live_at(url: str, spec_json: str, state: str, feed) -> None:
+    """A live run with CcxtBroker against the loopback server at ``url``; exits the process."""
     import ccxt
 
     from quantlib.live.brokers.ccxt_broker import CcxtBroker
@@ -38,8 +39,12 @@ def _ccxt_child(url: str, spec_json: str, replay: str, state: str) -> None:
     store = StateStore(state, durable=True)
     log = JsonLogger(io.StringIO())
     broker = CcxtBroker(store, spec, exchange, logger=log, backoff=0.01)
-    LiveRunner(spec, broker, store, ReplayFeed(replay), mode="live", logger=log).run()
+    LiveRunner(spec, broker, store, feed, mode="live", logger=log).run()
     os._exit(0)
+
+
+def _ccxt_child(url: str, spec_json: str, replay: str, state: str) -> None:
+    _run_live_at(url, spec_json, state, ReplayFeed(replay))
 
 
 def _server_process(conn, replay: str) -> None:
@@ -110,18 +115,4 @@ def _walking_feed(url: str, rows: list):
 
 
 def _grid_child(url: str, spec_json: str, rows: list, state: str) -> None:
-    import ccxt
-
-    from quantlib.live.brokers.ccxt_broker import CcxtBroker
-    from quantlib.strategy.spec import load_spec
-    from tests.support.kraken_server import DEFAULT_API_KEY, DEFAULT_SECRET
-
-    spec = load_spec(spec_json)
-    exchange = ccxt.kraken({"apiKey": DEFAULT_API_KEY, "secret": DEFAULT_SECRET,
-                            "enableRateLimit": True, "rateLimit": 1, "timeout": 2000})
-    exchange.urls["api"] = dict(exchange.urls["api"], public=url, private=url)
-    store = StateStore(state, durable=True)
-    log = JsonLogger(io.StringIO())
-    broker = CcxtBroker(store, spec, exchange, logger=log, backoff=0.01)
-    LiveRunner(spec, broker, store, _walking_feed(url, rows), mode="live", logger=log).run()
-    os._exit(0)
+    _run_live_at(url, spec_json, state, _walking_feed(url, rows))
