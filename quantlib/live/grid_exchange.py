@@ -249,11 +249,15 @@ class GridAtExchange:
 
     # -- 3. flush -------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Send what the committed state asks for: cancellations, then placements."""
+        """Send what the committed state asks for: cancellations, then placements.
+
+        Always called after :meth:`sync`, which looked every pending id up at the exchange
+        (intents decided since have ids nobody ever sent), so a placement needs no look-up of
+        its own before its first attempt: half the API calls of a blind look-up-then-send."""
         for order in self.store.orders("cancelling"):
             self.broker.cancel(order)
         for order in self.store.orders("new"):
-            self.broker.place(order)
+            self.broker.place(order, known_absent=True)
             self.log.info("grid_order", client_id=order.client_id, intent=order.intent,
                           price=order.price, amount=order.amount)
 

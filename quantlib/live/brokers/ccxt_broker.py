@@ -272,9 +272,13 @@ class CcxtBroker(Broker):
                 found[cid] = remote
         return found
 
-    def place(self, order: OrderRow) -> None:
+    def place(self, order: OrderRow, *, known_absent: bool = False) -> None:
         """Send an intent in status ``new`` exactly once and mark it ``sent``; fills are
-        recorded by the caller's next sync, never here."""
+        recorded by the caller's next sync, never here.
+
+        ``known_absent``: the caller has just looked the id up at the exchange (and holds the
+        state file's run lock, so nobody sent it since); skips the look-up before the first
+        attempt. Retries always look first."""
         current = self.store.get_order(order.client_id)
         if current is None or current.status != "new":
             return
@@ -288,7 +292,7 @@ class CcxtBroker(Broker):
                 self.store.update_order(order.client_id, status="cancelled",
                                         detail="nothing to trade")
             return
-        remote = self._send(current, amount, look_first=True, mark_sent=False)
+        remote = self._send(current, amount, look_first=not known_absent, mark_sent=False)
         if remote is not None:
             with self.store.transaction():
                 self.store.update_order(order.client_id, status="sent",
