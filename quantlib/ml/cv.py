@@ -6,7 +6,10 @@ window overlaps the test period leaks test information into training, so it is *
 test period of a fold spans from its first sample's time to the latest label end of its
 samples. With ``train_after_test=True`` samples after the test window may train too (purged
 k-fold style); then the ``embargo`` samples right after each test window are dropped as well,
-because features of those bars overlap the test bars' information (serial correlation).
+because features of those bars overlap the test bars' information (serial correlation). Pure
+walk-forward never trains after a test window, so there the embargo has nothing to drop; its
+counterpart is ``gap``: the samples right before each test window are left out of training
+(whether or not the purge already dropped them).
 
 Examples
 --------
@@ -15,6 +18,9 @@ Examples
 >>> cv = PurgedWalkForwardCV(n_splits=2, test_size=3, embargo=0)
 >>> [(tr.tolist(), te.tolist()) for tr, te in cv.split(times, label_end=times + 1)]
 [([0, 1, 2], [4, 5, 6]), ([0, 1, 2, 3, 4, 5], [7, 8, 9])]
+>>> gapped = PurgedWalkForwardCV(n_splits=2, test_size=3, gap=2)
+>>> [(tr.tolist(), te.tolist()) for tr, te in gapped.split(times, label_end=times + 1)]
+[([0, 1], [4, 5, 6]), ([0, 1, 2, 3, 4], [7, 8, 9])]
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class PurgedWalkForwardCV(BaseCrossValidator):
     test_size : samples per test window (default ``n_samples // (n_splits + 1)``).
     embargo : samples dropped from training right after each test window (only matters with
         ``train_after_test=True``; in pure walk-forward no training sample follows a test).
+    gap : the samples right before each test window are dropped from training (as in
+        scikit-learn's ``TimeSeriesSplit``; the purge may drop more).
     max_train_size : keep at most this many of the most recent samples before the test.
     min_train_size : refuse folds whose purged training set is smaller (ParameterError).
     train_after_test : also train on samples after the test window (purged + embargoed).
@@ -73,10 +81,11 @@ class PurgedWalkForwardCV(BaseCrossValidator):
 
     def __init__(self, n_splits: int = 5, test_size: int | None = None, embargo: int = 0,
                  max_train_size: int | None = None, min_train_size: int = 1,
-                 train_after_test: bool = False) -> None:
+                 train_after_test: bool = False, gap: int = 0) -> None:
         self.n_splits = n_splits
         self.test_size = test_size
         self.embargo = embargo
+        self.gap = gap
         self.max_train_size = max_train_size
         self.min_train_size = min_train_size
         self.train_after_test = train_after_test
@@ -91,6 +100,7 @@ class PurgedWalkForwardCV(BaseCrossValidator):
                                      f"got {value!r}")
         check_int("n_splits", self.n_splits, 1)
         check_int("embargo", self.embargo, 0)
+        check_int("gap", self.gap, 0)
         check_int("min_train_size", self.min_train_size, 1)
         if self.max_train_size is not None:
             check_int("max_train_size", self.max_train_size, 1)
@@ -132,7 +142,7 @@ class PurgedWalkForwardCV(BaseCrossValidator):
             b = a + test_size
             test = positions[a:b]
             window_start, window_end = times[a], ends[a:b].max()
-            candidate = positions < a
+            candidate = positions < a - self.gap
             if self.max_train_size is not None:
                 candidate &= positions >= a - self.max_train_size
             if self.train_after_test:

@@ -114,7 +114,7 @@ def _positions_kind(name: str, targets: dict[str, np.ndarray]):
 def walk_forward_evaluate(
     df: pd.DataFrame, features: FeatureConfig | Mapping[str, Any] | None = None, *,
     label: str = "forward", horizon: int = 12, dead_zone: float = 0.0, tp: float = 0.02,
-    sl: float = 0.02, n_splits: int = 4, test_size: int | None = None, embargo: int | None = None,
+    sl: float = 0.02, n_splits: int = 4, test_size: int | None = None, gap: int = 0,
     regime: Mapping[str, Any] | None = None, entry: float = 0.55, exit: float = 0.5,
     allow_short: bool = False, memory: int = 24, model_params: Mapping[str, Any] | None = None,
     backtest: Any = None, seed: int = 0, artifact_dir: str | Path | None = None,
@@ -126,8 +126,10 @@ def walk_forward_evaluate(
     df : OHLCV frame.
     features : feature config (without regime parameters; see ``regime``).
     label, horizon, dead_zone, tp, sl : labelling (see :func:`quantlib.ml.model.build_dataset`).
-    n_splits, test_size, embargo : :class:`PurgedWalkForwardCV` settings (embargo defaults to
-        ``horizon``).
+    n_splits, test_size, gap : :class:`PurgedWalkForwardCV` settings. Training samples whose
+        labels overlap a test window are always purged; ``gap`` also drops the ``gap`` samples
+        right before each test window. (An embargo would act after a test window, where walk-forward
+        never trains.)
     regime : ``{"n_states": 2, "window": 96}`` adds filtered regime-probability features from a
         model fitted on each fold's training bars only; None for none.
     entry, exit, allow_short, memory : ``xgb_classifier`` trading rule (also applied to the
@@ -167,8 +169,7 @@ def walk_forward_evaluate(
         keep = ds.positions >= max(base_cfg.window, reg_window + 1) - 1
         ds = Dataset(ds.X[keep], ds.y[keep], ds.labels[keep], ds.positions[keep], base_cfg)
     config = BacktestConfig.coerce(dict(backtest) if isinstance(backtest, Mapping) else backtest)
-    embargo = int(horizon if embargo is None else embargo)
-    cv = PurgedWalkForwardCV(n_splits=n_splits, test_size=test_size, embargo=embargo,
+    cv = PurgedWalkForwardCV(n_splits=n_splits, test_size=test_size, gap=gap,
                              min_train_size=100)
     out_dir = Path(artifact_dir or tempfile.mkdtemp(prefix="quantlib_ml_"))
     rows, preds, models, fold_params, test_sets = [], [], [], [], []
@@ -227,7 +228,7 @@ def walk_forward_evaluate(
         fold_params.append(params)
         test_sets.append((X_te, pd.Series(y_te, index=X_te.index, name="y")))
     settings = {"label": label, "horizon": horizon, "dead_zone": dead_zone, "tp": tp, "sl": sl,
-                "n_splits": n_splits, "embargo": embargo, "regime": reg_settings or None,
+                "n_splits": n_splits, "gap": gap, "regime": reg_settings or None,
                 "entry": entry, "exit": exit, "allow_short": allow_short, "memory": memory,
                 "seed": seed, "artifact_dir": str(out_dir)}
     return WalkForwardResult(pd.DataFrame(rows), pd.concat(preds), models, fold_params,

@@ -99,3 +99,21 @@ def test_bad_settings_are_clear_errors():
         list(PurgedWalkForwardCV(n_splits=2).split(np.arange(10), label_end=np.arange(5)))
     with pytest.raises(ParameterError, match="min_train_size"):
         list(PurgedWalkForwardCV(n_splits=2, test_size=4, min_train_size=50).split(np.arange(20)))
+
+
+def test_gap_drops_the_training_samples_right_before_each_test_window():
+    # Walk-forward never trains after a test window (the embargo has nothing to drop there):
+    # the gap leaves out the samples just before it, on top of whatever the purge removes.
+    times = np.arange(20)
+    ends = times + 1  # each label looks 1 sample ahead: the purge drops 1 sample per fold
+    plain = PurgedWalkForwardCV(n_splits=2, test_size=5)
+    gapped = PurgedWalkForwardCV(n_splits=2, test_size=5, gap=3)
+    assert _splits(plain, times, ends) == [(list(range(0, 9)), list(range(10, 15))),
+                                           (list(range(0, 14)), list(range(15, 20)))]
+    assert _splits(gapped, times, ends) == [(list(range(0, 7)), list(range(10, 15))),
+                                            (list(range(0, 12)), list(range(15, 20)))]
+    # an embargo without training after the test window changes nothing
+    assert _splits(PurgedWalkForwardCV(n_splits=2, test_size=5, embargo=3), times, ends) == \
+        _splits(plain, times, ends)
+    with pytest.raises(ParameterError, match="gap"):
+        list(PurgedWalkForwardCV(n_splits=2, gap=-1).split(times))

@@ -170,3 +170,17 @@ def test_fold_table_rounds_metrics_and_keeps_identity_columns(result):
     pd.testing.assert_frame_equal(table[["fold", "model", "test_start", "n_train"]],
                                   result.folds[["fold", "model", "test_start", "n_train"]])
     pd.testing.assert_frame_equal(result.fold_table(None), result.folds[list(FOLD_TABLE_COLUMNS)])
+
+
+def test_gap_leaves_out_training_bars_before_each_test_fold(market, tmp_path):
+    """Forward labels of horizon 6: the purge already drops the 6 samples before a test fold;
+    a gap of 10 drops 4 more and moves the last training bar 4 bars earlier."""
+    runs = {gap: walk_forward_evaluate(market, SMALL, horizon=6, n_splits=2, gap=gap,
+                                       model_params={"n_estimators": 5, "n_jobs": 1},
+                                       artifact_dir=tmp_path / f"gap{gap}").folds
+            for gap in (0, 10)}
+    plain, gapped = (runs[g][runs[g]["model"] == "xgb"].reset_index(drop=True) for g in (0, 10))
+    step = market.index[1] - market.index[0]
+    assert (plain["n_train"] - gapped["n_train"]).tolist() == [4, 4]
+    assert ((plain["train_end"] - gapped["train_end"]) == 4 * step).all()
+    assert (plain["test_start"] == gapped["test_start"]).all()
