@@ -9,6 +9,9 @@ Run: ``.venv/bin/python benchmarks/bench_data.py [--bars 1000000] [--fetch-bars 
    cache of ``--bars`` bars (parquet read + write dominate there). ccxt's rate limiter is set to
    1 ms here so the figures show quantlib's and ccxt's own cost; against real Kraken every OHLC
    request also waits 1.2 s, estimated in the last column.
+3. Real files: load + validate of each CSV in ``../shared/data`` (real BTC/ETH history, see its
+   SOURCES.md) when that folder is present, with the gaps the validator reports; skipped with a
+   note otherwise (a user's clone has no such folder).
 """
 
 from __future__ import annotations
@@ -107,6 +110,23 @@ def bench_resume(fetch_bars: int, cache_bars: int, repeats: int, workdir: Path) 
           f"with Kraken's rate limit: {(resume_s + KRAKEN_OHLC_SECONDS) / (full_s + rows[0][1] * KRAKEN_OHLC_SECONDS):.3f}")
 
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def bench_real_files(repeats: int) -> None:
+    files = sorted(SHARED_DATA.glob("*.csv"))
+    if not files:
+        print(f"\nreal files: {SHARED_DATA} is absent, skipped")
+        return
+    print(f"\nreal files in {SHARED_DATA} (load + validate, best of {repeats})")
+    print(f"{'file':<28}{'bars':>9}{'seconds':>10}{'bars/s':>14}{'gaps':>7}")
+    for path in files:
+        df = load_ohlcv(path)
+        seconds = _best_of(repeats, lambda p=path: load_ohlcv(p))
+        gaps = len(validate_ohlcv(df).gaps)
+        print(f"{path.name:<28}{len(df):>9,}{seconds:>10.3f}{len(df) / seconds:>14,.0f}{gaps:>7}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
@@ -116,6 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_load(args.bars, args.repeats, Path(tmp))
         bench_resume(args.fetch_bars, args.bars, max(args.repeats, 3), Path(tmp))
+    bench_real_files(max(args.repeats, 3))
 
 
 if __name__ == "__main__":

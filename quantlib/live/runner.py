@@ -387,9 +387,28 @@ def read_status(state_path: str | Path) -> dict:
             "equity": bars[-1][5] if bars else None, "halted": meta.get("halted") or None,
             "orders": len(orders), "open_orders": sum(o.status in ("new", "sent") for o in orders),
             "fills": len(store.fills()),
+            "metrics": _run_metrics(bars, store.fills()),
         }
     finally:
         store.close()
+
+
+def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | None:
+    """The run's equity curve through the same metrics function as backtests and optimizers
+    (returns from the first recorded bar; the timeframe is inferred from the bar times)."""
+    from quantlib.backtest.metrics import compute_metrics
+
+    if len(bars) < 3:
+        return None
+    index = pd.to_datetime([b[0] for b in bars], unit="ms", utc=True)
+    equity = pd.Series([b[5] for b in bars], index=index, dtype=float)
+    position = np.array([b[3] for b in bars], dtype=float)
+    traded = float(sum(abs(f[3] * f[4]) for f in fills))
+    fees = float(sum(f[5] for f in fills))
+    metrics = compute_metrics(equity, position=position, traded_value=traded, fees_paid=fees)
+    keep = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "turnover",
+            "fees_paid")
+    return {k: float(metrics[k]) for k in keep if k in metrics}
 
 
 __all__ = ["LiveRunner", "RunSummary", "SignalWindow", "read_status"]

@@ -232,3 +232,29 @@ def test_rust_engine_is_bit_identical_to_numba(ohlcv, case):
     np.testing.assert_array_equal(rust_res.equity.to_numpy(), numba_res.equity.to_numpy())
     pd.testing.assert_frame_equal(rust_res.fills, numba_res.fills, check_exact=True)
     pd.testing.assert_frame_equal(rust_res.trades, numba_res.trades, check_exact=True)
+
+
+def test_a_parameter_grid_is_one_vectorbt_call(monkeypatch):
+    """Parameter combinations broadcast as columns of one ``Portfolio.from_signals`` call, not a
+    Python loop of backtests (and each column equals its own single backtest)."""
+    import vectorbt as vbt
+
+    calls = []
+    original = vbt.Portfolio.from_signals
+
+    def counting(cls, *args, **kwargs):
+        calls.append(kwargs.get("close", args[0] if args else None))
+        return original(*args, **kwargs)
+
+    from quantlib.data import synthetic_ohlcv
+
+    df = synthetic_ohlcv(n_bars=400, seed=11).ohlcv
+    grid = [{"fast": f, "slow": s} for f in (3, 5, 8) for s in (20, 30)]
+    monkeypatch.setattr(vbt.Portfolio, "from_signals", classmethod(counting))
+    res = run_backtest("ma_cross", df, grid)
+    assert len(calls) == 1 and res.equity.shape[1] == len(grid)
+    monkeypatch.undo()
+    for i, params in enumerate(grid):
+        single = run_backtest("ma_cross", df, params)
+        np.testing.assert_allclose(res.equity.iloc[:, i].to_numpy(),
+                                   single.equity.iloc[:, 0].to_numpy(), rtol=1e-12)

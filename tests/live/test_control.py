@@ -175,3 +175,20 @@ def test_meta_cache_never_serves_a_rolled_back_value(tmp_path):
     assert store.get_meta("cash") == "100.0"
     other = StateStore(tmp_path / "m.db")
     assert other.get_meta("cash") == "100.0"
+
+
+def test_status_reports_the_runs_metrics_from_the_shared_metrics_function(tmp_path, replay_frame):
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
+    runner, store, _ = _runner(spec, tmp_path, frame_to_bars(replay_frame))
+    runner.run()
+    bars, fills = store.bars(), store.fills()
+    assert len(fills) >= 4
+    metrics = read_status(tmp_path / "s.db")["metrics"]
+    # independent arithmetic on the stored equity curve and fills
+    equity = np.array([b[5] for b in bars])
+    assert metrics["total_return"] == pytest.approx(equity[-1] / equity[0] - 1, rel=1e-12)
+    drawdown = equity / np.maximum.accumulate(equity) - 1
+    assert metrics["max_drawdown"] == pytest.approx(drawdown.min(), rel=1e-12)
+    assert metrics["fees_paid"] == pytest.approx(sum(f[5] for f in fills), rel=1e-12)
+    position = np.array([b[3] for b in bars])
+    assert metrics["exposure"] == pytest.approx(np.mean(position != 0), abs=1e-12)
