@@ -67,6 +67,14 @@ def test_classification_metrics_match_closed_forms(result):
         pos, neg = p[y == 1], p[y == 0]
         wins = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
         assert rows.loc["xgb", "auc"] == pytest.approx(wins)
+        # logistic regression: the same closed forms on its own probabilities
+        lr = np.clip(group["proba_logreg"].to_numpy(), 1e-15, 1 - 1e-15)
+        assert rows.loc["logreg", "accuracy"] == pytest.approx(np.mean((lr >= 0.5) == y))
+        assert rows.loc["logreg", "log_loss"] == pytest.approx(
+            -np.mean(y * np.log(lr) + (1 - y) * np.log(1 - lr)))
+        pos, neg = lr[y == 1], lr[y == 0]
+        assert rows.loc["logreg", "auc"] == pytest.approx(
+            (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
         q = group["proba_buy_hold"].iloc[0]
         assert rows.loc["buy_hold", "log_loss"] == pytest.approx(
             -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
@@ -184,3 +192,15 @@ def test_gap_leaves_out_training_bars_before_each_test_fold(market, tmp_path):
     assert (plain["n_train"] - gapped["n_train"]).tolist() == [4, 4]
     assert ((plain["train_end"] - gapped["train_end"]) == 4 * step).all()
     assert (plain["test_start"] == gapped["test_start"]).all()
+
+
+def test_xgboost_trains_on_two_threads_by_default(market):
+    """Issue requirement: XGBoost with 2 threads (the machine is shared) unless told otherwise."""
+    import json
+
+    from quantlib.ml import build_dataset
+
+    ds = build_dataset(market.iloc[:600], SMALL, horizon=6)
+    clf = XGBSignalClassifier(n_estimators=5, early_stopping_rounds=None).fit(ds.X, ds.y)
+    config = json.loads(clf.booster_.save_config())
+    assert config["learner"]["generic_param"]["nthread"] == "2"

@@ -117,6 +117,22 @@ def test_failed_report_highlights_error_cell_and_hides_code(toy_report):
     assert "MARKER_CODE_TOKEN" in shown
 
 
+def test_durations_in_manifest_and_index(toy_report):
+    from datetime import datetime
+
+    run, _, out = toy_report
+    manifest = read_manifest(run.run_dir)
+    wall = (datetime.fromisoformat(manifest["finished_at"])
+            - datetime.fromisoformat(manifest["started_at"])).total_seconds()
+    rows = _index_rows((out / "index.html").read_text())
+    for entry in run.entries:
+        # each notebook's own time: positive, and no longer than the whole run
+        assert 0 < entry["duration_s"] <= wall
+        row = next(r for r in rows if f"<td>{entry['notebook']}</td><td><b>"
+                   f"{entry['param_set']}</b>" in r)
+        assert f"{entry['duration_s']:.1f} s" in row
+
+
 def test_run_log_and_manifest(toy_report):
     run, _, _ = toy_report
     log = (run.run_dir / "run.log").read_text()
