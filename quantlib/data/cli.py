@@ -25,12 +25,12 @@ def _fail(exc: Exception) -> None:
 
 
 def _build_exchange(exchange_id: str, base_url: str | None):
+    from quantlib.data.endpoints import point_at_loopback
     from quantlib.data.fetch import _resolve_exchange
 
     exchange = _resolve_exchange(exchange_id)
-    if base_url:
-        # Tests point ccxt at a loopback server; every API family goes to the same base URL.
-        exchange.urls["api"] = {name: base_url.rstrip("/") for name in exchange.urls["api"]}
+    if base_url:  # tests point ccxt at a loopback server (any other host is refused)
+        point_at_loopback(exchange, base_url, "--base-url")
     return exchange
 
 

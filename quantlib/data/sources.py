@@ -7,6 +7,9 @@
 ``EXCHANGE:BASE/QUOTE:TF[:SINCE[:UNTIL]]`` exchange data through ccxt, served from the cache
                                            ``data/<exchange>/``, fetched when missing
 =========================================  ===============================================
+
+Tests point exchange sources at a loopback server with ``QUANTLIB_<EXCHANGE>_API_URL`` (the same
+override the live runner honours); it must be a 127.0.0.1 / localhost address.
 """
 
 from __future__ import annotations
@@ -141,6 +144,17 @@ def source_from_parts(
     return source
 
 
+def _loopback_exchange(exchange_id: str):
+    """A ccxt exchange aimed at ``$QUANTLIB_<EXCHANGE>_API_URL`` when set (tests), else None."""
+    from quantlib.data.endpoints import api_url_override, apply_env_override
+
+    if api_url_override(exchange_id) is None:
+        return None
+    from quantlib.data.fetch import _resolve_exchange
+
+    return apply_env_override(_resolve_exchange(exchange_id), exchange_id)
+
+
 def load(source: str = "sample") -> pd.DataFrame:
     """Load the canonical OHLCV frame named by a data source string.
 
@@ -166,7 +180,8 @@ def load(source: str = "sample") -> pd.DataFrame:
     from quantlib.data.fetch import load_exchange
 
     return load_exchange(parsed.exchange, parsed.symbol, parsed.timeframe,
-                         since=parsed.since, until=parsed.until)
+                         since=parsed.since, until=parsed.until,
+                         exchange=_loopback_exchange(parsed.exchange))
 
 
 __all__ = ["DataSource", "parse_source", "source_from_parts", "load"]

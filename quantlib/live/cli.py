@@ -33,25 +33,11 @@ def _fail(exc: Exception) -> None:
 
 def _public_exchange(name: str):
     # Market data needs no keys; keys are only read for the live broker.
-    import os
-
     import ccxt
 
-    ex = getattr(ccxt, name)({"enableRateLimit": True})
-    url = os.environ.get(f"QUANTLIB_{name.upper()}_API_URL")
-    return _with_url(ex, url) if url else ex
+    from quantlib.data.endpoints import apply_env_override
 
-
-def _with_url(ex, url: str):
-    from urllib.parse import urlsplit
-
-    from quantlib.errors import LiveError
-
-    if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
-        raise LiveError("API URL override must be a loopback address")
-    ex.urls["api"] = dict(ex.urls["api"], public=url, private=url)
-    ex.rateLimit = 1
-    return ex
+    return apply_env_override(getattr(ccxt, name)({"enableRateLimit": True}), name)
 
 
 @live_app.command("run")

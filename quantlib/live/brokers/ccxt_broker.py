@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Mapping
 
+from quantlib.data.endpoints import api_url_variable, point_at_loopback
 from quantlib.errors import ExchangeError, LiveError
 from quantlib.live.brokers.base import Broker
 from quantlib.live.logs import JsonLogger, redact, register_secret
@@ -59,15 +60,8 @@ def make_exchange(exchange: str, env: Mapping[str, str] | None = None, **config)
     options = {"enableRateLimit": True, "apiKey": key, "secret": secret, "timeout": 10_000}
     options.update(config)
     ex = cls(options)
-    url = env.get(f"QUANTLIB_{exchange.upper()}_API_URL")
-    if url:
-        from urllib.parse import urlsplit
-
-        if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
-            raise LiveError(f"QUANTLIB_{exchange.upper()}_API_URL must be a loopback address")
-        ex.urls["api"] = dict(ex.urls["api"], public=url, private=url)
-        ex.rateLimit = 1  # a loopback test server has no rate limit to respect
-    return ex
+    variable = api_url_variable(exchange)
+    return point_at_loopback(ex, env[variable], variable) if env.get(variable) else ex
 
 
 class CcxtBroker(Broker):
