@@ -127,9 +127,12 @@ def run_backtest(
         if len(frames) > 1:
             raise ParameterError(f"strategy kind {kind.name!r}: the grid engine trades one symbol;"
                                  f" got {len(frames)} symbols {list(frames)}")
-        from quantlib.backtest.grid import run_grid
+        from quantlib.backtest.grid import run_grid, run_wrapped_grid
 
-        return run_grid(next(iter(frames.values())), params_list, config)
+        frame = next(iter(frames.values()))
+        if kind.grid_params is not None:  # a kind wrapping the grid (e.g. regime_grid)
+            return run_wrapped_grid(kind, frame, params_list, config)
+        return run_grid(frame, params_list, config)
     if kind.engine != "signals":
         raise ParameterError(f"strategy kind {kind.name!r}: unknown engine {kind.engine!r}; "
                              "expected 'signals' or 'grid'")

@@ -191,6 +191,50 @@ def run_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]] | Mapp
                           extras={"cash": pd.DataFrame(cash, index=index, columns=cols)})
 
 
+def run_wrapped_grid(kind: Any, data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]],
+                     config: BacktestConfig | dict | None = None) -> BacktestResult:
+    """Backtest a kind that wraps the grid (``kind.grid_params``/``kind.grid_allowed``), one
+    kernel call per parameter set (each has its own ``active`` mask); results stacked as combos,
+    the masks in ``extras["active"]``."""
+    runs = []
+    for params in params_list:
+        checked = kind.validate(params)
+        grid_params = kind.grid_params(checked)
+        allowed = np.asarray(kind.grid_allowed(data, checked), dtype=np.bool_)
+        # buys may rest during bar t when the condition held at bar t-1's close
+        active = np.r_[False, allowed[:-1]]
+        runs.append((checked, run_grid(data, [grid_params], config, active=active), active))
+    return stack_results(runs, kind.name)
+
+
+def stack_results(runs: Sequence[tuple[dict, BacktestResult, np.ndarray]],
+                  kind_name: str) -> BacktestResult:
+    """One result from single-combo grid results ``(params, result, active mask)``."""
+    def stack(attr: str) -> pd.DataFrame:
+        parts = []
+        for combo, (_, res, _) in enumerate(runs):
+            frame = getattr(res, attr).copy()
+            if "combo" in frame.columns:
+                frame["combo"] = combo
+            parts.append(frame)
+        return pd.concat(parts, ignore_index=True)
+
+    first = runs[0][1]
+    cols = pd.RangeIndex(len(runs))
+    index = first.equity.index
+
+    def columns(get) -> pd.DataFrame:
+        return pd.DataFrame(np.column_stack([get(r) for r in runs]), index=index, columns=cols)
+
+    return BacktestResult(
+        equity=columns(lambda r: r[1].equity.iloc[:, 0]), fills=stack("fills"),
+        trades=stack("trades"), metrics=pd.concat([r.metrics for _, r, _ in runs],
+                                                  ignore_index=True),
+        params=[p for p, _, _ in runs], kind=kind_name, config=first.config,
+        positions=columns(lambda r: r[1].positions.iloc[:, 0]),
+        extras={"active": columns(lambda r: r[2])})
+
+
 def sweep_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]],
                config: BacktestConfig | dict | None = None, *, active: np.ndarray | None = None,
                chunk: int = 2048) -> pd.DataFrame:

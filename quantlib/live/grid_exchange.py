@@ -190,8 +190,9 @@ class GridAtExchange:
             book.holding[level] = 0.0 if left <= 1e-9 * max(filled, 1.0) else left
 
     # -- 2. decide ------------------------------------------------------------------------------
-    def decide(self, bar: Bar) -> list[OrderRow]:
-        """Commit the intents that take the resting orders to the book the grid wants."""
+    def decide(self, bar: Bar, buys_allowed: bool = True) -> list[OrderRow]:
+        """Commit the intents that take the resting orders to the book the grid wants
+        (``buys_allowed=False``: a wrapping kind's condition, e.g. the regime, forbids buys)."""
         spec, store = self.spec, self.store
         with store.transaction():
             book = self._book(bar.open)
@@ -206,7 +207,7 @@ class GridAtExchange:
                 book.stopped, flatten = True, True
             if self.risk.halted and spec.risk.flatten_on_halt and not book.stopped:
                 book.stopped, flatten = True, True
-            wanted = book.wanted(bar.close, buys_allowed=not self.risk.halted)
+            wanted = book.wanted(bar.close, buys_allowed=buys_allowed and not self.risk.halted)
             resting = {}
             for order in store.orders(("new", "sent")):
                 slot = parse_intent(order.intent)
@@ -281,10 +282,11 @@ class GridAtExchange:
         self.sync(first_open=float("nan"))
         self.flush()
 
-    def step(self, bar: Bar, latencies_ns: list[int] | None = None) -> list[OrderRow]:
+    def step(self, bar: Bar, latencies_ns: list[int] | None = None, *,
+             buys_allowed: bool = True) -> list[OrderRow]:
         self.sync(bar.open)
         t0 = time.perf_counter_ns()
-        intents = self.decide(bar)
+        intents = self.decide(bar, buys_allowed)
         if latencies_ns is not None:
             latencies_ns.append(time.perf_counter_ns() - t0)
         self.flush()

@@ -138,8 +138,8 @@ class LiveRunner:
             # resting limit orders that the exchange fills (paper steps the engine's kernel)
             from quantlib.live.grid_exchange import GridAtExchange
 
-            self._grid_venue = GridAtExchange(spec, self.params, broker, store, self.risk,
-                                              self.log)
+            self._grid_venue = GridAtExchange(spec, self._grid_params(), broker, store,
+                                              self.risk, self.log)
         self.max_bars = max_bars
         self._signalled = False
         self.latencies_ns: list[int] = []
@@ -209,6 +209,20 @@ class LiveRunner:
                 status="new", exchange_id=None, detail="", attempts=0))
         return target, orders, cash, position, equity
 
+    def _grid_params(self) -> dict:
+        """The grid's own parameters (a wrapping kind such as regime_grid names them)."""
+        return (self.params if self.kind.grid_params is None
+                else get_kind("grid").validate(self.kind.grid_params(self.params)))
+
+    def _grid_allowed(self, offset: int) -> bool:
+        """A wrapping kind's buy condition at bar ``-offset`` of the window (True for the plain
+        grid): the same function, on the same bars, as the backtest's mask."""
+        if self.kind.grid_allowed is None:
+            return True
+        frame = self.window.frame(self.spec.timeframe, self.spec.symbol)
+        allowed = self.kind.grid_allowed(frame, self.params)
+        return len(allowed) >= offset and bool(allowed[-offset])
+
     def _step_grid(self, bar: Bar) -> list[OrderRow]:
         # Grid kinds rest limit orders at levels; the grid engine's own one-bar kernel
         # (quantlib.backtest.grid.step_bar, the backtest's grid_step_nb) decides which fill
@@ -223,10 +237,12 @@ class LiveRunner:
             if saved is None:
                 config = BacktestConfig(init_cash=spec.risk.init_cash, fees=spec.execution.fees,
                                         slippage_bps=spec.execution.slippage_bps)
-                grid = GridState.start(self.params, first_open=bar.open, config=config)
+                grid = GridState.start(self._grid_params(), first_open=bar.open,
+                                       config=config)
             else:
                 grid = GridState.from_dict(saved)
-            active = not self.risk.halted
+            # buys may rest during bar t when the condition held at bar t-1's close
+            active = not self.risk.halted and self._grid_allowed(2)
             fills = step_bar(grid, (bar.open, bar.high, bar.low, bar.close), active=active)
             self.latencies_ns.append(time.perf_counter_ns() - t0)
             orders = []
@@ -246,14 +262,17 @@ class LiveRunner:
             store.set_json("grid_state", grid.to_dict())
             store.set_meta("cash", repr(grid.cash))
             store.set_meta("position", repr(grid.inventory))
-            store.add_bar(bar.time, bar.close, 0.0, grid.inventory, grid.cash, equity)
+            store.add_bar(bar.time, bar.close, 0.0, grid.inventory, grid.cash, equity,
+                          note="" if active else "buys off")
             store.set_meta("last_bar", bar.time)
         return orders
 
     def step(self, bar: Bar) -> list[OrderRow]:
         """Process one closed bar: decide and commit (one transaction), then send."""
         if self._grid_venue is not None:
-            return self._grid_venue.step(bar, self.latencies_ns)
+            # resting buys for the next bar: the condition at this bar's close
+            return self._grid_venue.step(bar, self.latencies_ns,
+                                         buys_allowed=self._grid_allowed(1))
         if self.kind.engine == "grid":
             return self._step_grid(bar)
         t0 = time.perf_counter_ns()

@@ -148,7 +148,8 @@ def grid_active(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
 
 def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
                     config: Any = None):
-    """Backtest ``regime_grid`` parameter dict(s): the grid engine with the regime mask.
+    """Backtest ``regime_grid`` parameter dict(s): the grid engine with the regime mask
+    (the same as ``run_backtest("regime_grid", ...)``).
 
     Examples
     --------
@@ -157,43 +158,10 @@ def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Map
     >>> res.kind
     'regime_grid'
     """
-    from quantlib.backtest.grid import run_grid
+    from quantlib.backtest.grid import run_wrapped_grid
 
-    kind = get_kind("regime_grid")
     params_list = [params] if isinstance(params, Mapping) else list(params)
-    results = []
-    for p in params_list:
-        checked = kind.validate(p)
-        active = grid_active(data, checked)
-        results.append((checked, run_grid(data, [checked["inner_params"]], config, active=active),
-                        active))
-    return _merge_results(results)
-
-
-def _merge_results(results: list) -> Any:
-    from quantlib.backtest.result import BacktestResult
-
-    def stack(attr: str) -> pd.DataFrame:
-        parts = []
-        for combo, (_, res, _) in enumerate(results):
-            frame = getattr(res, attr).copy()
-            if "combo" in frame.columns:
-                frame["combo"] = combo
-            parts.append(frame)
-        return pd.concat(parts, ignore_index=True)
-
-    first = results[0][1]
-    cols = pd.RangeIndex(len(results))
-    equity = pd.DataFrame(np.column_stack([r.equity.iloc[:, 0] for _, r, _ in results]),
-                          index=first.equity.index, columns=cols)
-    positions = pd.DataFrame(np.column_stack([r.positions.iloc[:, 0] for _, r, _ in results]),
-                             index=first.equity.index, columns=cols)
-    metrics = pd.concat([r.metrics for _, r, _ in results], ignore_index=True)
-    return BacktestResult(equity=equity, fills=stack("fills"), trades=stack("trades"),
-                          metrics=metrics, params=[p for p, _, _ in results], kind="regime_grid",
-                          config=first.config, positions=positions,
-                          extras={"active": pd.DataFrame(np.column_stack([a for _, _, a in results]),
-                                                        index=first.equity.index, columns=cols)})
+    return run_wrapped_grid(get_kind("regime_grid"), data, params_list, config)
 
 
 def _grid_signal(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
@@ -258,6 +226,7 @@ REGIME_GRID_KIND = register(StrategyKind(
             *_REGIME_PARAMS),
     signal=_grid_signal, warmup=_grid_warmup,
     constraints=(_check_regime_params, _inner_ok("grid")), engine="grid",
+    grid_params=lambda p: dict(p["inner_params"]), grid_allowed=regime_ok,
     doc="grid that places buys only while the allowed regimes hold (active mask)",
 ), replace=True)
 

@@ -35,6 +35,8 @@ from quantlib.errors import ParameterError
 SignalFn = Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
 WarmupFn = Callable[[Mapping[str, Any]], int]
 ConstraintFn = Callable[[Mapping[str, Any]], "str | None"]
+GridParamsFn = Callable[[Mapping[str, Any]], dict]
+GridAllowedFn = Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ class StrategyKind:
         e.g. ``fast < slow``.
     engine : ``"signals"`` (vectorbt from target positions) or ``"grid"`` (numba grid engine).
     doc : one-line description.
+    grid_params, grid_allowed : for a ``"grid"`` kind that wraps the grid (e.g.
+        ``regime_grid``): ``grid_params(params)`` gives the wrapped grid's own parameters and
+        ``grid_allowed(df, params)`` a bool per bar, True when buys may rest after bar ``t``
+        closes (causal: bars ``<= t`` only). Backtests shift it by one bar into the engine's
+        ``active`` mask; the live runner evaluates it on its window. None for the plain grid.
     """
 
     name: str
@@ -125,6 +132,8 @@ class StrategyKind:
     constraints: tuple[ConstraintFn, ...] = field(default_factory=tuple)
     engine: str = "signals"
     doc: str = ""
+    grid_params: GridParamsFn | None = None
+    grid_allowed: GridAllowedFn | None = None
 
     @property
     def param_names(self) -> list[str]:

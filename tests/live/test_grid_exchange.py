@@ -356,3 +356,49 @@ def test_stop_with_cancel_orders_pulls_the_resting_grid(tmp_path, cancel):
                 ("buy", 90.0), ("buy", 95.0), ("sell", 105.0)]
     finally:
         server.stop()
+
+
+def test_a_wrapping_kind_that_forbids_buys_pulls_them_and_keeps_the_sells(tmp_path, monkeypatch):
+    """regime_grid at the exchange: when its condition fails at a close, the resting buys are
+    cancelled and the sells of held levels stay (the engine's inactive-bar rule)."""
+    calls = []
+
+    def allowed(self, offset):
+        calls.append(offset)
+        return len(calls) <= 2  # buys allowed after bars 0 and 1, not after bar 2
+
+    monkeypatch.setattr(LiveRunner, "_grid_allowed", allowed)
+    server = _server()
+    try:
+        rows = HAND_BARS[:2] + [(101.0,) * 4]
+        runner, _ = _runner(_spec(), server, tmp_path / "w.db", PathFeed(server, rows))
+        runner.run()
+        assert calls == [1, 1, 1]  # the condition at each close decides the next bar's buys
+        still_open = sorted((o[1], o[2]) for o in _orders(server) if o[4] == "open")
+        assert still_open == [("sell", 105.0)]
+    finally:
+        server.stop()
+
+
+def test_regime_grid_spec_trades_its_inner_grid_at_the_exchange(tmp_path):
+    from quantlib.data import synthetic_ohlcv
+    from quantlib.regime import GaussianHMMRegime, regime_features
+    from quantlib.regime.strategy import regime_filter_params
+    from quantlib.strategy.registry import get_kind
+
+    data = synthetic_ohlcv(n_bars=300, seed=2).ohlcv
+    hmm = GaussianHMMRegime(2, n_restarts=1, random_state=0).fit(
+        regime_features(data, ["returns"]))
+    inner = {"spacing": "geometric", "n_levels": 6, "lower": 90.0, "upper": 110.0}
+    spec = make_spec("regime_grid", regime_filter_params(hmm, "grid", inner), exchange="kraken",
+                     approval={"status": "approved", "by": "test"})
+    server = _server()
+    try:
+        runner, _ = _runner(spec, server, tmp_path / "r.db", [])
+        assert runner._grid_venue.params == get_kind("grid").validate(inner)
+        vol = dict(inner, spacing="volatility", lower=0.0, upper=0.0)
+        bad = spec.model_copy(update={"params": {**spec.params, "inner_params": vol}})
+        with pytest.raises(LiveError, match="volatility"):
+            _runner(bad, server, tmp_path / "v.db", [])
+    finally:
+        server.stop()
