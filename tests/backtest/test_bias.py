@@ -84,5 +84,27 @@ def test_grid_kind_is_causal(data):
     assert np.count_nonzero(kind.signals(data, kind.defaults())) > 50
     result = check_lookahead("grid", data, kind.defaults(), n_checks=20)
     assert result.passed, result.details
-    # and check_recursive does flag that path dependence (it is not finite-memory)
-    assert not check_recursive("grid", data, kind.defaults(), n_checks=10).passed
+    # Stateful by design: check_recursive checks that resuming from the persisted state (what
+    # the live runner does after a restart) reproduces the uninterrupted run exactly.
+    result = check_recursive("grid", data, kind.defaults(), n_checks=10)
+    assert result.passed and "persisted state" in result.details
+
+
+def test_state_resume_check_catches_a_state_that_forgets(data, monkeypatch):
+    # Control: a persisted state without the previous close (so the next bar has no gap leg
+    # and a volatility grid loses its ATR) must be caught.
+    from quantlib.backtest import grid_nb
+    from quantlib.backtest.grid import GridState
+
+    original = GridState.to_dict
+
+    def forgetful(self):
+        d = original(self)
+        d["state"][grid_nb.S_PREV_CLOSE] = None
+        d["tr_buf"] = [0.0] * len(d["tr_buf"])
+        return d
+
+    monkeypatch.setattr(GridState, "to_dict", forgetful)
+    params = {"spacing": "volatility", "n_levels": 8, "atr_k": 0.5, "atr_period": 10}
+    result = check_recursive("grid", data, params, n_checks=10)
+    assert not result.passed and "persisted state" in result.details

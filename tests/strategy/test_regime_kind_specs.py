@@ -190,3 +190,10 @@ def test_grid_mask_is_known_before_the_bar_opens(params, data):
         assert grid_active(jumped, checked)[t] == active[t], t
         moved += regime_ok(jumped, checked)[t] != ok[t]
     assert moved > 20  # the jump does flip the regime at bar t's close: an unshifted mask fails
+
+
+def test_regime_grid_resumes_from_persisted_state_exactly(params, data):
+    from quantlib.backtest import check_recursive
+
+    result = check_recursive("regime_grid", data, params["regime_grid"], n_checks=12)
+    assert result.passed and "persisted state" in result.details
