@@ -109,15 +109,13 @@ def test_self_contained_report_renders_alone(browser, toy_report, tmp_path):
 
 @pytest.fixture(scope="module")
 def project_report(quantlib_kernel, tmp_path_factory):
-    """A fresh run of the project's own report config (every notebook, `--fast` parameters).
-
-    This is what `make report` produces on a clean clone, minus the bigger parameter values.
-    """
+    """A fresh run of the project's own report config, exactly what `make report` runs
+    (`quantlib report` on the default data and the config's parameters)."""
     from quantlib.report import run_report
 
     out = tmp_path_factory.mktemp("project_reports")
     config = Path(__file__).resolve().parents[2] / "notebooks" / "reports.yaml"
-    return run_report(config, out=out, fast=True, jobs=2), out
+    return run_report(config, out=out, jobs=2), out
 
 
 def test_project_reports_render(browser, project_report, tmp_path):
