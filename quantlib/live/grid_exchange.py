@@ -30,8 +30,9 @@ cancels the buys only.
 Differences from the backtest, by construction: a follow-up order is placed at the close of the
 bar its fill is seen in, not the instant it fills; the exchange fills at the limit price (or
 better) and charges its own fees; a partly filled order counts when it closes or is cancelled
-(its filled part then moves the book); the stop-out is checked at closes, not intrabar;
-volatility grids (re-centred on ATR) are paper-only for now.
+(its filled part then moves the book); the stop-out is checked at closes, not intrabar; a
+volatility grid is (re)built at a close (centred on it, spacing ``atr_k`` x the ATR of the last
+``atr_period`` bars, the engine's true range) where the engine does it at the next open.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ import math
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.config import BacktestConfig
@@ -63,24 +66,43 @@ FINAL_STATUS = {"closed": "filled", "canceled": "cancelled", "expired": "cancell
 class Book:
     """Levels, base units held per level, order value and whether the grid has stopped."""
 
-    levels: list[float]
+    levels: list[float]  # empty: a volatility grid not built yet
     holding: list[float]
     order_value: float
     stop_margin: float  # < 0: no stop-out
     stopped: bool = False
+    atr_k: float = 0.0  # > 0: a volatility grid, re-centred when flat and outside its range
+    atr_period: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"levels": self.levels, "holding": self.holding, "order_value": self.order_value,
-                "stop_margin": self.stop_margin, "stopped": self.stopped}
+                "stop_margin": self.stop_margin, "stopped": self.stopped, "atr_k": self.atr_k,
+                "atr_period": self.atr_period}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Book:
         return cls(list(d["levels"]), list(d["holding"]), float(d["order_value"]),
-                   float(d["stop_margin"]), bool(d["stopped"]))
+                   float(d["stop_margin"]), bool(d["stopped"]), float(d.get("atr_k", 0.0)),
+                   int(d.get("atr_period", 0)))
+
+    def recentre(self, close: float, atr: float | None) -> bool:
+        """Volatility grid: build it around ``close`` (spacing ``atr_k * atr``) when it holds
+        nothing and none exists or the price left it; the engine's rule, at a close."""
+        if self.atr_k <= 0.0 or self.stopped or atr is None or self.inventory > 0.0:
+            return False
+        if self.levels and self.levels[0] <= close <= self.levels[-1]:
+            return False
+        spacing = self.atr_k * atr
+        if not spacing > 0.0:  # a zero-width grid (flat history) is not built
+            return False
+        out = np.empty(len(self.holding))
+        nb.vol_levels_nb(close, spacing, len(out), out)
+        self.levels = [float(x) for x in out]
+        return True
 
     def wanted(self, price: float, buys_allowed: bool) -> dict[tuple[int, int], tuple[float, float]]:
         """(level, side) -> (limit price, amount) of the orders the grid rests at ``price``."""
-        if self.stopped:
+        if self.stopped or not self.levels:
             return {}
         n, out = len(self.levels), {}
         for i in range(n - 1):
@@ -92,7 +114,7 @@ class Book:
         return out
 
     def beyond_stop(self, price: float) -> bool:
-        if self.stop_margin < 0.0:
+        if self.stop_margin < 0.0 or not self.levels:
             return False
         return (price < self.levels[0] * (1.0 - self.stop_margin)
                 or price > self.levels[-1] * (1.0 + self.stop_margin))
@@ -100,6 +122,29 @@ class Book:
     @property
     def inventory(self) -> float:
         return math.fsum(self.holding)
+
+
+def atr_at_close(ohlc: np.ndarray | None, params: dict[str, Any]) -> float | None:
+    """A volatility grid's ATR after the last bar of ``ohlc``: the mean true range of the last
+    ``atr_period`` bars (TR = high - low, widened to the previous close when there is one), as
+    the engine computes it for the next bar. None for other spacings or too few bars.
+
+    Examples
+    --------
+    >>> bars = np.array([[10, 12, 9, 11], [11, 15, 11, 14], [14, 14, 13, 13.5]], dtype=float)
+    >>> atr_at_close(bars, {"spacing": "volatility", "atr_period": 2})  # TRs 4 and 1
+    2.5
+    """
+    if params.get("spacing") != "volatility" or ohlc is None:
+        return None
+    period = int(params["atr_period"])
+    if len(ohlc) < period:
+        return None
+    high, low, close = ohlc[:, 1], ohlc[:, 2], ohlc[:, 3]
+    tr = high - low
+    tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]),
+                                           np.abs(low[1:] - close[:-1])))
+    return float(tr[-period:].mean())
 
 
 def parse_intent(intent: str) -> tuple[int, int] | None:
@@ -121,10 +166,6 @@ class GridAtExchange:
 
     def __init__(self, spec: StrategySpec, params: dict[str, Any], broker: Any,
                  store: StateStore, risk: RiskManager, log: JsonLogger):
-        if params["spacing"] == "volatility":
-            raise LiveError("grid spacing 'volatility' re-centres the grid on ATR, which is not "
-                            "supported at an exchange yet; use arithmetic, geometric or "
-                            "fibonacci spacing, or --mode paper")
         for needed in ("lookup", "place", "cancel", "refresh_balance", "free_balance"):
             if not hasattr(broker, needed):
                 raise LiveError(f"broker {type(broker).__name__} cannot rest limit orders")
@@ -141,9 +182,12 @@ class GridAtExchange:
                                 slippage_bps=self.spec.execution.slippage_bps)
         grid = GridState.start(self.params, first_open=first_open, config=config)
         n = len(grid.levels)
-        return Book(levels=[float(x) for x in grid.levels], holding=[0.0] * n,
-                    order_value=float(grid.row[nb.P_ORDER_VALUE]),
-                    stop_margin=float(grid.row[nb.P_STOP_MARGIN]))
+        volatility = self.params["spacing"] == "volatility"
+        return Book(levels=[] if volatility else [float(x) for x in grid.levels],
+                    holding=[0.0] * n, order_value=float(grid.row[nb.P_ORDER_VALUE]),
+                    stop_margin=float(grid.row[nb.P_STOP_MARGIN]),
+                    atr_k=float(self.params["atr_k"]) if volatility else 0.0,
+                    atr_period=int(self.params["atr_period"]) if volatility else 0)
 
     # -- 1. sync --------------------------------------------------------------------------------
     def sync(self, first_open: float) -> None:
@@ -190,12 +234,17 @@ class GridAtExchange:
             book.holding[level] = 0.0 if left <= 1e-9 * max(filled, 1.0) else left
 
     # -- 2. decide ------------------------------------------------------------------------------
-    def decide(self, bar: Bar, buys_allowed: bool = True) -> list[OrderRow]:
+    def decide(self, bar: Bar, buys_allowed: bool = True,
+               atr: float | None = None) -> list[OrderRow]:
         """Commit the intents that take the resting orders to the book the grid wants
-        (``buys_allowed=False``: a wrapping kind's condition, e.g. the regime, forbids buys)."""
+        (``buys_allowed=False``: a wrapping kind's condition, e.g. the regime, forbids buys;
+        ``atr``: a volatility grid's ATR at this close, None before enough bars)."""
         spec, store = self.spec, self.store
         with store.transaction():
             book = self._book(bar.open)
+            if book.recentre(bar.close, atr):
+                self.log.info("grid_built", bar=bar.time, low=book.levels[0],
+                              high=book.levels[-1])
             cash, position = self.broker.account()
             equity = cash + position * bar.close
             halt = self.risk.check(bar.time, equity)
@@ -283,14 +332,16 @@ class GridAtExchange:
         self.flush()
 
     def step(self, bar: Bar, latencies_ns: list[int] | None = None, *,
-             buys_allowed: bool = True) -> list[OrderRow]:
+             buys_allowed: bool = True, ohlc: np.ndarray | None = None) -> list[OrderRow]:
+        """One closed bar; ``ohlc`` holds the recent bars (rows open, high, low, close; the
+        last one is ``bar``), needed by volatility grids."""
         self.sync(bar.open)
         t0 = time.perf_counter_ns()
-        intents = self.decide(bar, buys_allowed)
+        intents = self.decide(bar, buys_allowed, atr_at_close(ohlc, self.params))
         if latencies_ns is not None:
             latencies_ns.append(time.perf_counter_ns() - t0)
         self.flush()
         return intents
 
 
-__all__ = ["Book", "GridAtExchange", "parse_intent"]
+__all__ = ["Book", "GridAtExchange", "atr_at_close", "parse_intent"]

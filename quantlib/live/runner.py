@@ -84,6 +84,10 @@ class SignalWindow:
         self._ns[n] = bar.time * 1_000_000
         self.rows.append(bar)
 
+    def ohlc(self) -> np.ndarray:
+        """The window's bars as rows (open, high, low, close), oldest first."""
+        return self._values[: len(self.rows), :4].copy()
+
     def frame(self, timeframe: str, symbol: str) -> pd.DataFrame:
         n = len(self.rows)
         # Built from a datetime64[ns] view with a shared column Index: the generic
@@ -272,7 +276,8 @@ class LiveRunner:
         if self._grid_venue is not None:
             # resting buys for the next bar: the condition at this bar's close
             return self._grid_venue.step(bar, self.latencies_ns,
-                                         buys_allowed=self._grid_allowed(1))
+                                         buys_allowed=self._grid_allowed(1),
+                                         ohlc=self.window.ohlc())
         if self.kind.engine == "grid":
             return self._step_grid(bar)
         t0 = time.perf_counter_ns()

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from quantlib.data import synthetic_ohlcv
-from quantlib.errors import LiveError
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import Bar
 from quantlib.live.grid_exchange import BOOK_KEY, GridAtExchange
@@ -261,12 +260,26 @@ def test_a_risk_halt_cancels_the_resting_buys(tmp_path):
         server.stop()
 
 
-def test_volatility_grids_are_refused_at_an_exchange(tmp_path):
+def test_a_volatility_grid_is_built_and_recentred_at_the_exchange(tmp_path):
+    """Hand-built ATR: atr_period 2, atr_k 1. Bar 1's close is the first with 2 true ranges
+    (2 and 3): a 5-level grid centred on 101, spacing 2.5. After the buy @98.5 and its sell @101
+    the grid is flat with the price (119) outside it: re-centred on 119 with the ATR of bars 2
+    and 3 (true ranges 3.5 and 20 -> spacing 11.75); the stale buy @96 is cancelled."""
+    rows = [(100.0, 101.0, 99.0, 100.0), (100.0, 102.0, 99.0, 101.0),
+            (101.0, 101.5, 98.0, 100.0), (100.0, 120.0, 100.0, 119.0)]
     server = _server()
     try:
-        with pytest.raises(LiveError, match="volatility"):
-            _runner(_spec(spacing="volatility", lower=0.0, upper=0.0), server,
-                    tmp_path / "v.db", [])
+        spec = _spec(spacing="volatility", lower=0.0, upper=0.0, atr_period=2, atr_k=1.0)
+        runner, store = _runner(spec, server, tmp_path / "v.db", PathFeed(server, rows))
+        runner.run()
+        got = {(side, price): status for _, side, price, _, status in _orders(server)}
+        assert got == {("buy", 96.0): "canceled", ("buy", 98.5): "closed",
+                       ("sell", 101.0): "closed", ("buy", 95.5): "open",
+                       ("buy", 107.2): "open"}  # 107.25 rounded down to Kraken's 0.1 tick
+        levels = store.get_json(BOOK_KEY)["levels"]
+        assert levels == [119 + (j - 2) * 11.75 for j in range(5)]
+        assert server.balance("BTC") == pytest.approx(0.0, abs=1e-9)
+        assert server.duplicate_client_ids() == {}
     finally:
         server.stop()
 
@@ -396,9 +409,28 @@ def test_regime_grid_spec_trades_its_inner_grid_at_the_exchange(tmp_path):
     try:
         runner, _ = _runner(spec, server, tmp_path / "r.db", [])
         assert runner._grid_venue.params == get_kind("grid").validate(inner)
-        vol = dict(inner, spacing="volatility", lower=0.0, upper=0.0)
-        bad = spec.model_copy(update={"params": {**spec.params, "inner_params": vol}})
-        with pytest.raises(LiveError, match="volatility"):
-            _runner(bad, server, tmp_path / "v.db", [])
+    finally:
+        server.stop()
+
+
+def test_limit_prices_never_cross_their_level(tmp_path):
+    """Buys round down and sells round up to the exchange's tick (0.1 at the loopback Kraken),
+    in either of ccxt's precision modes."""
+    import ccxt
+
+    server = _server()
+    try:
+        store = StateStore(tmp_path / "t.db")
+        broker = CcxtBroker(store, _spec(), make_ccxt_kraken(server), backoff=0.01,
+                            logger=JsonLogger(io.StringIO()))
+        cases = [(107.25, False, 107.2), (107.25, True, 107.3), (95.5, False, 95.5),
+                 (95.5, True, 95.5), (0.1 + 0.2, True, 0.3), (99.99999, False, 99.9)]
+        for price, up, expected in cases:
+            assert broker._on_tick(price, up=up) == expected, (price, up)
+        broker.exchange.load_markets()
+        broker.exchange.markets["BTC/USD"]["precision"]["price"] = 1  # as decimal places
+        broker.exchange.precisionMode = ccxt.DECIMAL_PLACES
+        for price, up, expected in cases:
+            assert broker._on_tick(price, up=up) == expected, (price, up)
     finally:
         server.stop()

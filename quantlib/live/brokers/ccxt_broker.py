@@ -286,12 +286,37 @@ class CcxtBroker(Broker):
                 self.store.update_order(order.client_id, status="cancelled",
                                         detail="nothing to trade")
             return
+        if current.order_type == "limit" and current.price is not None:
+            # on the exchange's tick, never beyond the level: buys round down, sells round up
+            # (ccxt would round to nearest, paying up to half a tick over a buy level)
+            current.price = self._on_tick(current.price, up=current.side < 0)
         remote = self._send(current, amount, look_first=not known_absent, mark_sent=False)
         if remote is not None:
             with self.store.transaction():
                 self.store.update_order(order.client_id, status="sent",
                                         exchange_id=remote.get("id"),
                                         attempts=current.attempts + 1)
+
+    def _on_tick(self, price: float, *, up: bool) -> float:
+        """``price`` on the market's price tick, rounded down or up."""
+        from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+        import ccxt
+
+        self.exchange.load_markets()
+        precision = (self.exchange.market(self.spec.symbol).get("precision") or {}).get("price")
+        if not precision:
+            return price
+        # ccxt gives the tick itself (TICK_SIZE) or a number of decimals (DECIMAL_PLACES)
+        step = (Decimal(str(precision)) if self.exchange.precisionMode == ccxt.TICK_SIZE
+                else Decimal(1).scaleb(-int(precision)))
+        exact = Decimal(repr(price)) / step
+        nearest = exact.to_integral_value()
+        if abs(exact - nearest) < Decimal("1e-9"):  # on the tick up to float noise (0.1 + 0.2)
+            ticks = nearest
+        else:
+            ticks = exact.to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+        return float(ticks * step)
 
     def cancel(self, order: OrderRow) -> None:
         """Cancel an intent in status ``cancelling`` at the exchange (idempotent). The final
