@@ -72,18 +72,15 @@ class Book:
     stop_margin: float  # < 0: no stop-out
     stopped: bool = False
     atr_k: float = 0.0  # > 0: a volatility grid, re-centred when flat and outside its range
-    atr_period: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"levels": self.levels, "holding": self.holding, "order_value": self.order_value,
-                "stop_margin": self.stop_margin, "stopped": self.stopped, "atr_k": self.atr_k,
-                "atr_period": self.atr_period}
+                "stop_margin": self.stop_margin, "stopped": self.stopped, "atr_k": self.atr_k}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Book:
         return cls(list(d["levels"]), list(d["holding"]), float(d["order_value"]),
-                   float(d["stop_margin"]), bool(d["stopped"]), float(d.get("atr_k", 0.0)),
-                   int(d.get("atr_period", 0)))
+                   float(d["stop_margin"]), bool(d["stopped"]), float(d.get("atr_k", 0.0)))
 
     def recentre(self, close: float, atr: float | None) -> bool:
         """Volatility grid: build it around ``close`` (spacing ``atr_k * atr``) when it holds
@@ -186,17 +183,25 @@ class GridAtExchange:
         return Book(levels=[] if volatility else [float(x) for x in grid.levels],
                     holding=[0.0] * n, order_value=float(grid.row[nb.P_ORDER_VALUE]),
                     stop_margin=float(grid.row[nb.P_STOP_MARGIN]),
-                    atr_k=float(self.params["atr_k"]) if volatility else 0.0,
-                    atr_period=int(self.params["atr_period"]) if volatility else 0)
+                    atr_k=float(self.params["atr_k"]) if volatility else 0.0)
 
     # -- 1. sync --------------------------------------------------------------------------------
-    def sync(self, first_open: float) -> None:
-        """Record what the exchange did with our pending orders and apply it to the book."""
+    def sync(self) -> None:
+        """Record what the exchange did with our pending orders and apply it to the book.
+
+        Never builds the book: orders exist only once :meth:`decide` has built it from a real
+        bar (a sync before the first bar, e.g. a stop, would otherwise fix the levels of a
+        relative-bounds grid on no price at all)."""
         pending = self.store.orders(PENDING)
+        if pending:
+            self._apply(pending)
+        self.broker.refresh_balance()
+
+    def _apply(self, pending: list[OrderRow]) -> None:
         # "new" orders too: a process killed after the exchange took one never recorded it
-        remote = self.broker.lookup([o.client_id for o in pending]) if pending else {}
+        remote = self.broker.lookup([o.client_id for o in pending])
         with self.store.transaction():
-            book = self._book(first_open)
+            book = Book.from_dict(self.store.get_json(BOOK_KEY))
             for order in pending:
                 found = remote.get(order.client_id)
                 if found is None:
@@ -208,7 +213,6 @@ class GridAtExchange:
                     self.store.update_order(order.client_id, status="sent",
                                             exchange_id=found.get("id"))
             self.store.set_json(BOOK_KEY, book.to_dict())
-        self.broker.refresh_balance()
 
     def _finalize(self, order: OrderRow, found: dict, status: str, book: Book) -> None:
         filled = float(found.get("filled") or 0.0)
@@ -318,7 +322,7 @@ class GridAtExchange:
             for order in self.store.orders(("new", "sent")):
                 self.store.update_order(order.client_id, status="cancelling")
         self.flush()
-        self.sync(first_open=float("nan"))
+        self.sync()
         saved = self.store.get_json(BOOK_KEY)
         self.log.info("grid_cancelled", inventory=Book.from_dict(saved).inventory if saved else 0.0)
 
@@ -328,14 +332,14 @@ class GridAtExchange:
         book = self.store.get_json(BOOK_KEY)
         if book is None:
             return  # first start: nothing placed yet
-        self.sync(first_open=float("nan"))
+        self.sync()
         self.flush()
 
     def step(self, bar: Bar, latencies_ns: list[int] | None = None, *,
              buys_allowed: bool = True, ohlc: np.ndarray | None = None) -> list[OrderRow]:
         """One closed bar; ``ohlc`` holds the recent bars (rows open, high, low, close; the
         last one is ``bar``), needed by volatility grids."""
-        self.sync(bar.open)
+        self.sync()
         t0 = time.perf_counter_ns()
         intents = self.decide(bar, buys_allowed, atr_at_close(ohlc, self.params))
         if latencies_ns is not None:

@@ -434,3 +434,20 @@ def test_limit_prices_never_cross_their_level(tmp_path):
             assert broker._on_tick(price, up=up) == expected, (price, up)
     finally:
         server.stop()
+
+
+def test_a_stop_before_the_first_bar_leaves_no_grid_behind(tmp_path):
+    """Regression: `live stop --cancel-orders` before any bar synced with no price and stored a
+    relative-bounds grid whose levels were NaN, for every later run on that state file."""
+    server = _server()
+    try:
+        spec = _spec(lower=0.0, upper=0.0, lower_pct=0.1, upper_pct=0.1)
+        runner, store = _runner(spec, server, tmp_path / "n.db", [])
+        runner._grid_venue.cancel_all()
+        assert store.get_json(BOOK_KEY) is None
+        runner, store = _runner(spec, server, tmp_path / "n.db", PathFeed(server, HAND_BARS[:1]))
+        runner.run()
+        assert store.get_json(BOOK_KEY)["levels"] == pytest.approx([91.8, 96.9, 102.0, 107.1,
+                                                                     112.2])
+    finally:
+        server.stop()
