@@ -48,7 +48,7 @@ from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid import GridState
 from quantlib.errors import LiveError
-from quantlib.live.brokers.base import client_order_id
+from quantlib.live.brokers.base import FINAL_STATUS, client_order_id
 from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
@@ -58,8 +58,6 @@ from quantlib.strategy.spec import StrategySpec
 BOOK_KEY = "grid_book"
 PENDING = ("new", "sent", "cancelling")
 FLAT_INTENT = "grid|flat"
-FINAL_STATUS = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
-                "rejected": "rejected"}
 
 
 @dataclass

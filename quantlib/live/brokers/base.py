@@ -7,6 +7,10 @@ import uuid
 
 from quantlib.live.state import OrderRow, StateStore
 
+# ccxt's unified order status -> the final local status it means (anything else still rests)
+FINAL_STATUS = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
+                "rejected": "rejected"}
+
 
 def client_order_id(strategy: str, symbol: str, bar_time_ms: int, intent: str) -> str:
     """Deterministic client order id from (strategy, symbol, bar time, intent).
@@ -59,4 +63,4 @@ class Broker:
         return (self.store.get_float("cash", 0.0), self.store.get_float("position", 0.0))
 
 
-__all__ = ["Broker", "client_order_id"]
+__all__ = ["FINAL_STATUS", "Broker", "client_order_id"]

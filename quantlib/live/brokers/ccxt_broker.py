@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from quantlib.data.endpoints import api_url_variable, point_at_loopback
 from quantlib.errors import ExchangeError, LiveError
-from quantlib.live.brokers.base import Broker
+from quantlib.live.brokers.base import FINAL_STATUS, Broker
 from quantlib.live.logs import JsonLogger, redact, register_secret
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
@@ -118,7 +118,8 @@ class CcxtBroker(Broker):
                     return order
         return None
 
-    def _refresh_balance(self) -> None:
+    def refresh_balance(self) -> None:
+        """Fetch balances into the state store (cash, position, free cash, free base)."""
         balance = self._call("fetch_balance", self.exchange.fetch_balance)
         total, free = balance.get("total", {}), balance.get("free", {})
         with self.store.transaction():
@@ -128,17 +129,12 @@ class CcxtBroker(Broker):
             self.store.set_meta("free_cash", repr(float(free.get(self.quote) or 0.0)))
             self.store.set_meta("free_base", repr(float(free.get(self.base) or 0.0)))
 
-    def refresh_balance(self) -> None:
-        """Fetch balances into the state store (cash, position, free cash, free base)."""
-        self._refresh_balance()
-
     def free_balance(self) -> float:
         """Quote currency not held by resting orders, as of the last refresh."""
         return self.store.get_float("free_cash", 0.0)
 
     def _record(self, order: OrderRow, remote: dict) -> None:
-        status = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
-                  "rejected": "rejected"}.get(remote.get("status"), "sent")
+        status = FINAL_STATUS.get(remote.get("status"), "sent")
         filled = float(remote.get("filled") or 0.0)
         with self.store.transaction():
             self.store.update_order(order.client_id, status=status, exchange_id=remote.get("id"),
@@ -174,7 +170,7 @@ class CcxtBroker(Broker):
             if remote is not None:
                 self.log.info("reconciled", client_id=order.client_id, status=remote.get("status"))
                 self._record(order, remote)
-        self._refresh_balance()
+        self.refresh_balance()
 
     def submit(self, order: OrderRow) -> None:
         current = self.store.get_order(order.client_id)
@@ -190,7 +186,7 @@ class CcxtBroker(Broker):
                             mark_sent=True)
         if remote is not None:
             self._record(current, remote)
-            self._refresh_balance()
+            self.refresh_balance()
             self.log.info("order_sent", client_id=order.client_id, exchange_id=remote.get("id"))
 
     def _send(self, current: OrderRow, amount: float, *, look_first: bool,
@@ -279,7 +275,7 @@ class CcxtBroker(Broker):
         amount = current.amount
         if current.order_type == "market" and current.side < 0:
             # a flatten: sell what is really there (a resting sell may have filled meanwhile)
-            self._refresh_balance()
+            self.refresh_balance()
             amount = min(amount, self.store.get_float("free_base", 0.0))
         if amount <= 0 or not math.isfinite(amount):
             with self.store.transaction():
