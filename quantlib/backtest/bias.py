@@ -162,12 +162,10 @@ def _check_state_resume(kind: StrategyKind, data: pd.DataFrame, params: Mapping[
     """Grid kinds: resume from the persisted state at each checked bar; nothing may change."""
     import json
 
-    from quantlib.backtest.grid import GridState, step_bar
+    from quantlib.backtest.grid import GridState, step_bar, wrapped_active
 
     grid_params = params if kind.grid_params is None else kind.grid_params(params)
-    active = np.ones(len(data), dtype=bool)
-    if kind.grid_allowed is not None:
-        active = np.r_[False, np.asarray(kind.grid_allowed(data, params), dtype=bool)[:-1]]
+    active = wrapped_active(kind, data, params)
     bars = data[["open", "high", "low", "close"]].to_numpy(dtype=np.float64)
     checks = set(int(t) for t in _check_points(1, len(data), n_checks))
 

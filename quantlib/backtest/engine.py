@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.backtest.config import BacktestConfig
-from quantlib.backtest.metrics import compute_metrics_frame
+from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.orders_nb import positions_and_flows_nb, single_asset_equity_nb
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.errors import DataError, ParameterError
@@ -306,11 +306,10 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
         "return": tr["return"],
         "closed": tr["status"] == 1,
     }).sort_values(["combo", "entry_time"], kind="stable").reset_index(drop=True)
-    closed = trades[trades["closed"]]  # sorted by combo: split the pnl column at combo edges
-    edges = np.searchsorted(closed["combo"].to_numpy(), np.arange(1, n_combo))
+    closed = trades[trades["closed"]]  # sorted by combo
     metrics = compute_metrics_frame(
         equity,
-        trade_pnl=np.split(closed["pnl"].to_numpy(), edges),
+        trade_pnl=pnl_per_combo(closed["combo"].to_numpy(), closed["pnl"].to_numpy(), n_combo),
         position=exposed,
         traded_value=traded,
         fees_paid=fees,

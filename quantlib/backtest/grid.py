@@ -30,7 +30,7 @@ import pandas as pd
 
 from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.config import BacktestConfig
-from quantlib.backtest.metrics import compute_metrics_frame
+from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.result import BacktestResult
 from quantlib.backtest.trades_nb import grid_round_trips_nb
 from quantlib.errors import DataError, ParameterError
@@ -181,14 +181,23 @@ def run_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]] | Mapp
     traded = (fills["price"] * fills["size"]).groupby(fills["combo"]).sum()
     metrics = compute_metrics_frame(
         equity_df,
-        trade_pnl=np.split(trades["pnl"].to_numpy(),
-                           np.searchsorted(trades["combo"].to_numpy(), np.arange(1, len(rows)))),
+        trade_pnl=pnl_per_combo(trades["combo"].to_numpy(), trades["pnl"].to_numpy(), len(rows)),
         position=inv_df, traded_value=traded.reindex(cols, fill_value=0.0).to_numpy(),
         fees_paid=out[13], timeframe=config.timeframe or data.attrs.get("timeframe"),
         year_days=config.year_days, init_cash=config.init_cash)
     return BacktestResult(equity=equity_df, fills=fills, trades=trades, metrics=metrics,
                           params=checked, kind="grid", config=config, positions=inv_df,
                           extras={"cash": pd.DataFrame(cash, index=index, columns=cols)})
+
+
+def wrapped_active(kind: Any, data: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
+    """The engine's ``active`` mask of a (validated) grid kind: a wrapping kind's
+    ``grid_allowed`` shifted one bar (buys rest during bar t when the condition held at bar
+    t-1's close); all True for the plain grid."""
+    if kind.grid_allowed is None:
+        return np.ones(len(data), dtype=np.bool_)
+    allowed = np.asarray(kind.grid_allowed(data, params), dtype=np.bool_)
+    return np.r_[False, allowed[:-1]]
 
 
 def run_wrapped_grid(kind: Any, data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]],
@@ -199,11 +208,9 @@ def run_wrapped_grid(kind: Any, data: pd.DataFrame, params_list: Sequence[Mappin
     runs = []
     for params in params_list:
         checked = kind.validate(params)
-        grid_params = kind.grid_params(checked)
-        allowed = np.asarray(kind.grid_allowed(data, checked), dtype=np.bool_)
-        # buys may rest during bar t when the condition held at bar t-1's close
-        active = np.r_[False, allowed[:-1]]
-        runs.append((checked, run_grid(data, [grid_params], config, active=active), active))
+        active = wrapped_active(kind, data, checked)
+        runs.append((checked, run_grid(data, [kind.grid_params(checked)], config, active=active),
+                     active))
     return stack_results(runs, kind.name)
 
 

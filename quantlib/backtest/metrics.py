@@ -85,6 +85,18 @@ def _pnl_stats(pnl: np.ndarray) -> tuple[float, float, float, float]:
     return float((pnl > 0).mean()), float(profit_factor), float(pnl.mean()), float(n)
 
 
+def pnl_per_combo(combo: np.ndarray, pnl: np.ndarray, n_combo: int) -> list[np.ndarray]:
+    """Closed-trade pnl split into one array per combination (``trade_pnl`` of
+    :func:`compute_metrics_frame`); ``combo`` must be sorted.
+
+    Examples
+    --------
+    >>> [a.tolist() for a in pnl_per_combo(np.array([0, 0, 2]), np.array([1.0, -2.0, 3.0]), 3)]
+    [[1.0, -2.0], [], [3.0]]
+    """
+    return np.split(np.asarray(pnl), np.searchsorted(np.asarray(combo), np.arange(1, n_combo)))
+
+
 def compute_metrics_frame(
     equity: pd.DataFrame,
     *,
@@ -255,4 +267,5 @@ def compute_metrics(
     return {name: float(row[name]) for name in METRIC_NAMES}
 
 
-__all__ = ["compute_metrics", "compute_metrics_frame", "METRIC_NAMES", "timeframe_seconds"]
+__all__ = ["compute_metrics", "compute_metrics_frame", "METRIC_NAMES", "pnl_per_combo",
+           "timeframe_seconds"]

@@ -142,8 +142,9 @@ def _filter_warmup(p: Mapping[str, Any]) -> int:
 
 def grid_active(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
     """The grid's ``active`` mask: ``regime_ok`` shifted one bar (known before bar t opens)."""
-    ok = regime_ok(df, params)
-    return np.r_[False, ok[:-1]]
+    from quantlib.backtest.grid import wrapped_active
+
+    return wrapped_active(get_kind("regime_grid"), df, params)
 
 
 def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
@@ -226,7 +227,8 @@ REGIME_GRID_KIND = register(StrategyKind(
             *_REGIME_PARAMS),
     signal=_grid_signal, warmup=_grid_warmup,
     constraints=(_check_regime_params, _inner_ok("grid")), engine="grid",
-    grid_params=lambda p: dict(p["inner_params"]), grid_allowed=regime_ok,
+    # regime_ok looked up when called, as everywhere in this module (one function to patch)
+    grid_params=lambda p: dict(p["inner_params"]), grid_allowed=lambda df, p: regime_ok(df, p),
     doc="grid that places buys only while the allowed regimes hold (active mask)",
 ), replace=True)
 
