@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from quantlib.backtest import grid_nb as nb
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid import GridState
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import FINAL_STATUS, client_order_id
@@ -173,9 +172,8 @@ class GridAtExchange:
         if saved is not None:
             return Book.from_dict(saved)
         # The engine's own levels and order value (bounds relative to the first open).
-        config = BacktestConfig(init_cash=self.spec.risk.init_cash, fees=self.spec.execution.fees,
-                                slippage_bps=self.spec.execution.slippage_bps)
-        grid = GridState.start(self.params, first_open=first_open, config=config)
+        grid = GridState.start(self.params, first_open=first_open,
+                               config=self.spec.backtest_config())
         n = len(grid.levels)
         volatility = self.params["spacing"] == "volatility"
         return Book(levels=[] if volatility else [float(x) for x in grid.levels],

@@ -231,7 +231,6 @@ class LiveRunner:
         # Grid kinds rest limit orders at levels; the grid engine's own one-bar kernel
         # (quantlib.backtest.grid.step_bar, the backtest's grid_step_nb) decides which fill
         # inside the bar. State, fills and last_bar commit together.
-        from quantlib.backtest.config import BacktestConfig
         from quantlib.backtest.grid import GridState, step_bar
 
         t0 = time.perf_counter_ns()
@@ -239,10 +238,8 @@ class LiveRunner:
         with store.transaction():
             saved = store.get_json("grid_state")
             if saved is None:
-                config = BacktestConfig(init_cash=spec.risk.init_cash, fees=spec.execution.fees,
-                                        slippage_bps=spec.execution.slippage_bps)
                 grid = GridState.start(self._grid_params(), first_open=bar.open,
-                                       config=config)
+                                       config=spec.backtest_config())
             else:
                 grid = GridState.from_dict(saved)
             # buys may rest during bar t when the condition held at bar t-1's close

@@ -58,7 +58,6 @@ def promote_cmd(
 
 def backtest_spec(spec_file: Path, data: str | None = None):
     """Backtest a spec on ``data`` (a source string; default: the spec's provenance source)."""
-    from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import run_backtest
     from quantlib.data import load
     from quantlib.errors import SpecError
@@ -69,12 +68,7 @@ def backtest_spec(spec_file: Path, data: str | None = None):
     if not source:
         raise SpecError(f"{spec_file}: no --data given and $.provenance.data_source is empty")
     frame = load(source)
-    config = BacktestConfig(init_cash=spec.risk.init_cash, fees=spec.execution.fees,
-                            slippage_bps=spec.execution.slippage_bps,
-                            size=min(spec.risk.order_size, spec.risk.max_position)
-                            if spec.risk.size_type == "percent" else spec.risk.order_size,
-                            size_type=spec.risk.size_type, direction=spec.execution.direction)
-    return run_backtest(spec.kind, frame, spec.params, config)
+    return run_backtest(spec.kind, frame, spec.params, spec.backtest_config())
 
 
 def register(app: typer.Typer) -> None:

@@ -62,6 +62,14 @@ class RiskSpec(_Model):
                                        description="halt when equity falls this fraction from its peak")
     flatten_on_halt: bool = False
 
+    @property
+    def signal_size(self) -> float:
+        """The size of a signal order: ``order_size``, capped at ``max_position`` when it is a
+        fraction of cash (percent sizing)."""
+        if self.size_type == "percent":
+            return min(self.order_size, self.max_position)
+        return self.order_size
+
 
 class ProvenanceSpec(_Model):
     """Where the evidence came from, so anyone can rebuild it."""
@@ -129,6 +137,16 @@ class StrategySpec(_Model):
     def symbol(self) -> str:
         """The first (trading) symbol."""
         return self.symbols[0]
+
+    def backtest_config(self) -> Any:
+        """The :class:`~quantlib.backtest.config.BacktestConfig` this spec trades with: its
+        cash, costs, sizing and direction (what paper trading reproduces)."""
+        from quantlib.backtest.config import BacktestConfig
+
+        return BacktestConfig(init_cash=self.risk.init_cash, fees=self.execution.fees,
+                              slippage_bps=self.execution.slippage_bps,
+                              size=self.risk.signal_size, size_type=self.risk.size_type,
+                              direction=self.execution.direction)
 
     def spec_hash(self) -> str:
         """SHA-256 of the canonical JSON; ties live state to the exact spec it runs."""

@@ -159,7 +159,7 @@ class CcxtBroker(Broker):
         if long_exit:
             return float(position)
         if risk.size_type == "percent":
-            return float(min(risk.order_size, risk.max_position) * cash
+            return float(risk.signal_size * cash
                          / (price * (1.0 + self.spec.execution.fees)))
         return float(min(risk.order_size, cash / (1.0 + self.spec.execution.fees)) / price)
 

@@ -78,12 +78,6 @@ class PaperBroker(Broker):
             if order.bar_time < time_ms:
                 self._fill(order, time_ms, open_price)
 
-    def _order_size(self) -> float:
-        risk = self.spec.risk
-        # max_position caps the fraction of cash an entry may use (percent sizing).
-        return min(risk.order_size, risk.max_position) if risk.size_type == "percent" \
-            else risk.order_size
-
     def _fill(self, order: OrderRow, time_ms: int, price: float) -> None:
         store, execution, risk = self.store, self.spec.execution, self.spec.risk
         cash, position = store.get_float("cash", 0.0), store.get_float("position", 0.0)
@@ -93,7 +87,7 @@ class PaperBroker(Broker):
         size_type = SIZE_PERCENT if risk.size_type == "percent" else SIZE_VALUE
         try:
             (status, info, size, fill_price, fees, side, *account) = paper_fill_nb(
-                cash, position, debt, free_cash, le, lx, se, sx, self._order_size(), size_type,
+                cash, position, debt, free_cash, le, lx, se, sx, self.spec.risk.signal_size, size_type,
                 price, execution.fees, execution.slippage_bps / 1e4)
         except Exception as exc:  # numba re-raises vectorbt's ValueError
             raise LiveError(f"paper broker: {exc}") from None
