@@ -146,13 +146,14 @@ def source_from_parts(
 
 def _loopback_exchange(exchange_id: str):
     """A ccxt exchange aimed at ``$QUANTLIB_<EXCHANGE>_API_URL`` when set (tests), else None."""
-    from quantlib.data.endpoints import api_url_override, apply_env_override
+    from quantlib.data.endpoints import api_url_override, api_url_variable, point_at_loopback
 
-    if api_url_override(exchange_id) is None:
+    url = api_url_override(exchange_id)
+    if url is None:
         return None
     from quantlib.data.fetch import _resolve_exchange
 
-    return apply_env_override(_resolve_exchange(exchange_id), exchange_id)
+    return point_at_loopback(_resolve_exchange(exchange_id), url, api_url_variable(exchange_id))
 
 
 def load(source: str = "sample") -> pd.DataFrame:

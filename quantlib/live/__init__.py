@@ -7,3 +7,8 @@ for the per-bar protocol that makes it crash-safe. This package imports ``quantl
 ``quantlib.data`` and the backtest's signal and grid kernels, never optimizers, plotting or
 reports.
 """
+
+# A line of the kill-switch file (written by `quantlib live stop --cancel-orders`, read by the
+# runner) asking to pull resting orders as the run stops. Here so the stop command need not
+# import the runner.
+CANCEL_ORDERS = "cancel-orders"

@@ -104,8 +104,10 @@ def stop(state: Path = typer.Option(..., "--state", help="state file of the run 
              help="also cancel the orders resting at the exchange (grid bots); without it they "
                   "stay and a restart applies whatever filled meanwhile")) -> None:
     """Engage the kill switch: the runner finishes its current bar and exits."""
+    from quantlib.live import CANCEL_ORDERS
+
     path = stop_file_for(state)
-    path.write_text("stop requested\n" + ("cancel-orders\n" if cancel_orders else ""))
+    path.write_text("stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else ""))
     typer.echo(f"kill switch engaged: {path} (delete it to allow trading again)")
 
 

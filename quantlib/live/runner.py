@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import LiveError
+from quantlib.live import CANCEL_ORDERS
 from quantlib.live.brokers.base import Broker, client_order_id
 from quantlib.live.brokers.paper import signal_flags
 from quantlib.live.feeds import Bar
@@ -176,9 +177,9 @@ class LiveRunner:
 
     def _cancel_asked(self) -> bool:
         """The kill switch asks to pull resting orders too (``quantlib live stop
-        --cancel-orders`` writes ``cancel-orders`` into it)."""
+        --cancel-orders`` writes :data:`CANCEL_ORDERS` into it)."""
         try:
-            return "cancel-orders" in self.stop_file.read_text()
+            return CANCEL_ORDERS in self.stop_file.read_text()
         except OSError:
             return False
 
