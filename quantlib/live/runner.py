@@ -430,7 +430,7 @@ def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | No
     metrics = compute_metrics(equity, position=position, traded_value=traded, fees_paid=fees)
     keep = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "turnover",
             "fees_paid")
-    return {k: float(metrics[k]) for k in keep if k in metrics}
+    return {k: float(metrics[k]) for k in keep}
 
 
 __all__ = ["LiveRunner", "RunSummary", "SignalWindow", "read_status"]
