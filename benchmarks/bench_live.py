@@ -1,7 +1,9 @@
-"""Per-bar latency (closed candle -> order intent) and RSS of the paper runner, per kind.
+"""Per-bar latency (closed candle -> order intent) and RSS of the live runner, per kind.
 
-Run: ``.venv/bin/python benchmarks/bench_live.py [--bars 2000]``. Each kind runs twice in fresh
-processes, replaying synthetic bars through the paper broker:
+Run: ``.venv/bin/python benchmarks/bench_live.py [--bars 2000]``. Each kind runs in fresh
+processes, replaying synthetic bars through the paper broker, once with the trading process's
+ahead-of-time compiled kernels (``--kernels aot``, the default of ``quantlib live run``) and once
+with numba's JIT (``--kernels jit``: what the process ran before, the alternative):
 
 - a latency process drives ``LiveRunner`` directly and prints p50/p99 of the decision part of
   each step (broker settlement at the open, bounded-window signal, risk, intent) and the mean of
@@ -9,8 +11,9 @@ processes, replaying synthetic bars through the paper broker:
 - an RSS process runs the real command line, ``quantlib live run --mode paper --feed
   replay:FILE``, and reports its peak RSS (VmHWM) at exit: what a trader's machine sees.
 
-The floor for comparison: a process that imports only numpy, pandas (which loads pyarrow) and
-numba and calls one cached numba kernel.
+A last row runs ``--mode live`` against the loopback Kraken server (ccxt signs and parses every
+request), the configuration that trades real money. The floor for comparison: a process that
+imports only numpy.
 
 Targets (issue 7): p99 <= 1 ms, RSS < 200 MB.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -54,8 +58,11 @@ def _xgb_params(df, tmp: Path) -> dict:
                        entry=0.5, exit=0.48, memory=24)
 
 
-def _child(kind: str, params_json: str, bars: int, tmp: str) -> None:
-    from quantlib.data import synthetic_ohlcv
+def _child(kind: str, params_json: str, bars_path: str, tmp: str, kernels: str) -> None:
+    if kernels == "aot":
+        from quantlib import jit
+
+        jit.use_aot()  # before any kernel module is imported, as `quantlib live run` does
     from quantlib.live.brokers import PaperBroker
     from quantlib.live.feeds import ReplayFeed
     from quantlib.live.logs import JsonLogger
@@ -63,20 +70,20 @@ def _child(kind: str, params_json: str, bars: int, tmp: str) -> None:
     from quantlib.live.state import StateStore
     from quantlib.strategy.spec import StrategySpec
 
-    df = synthetic_ohlcv(n_bars=bars, seed=1).ohlcv
     spec = StrategySpec(name=f"bench_{kind}", kind=kind, params=json.loads(params_json),
                         symbols=["BTC/USD"])
-    store = StateStore(Path(tmp) / f"{kind}.db")
-    runner = LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(df),
+    store = StateStore(Path(tmp) / f"{kind}-{kernels}.db")
+    feed = ReplayFeed(bars_path)
+    runner = LiveRunner(spec, PaperBroker(store, spec), store, feed,
                         logger=JsonLogger(io.StringIO()))
     t0 = time.perf_counter()
     runner.run()
     wall = time.perf_counter() - t0
     lat = np.array(runner.latencies_ns[50:]) / 1e6  # skip first-call warm-up
-    print(json.dumps({"kind": kind, "bars": bars, "p50_ms": float(np.percentile(lat, 50)),
+    print(json.dumps({"kind": kind, "kernels": kernels, "bars": len(feed),
+                      "p50_ms": float(np.percentile(lat, 50)),
                       "p99_ms": float(np.percentile(lat, 99)),
-                      "step_ms_mean": 1e3 * wall / bars,
-                      "rss_mb": peak_rss_mb()}))
+                      "step_ms_mean": 1e3 * wall / len(feed)}))
 
 
 def _cli_child(argv_json: str) -> None:
@@ -97,30 +104,50 @@ def _cli_child(argv_json: str) -> None:
     main()
 
 
-def _cli_rss(kind: str, params: dict, df, tmp: Path) -> dict:
-    from quantlib.data import save_ohlcv
-    from quantlib.strategy.spec import StrategySpec
-
-    bars = tmp / "bars.parquet"
-    if not bars.exists():
-        save_ohlcv(df, bars)
-    spec_path = tmp / f"cli_{kind}.json"
-    spec_path.write_text(StrategySpec(name=f"bench_{kind}", kind=kind, params=params,
-                                      symbols=["BTC/USD"]).model_dump_json())
-    argv = ["live", "run", "--strategy", str(spec_path), "--mode", "paper",
-            "--feed", f"replay:{bars}", "--state", str(tmp / f"cli_{kind}.db")]
+def _cli_rss(argv: list[str], env: dict[str, str] | None = None) -> dict:
     out = subprocess.run([sys.executable, __file__, "--cli", json.dumps(argv)],
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
     if out.returncode:
         sys.exit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _spec_file(tmp: Path, kind: str, params: dict, **fields) -> Path:
+    from quantlib.strategy.spec import StrategySpec
+
+    path = tmp / f"spec_{kind}_{len(list(tmp.glob('spec_*')))}.json"
+    path.write_text(StrategySpec(name=f"bench_{kind}", kind=kind, params=params,
+                                 symbols=["BTC/USD"], **fields).model_dump_json())
+    return path
+
+
+def _paper_rss(kind: str, params: dict, bars: Path, tmp: Path, kernels: str) -> dict:
+    spec = _spec_file(tmp, kind, params)
+    return _cli_rss(["live", "run", "--strategy", str(spec), "--mode", "paper",
+                     "--feed", f"replay:{bars}", "--state", str(tmp / f"cli_{kind}_{kernels}.db"),
+                     "--kernels", kernels])
+
+
+def _live_rss(df, tmp: Path) -> tuple[dict, int]:
+    """``--mode live`` (CcxtBroker, market orders) against the loopback Kraken server."""
+    sys.path.insert(0, str(ROOT))
+    from quantlib.data import save_ohlcv
+    from tests.support.kraken_server import KrakenServer
+
+    bars = save_ohlcv(df, tmp / "live_bars.csv")
+    spec = _spec_file(tmp, "ma_cross", {"fast": 10, "slow": 50}, approval={"status": "approved"})
+    with KrakenServer(symbol="BTC/USD", balances={"USD": 10_000.0}) as server:
+        server.set_price("BTC/USD", float(df["close"].iloc[-1]))
+        env = {"QUANTLIB_KRAKEN_API_KEY": server.api_key, "QUANTLIB_KRAKEN_SECRET": server.secret,
+               "QUANTLIB_KRAKEN_API_URL": server.url}
+        row = _cli_rss(["live", "run", "--strategy", str(spec), "--mode", "live",
+                        "--feed", f"replay:{bars}", "--state", str(tmp / "live.db")], env)
+        return row, len(server.orders)
+
+
 def _floor_rss() -> float:
-    code = ("import numpy as np, pandas, numba\n"
-            "from quantlib.backtest import indicators_nb as nb\n"
+    code = ("import numpy\n"
             "from benchmarks.bench_live import peak_rss_mb\n"
-            "nb.rolling_mean_nb(np.ones(10), 3)\n"
             "print(peak_rss_mb())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          check=True)
@@ -129,7 +156,7 @@ def _floor_rss() -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        _child(*sys.argv[2:7])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--cli":
         _cli_child(sys.argv[2])
@@ -137,28 +164,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=2000)
     args = parser.parse_args()
-    from quantlib.data import synthetic_ohlcv
+    from quantlib import jit
+    from quantlib.data import save_ohlcv, synthetic_ohlcv
 
+    build_start = time.perf_counter()
+    fresh = not jit.extension_path().exists()
+    jit.ensure_built()
+    build_s = time.perf_counter() - build_start
     df = synthetic_ohlcv(n_bars=args.bars, seed=1).ohlcv
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        bars = save_ohlcv(df, tmp / "bars.parquet")
         cases = [("ma_cross", {"fast": 10, "slow": 50}), ("grid", {"n_levels": 10}),
-                 ("xgb_classifier", _xgb_params(df, Path(tmp)))]
+                 ("xgb_classifier", _xgb_params(df, tmp))]
         for kind, params in cases:
-            out = subprocess.run([sys.executable, __file__, "--child", kind, json.dumps(params),
-                                  str(args.bars), tmp], capture_output=True, text=True, cwd=ROOT)
-            if out.returncode:
-                sys.exit(out.stderr[-3000:])
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            rows[-1].update(_cli_rss(kind, params, df, Path(tmp)))
-    print(f"{'kind':16s} {'bars':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'step ms':>8s} "
-          f"{'RSS MB':>7s}  targets p99 <= 1 ms, RSS < 200 MB (RSS: `quantlib live run`)")
+            for kernels in ("aot", "jit"):
+                out = subprocess.run([sys.executable, __file__, "--child", kind,
+                                      json.dumps(params), str(bars), str(tmp), kernels],
+                                     capture_output=True, text=True, cwd=ROOT)
+                if out.returncode:
+                    sys.exit(out.stderr[-3000:])
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                rows[-1].update(_paper_rss(kind, params, bars, tmp, kernels))
+        live, n_orders = _live_rss(df, tmp)
+    print(f"{'kind':16s} {'kernels':7s} {'bars':>6s} {'p50 ms':>8s} {'p99 ms':>8s} "
+          f"{'step ms':>8s} {'RSS MB':>7s}  targets p99 <= 1 ms, RSS < 200 MB "
+          "(RSS: `quantlib live run`)")
+    by_key = {(r["kind"], r["kernels"]): r for r in rows}
     for r in rows:
-        print(f"{r['kind']:16s} {r['bars']:6d} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} "
-              f"{r['step_ms_mean']:8.3f} {r['rss_mb']:7.0f}  p99/target={r['p99_ms']:.2f}x "
-              f"RSS/target={r['rss_mb'] / 200:.2f}x (at exit: {r['anon_mb']:.0f} MB private, "
-              f"{r['file_mb']:.0f} MB mapped files)")
-    print(f"RSS floor of numpy + pandas + numba with one cached kernel: {_floor_rss():.0f} MB")
+        ratio = ""
+        if r["kernels"] == "aot":
+            jit_row = by_key[(r["kind"], "jit")]
+            ratio = f" RSS vs jit {r['rss_mb'] / jit_row['rss_mb']:.2f}x"
+        print(f"{r['kind']:16s} {r['kernels']:7s} {r['bars']:6d} {r['p50_ms']:8.3f} "
+              f"{r['p99_ms']:8.3f} {r['step_ms_mean']:8.3f} {r['rss_mb']:7.0f}  "
+              f"p99/target={r['p99_ms']:.2f}x RSS/target={r['rss_mb'] / 200:.2f}x{ratio} "
+              f"(at exit: {r['anon_mb']:.0f} MB private, {r['file_mb']:.0f} MB mapped files)")
+    print(f"ma_cross, --mode live (ccxt, loopback Kraken, {n_orders} orders, aot kernels): "
+          f"RSS {live['rss_mb']:.0f} MB, RSS/target={live['rss_mb'] / 200:.2f}x "
+          f"({live['anon_mb']:.0f} MB private, {live['file_mb']:.0f} MB mapped files)")
+    print(f"RSS floor of a Python process that imports numpy: {_floor_rss():.0f} MB")
+    print(f"ahead-of-time kernels: {'built in' if fresh else 'cached, checked in'} "
+          f"{build_s:.1f} s ({jit.extension_path()})")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ and ``plotting`` (plotly figures).
 from quantlib.errors import (
     DataError,
     ExchangeError,
+    KernelError,
     LiveError,
     NotFittedError,
     ParameterError,
@@ -30,4 +31,5 @@ __all__ = [
     "NotFittedError",
     "LiveError",
     "ReportError",
+    "KernelError",
 ]

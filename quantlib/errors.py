@@ -39,6 +39,10 @@ class ReportError(QuantlibError):
     """The report pipeline failed (bad config, missing notebook, failing runs)."""
 
 
+class KernelError(QuantlibError):
+    """Compiled kernels cannot be built, loaded or called as asked (see :mod:`quantlib.jit`)."""
+
+
 __all__ = [
     "QuantlibError",
     "DataError",
@@ -48,4 +52,5 @@ __all__ = [
     "NotFittedError",
     "LiveError",
     "ReportError",
+    "KernelError",
 ]

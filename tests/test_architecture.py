@@ -3,7 +3,9 @@
 - ``quantlib.live`` (what trades real money) loads strategy, data and the backtest's kernels,
   never optimizers, plotting, reports or notebooks: a research-only dependency must not be able
   to break or slow the runner.
-- Numeric kernels (``*_nb.py``) import only numpy and numba.
+- Numeric kernels (``*_nb.py``) import only numpy, math and numba, through ``quantlib.jit``
+  (which binds them to numba's JIT, or to ahead-of-time compiled code in the trading process),
+  and other kernel modules.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # vectorbt (~200 MB, 2.4 s to import) and scikit-learn are research tools too: paper fills use
 # quantlib.live.brokers.order_exec_nb, a port of vectorbt's order arithmetic proven bit-identical
 # in tests/live/test_order_exec_nb.py, and the xgb kind needs only features and model files.
+# pandas (and pyarrow, which pandas 3 loads) too: strategy kinds compute on
+# quantlib.strategy.bars.Bars and replay files are parsed in a child process, so the trading
+# process needs neither (~100 MB). numba is checked where the process really trades: the
+# parity tests of `quantlib live run --kernels aot` (tests/live/test_parity.py).
 FORBIDDEN_FOR_LIVE = ("quantlib.optimize", "quantlib.plotting", "quantlib.report", "optuna",
-                      "papermill", "vectorbt", "sklearn", "plotly", "xgboost")
+                      "papermill", "vectorbt", "sklearn", "plotly", "xgboost", "pandas",
+                      "pyarrow")
 
 
 def _modules_after_import(statement: str) -> set[str]:
@@ -76,11 +83,26 @@ KERNELS = sorted(ROOT.glob("quantlib/**/*_nb.py"))
 
 @pytest.mark.parametrize("path", KERNELS, ids=[p.name for p in KERNELS])
 def test_kernels_import_only_numpy_and_numba(path):
+    from quantlib.jit import KERNEL_MODULES
+
     tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    allowed = {"numpy", "__future__", "math", "quantlib.jit", *KERNEL_MODULES}
+    assert imported - allowed == set(), imported
+
+
+def test_the_jit_module_imports_only_numba_numpy_and_the_standard_library():
+    tree = ast.parse((ROOT / "quantlib" / "jit.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
-    assert imported - {"numpy", "numba", "__future__", "math"} == set(), imported
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party == {"numba", "numpy", "quantlib"}, third_party

@@ -1,7 +1,8 @@
 """Backtests: the vectorbt engine for signal kinds, the numba grid engine, metrics, bias checks.
 
-The engine and bias checks import vectorbt (slow to import), so they load lazily: importing
-``quantlib.backtest.metrics`` (e.g. from the live runner) stays light.
+Every name but :class:`BacktestConfig` loads on first use: the engine and bias checks import
+vectorbt (slow to import), metrics and results pandas, and the live runner, which imports the
+config, the grid kind and the kernels from here, loads neither.
 
 Examples
 --------
@@ -19,10 +20,12 @@ from importlib import import_module
 from typing import Any
 
 from quantlib.backtest.config import BacktestConfig
-from quantlib.backtest.metrics import METRIC_NAMES, compute_metrics, compute_metrics_frame
-from quantlib.backtest.result import BacktestResult
 
 _LAZY = {
+    "METRIC_NAMES": "quantlib.backtest.metrics",
+    "compute_metrics": "quantlib.backtest.metrics",
+    "compute_metrics_frame": "quantlib.backtest.metrics",
+    "BacktestResult": "quantlib.backtest.result",
     "run_backtest": "quantlib.backtest.engine",
     "check_lookahead": "quantlib.backtest.bias",
     "check_recursive": "quantlib.backtest.bias",

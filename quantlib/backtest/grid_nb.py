@@ -53,7 +53,8 @@ State layout (so the live runner steps the very same code one closed bar at a ti
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from quantlib.jit import njit, prange
 
 # spacing modes
 MODE_ARITHMETIC = 0
@@ -120,7 +121,7 @@ def grid_levels_nb(mode, lower, upper, n, out):
             out[j] = lower + ratios[j] * (upper - lower)
 
 
-@njit(cache=True)
+@njit(cache=True, aot="void(f8, f8, i8, f8[:])")
 def vol_levels_nb(centre, spacing, n, out):
     """Volatility grid: ``centre + (j - (n - 1) / 2) * spacing``."""
     half = (n - 1) / 2.0
@@ -128,7 +129,7 @@ def vol_levels_nb(centre, spacing, n, out):
         out[j] = centre + (j - half) * spacing
 
 
-@njit(cache=True)
+@njit(cache=True, aot="void(f8[:], f8[:], f8[:], f8[:], f8[:], f8)")
 def grid_init_nb(params, state, levels, holding, tr_buf, init_cash):
     """Reset one combination's state before its first bar."""
     state[:] = 0.0
@@ -256,7 +257,9 @@ def inventory_nb(holding, n):
 
 # inline="always": a real call per bar passes 11 arrays and touches shared reference counts
 # (row views of the fill logs), which costs more than a quiet bar's whole work
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always",
+      aot="void(f8, f8, f8, f8, b1, i8, f8[:], f8[:], f8[:], f8[:], f8[:], "
+          "i8[:], i1[:], f8[:], f8[:], f8[:], i8[:])")
 def grid_step_nb(o, h, lo, c, active, bar, params, state, levels, holding, tr_buf, fill_bar,
                  fill_side, fill_price, fill_size, fill_fee, fill_level):
     """Advance one combination by one closed bar ``(o, h, lo, c)``; see the module doc.

@@ -10,10 +10,11 @@ Bars without a full window are NaN.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], i8)")
 def rolling_mean_nb(x, window):
     n = x.shape[0]
     out = np.full(n, np.nan)
@@ -25,7 +26,7 @@ def rolling_mean_nb(x, window):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], i8)")
 def rolling_std_nb(x, window):
     """Population standard deviation (ddof=0) over the window, two-pass per window."""
     n = x.shape[0]
@@ -42,7 +43,7 @@ def rolling_std_nb(x, window):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], i8)")
 def rolling_max_nb(x, window):
     n = x.shape[0]
     out = np.full(n, np.nan)
@@ -55,7 +56,7 @@ def rolling_max_nb(x, window):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], i8)")
 def rolling_min_nb(x, window):
     n = x.shape[0]
     out = np.full(n, np.nan)
@@ -81,7 +82,7 @@ def fir_weights_nb(alpha, length):
     return weights
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], f8, i8)")
 def fir_ema_nb(x, alpha, length):
     """Exponential moving average truncated to the last ``length`` bars (finite memory).
 
@@ -99,7 +100,7 @@ def fir_ema_nb(x, alpha, length):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], f8, i8)")
 def fir_rsi_nb(close, alpha, length):
     """Wilder RSI with the gain/loss averages truncated to the last ``length`` price changes.
 
@@ -119,4 +120,25 @@ def fir_rsi_nb(close, alpha, length):
                 loss -= weights[k] * change
         total = gain + loss
         out[t] = 50.0 if total == 0.0 else 100.0 * gain / total
+    return out
+
+
+@njit(cache=True, aot="f8[:](f8[:], i8)")
+def hold_nb(event, limit):
+    """Each defined value of ``event`` held over at most ``limit`` following NaN bars, 0 where
+    nothing is held: pandas' ``ffill(limit=limit).fillna(0)``, so the value at bar ``t``
+    depends on ``event[t-limit .. t]`` only (finite memory)."""
+    n = event.shape[0]
+    out = np.zeros(n)
+    held = np.nan
+    age = 0
+    for t in range(n):
+        if not np.isnan(event[t]):
+            held = event[t]
+            age = 0
+            out[t] = held
+        else:
+            age += 1
+            if age <= limit and not np.isnan(held):
+                out[t] = held
     return out

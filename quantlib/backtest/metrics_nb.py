@@ -7,7 +7,8 @@ hundreds of combinations the metrics would otherwise cost as much as the simulat
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from quantlib.jit import njit, prange
 
 # columns of the kernel's output
 K_MEAN = 0  # mean bar return

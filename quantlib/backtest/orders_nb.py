@@ -7,7 +7,8 @@ same sums from the order records take one pass here.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
 @njit(cache=True)

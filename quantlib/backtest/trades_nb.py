@@ -8,7 +8,8 @@ the event-by-event definition, without a Python loop over fills.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
 @njit(cache=True)

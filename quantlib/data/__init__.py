@@ -9,13 +9,36 @@ Examples
 200
 """
 
-from quantlib.data.io import load_ohlcv, save_ohlcv
-from quantlib.data.ohlcv import OHLCV_COLUMNS, ValidationSummary, find_gaps, validate_ohlcv
-from quantlib.data.resample import resample
-from quantlib.data.sources import DataSource, load, parse_source, source_from_parts
-from quantlib.data.synthetic import SyntheticMarket, synthetic_ohlcv
-from quantlib.data.timeframes import bars_per_year, timeframe_to_seconds, timeframe_to_timedelta
+from importlib import import_module
+from typing import Any
+
 from quantlib.errors import DataError
+
+# Loaded on first use: the live runner imports quantlib.data.endpoints and .timeframes, and
+# the process that trades must not pay for pandas (which the loaders need).
+_LAZY = {
+    "load_ohlcv": "io", "save_ohlcv": "io",
+    "OHLCV_COLUMNS": "ohlcv", "ValidationSummary": "ohlcv", "find_gaps": "ohlcv",
+    "validate_ohlcv": "ohlcv",
+    "resample": "resample",
+    "DataSource": "sources", "load": "sources", "parse_source": "sources",
+    "source_from_parts": "sources",
+    "SyntheticMarket": "synthetic", "synthetic_ohlcv": "synthetic",
+    "bars_per_year": "timeframes", "timeframe_to_seconds": "timeframes",
+    "timeframe_to_timedelta": "timeframes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"quantlib.data.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'quantlib.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def fetch_ohlcv(*args, **kwargs):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from quantlib.errors import ParameterError
+
+if TYPE_CHECKING:  # pandas only where a Timedelta or an index is involved: the trader never is
+    import pandas as pd
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^(\d+)([smhdw])$")
@@ -31,6 +33,8 @@ def timeframe_to_seconds(timeframe: str) -> int:
 
 def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
     """The bar length as a pandas Timedelta."""
+    import pandas as pd
+
     return pd.Timedelta(seconds=timeframe_to_seconds(timeframe))
 
 
@@ -43,6 +47,8 @@ def infer_timeframe(index: pd.DatetimeIndex) -> str | None:
     """The most common spacing of ``index`` as a timeframe string, or None if it has < 2 bars."""
     if len(index) < 2:
         return None
+    import pandas as pd
+
     seconds = int(pd.Series(index[1:] - index[:-1]).mode().iloc[0].total_seconds())
     for unit in ("w", "d", "h", "m", "s"):
         size = _UNIT_SECONDS[unit]

@@ -2,19 +2,27 @@
 
 A feed yields :class:`Bar` objects in time order, each a **closed** candle. ``warmup_only`` bars
 (history fetched at start-up) fill the signal window but are never traded.
+
+Replayed files are read and validated by :func:`quantlib.data.load_ohlcv` (one loader, one set
+of checks and messages for research and trading). When pandas is not loaded yet, as in the
+``quantlib live run`` process, the loader runs in a short-lived child process that hands back
+plain arrays: the trading process itself never imports pandas.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from quantlib.errors import ExchangeError, LiveError
+from quantlib.errors import DataError, ExchangeError, LiveError
 
 
 @dataclass(frozen=True)
@@ -28,11 +36,68 @@ class Bar:
     warmup_only: bool = False
 
 
-def frame_to_bars(df: pd.DataFrame, warmup_only: bool = False) -> list[Bar]:
+def frame_to_bars(df: Any, warmup_only: bool = False) -> list[Bar]:
     """Canonical OHLCV frame -> list of bars."""
+    times, values = _frame_arrays(df)
+    return arrays_to_bars(times, values, warmup_only)
+
+
+def arrays_to_bars(times_ms: np.ndarray, values: np.ndarray,
+                   warmup_only: bool = False) -> list[Bar]:
+    """Bars from open times (int64 ms) and an ``(n, 5)`` block of open/high/low/close/volume."""
+    return [Bar(int(t), *map(float, row), warmup_only)
+            for t, row in zip(times_ms.tolist(), values.tolist(), strict=True)]
+
+
+def _frame_arrays(df: Any) -> tuple[np.ndarray, np.ndarray]:
     times = df.index.as_unit("ms").asi8
     values = df[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
-    return [Bar(int(t), *map(float, row), warmup_only) for t, row in zip(times, values, strict=True)]
+    return np.asarray(times, dtype=np.int64), values
+
+
+def read_replay_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``(open times in ms, (n, 5) OHLCV block, timeframe)`` of a data file, validated by
+    :func:`quantlib.data.load_ohlcv`; in a child process when pandas is not loaded here.
+
+    Raises DataError with the loader's own message (file, row, column) when the file is bad.
+    """
+    path = Path(path)
+    if "pandas" in sys.modules:  # nothing to save: load here
+        return _load_arrays(path)
+    with tempfile.TemporaryDirectory(prefix="quantlib-replay-") as tmp:
+        out = Path(tmp) / "bars.npz"
+        done = subprocess.run([sys.executable, "-m", "quantlib.live.feeds", str(path), str(out)],
+                              capture_output=True, text=True)
+        error = out.with_suffix(".error")
+        if error.exists():
+            raise DataError(error.read_text())
+        if done.returncode or not out.exists():
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise DataError(f"{path}: the replay loader failed (exit {done.returncode}): {tail}")
+        with np.load(out, allow_pickle=False) as data:
+            timeframe = str(data["timeframe"]) or None
+            return data["times"], data["values"], timeframe
+
+
+def _load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
+    from quantlib.data import load_ohlcv
+
+    frame = load_ohlcv(path)
+    times, values = _frame_arrays(frame)
+    return times, values, frame.attrs.get("timeframe")
+
+
+def _export_arrays(source: str, target: str) -> int:
+    """Child process of :func:`read_replay_file`: load ``source``, write arrays to ``target``."""
+    from quantlib.errors import QuantlibError
+
+    try:
+        times, values, timeframe = _load_arrays(Path(source))
+    except QuantlibError as exc:
+        Path(target).with_suffix(".error").write_text(str(exc))
+        return 2
+    np.savez(target, times=times, values=values, timeframe=np.str_(timeframe or ""))
+    return 0
 
 
 class ReplayFeed:
@@ -43,17 +108,18 @@ class ReplayFeed:
     source : path of an OHLCV file readable by :func:`quantlib.data.load_ohlcv`, or a frame.
     """
 
-    def __init__(self, source: str | Path | pd.DataFrame):
-        if isinstance(source, pd.DataFrame):
-            self.frame = source
+    def __init__(self, source: str | Path | Any):
+        if isinstance(source, str | Path):
+            self.times, self.values, self.timeframe = read_replay_file(source)
         else:
-            from quantlib.data import load_ohlcv
+            self.times, self.values = _frame_arrays(source)
+            self.timeframe = source.attrs.get("timeframe")
 
-            self.frame = load_ohlcv(Path(source))
-        self.timeframe = self.frame.attrs.get("timeframe")
+    def __len__(self) -> int:
+        return len(self.times)
 
     def __iter__(self) -> Iterator[Bar]:
-        return iter(frame_to_bars(self.frame))
+        return iter(arrays_to_bars(self.times, self.values))
 
 
 class ExchangeFeed:
@@ -150,4 +216,9 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "ReplayFeed", "ExchangeFeed", "make_feed", "frame_to_bars"]
+__all__ = ["Bar", "ReplayFeed", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
+           "read_replay_file"]
+
+
+if __name__ == "__main__":
+    sys.exit(_export_arrays(sys.argv[1], sys.argv[2]))

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from quantlib.backtest import grid_nb as nb
-from quantlib.backtest.grid import GridState
+from quantlib.backtest.grid_kind import GridState
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import FINAL_STATUS, client_order_id
 from quantlib.live.feeds import Bar

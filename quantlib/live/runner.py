@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import LiveError
 from quantlib.live import CANCEL_ORDERS
@@ -52,6 +51,7 @@ from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
 from quantlib.live.state import OrderRow, StateStore
+from quantlib.strategy.bars import COLUMNS, Bars
 from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import StrategySpec
 
@@ -70,38 +70,30 @@ class SignalWindow:
     def __init__(self, size: int):
         self.size = max(int(size), 1)
         self.rows: deque[Bar] = deque(maxlen=self.size)
-        # The same bars as arrays, kept in step with ``rows``: building the frame from them is
-        # a copy, not a Python loop over Bar objects on every bar.
-        self._values = np.empty((self.size, 5))
+        # The same bars as arrays (one row per column, oldest first), kept in step with
+        # ``rows``: building the signal's Bars from them is a copy, not a loop over Bar objects.
+        self._values = np.empty((len(COLUMNS), self.size))
         self._ns = np.empty(self.size, dtype=np.int64)
 
     def push(self, bar: Bar) -> None:
         n = len(self.rows)
         if n == self.size:
-            self._values[:-1] = self._values[1:]
+            self._values[:, :-1] = self._values[:, 1:]
             self._ns[:-1] = self._ns[1:]
             n -= 1
-        self._values[n] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        self._values[:, n] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
         self._ns[n] = bar.time * 1_000_000
         self.rows.append(bar)
 
     def ohlc(self) -> np.ndarray:
         """The window's bars as rows (open, high, low, close), oldest first."""
-        return self._values[: len(self.rows), :4].copy()
+        return self._values[:4, : len(self.rows)].T.copy()
 
-    def frame(self, timeframe: str, symbol: str) -> pd.DataFrame:
+    def bars(self, timeframe: str, symbol: str) -> Bars:
+        """The window as :class:`~quantlib.strategy.bars.Bars` (copies: the buffers move on)."""
         n = len(self.rows)
-        # Built from a datetime64[ns] view with a shared column Index: the generic
-        # pd.to_datetime path costs ~0.5 ms per bar, most of the per-bar latency budget.
-        index = pd.DatetimeIndex(self._ns[:n].copy().view("M8[ns]"), dtype=_UTC_NS,
-                                 name="timestamp", copy=False)
-        df = pd.DataFrame(self._values[:n].copy(), index=index, columns=_OHLCV_INDEX, copy=False)
-        df.attrs.update(timeframe=timeframe, symbol=symbol, source="live")
-        return df
-
-
-_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
-_OHLCV_INDEX = pd.Index(["open", "high", "low", "close", "volume"])
+        return Bars.from_arrays(self._ns[:n].copy(), self._values[:, :n].copy(),
+                                {"timeframe": timeframe, "symbol": symbol, "source": "live"})
 
 
 class LiveRunner:
@@ -189,7 +181,7 @@ class LiveRunner:
         self.broker.on_bar(bar.time, bar.open, bar.close)
         cash, position = self.broker.account()
         equity = cash + position * bar.close
-        target = float(self.kind.signals(self.window.frame(spec.timeframe, spec.symbol),
+        target = float(self.kind.signals(self.window.bars(spec.timeframe, spec.symbol),
                                          self.params, validated=True)[-1])
         target = self.risk.cap(target)
         prev_target = store.get_float("target", 0.0)
@@ -224,15 +216,15 @@ class LiveRunner:
         grid): the same function, on the same bars, as the backtest's mask."""
         if self.kind.grid_allowed is None:
             return True
-        frame = self.window.frame(self.spec.timeframe, self.spec.symbol)
-        allowed = self.kind.grid_allowed(frame, self.params)
+        allowed = self.kind.allowed(self.window.bars(self.spec.timeframe, self.spec.symbol),
+                                    self.params)
         return len(allowed) >= offset and bool(allowed[-offset])
 
     def _step_grid(self, bar: Bar) -> list[OrderRow]:
         # Grid kinds rest limit orders at levels; the grid engine's own one-bar kernel
-        # (quantlib.backtest.grid.step_bar, the backtest's grid_step_nb) decides which fill
+        # (quantlib.backtest.grid_kind.step_bar, the backtest's grid_step_nb) decides which fill
         # inside the bar. State, fills and last_bar commit together.
-        from quantlib.backtest.grid import GridState, step_bar
+        from quantlib.backtest.grid_kind import GridState, step_bar
 
         t0 = time.perf_counter_ns()
         spec, store = self.spec, self.store
@@ -392,6 +384,8 @@ class LiveRunner:
 
 def read_status(state_path: str | Path) -> dict:
     """Summary of a state file for ``quantlib live status`` (no exchange access)."""
+    from datetime import UTC, datetime
+
     path = Path(state_path)
     if not path.exists():
         raise LiveError(f"state file {path} does not exist")
@@ -402,7 +396,7 @@ def read_status(state_path: str | Path) -> dict:
         bars = store.bars()
         return {
             "state": str(path), "strategy": meta.get("strategy"),
-            "last_bar": (pd.Timestamp(int(meta["last_bar"]), unit="ms", tz="UTC").isoformat()
+            "last_bar": (datetime.fromtimestamp(int(meta["last_bar"]) / 1000, tz=UTC).isoformat()
                          if "last_bar" in meta else None),
             "target": float(meta.get("target", 0.0)), "position": float(meta.get("position", 0.0)),
             "cash": float(meta["cash"]) if "cash" in meta else None,
@@ -418,6 +412,8 @@ def read_status(state_path: str | Path) -> dict:
 def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | None:
     """The run's equity curve through the same metrics function as backtests and optimizers
     (returns from the first recorded bar; the timeframe is inferred from the bar times)."""
+    import pandas as pd  # the status command, not the trading process
+
     from quantlib.backtest.metrics import compute_metrics
 
     if len(bars) < 3:

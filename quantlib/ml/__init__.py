@@ -11,17 +11,21 @@ Examples
 True
 """
 
-from quantlib.ml.artifacts import ModelRef, file_sha256, load_booster, load_tree_model, save_model
-from quantlib.ml.features import FeatureConfig, RegimeFeatureParams, compute_features
 
 
 def __getattr__(name: str):
-    # Training, CV and evaluation pull in scikit-learn (~0.6 s, ~60 MB) and the backtest
-    # engine; load them on first use so that the live runner's `xgb_classifier` kind, which
-    # needs only features and model files, never loads them.
+    # Every name loads on first use: training, CV and evaluation pull in scikit-learn (~0.6 s,
+    # ~60 MB) and the backtest engine, features and model files pandas; the live runner's
+    # `xgb_classifier` kind imports quantlib.ml.strategy and must load none of them.
     import importlib
 
-    lazy = {"PurgedWalkForwardCV": "quantlib.ml.cv",
+    lazy = {"ModelRef": "quantlib.ml.artifacts", "file_sha256": "quantlib.ml.artifacts",
+            "load_booster": "quantlib.ml.artifacts", "load_tree_model": "quantlib.ml.artifacts",
+            "save_model": "quantlib.ml.artifacts",
+            "FeatureConfig": "quantlib.ml.features",
+            "RegimeFeatureParams": "quantlib.ml.features",
+            "compute_features": "quantlib.ml.features",
+            "PurgedWalkForwardCV": "quantlib.ml.cv",
             "forward_return_labels": "quantlib.ml.labels", "make_labels": "quantlib.ml.labels",
             "triple_barrier_labels": "quantlib.ml.labels",
             "Dataset": "quantlib.ml.model", "XGBSignalClassifier": "quantlib.ml.model",

@@ -41,18 +41,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import DataError, ParameterError
 from quantlib.ml import features_nb as nb
+from quantlib.strategy.bars import Bars, as_bars
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
-# Built once: get_indexer turns a tuple into a new (arrow-backed) Index on every call (~0.5 ms).
-_REQUIRED_INDEX = pd.Index(REQUIRED_COLUMNS)
-_NS_PER_UNIT = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 @dataclass(frozen=True)
@@ -205,46 +205,25 @@ class FeatureConfig:
                     f"transmat (K x K)/means/variances (> 0), got {reg}")
 
 
-_POSITIONS: dict[int, tuple[pd.Index, np.ndarray]] = {}
-
-
-def _column_positions(columns: pd.Index) -> np.ndarray:
-    # Positions of the OHLCV columns, remembered per columns Index (immutable; the reference
-    # kept in the cache stops its id from being reused): the live window shares one Index.
-    hit = _POSITIONS.get(id(columns))
-    if hit is not None and hit[0] is columns:
-        return hit[1]
-    where = columns.get_indexer(_REQUIRED_INDEX)
-    if len(_POSITIONS) >= 64:
-        _POSITIONS.clear()
-    _POSITIONS[id(columns)] = (columns, where)
-    return where
-
-
-def _check_frame(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Check an OHLCV frame at the door; return its columns as float64 arrays."""
-    if not isinstance(df, pd.DataFrame):
-        raise DataError(f"features: expected an OHLCV DataFrame, got {type(df).__name__}")
-    # get_indexer uses the columns' cached hash table (shared by every row slice of a frame);
-    # iterating pandas' arrow-backed column names costs more than the whole feature kernel.
-    where = _column_positions(df.columns)
-    if (where < 0).any():
-        missing = [c for c, i in zip(REQUIRED_COLUMNS, where, strict=True) if i < 0]
-        raise DataError(f"features: OHLCV frame lacks column(s) {missing}; expected {list(REQUIRED_COLUMNS)}")
-    if not isinstance(df.index, pd.DatetimeIndex):
-        raise DataError("features: OHLCV frame needs a DatetimeIndex named 'timestamp'")
-    # One 2-D conversion instead of per-column lookups: column access deep-copies df.attrs.
+def _feature_inputs(data: Any) -> Bars:
+    """Check OHLCV data (Bars or a frame) at the door: every column, timestamps, close > 0."""
     try:
-        values = df.to_numpy(dtype=np.float64, copy=False)
-    except (TypeError, ValueError):  # extra non-numeric columns: convert only what we use
-        values, where = df.iloc[:, where].to_numpy(dtype=np.float64), np.arange(len(where))
-    cols = {name: values[:, i] for name, i in zip(REQUIRED_COLUMNS, where, strict=True)}
-    close = cols["close"]
+        bars = as_bars(data)
+    except DataError as exc:
+        raise DataError(f"features: {exc}") from None
+    missing = [c for c in REQUIRED_COLUMNS if not bars.has(c)]
+    if missing:
+        raise DataError(f"features: OHLCV data lacks column(s) {missing}; expected "
+                        f"{list(REQUIRED_COLUMNS)}")
+    if bars.time is None:
+        raise DataError("features: OHLCV data needs timestamps (a frame: a DatetimeIndex named "
+                        "'timestamp')")
+    close = bars.close
     if len(close) and not (np.all(np.isfinite(close)) and close.min() > 0):
         bad = int(np.argmax(~(np.isfinite(close) & (close > 0))))
         raise DataError(f"features: column 'close' must be finite and > 0; row {bad} "
-                        f"({df.index[bad]}) holds {close[bad]!r}")
-    return cols
+                        f"({bars.label(bad)}) holds {close[bad]!r}")
+    return bars
 
 
 def regime_filtered_proba(log_ret: np.ndarray, params: RegimeFeatureParams) -> np.ndarray:
@@ -265,23 +244,24 @@ def regime_filtered_proba(log_ret: np.ndarray, params: RegimeFeatureParams) -> n
     return proba
 
 
-def feature_array(df: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
-    """The feature matrix as a float64 array (rows = bars, columns = ``config.names``).
+def feature_array(data: Any, config: FeatureConfig) -> np.ndarray:
+    """The feature matrix as a float64 array (rows = bars, columns = ``config.names``) of
+    ``data`` (:class:`~quantlib.strategy.bars.Bars` or an OHLCV frame).
 
     This is the hot path of live evaluation; :func:`compute_features` wraps it in a frame.
     """
-    cols_in = _check_frame(df)
-    high, low, close, volume = (np.ascontiguousarray(cols_in[c])
-                                for c in ("high", "low", "close", "volume"))
+    bars = _feature_inputs(data)
+    n = len(bars)
+    high, low, close, volume = bars.high, bars.low, bars.close, bars.volume
     fast, slow, signal = config.macd
     cols: list[np.ndarray] = [nb.technical_features_nb(
         high, low, close, volume, np.asarray(config.return_horizons, dtype=np.int64),
         config.vol_window, config.rsi_window, config.memory_factor * config.rsi_window,
         fast, slow, signal, config.memory_factor, config.bb_window, config.atr_window,
-        config.volume_window, min(config.window - 1, len(df)))]
+        config.volume_window, min(config.window - 1, n))]
     if config.time_features:
         # From epoch seconds (UTC): cheaper than DatetimeIndex.hour/.dayofweek on a live window.
-        secs = df.index.asi8 // _NS_PER_UNIT[df.index.unit]
+        secs = bars.epoch_seconds()
         hour = (secs % 86400) / 3600.0 * (2.0 * np.pi / 24.0)
         dow = ((secs // 86400 + 3) % 7) * (2.0 * np.pi / 7.0)  # 1970-01-01 was a Thursday (3)
         cols.append(np.column_stack([np.sin(hour), np.cos(hour), np.sin(dow), np.cos(dow)]))
@@ -289,7 +269,7 @@ def feature_array(df: pd.DataFrame, config: FeatureConfig) -> np.ndarray:
         cols.append(regime_filtered_proba(nb.log_return_nb(close, 1), config.regime))
     out = np.hstack(cols)
     # Warm-up rows are NaN by contract, even for features with a shorter memory.
-    out[: min(config.window - 1, len(df))] = np.nan
+    out[: min(config.window - 1, n)] = np.nan
     return out
 
 
@@ -312,6 +292,8 @@ def compute_features(df: pd.DataFrame, config: FeatureConfig | Mapping[str, Any]
     >>> from quantlib.data import load  # doctest: +SKIP
     >>> X = compute_features(load("sample:seed=1,bars=500"))  # doctest: +SKIP
     """
+    import pandas as pd
+
     cfg = FeatureConfig.from_dict(config)
     return pd.DataFrame(feature_array(df, cfg), index=df.index, columns=cfg.names)
 

@@ -10,10 +10,11 @@ is not yet full. Imports numpy and numba only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], i8, i8)")
 def log_return_nb(close, horizon, start=0):
     """``log(close[t] / close[t - horizon])``; NaN for the first ``horizon`` bars.
 
@@ -116,7 +117,9 @@ def rsi_nb(close, window, length, start=0):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True,
+      aot="f8[:, :](f8[:], f8[:], f8[:], f8[:], i8[:], "
+          "i8, i8, i8, i8, i8, i8, i8, i8, i8, i8, i8)")
 def technical_features_nb(high, low, close, volume, horizons, vol_window, rsi_window, rsi_length,
                           macd_fast, macd_slow, macd_signal, ema_memory, bb_window, atr_window,
                           volume_window, start):
@@ -164,7 +167,7 @@ def technical_features_nb(high, low, close, volume, horizons, vol_window, rsi_wi
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:](f8[:], f8, f8, b1, i8)")
 def hysteresis_window_nb(proba, entry, exit_, allow_short, memory):
     """Target positions from probabilities with entry/exit thresholds, over a bounded memory.
 

@@ -19,9 +19,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from quantlib.errors import ParameterError
+from quantlib.errors import DataError, ParameterError
 from quantlib.ml import features_nb as nb
-from quantlib.ml.features import _check_frame
+from quantlib.ml.features import _feature_inputs
+from quantlib.strategy.bars import Bars, is_frame
+
+
+def _check_frame(df: pd.DataFrame) -> Bars:
+    # Labels come back as a frame on df's index: a frame is required, not only its bars.
+    if not is_frame(df):
+        raise DataError(f"labels: expected an OHLCV DataFrame, got {type(df).__name__}")
+    return _feature_inputs(df)
 
 
 def _frame(df: pd.DataFrame, label: np.ndarray, end_pos: np.ndarray, fwd: np.ndarray,
@@ -53,7 +61,7 @@ def forward_return_labels(df: pd.DataFrame, horizon: int = 12, dead_zone: float 
     >>> forward_return_labels(df, horizon=1, dead_zone=0.006)["label"].tolist()
     [1, 0, -1, 0]
     """
-    close = _check_frame(df)["close"]
+    close = _check_frame(df).close
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ParameterError(f"labels: horizon must be an integer >= 1, got {horizon!r}")
     if not (isinstance(dead_zone, int | float) and 0.0 <= dead_zone < 1.0):
@@ -87,13 +95,13 @@ def triple_barrier_labels(df: pd.DataFrame, tp: float = 0.02, sl: float = 0.02,
     >>> triple_barrier_labels(df, tp=0.02, sl=0.02, horizon=2)["label"].tolist()
     [1, 1, 0, 0]
     """
-    cols = _check_frame(df)
+    bars = _check_frame(df)
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ParameterError(f"labels: horizon must be an integer >= 1, got {horizon!r}")
     for name, value in (("tp", tp), ("sl", sl)):
         if not (isinstance(value, int | float) and 0.0 < value < 1.0):
             raise ParameterError(f"labels: {name} must be a fraction in (0, 1), got {value!r}")
-    label, end_pos, ret = nb.triple_barrier_nb(cols["close"], cols["high"], cols["low"],
+    label, end_pos, ret = nb.triple_barrier_nb(bars.close, bars.high, bars.low,
                                                float(tp), float(sl), int(horizon))
     valid = label != -2
     return _frame(df, label, np.where(valid, end_pos, 0), ret, valid)

@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import ParameterError
 from quantlib.ml.artifacts import ModelRef, load_tree_model
 from quantlib.ml.features import FeatureConfig, feature_array
 from quantlib.ml.features_nb import hysteresis_window_nb
+from quantlib.strategy.bars import Bars
 from quantlib.strategy.registry import Param, StrategyKind, register
 
 KIND_NAME = "xgb_classifier"
@@ -61,8 +61,9 @@ def _warmup(params: Mapping[str, Any]) -> int:
     return cfg.window + int(params.get("memory", 24)) - 2
 
 
-def predict_proba_bars(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
-    """Up-probability per bar from the model in ``params`` (NaN during feature warm-up).
+def predict_proba_bars(data: Any, params: Mapping[str, Any]) -> np.ndarray:
+    """Up-probability per bar of ``data`` (Bars or an OHLCV frame) from the model in ``params``
+    (NaN during feature warm-up).
 
     Examples
     --------
@@ -80,20 +81,20 @@ def predict_proba_bars(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarra
         if len(_CHECKED) >= 64:
             _CHECKED.pop(next(iter(_CHECKED)))
         _CHECKED[(id(model), id(cfg))] = (model, cfg)
-    proba = np.full(len(df), np.nan)
+    proba = np.full(len(data), np.nan)
     start = cfg.window - 1
-    if len(df) > start:
-        proba[start:] = model.predict_proba(feature_array(df, cfg)[start:])
+    if len(data) > start:
+        proba[start:] = model.predict_proba(feature_array(data, cfg)[start:])
     return proba
 
 
-def _signal(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
+def _signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
     memory = int(params["memory"])
     warm = _feature_config(params["features"]).window + memory - 2
-    out = np.zeros(len(df))
-    if len(df) <= warm:
+    out = np.zeros(len(bars))
+    if len(bars) <= warm:
         return out
-    proba = predict_proba_bars(df, params)
+    proba = predict_proba_bars(bars, params)
     out[:] = hysteresis_window_nb(proba, float(params["entry"]), float(params["exit"]),
                                   bool(params["allow_short"]), memory)
     out[:warm] = 0.0
@@ -132,6 +133,7 @@ XGB_CLASSIFIER = register(StrategyKind(
     constraints=(_check_thresholds,),
     engine="signals",
     doc="XGBoost up-probability over causal features with entry/exit thresholds",
+    inputs="bars",
 ), replace=True)
 
 

@@ -8,10 +8,12 @@ the base margin and adds each tree's leaf value in float32, tree by tree.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
-@njit(cache=True)
+@njit(cache=True,
+      aot="f4[:](f8[:, :], i8[:], f4[:], i8[:], i8[:], b1[:], f4[:], i8[:], f4)")
 def predict_margin_nb(X, feature, threshold, left, right, default_left, value, roots,
                       base_margin):
     """Float32 margin per row of ``X`` (rows x features, float64).
@@ -38,7 +40,7 @@ def predict_margin_nb(X, feature, threshold, left, right, default_left, value, r
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f4[:](f4[:])")
 def sigmoid_f32_nb(margin):
     """Logistic function in float32, as XGBoost's ``binary:logistic`` output."""
     out = np.empty(margin.shape[0], dtype=np.float32)

@@ -1,18 +1,28 @@
-"""Causal regime features from an OHLCV frame.
+"""Causal regime features from OHLCV data.
 
 Every feature at bar t uses closes up to t only and a *finite* window (so the strategy kind can
-recompute it on a bounded live window): ``returns`` (log return), ``volatility`` (rolling standard
-deviation of log returns over ``vol_window`` bars), ``abs_returns``, ``range`` (log high/low).
+recompute it on a bounded live window): ``returns`` (log return), ``volatility`` (standard
+deviation, ddof=0, of log returns over ``vol_window`` bars, computed per window from scratch by
+:func:`quantlib.backtest.indicators_nb.rolling_std_nb`, so its value never depends on older history),
+``abs_returns``, ``range`` (log high/low).
+
+:func:`regime_feature_array` works on :class:`~quantlib.strategy.bars.Bars` without pandas (the
+regime kinds in the trading process); :func:`regime_features` wraps it in a frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from quantlib.backtest.indicators_nb import rolling_std_nb
 from quantlib.errors import DataError, ParameterError
+from quantlib.strategy.bars import as_bars
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FEATURES = ("returns", "volatility", "abs_returns", "range")
 
@@ -21,6 +31,46 @@ def feature_warmup(features: Sequence[str], vol_window: int = 24) -> int:
     """Bars of history consumed before the first complete feature row."""
     _check_features(features, vol_window)
     return vol_window if "volatility" in features else 1
+
+
+def regime_feature_array(data: Any, features: Sequence[str] = ("returns",),
+                         vol_window: int = 24) -> np.ndarray:
+    """Feature matrix ``(bars, len(features))`` of ``data`` (Bars or an OHLCV frame); each of
+    the first :func:`feature_warmup` rows holds a NaN (warm-up), no later row does.
+
+    Examples
+    --------
+    >>> from quantlib.data import synthetic_ohlcv
+    >>> X = regime_feature_array(synthetic_ohlcv(100).ohlcv, ["returns", "volatility"], 10)
+    >>> X.shape, bool(np.isnan(X[:10]).any(axis=1).all()), bool(np.isfinite(X[10:]).all())
+    ((100, 2), True, True)
+    """
+    _check_features(features, vol_window)
+    bars = as_bars(data)
+    if not bars.has("close"):
+        raise DataError("regime_features: the data has no 'close' column")
+    close = bars.close
+    bad = ~np.isfinite(close) | (close <= 0)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"regime_features: column 'close', row {row} ({bars.label(row)}) is not "
+                        "a positive finite price")
+    log_ret = np.empty(len(close))
+    log_ret[:1] = np.nan
+    log_ret[1:] = np.diff(np.log(close))
+    out = np.empty((len(close), len(features)))
+    for j, name in enumerate(features):
+        if name == "returns":
+            out[:, j] = log_ret
+        elif name == "abs_returns":
+            out[:, j] = np.abs(log_ret)
+        elif name == "volatility":
+            out[:, j] = rolling_std_nb(log_ret, int(vol_window))
+        elif name == "range":
+            if not (bars.has("high") and bars.has("low")):
+                raise DataError("regime_features: feature 'range' needs 'high' and 'low' columns")
+            out[:, j] = np.log(bars.high / bars.low)
+    return out
 
 
 def regime_features(df: pd.DataFrame, features: Sequence[str] = ("returns",),
@@ -42,29 +92,10 @@ def regime_features(df: pd.DataFrame, features: Sequence[str] = ("returns",),
     >>> list(X.columns), len(X)
     (['returns', 'volatility'], 90)
     """
-    _check_features(features, vol_window)
-    if "close" not in df:
-        raise DataError("regime_features: the frame has no 'close' column")
-    close = df["close"].to_numpy(dtype=float)
-    if np.any(~np.isfinite(close)) or np.any(close <= 0):
-        row = int(np.argmax(~np.isfinite(close) | (close <= 0)))
-        raise DataError(f"regime_features: column 'close', row {row} ({df.index[row]}) is not a "
-                        "positive finite price")
-    log_ret = pd.Series(np.r_[np.nan, np.diff(np.log(close))], index=df.index)
-    columns = {}
-    for name in features:
-        if name == "returns":
-            columns[name] = log_ret
-        elif name == "abs_returns":
-            columns[name] = log_ret.abs()
-        elif name == "volatility":
-            # ddof=0 keeps a fixed-weight finite window; min_periods = the full window.
-            columns[name] = log_ret.rolling(vol_window, min_periods=vol_window).std(ddof=0)
-        elif name == "range":
-            if "high" not in df or "low" not in df:
-                raise DataError("regime_features: feature 'range' needs 'high' and 'low' columns")
-            columns[name] = np.log(df["high"] / df["low"])
-    out = pd.DataFrame(columns, index=df.index)
+    import pandas as pd
+
+    values = regime_feature_array(df, features, vol_window)
+    out = pd.DataFrame(values, index=df.index, columns=list(features))
     return out.iloc[feature_warmup(features, vol_window):] if dropna else out
 
 

@@ -8,7 +8,8 @@ and independent of history length: exactly what the live runner needs.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 
 @njit(cache=True)
@@ -65,7 +66,7 @@ def forward_filter_nb(log_emission, transmat, init_proba):
     return filtered, loglik
 
 
-@njit(cache=True)
+@njit(cache=True, aot="f8[:, :](f8[:, :], f8[:, :], f8[:], i8)")
 def windowed_filter_nb(log_emission, transmat, init_proba, window):
     """Finite-memory filter: at bar t, run the filter over bars t-window+1..t from ``init_proba``.
 

@@ -7,10 +7,12 @@ chi-square test of the Markov property. They take plain numpy arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import ParameterError
 
@@ -161,6 +163,8 @@ class RegimeResults:
         lines.append("-" * width)
         lines.append("Transition matrix P[i, j] = P(next = j | current = i)")
         labels = [str(i) for i in range(self.n_regimes)]
+        import pandas as pd  # here: the regime kinds import this module's helpers in the trader
+
         lines.append(pd.DataFrame(self.transition_matrix, index=labels, columns=labels)
                      .to_string(float_format=lambda v: f"{v:.4f}"))
         for title, text in self.extra.get("sections", []):

@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import ParameterError
-from quantlib.regime.features import FEATURES, digitize_states, feature_warmup, regime_features
+from quantlib.regime.features import (
+    FEATURES,
+    digitize_states,
+    feature_warmup,
+    regime_feature_array,
+)
 from quantlib.regime.filtering import filter_gaussian
+from quantlib.strategy.bars import Bars
 from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _REGIME_PARAMS = (
     Param("model", str, "hmm", choices=("hmm", "chain"),
@@ -83,15 +91,17 @@ def _check_regime_params(p: Mapping[str, Any]) -> str | None:
     return None
 
 
-def regime_ok(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
-    """Bool per bar: the allowed regimes hold at bar t's close (False during the warm-up)."""
+def regime_ok(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
+    """Bool per bar: the allowed regimes hold at bar t's close (False during the warm-up).
+
+    ``bars``: :class:`~quantlib.strategy.bars.Bars` or an OHLCV frame."""
     feats = list(params["features"])
-    X = regime_features(df, feats, params["vol_window"], dropna=False)
+    X = regime_feature_array(bars, feats, params["vol_window"])
     start = feature_warmup(feats, params["vol_window"])
-    ok = np.zeros(len(df), dtype=bool)
-    if len(df) <= start:
+    ok = np.zeros(len(bars), dtype=bool)
+    if len(bars) <= start:
         return ok
-    valid = X.to_numpy()[start:]
+    valid = X[start:]
     allowed = np.asarray(params["allowed_regimes"], dtype=np.int64)
     if params["model"] == "chain":
         edges = [np.asarray(e, dtype=float) for e in params["edges"]]
@@ -130,9 +140,9 @@ def _inner_ok(engine: str):
     return check
 
 
-def _filter_signal(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
+def _filter_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
     inner, inner_params = _inner(params, "signals")
-    return inner.signals(df, inner_params) * regime_ok(df, params)
+    return inner.signals(bars, inner_params) * regime_ok(bars, params)
 
 
 def _filter_warmup(p: Mapping[str, Any]) -> int:
@@ -140,11 +150,11 @@ def _filter_warmup(p: Mapping[str, Any]) -> int:
     return max(inner.warmup(inner_params), _regime_warmup(p))
 
 
-def grid_active(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
+def grid_active(data: Any, params: Mapping[str, Any]) -> np.ndarray:
     """The grid's ``active`` mask: ``regime_ok`` shifted one bar (known before bar t opens)."""
-    from quantlib.backtest.grid import wrapped_active
+    from quantlib.backtest.grid_kind import wrapped_active
 
-    return wrapped_active(get_kind("regime_grid"), df, params)
+    return wrapped_active(get_kind("regime_grid"), data, params)
 
 
 def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
@@ -165,12 +175,12 @@ def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Map
     return run_wrapped_grid(get_kind("regime_grid"), data, params_list, config)
 
 
-def _grid_signal(df: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
+def _grid_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
     from quantlib.backtest.grid import run_grid
 
-    res = run_grid(df, [params["inner_params"]], None, active=grid_active(df, params))
+    res = run_grid(bars.frame(), [params["inner_params"]], None, active=grid_active(bars, params))
     # Same convention as the grid kind: inventory value / equity.
-    return (res.positions.iloc[:, 0] * df["close"] / res.equity.iloc[:, 0]).to_numpy()
+    return res.positions.iloc[:, 0].to_numpy() * bars.close / res.equity.iloc[:, 0].to_numpy()
 
 
 def _grid_warmup(p: Mapping[str, Any]) -> int:
@@ -218,6 +228,7 @@ REGIME_FILTER_KIND = register(StrategyKind(
     signal=_filter_signal, warmup=_filter_warmup,
     constraints=(_check_regime_params, _inner_ok("signals")), engine="signals",
     doc="trade the wrapped kind only while the allowed regimes hold (causal regime filter)",
+    inputs="bars",
 ), replace=True)
 
 REGIME_GRID_KIND = register(StrategyKind(
@@ -228,8 +239,9 @@ REGIME_GRID_KIND = register(StrategyKind(
     signal=_grid_signal, warmup=_grid_warmup,
     constraints=(_check_regime_params, _inner_ok("grid")), engine="grid",
     # regime_ok looked up when called, as everywhere in this module (one function to patch)
-    grid_params=lambda p: dict(p["inner_params"]), grid_allowed=lambda df, p: regime_ok(df, p),
+    grid_params=lambda p: dict(p["inner_params"]), grid_allowed=lambda bars, p: regime_ok(bars, p),
     doc="grid that places buys only while the allowed regimes hold (active mask)",
+    inputs="bars",
 ), replace=True)
 
 __all__ = ["REGIME_FILTER_KIND", "REGIME_GRID_KIND", "grid_active", "regime_filter_params",

@@ -2,8 +2,9 @@
 ``donchian_breakout`` and ``macd``. Importing this module registers them.
 
 Every signal is a *level* (target position held while a condition is true), computed from
-finite-window indicators (:mod:`quantlib.backtest.indicators_nb`): the target at bar ``t``
-depends only on rows ``t - warmup .. t``. Exponential filters (EMA, Wilder RSI, MACD) are
+finite-window indicators (:mod:`quantlib.backtest.indicators_nb`) on :class:`~quantlib.strategy.
+bars.Bars` (numpy arrays, no pandas: the live runner's process never loads it): the target at bar
+``t`` depends only on rows ``t - warmup .. t``. Exponential filters (EMA, Wilder RSI, MACD) are
 truncated to ``EMA_MEMORY`` spans (``alpha = 2 / (span + 1)``; Wilder: ``alpha = 1 / window``) and
 renormalised; the truncated weight is ``~exp(-2 * EMA_MEMORY)`` (0.03 % for the default 4).
 Targets are ``+1`` long, ``-1`` short, ``0`` flat; the engine's ``direction`` decides whether
@@ -22,63 +23,16 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quantlib.backtest import indicators_nb as nb
+from quantlib.strategy.bars import Bars, as_bars, cached, indicator_cache
 from quantlib.strategy.registry import Param, StrategyKind, register
 
 EMA_MEMORY = 4  # spans kept by a finite-window EMA
-
-_CACHE: dict | None = None
-
-
-@contextmanager
-def indicator_cache() -> Iterator[None]:
-    """Share indicator arrays between signal calls (a parameter sweep computes each window once).
-
-    The cache holds a reference to every input array it keys on, so ids cannot be recycled while
-    it is active; it is dropped on exit.
-    """
-    global _CACHE
-    outer = _CACHE
-    _CACHE = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _CACHE = outer
-
-
-def _cached(name: str, fn, x: np.ndarray, *args) -> np.ndarray:
-    if _CACHE is None:
-        return fn(x, *args)
-    key = (name, id(x), *args)
-    hit = _CACHE.get(key)
-    if hit is None:
-        hit = (x, fn(x, *args))
-        _CACHE[key] = hit
-    return hit[1]
-
-
-def _column(df: pd.DataFrame, name: str) -> np.ndarray:
-    # One array object per frame column, so cache keys (id) are stable across signal calls.
-    key = ("__column__", id(df), name)
-    if _CACHE is not None and key in _CACHE:
-        return _CACHE[key][1]
-    try:
-        # One float64 view of the whole frame, then a column of it: ``df[name]`` builds a Series
-        # and deep-copies ``df.attrs`` (~60 us), a real share of a live bar's latency budget.
-        matrix = df.to_numpy(dtype=np.float64, copy=False)
-        values = np.ascontiguousarray(matrix[:, df.columns.get_loc(name)])
-    except (TypeError, ValueError):  # non-numeric extra columns: fall back to the column alone
-        values = np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
-    if _CACHE is not None:
-        _CACHE[key] = (df, values)
-    return values
 
 
 def ema_length(span: float) -> int:
@@ -86,17 +40,21 @@ def ema_length(span: float) -> int:
     return int(math.ceil(EMA_MEMORY * span))
 
 
-def sma(df: pd.DataFrame, window: int) -> np.ndarray:
-    return _cached("sma", nb.rolling_mean_nb, _column(df, "close"), int(window))
+def sma(bars: Bars, window: int) -> np.ndarray:
+    """Finite-window simple moving average of the closes (``bars``: Bars or an OHLCV frame)."""
+    return cached("sma", nb.rolling_mean_nb, as_bars(bars).close, int(window))
 
 
-def ema(df: pd.DataFrame, span: int) -> np.ndarray:
-    return _cached("ema", nb.fir_ema_nb, _column(df, "close"), 2.0 / (span + 1.0), ema_length(span))
+def ema(bars: Bars, span: int) -> np.ndarray:
+    """EMA of the closes truncated to ``ema_length(span)`` bars."""
+    return cached("ema", nb.fir_ema_nb, as_bars(bars).close, 2.0 / (span + 1.0),
+                  ema_length(span))
 
 
-def rsi(df: pd.DataFrame, window: int) -> np.ndarray:
-    return _cached("rsi", nb.fir_rsi_nb, _column(df, "close"), 1.0 / window,
-                   ema_length(window) * 2)
+def rsi(bars: Bars, window: int) -> np.ndarray:
+    """Wilder RSI of the closes, averages truncated to ``2 * ema_length(window)`` changes."""
+    return cached("rsi", nb.fir_rsi_nb, as_bars(bars).close, 1.0 / window,
+                  ema_length(window) * 2)
 
 
 def _level(up: np.ndarray, down: np.ndarray, warmup: int) -> np.ndarray:
@@ -114,8 +72,8 @@ def _lower_below_upper(p: Mapping[str, Any]) -> str | None:
 
 
 # --- ma_cross ---------------------------------------------------------------------------------
-def _ma_cross(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
-    fast, slow = sma(df, p["fast"]), sma(df, p["slow"])
+def _ma_cross(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
+    fast, slow = sma(bars, p["fast"]), sma(bars, p["slow"])
     with np.errstate(invalid="ignore"):
         return _level(fast > slow, fast < slow, p["slow"] - 1)
 
@@ -125,8 +83,8 @@ def _ema_cross_warmup(p: Mapping[str, Any]) -> int:
     return ema_length(p["slow"]) - 1
 
 
-def _ema_cross(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
-    fast, slow = ema(df, p["fast"]), ema(df, p["slow"])
+def _ema_cross(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
+    fast, slow = ema(bars, p["fast"]), ema(bars, p["slow"])
     with np.errstate(invalid="ignore"):
         return _level(fast > slow, fast < slow, _ema_cross_warmup(p))
 
@@ -136,36 +94,36 @@ def _rsi_warmup(p: Mapping[str, Any]) -> int:
     return 2 * ema_length(p["window"])
 
 
-def _rsi_reversion(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
-    value = rsi(df, p["window"])
+def _rsi_reversion(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
+    value = rsi(bars, p["window"])
     with np.errstate(invalid="ignore"):
         return _level(value < p["lower"], value > p["upper"], _rsi_warmup(p))
 
 
 # --- bollinger_reversion ----------------------------------------------------------------------
-def _bollinger(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
-    close = _column(df, "close")
-    mid = sma(df, p["window"])
-    std = _cached("std", nb.rolling_std_nb, close, int(p["window"]))
+def _bollinger(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
+    close = bars.close
+    mid = sma(bars, p["window"])
+    std = cached("std", nb.rolling_std_nb, close, int(p["window"]))
     with np.errstate(invalid="ignore"):
         return _level(close < mid - p["k"] * std, close > mid + p["k"] * std, p["window"] - 1)
 
 
 # --- donchian_breakout ------------------------------------------------------------------------
-def _donchian(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
+def _donchian(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
     window = p["window"]
-    high, low, close = _column(df, "high"), _column(df, "low"), _column(df, "close")
+    high, low, close = bars.high, bars.low, bars.close
     n = len(close)
     # Channel of the `window` bars BEFORE t (the current bar cannot break its own range).
     upper = np.full(n, np.nan)
     lower = np.full(n, np.nan)
-    upper[1:] = _cached("max", nb.rolling_max_nb, high, window)[:-1]
-    lower[1:] = _cached("min", nb.rolling_min_nb, low, window)[:-1]
+    upper[1:] = cached("max", nb.rolling_max_nb, high, window)[:-1]
+    lower[1:] = cached("min", nb.rolling_min_nb, low, window)[:-1]
     with np.errstate(invalid="ignore"):
         event = np.where(close > upper, 1.0, np.where(close < lower, -1.0, np.nan))
     # Hold the latest breakout for at most `window` bars: bounded memory, unlike "hold until the
     # opposite breakout" whose state could depend on arbitrarily old bars.
-    held = pd.Series(event).ffill(limit=window - 1).fillna(0.0).to_numpy(copy=True)
+    held = nb.hold_nb(event, window - 1)
     held[: min(2 * window - 1, n)] = 0.0
     return held
 
@@ -175,8 +133,8 @@ def _macd_warmup(p: Mapping[str, Any]) -> int:
     return ema_length(p["slow"]) - 1 + ema_length(p["signal"]) - 1
 
 
-def _macd(df: pd.DataFrame, p: Mapping[str, Any]) -> np.ndarray:
-    line = ema(df, p["fast"]) - ema(df, p["slow"])
+def _macd(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
+    line = ema(bars, p["fast"]) - ema(bars, p["slow"])
     signal_line = nb.fir_ema_nb(line, 2.0 / (p["signal"] + 1.0), ema_length(p["signal"]))
     with np.errstate(invalid="ignore"):
         return _level(line > signal_line, line < signal_line, _macd_warmup(p))
@@ -190,13 +148,14 @@ def _fast_slow(fast: int, slow: int, high: int = 1000) -> tuple[Param, Param]:
 MA_CROSS = register(StrategyKind(
     "ma_cross", params=_fast_slow(10, 50), signal=_ma_cross,
     warmup=lambda p: p["slow"] - 1, constraints=(_fast_below_slow,),
-    doc="long when SMA(fast) > SMA(slow), short when below",
+    doc="long when SMA(fast) > SMA(slow), short when below", inputs="bars",
 ), replace=True)
 
 EMA_CROSS = register(StrategyKind(
     "ema_cross", params=_fast_slow(12, 26, 500), signal=_ema_cross,
     warmup=_ema_cross_warmup, constraints=(_fast_below_slow,),
     doc="long when EMA(fast) > EMA(slow), short when below (finite-window EMAs)",
+    inputs="bars",
 ), replace=True)
 
 RSI_REVERSION = register(StrategyKind(
@@ -206,6 +165,7 @@ RSI_REVERSION = register(StrategyKind(
             Param("upper", float, 70.0, low=50.0, high=99.0, step=5.0, doc="short above this RSI")),
     signal=_rsi_reversion, warmup=_rsi_warmup, constraints=(_lower_below_upper,),
     doc="long while RSI < lower (oversold), short while RSI > upper (overbought)",
+    inputs="bars",
 ), replace=True)
 
 BOLLINGER_REVERSION = register(StrategyKind(
@@ -213,7 +173,7 @@ BOLLINGER_REVERSION = register(StrategyKind(
     params=(Param("window", int, 20, low=2, high=1000, step=1, doc="band window"),
             Param("k", float, 2.0, low=0.1, high=5.0, step=0.25, doc="band width in std devs")),
     signal=_bollinger, warmup=lambda p: p["window"] - 1,
-    doc="long while close < lower band, short while close > upper band",
+    doc="long while close < lower band, short while close > upper band", inputs="bars",
 ), replace=True)
 
 DONCHIAN_BREAKOUT = register(StrategyKind(
@@ -221,6 +181,7 @@ DONCHIAN_BREAKOUT = register(StrategyKind(
     params=(Param("window", int, 20, low=2, high=1000, step=1, doc="channel window"),),
     signal=_donchian, warmup=lambda p: 2 * p["window"] - 1,
     doc="follow a close beyond the prior window's high/low channel, held for up to window bars",
+    inputs="bars",
 ), replace=True)
 
 MACD = register(StrategyKind(
@@ -229,6 +190,7 @@ MACD = register(StrategyKind(
             Param("signal", int, 9, low=1, high=200, step=1, doc="signal line span")),
     signal=_macd, warmup=_macd_warmup, constraints=(_fast_below_slow,),
     doc="long when the MACD line is above its signal line, short when below",
+    inputs="bars",
 ), replace=True)
 
 BUILTIN_KINDS = ("ma_cross", "ema_cross", "rsi_reversion", "bollinger_reversion",

@@ -1,12 +1,18 @@
 """The registry of strategy kinds: one contract every strategy follows.
 
 A *kind* is a named, declared parameter space plus a pure, causal signal function. The signal
-function maps an OHLCV frame (canonical layout, see :func:`quantlib.data.validate_ohlcv`) and a
-validated parameter dict to a float array of **target positions** in ``[-1, 1]`` (``1`` = fully
-long, ``-1`` = fully short, ``0`` = flat), one per bar. The value at bar ``t`` may use rows
-``0..t`` only. Engines (vectorbt for signal kinds, the numba grid engine for ``engine="grid"``)
-turn targets into fills at the next bar's open; the live runner calls the very same function on a
-bounded window of closed candles, so backtest and live share one implementation.
+function maps OHLCV data and a validated parameter dict to a float array of **target positions**
+in ``[-1, 1]`` (``1`` = fully long, ``-1`` = fully short, ``0`` = flat), one per bar. The value at
+bar ``t`` may use rows ``0..t`` only. Engines (vectorbt for signal kinds, the numba grid engine
+for ``engine="grid"``) turn targets into fills at the next bar's open; the live runner calls the
+very same function on a bounded window of closed candles, so backtest and live share one
+implementation.
+
+The data a signal function receives is the kind's choice (``inputs``): ``"frame"`` (default) a
+pandas frame in the canonical layout (see :func:`quantlib.data.validate_ohlcv`), convenient for a
+kind written in a notebook; ``"bars"`` a :class:`~quantlib.strategy.bars.Bars` of numpy arrays,
+which every built-in kind uses so that the trading process never imports pandas.
+:meth:`StrategyKind.signals` accepts either and converts.
 
 New kinds plug in with :func:`register`; nothing in the engines changes.
 
@@ -28,15 +34,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quantlib.errors import ParameterError
+from quantlib.strategy.bars import as_bars, is_frame
 
-SignalFn = Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
+# (data, params) -> targets; data is a pandas frame or a Bars, as the kind's ``inputs`` says
+SignalFn = Callable[[Any, Mapping[str, Any]], np.ndarray]
 WarmupFn = Callable[[Mapping[str, Any]], int]
 ConstraintFn = Callable[[Mapping[str, Any]], "str | None"]
 GridParamsFn = Callable[[Mapping[str, Any]], dict]
-GridAllowedFn = Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
+GridAllowedFn = Callable[[Any, Mapping[str, Any]], np.ndarray]
+INPUTS = ("frame", "bars")
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,8 @@ class StrategyKind:
     ----------
     name : registry name used by specs, CLIs and notebooks.
     params : declared parameters.
-    signal : ``signal(df, params) -> np.ndarray`` of target positions in [-1, 1] (see module doc).
+    signal : ``signal(data, params) -> np.ndarray`` of target positions in [-1, 1] (see module
+        doc); ``data`` is what ``inputs`` names.
     warmup : ``warmup(params) -> int`` bars of history the signal needs before it is meaningful;
         signals at bars past the warm-up must not depend on how much older history is present.
     constraints : callables returning an error message (or None) for invalid combinations,
@@ -120,9 +129,11 @@ class StrategyKind:
     doc : one-line description.
     grid_params, grid_allowed : for a ``"grid"`` kind that wraps the grid (e.g.
         ``regime_grid``): ``grid_params(params)`` gives the wrapped grid's own parameters and
-        ``grid_allowed(df, params)`` a bool per bar, True when buys may rest after bar ``t``
+        ``grid_allowed(data, params)`` a bool per bar, True when buys may rest after bar ``t``
         closes (causal: bars ``<= t`` only). Backtests shift it by one bar into the engine's
         ``active`` mask; the live runner evaluates it on its window. None for the plain grid.
+    inputs : ``"frame"`` (a pandas OHLCV frame, the default) or ``"bars"``
+        (:class:`~quantlib.strategy.bars.Bars`: numpy arrays, no pandas in the trading process).
     """
 
     name: str
@@ -134,6 +145,24 @@ class StrategyKind:
     doc: str = ""
     grid_params: GridParamsFn | None = None
     grid_allowed: GridAllowedFn | None = None
+    inputs: str = "frame"
+
+    def __post_init__(self) -> None:
+        if self.inputs not in INPUTS:
+            raise ParameterError(f"strategy kind {self.name!r}: inputs {self.inputs!r} is not one "
+                                 f"of {list(INPUTS)}")
+
+    def data_for(self, data: Any) -> Any:
+        """``data`` (a pandas OHLCV frame or Bars) as this kind's functions take it."""
+        if self.inputs == "bars":
+            return as_bars(data)
+        return data if is_frame(data) else as_bars(data).frame()
+
+    def allowed(self, data: Any, params: Mapping[str, Any]) -> np.ndarray:
+        """``grid_allowed`` of a wrapping grid kind on ``data`` (frame or Bars), as bools."""
+        if self.grid_allowed is None:
+            return np.ones(len(data), dtype=np.bool_)
+        return np.asarray(self.grid_allowed(self.data_for(data), params), dtype=np.bool_)
 
     @property
     def param_names(self) -> list[str]:
@@ -159,25 +188,27 @@ class StrategyKind:
                 raise ParameterError(f"strategy kind {self.name!r}: {problem} (params {out})")
         return out
 
-    def signals(self, df: pd.DataFrame, params: Mapping[str, Any] | None = None, *,
+    def signals(self, data: Any, params: Mapping[str, Any] | None = None, *,
                 validated: bool = False) -> np.ndarray:
-        """Validated target positions for ``df`` (float array, one per bar, no NaN).
+        """Validated target positions for ``data`` (a pandas OHLCV frame or
+        :class:`~quantlib.strategy.bars.Bars`): float array, one per bar, no NaN.
 
         ``validated=True`` says ``params`` already came out of :meth:`validate` (the live
         runner checks once at start, not on every bar).
         """
         checked = dict(params) if validated else self.validate(params)
-        target = np.asarray(self.signal(df, checked), dtype=np.float64)
-        if target.shape != (len(df),):
+        target = np.asarray(self.signal(self.data_for(data), checked), dtype=np.float64)
+        if target.shape != (len(data),):
             raise ParameterError(
                 f"strategy kind {self.name!r}: signal returned shape {target.shape}, "
-                f"expected ({len(df)},)"
+                f"expected ({len(data)},)"
             )
         if not np.all(np.isfinite(target)):
             bad = int(np.argmax(~np.isfinite(target)))
+            when = data.index[bad] if is_frame(data) else as_bars(data).label(bad)
             raise ParameterError(
                 f"strategy kind {self.name!r}: signal is not finite at row {bad} "
-                f"({df.index[bad]}); signals must be 0 during warm-up, never NaN"
+                f"({when}); signals must be 0 during warm-up, never NaN"
             )
         return np.clip(target, -1.0, 1.0)
 
@@ -198,8 +229,8 @@ def _ensure_builtins_loaded() -> None:
     # the registry module itself stays dependency-free and importable from kernels' wrappers.
     import importlib
 
-    for module in ("quantlib.strategy.kinds", "quantlib.backtest.grid", "quantlib.regime.strategy",
-                   "quantlib.ml.strategy"):
+    for module in ("quantlib.strategy.kinds", "quantlib.backtest.grid_kind",
+                   "quantlib.regime.strategy", "quantlib.ml.strategy"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:  # a sub-package not built yet must not break the rest

@@ -18,7 +18,7 @@ from vectorbt.portfolio import enums
 from vectorbt.portfolio import nb as vbt_nb
 
 from quantlib.live.brokers import order_exec_nb as port
-from quantlib.live.brokers.paper_fill import NO_ORDER, paper_fill_nb
+from quantlib.live.brokers.paper_fill_nb import NO_ORDER, paper_fill_nb
 
 SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

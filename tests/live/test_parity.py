@@ -4,9 +4,15 @@ The independent computation is :func:`quantlib.backtest.run_backtest` (vectorbt 
 the numba grid kernel for grid) on the whole file; the runner only ever sees a bounded window of
 closed bars, one at a time, and must agree on every fill's time, side, price and size, and on the
 final equity, to the bit.
+
+Every case runs twice: a ``LiveRunner`` in this process (numba's JIT), and the real trading
+process, ``quantlib live run --kernels aot``, which runs ahead-of-time compiled kernels and must
+load neither pandas, numba (LLVM), pyarrow nor vectorbt.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -19,9 +25,20 @@ from quantlib.live.brokers import PaperBroker
 from quantlib.live.feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
+from quantlib.strategy.spec import save_spec
+from tests.live._trader import heavy_modules, run_trader
 from tests.live.conftest import make_spec
 
 CONFIG = BacktestConfig(fees=0.001, slippage_bps=5.0)
+HOW = ("in-process", "trading-process")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aot_kernels():
+    """Build the ahead-of-time kernels once (the trading process would build them itself)."""
+    from quantlib import jit
+
+    jit.ensure_built()
 
 
 def _backtest_fills(res) -> list[tuple]:
@@ -31,11 +48,30 @@ def _backtest_fills(res) -> list[tuple]:
             zip(times, f["side"], f["price"], f["size"], strict=True)]
 
 
-def _replay(spec, path, tmp_path):
+def _replay(spec, path, tmp_path, how="in-process"):
+    """Replay ``path`` through the paper runner; ``(bars processed, final equity, fills, store)``."""
+    if how == "trading-process":
+        return _replay_in_the_trading_process(spec, path, tmp_path)
     store = StateStore(tmp_path / "state.db")
     summary = LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(path)).run()
     fills = [(t, s, p, z) for _, t, s, p, z, _ in store.fills()]
-    return summary, fills, store
+    return summary.bars_processed, summary.equity, fills, store
+
+
+def _replay_in_the_trading_process(spec, path, tmp_path):
+    spec_path = save_spec(spec, tmp_path / "spec.json")
+    state = tmp_path / "trader.db"
+    done, loaded = run_trader(["live", "run", "--strategy", str(spec_path), "--mode", "paper",
+                               "--feed", f"replay:{path}", "--state", str(state),
+                               "--kernels", "aot", "--log-file", str(tmp_path / "log.jsonl")],
+                              tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert heavy_modules(loaded) == [], f"the trading process loaded {heavy_modules(loaded)}"
+    assert any(m.startswith("_quantlib_kernels_") for m in loaded)  # kernels from the extension
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    store = StateStore(state)
+    fills = [(t, s, p, z) for _, t, s, p, z, _ in store.fills()]
+    return summary["bars_processed"], summary["equity"], fills, store
 
 
 CASES = [
@@ -50,23 +86,25 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize(("kind", "params"), CASES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(CASES)])
-def test_paper_replay_matches_backtest(kind, params, replay_file, tmp_path):
+def test_paper_replay_matches_backtest(kind, params, how, replay_file, tmp_path):
     data = load_ohlcv(replay_file)
     res = run_backtest(kind, data, params, CONFIG)
     expected = _backtest_fills(res)
     assert len(expected) >= 4, "the case must trade to prove anything"
-    summary, fills, store = _replay(make_spec(kind, params), replay_file, tmp_path)
-    assert summary.bars_processed == len(data)
+    bars, equity, fills, store = _replay(make_spec(kind, params), replay_file, tmp_path, how)
+    assert bars == len(data)
     assert fills == expected  # exact: time, side, price, size
-    assert summary.equity == float(res.equity.iloc[-1, 0])
+    assert equity == float(res.equity.iloc[-1, 0])
     # The stored equity curve is the backtest's, bar by bar (the grid kernel sums cash and
     # inventory value in another order, hence the last-ulp tolerance).
     curve = np.array([row[5] for row in store.bars()])
     np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
 
 
-def test_xgb_classifier_parity(tmp_path):
+@pytest.mark.parametrize("how", HOW)
+def test_xgb_classifier_parity(how, tmp_path):
     from quantlib.data import save_ohlcv, synthetic_ohlcv
     from quantlib.ml.artifacts import save_model
     from quantlib.ml.features import FeatureConfig
@@ -83,9 +121,10 @@ def test_xgb_classifier_parity(tmp_path):
     res = run_backtest("xgb_classifier", data, params, CONFIG)
     expected = _backtest_fills(res)
     assert len(expected) >= 10, "the case must trade to prove anything"
-    summary, fills, _ = _replay(make_spec("xgb_classifier", params), replay_file, tmp_path)
+    _, equity, fills, _ = _replay(make_spec("xgb_classifier", params), replay_file, tmp_path,
+                                  how)
     assert fills == expected
-    assert summary.equity == float(res.equity.iloc[-1, 0])
+    assert equity == float(res.equity.iloc[-1, 0])
 
 
 def test_window_is_bounded_and_signal_is_the_registry_function(replay_file, tmp_path):
@@ -101,8 +140,9 @@ def test_window_is_bounded_and_signal_is_the_registry_function(replay_file, tmp_
     assert len(runner.window.rows) == runner.window.size
 
 
+@pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("kind", ["regime_filter", "regime_grid"])
-def test_regime_kinds_parity(kind, tmp_path):
+def test_regime_kinds_parity(kind, how, tmp_path):
     """The regime-wrapped kinds from a JSON spec: the runner's bounded window reproduces the
     backtest's regime mask (filter window and features included) and so its fills."""
     from quantlib.data import save_ohlcv, synthetic_ohlcv
@@ -124,9 +164,9 @@ def test_regime_kinds_parity(kind, tmp_path):
     if kind == "regime_grid":  # the mask must really switch for the parity to mean anything
         active = res.extras["active"].iloc[:, 0].to_numpy()
         assert 0.05 < active.mean() < 0.95
-    summary, fills, store = _replay(make_spec(kind, params), replay_file, tmp_path)
+    _, equity, fills, store = _replay(make_spec(kind, params), replay_file, tmp_path, how)
     assert fills == expected
-    assert summary.equity == float(res.equity.iloc[-1, 0])
+    assert equity == float(res.equity.iloc[-1, 0])
     if kind == "regime_grid":  # bar by bar, the runner allowed buys exactly when the backtest did
         runner_active = np.array([row[6] != "buys off" for row in store.bars()])
         np.testing.assert_array_equal(runner_active, active)

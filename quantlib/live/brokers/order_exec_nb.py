@@ -17,7 +17,8 @@ Results are plain tuples instead of vectorbt's namedtuples:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quantlib.jit import njit
 
 # vectorbt.utils.math_ tolerances: sizes and cash within these are "equal".
 REL_TOL = 1e-9

@@ -13,7 +13,7 @@ import math
 
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import Broker
-from quantlib.live.brokers.paper_fill import (
+from quantlib.live.brokers.paper_fill_nb import (
     FILLED,
     NO_ORDER,
     SIZE_PERCENT,

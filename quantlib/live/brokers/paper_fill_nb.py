@@ -9,8 +9,7 @@ to vectorbt, so paper fills stay bit-identical to the backtest. The order functi
 
 from __future__ import annotations
 
-from numba import njit
-
+from quantlib.jit import njit
 from quantlib.live.brokers.order_exec_nb import (
     ACC_DISABLED,
     FILLED,
@@ -28,7 +27,9 @@ SIZE_VALUE = VALUE
 NO_ORDER = -1  # status when the signals resolve to no order at all
 
 
-@njit(cache=True)
+@njit(cache=True,
+      aot="Tuple((i8, i8, f8, f8, f8, i8, f8, f8, f8, f8))"
+          "(f8, f8, f8, f8, b1, b1, b1, b1, f8, i8, f8, f8, f8)")
 def paper_fill_nb(cash, position, debt, free_cash, long_entry, long_exit, short_entry,
                   short_exit, order_size, size_type, price, fees, slippage):
     """Execute one signal-driven order at ``price``; returns
