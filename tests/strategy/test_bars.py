@@ -53,7 +53,7 @@ def test_labels_spell_timestamps_like_pandas(frame):
 
 def test_bad_inputs_are_named():
     with pytest.raises(DataError, match="lacks column 'volume'"):
-        Bars(None, {"close": np.ones(3)}).volume
+        Bars(None, {"close": np.ones(3)}).column("volume")
     with pytest.raises(DataError, match="column 'close' is not numeric"):
         Bars.from_frame(pd.DataFrame({"close": ["a", "b"]}))
     with pytest.raises(DataError, match="columns of different lengths"):
