@@ -211,31 +211,37 @@ def _stub(fn: Callable, symbol: str) -> Callable:
 
 
 def _checked(fn: Callable, compiled: Callable, arg_types: tuple, symbol: str) -> Callable:
-    """A Python function with ``fn``'s parameters (defaults included) that checks the array
-    arguments against the declared types, then calls the compiled entry point."""
+    """A Python function with ``fn``'s parameters (names and defaults) that checks every
+    argument against the declared type, then calls the compiled entry point."""
     params = list(inspect.signature(fn).parameters.values())
     if len(params) != len(arg_types):
         raise KernelError(f"{fn.__module__}.{fn.__name__}: aot signature declares "
                           f"{len(arg_types)} argument(s), the function takes {len(params)}")
     import numpy as np
 
-    env: dict[str, Any] = {"_compiled": compiled, "_ndarray": np.ndarray, "_bad": _bad_argument,
-                           "_symbol": f"{fn.__module__}.{fn.__name__}"}
+    env: dict[str, Any] = {
+        "_compiled": compiled, "_ndarray": np.ndarray, "_bad": _bad_argument,
+        "_kernel": f"{fn.__module__}.{fn.__name__}",
+        # scalars the entry point would convert silently (3.7 -> 3 for an integer)
+        "_scalar_i": (int, np.integer), "_scalar_f": (int, float, np.integer, np.floating),
+        "_scalar_b": (bool, np.bool_, int, np.integer)}
     header, checks = [], []
     for i, (param, (code, ndim, layout)) in enumerate(zip(params, arg_types, strict=True)):
-        name = f"a{i}"
+        name = param.name
         header.append(name if param.default is inspect.Parameter.empty else f"{name}=_d{i}")
         if param.default is not inspect.Parameter.empty:
             env[f"_d{i}"] = param.default
-        if ndim == 0:
-            continue
         env[f"_t{i}"] = np.dtype(_DTYPES[code])
-        contiguous = f" or not {name}.flags.c_contiguous" if layout == "C" else ""
-        checks.append(f"    if type({name}) is not _ndarray or {name}.dtype != _t{i} or "
-                      f"{name}.ndim != {ndim}{contiguous}:\n"
-                      f"        _bad(_symbol, {i}, {param.name!r}, {name}, _t{i}, {ndim}, "
-                      f"{layout!r})\n")
-    names = ", ".join(f"a{i}" for i in range(len(params)))
+        if ndim == 0:
+            group = "b" if code == "b1" else "f" if code.startswith("f") else "i"
+            bad = f"not isinstance({name}, _scalar_{group})"
+        else:
+            contiguous = f" or not {name}.flags.c_contiguous" if layout == "C" else ""
+            bad = (f"not isinstance({name}, _ndarray) or {name}.dtype != _t{i} or "
+                   f"{name}.ndim != {ndim}{contiguous}")
+        checks.append(f"    if {bad}:\n        _bad(_kernel, {i}, {name!r}, {name}, _t{i}, "
+                      f"{ndim}, {layout!r})\n")
+    names = ", ".join(p.name for p in params)
     source = (f"def {fn.__name__}({', '.join(header)}):\n" + "".join(checks)
               + f"    return _compiled({names})\n")
     exec(compile(source, f"<aot {symbol}>", "exec"), env)  # noqa: S102 - generated from a signature
@@ -246,6 +252,9 @@ def _checked(fn: Callable, compiled: Callable, arg_types: tuple, symbol: str) ->
 
 def _bad_argument(kernel: str, index: int, name: str, value: Any, dtype: Any, ndim: int,
                   layout: str) -> None:
+    if ndim == 0:
+        raise KernelError(f"kernel {kernel}, argument {index} ({name!r}): expected a scalar "
+                          f"of type {dtype}, got {type(value).__name__} {value!r}")
     got = (f"{type(value).__name__} of dtype {value.dtype} with {value.ndim} dimension(s)"
            + ("" if value.flags.c_contiguous else ", not contiguous")
            if hasattr(value, "dtype") and hasattr(value, "flags") else type(value).__name__)
@@ -320,7 +329,19 @@ def build(directory: Path | None = None) -> Path:
         cc.compile()
         built = Path(tmp) / target.name
         os.replace(built, target)  # atomic: a concurrent loader never sees half a file
+    _prune(directory, keep=KEEP_BUILDS)
     return target
+
+
+KEEP_BUILDS = 5  # builds of other source versions kept in the cache (a checkout per branch...)
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest kernel builds (each source edit makes a new one)."""
+    builds = sorted(directory.glob("_quantlib_kernels_*"), key=lambda p: p.stat().st_mtime,
+                    reverse=True)
+    for old in builds[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def _forwarder(export: Export) -> Callable:

@@ -250,7 +250,8 @@ def test_aot_process_binds_kernels_without_numba(ext):
         "from quantlib.backtest import indicators_nb as nb\n"
         "from quantlib.ml import features_nb as f\n"
         "x = np.linspace(1.0, 2.0, 50)\n"
-        "print(repr(float(nb.rolling_mean_nb(x, 5)[-1])), repr(float(f.log_return_nb(x, 3)[-1])))\n"
+        "print(repr(float(nb.rolling_mean_nb(x, 5)[-1])),\n"
+        "      repr(float(f.log_return_nb(x, horizon=3)[-1])))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))\n")
     assert out.returncode == 0, out.stderr
     mean, log_ret = out.stdout.split()[:2]
@@ -270,6 +271,7 @@ def test_aot_bindings_refuse_wrongly_typed_arrays_and_research_kernels():
         "from quantlib.backtest import indicators_nb as nb, grid_nb as g\n"
         "for call in (lambda: nb.rolling_mean_nb(np.arange(10), 3),\n"
         "             lambda: nb.rolling_mean_nb(np.ones((3, 3)), 2),\n"
+        "             lambda: nb.rolling_mean_nb(np.ones(9), 3.7),\n"
         "             lambda: g.grid_run_nb()):\n"
         "    try:\n"
         "        call()\n"
@@ -277,10 +279,12 @@ def test_aot_bindings_refuse_wrongly_typed_arrays_and_research_kernels():
         "    except KernelError as exc:\n"
         "        print(exc)\n")
     assert out.returncode == 0, out.stderr
-    int_array, matrix, research = out.stdout.strip().splitlines()
+    int_array, matrix, fraction, research = out.stdout.strip().splitlines()
     assert "rolling_mean_nb, argument 0 ('x'): expected a float64 array with 1 dimension(s), " \
            "got ndarray of dtype int64" in int_array
     assert "with 2 dimension(s)" in matrix
+    # the entry point itself would have truncated 3.7 to a window of 3
+    assert "argument 1 ('window'): expected a scalar of type int64, got float 3.7" in fraction
     assert "grid_run_nb is research-only" in research
 
 

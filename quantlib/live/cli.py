@@ -119,6 +119,9 @@ def _choose_kernels(choice: str, logger) -> None:
     if choice == "jit":
         logger.info("kernels", mode="jit")
         return
+    if not jit.extension_path().exists():
+        logger.info("kernels_build", reason="no ahead-of-time kernels for these sources yet; "
+                    "compiling them once (~30 s)", extension=str(jit.extension_path()))
     try:
         path = jit.use_aot()
     except KernelError as exc:

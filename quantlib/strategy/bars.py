@@ -116,14 +116,7 @@ class Bars:
         pd = sys.modules.get("pandas")
         if pd is None or not isinstance(df, pd.DataFrame):
             raise DataError(f"expected an OHLCV DataFrame or Bars, got {type(df).__name__}")
-        columns = {}
-        for name in COLUMNS:
-            if name in df.columns:
-                try:
-                    columns[name] = np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
-                except (TypeError, ValueError):
-                    raise DataError(f"OHLCV frame: column {name!r} is not numeric "
-                                    f"(dtype {df[name].dtype})") from None
+        columns = _frame_columns(df)
         time = None
         if isinstance(df.index, pd.DatetimeIndex):
             index = df.index if df.index.tz is None else df.index.tz_convert("UTC")
@@ -191,6 +184,27 @@ class Bars:
             df.attrs.update(self.attrs)
             self._frame = df
         return self._frame
+
+
+def _frame_columns(df: Any) -> dict[str, np.ndarray]:
+    present = [name for name in COLUMNS if name in df.columns]
+    where = [df.columns.get_loc(name) for name in present]
+    if all(isinstance(j, int) for j in where):
+        try:
+            # one 2-D conversion: column access builds a Series and deep-copies df.attrs each time
+            block = df.to_numpy(dtype=np.float64, copy=False)
+            return {name: np.ascontiguousarray(block[:, j])
+                    for name, j in zip(present, where, strict=True)}
+        except (TypeError, ValueError):  # a non-numeric column somewhere: convert one by one
+            pass
+    columns = {}
+    for name in present:
+        try:
+            columns[name] = np.ascontiguousarray(df[name].to_numpy(dtype=np.float64))
+        except (TypeError, ValueError):
+            raise DataError(f"OHLCV frame: column {name!r} is not numeric "
+                            f"(dtype {df[name].dtype})") from None
+    return columns
 
 
 def is_frame(data: Any) -> bool:

@@ -99,8 +99,34 @@ def test_jit_and_aot_processes_end_in_the_same_state(replay_file, tmp_path):
     assert snapshots["aot"] == snapshots["jit"]
 
 
-def test_build_kernels_prints_the_extension(tmp_path):
-    done, loaded = run_trader(["live", "build-kernels"], tmp_path)
+def test_build_kernels_compiles_once_into_the_kernel_folder(tmp_path):
+    # a fresh folder: the real build (numba.pycc, in a child process), then a cached answer
+    import numpy as np
+
+    from quantlib.backtest.indicators_nb import fir_rsi_nb
+
+    env = {"QUANTLIB_KERNEL_DIR": str(tmp_path / "kernels")}
+    done, loaded = run_trader(["live", "build-kernels"], tmp_path, env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(jit.extension_path())
-    assert "numba" not in {m.split(".")[0] for m in loaded}  # already built: nothing compiled
+    built = tmp_path / "kernels" / jit.extension_path().name
+    assert done.stdout.strip() == str(built) and built.exists()
+    assert "numba" not in {m.split(".")[0] for m in loaded}  # compiled by a child process
+    x = np.cumsum(np.random.default_rng(0).normal(size=300)) + 100
+    ext = jit.load_extension(built)
+    np.testing.assert_array_equal(ext.backtest_indicators_nb__fir_rsi_nb(x, 1 / 14, 56),
+                                  fir_rsi_nb(x, 1 / 14, 56))
+    stamp = built.stat().st_mtime_ns
+    again, _ = run_trader(["live", "build-kernels"], tmp_path, env)
+    assert again.stdout.strip() == str(built) and built.stat().st_mtime_ns == stamp
+
+
+def test_old_builds_are_pruned(tmp_path):
+    import os
+
+    for age in range(8):
+        path = tmp_path / f"_quantlib_kernels_{age:016x}.so"
+        path.write_bytes(b"")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    jit._prune(tmp_path, keep=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        [f"_quantlib_kernels_{age:016x}.so" for age in range(5)]
