@@ -130,3 +130,43 @@ def test_old_builds_are_pruned(tmp_path):
     jit._prune(tmp_path, keep=5)
     assert sorted(p.name for p in tmp_path.iterdir()) == \
         [f"_quantlib_kernels_{age:016x}.so" for age in range(5)]
+
+
+@pytest.mark.parametrize("spacing", ["arithmetic", "volatility"])
+def test_a_grid_rests_the_same_orders_from_the_trading_process(spacing, tmp_path, monkeypatch):
+    """A grid at the (loopback) exchange: the real process (AOT kernels, no pandas or numba)
+    rests exactly the orders an in-process run (numba's JIT) rests on an identical exchange."""
+    from typer.testing import CliRunner
+
+    from quantlib.cli import app
+    from quantlib.data import synthetic_ohlcv
+
+    data = synthetic_ohlcv(n_bars=40, seed=2).ohlcv
+    replay = save_ohlcv(data, tmp_path / "bars.csv")
+    grid = {"spacing": spacing, "n_levels": 6, "order_value": 500.0, "lower_pct": 0.05,
+            "upper_pct": 0.05, "atr_period": 10, "atr_k": 1.5}
+    spec_path = save_spec(make_spec("grid", grid, execution={"fees": 0.0},
+                                    approval={"status": "approved", "by": "test"}),
+                          tmp_path / "grid.json")
+    books = {}
+    for how in ("in-process", "trading-process"):
+        with KrakenServer(symbol="BTC/USD", balances={"USD": 10_000.0}) as server:
+            server.set_price("BTC/USD", float(data["close"].iloc[-1]))
+            env = {"QUANTLIB_KRAKEN_API_KEY": server.api_key,
+                   "QUANTLIB_KRAKEN_SECRET": server.secret, "QUANTLIB_KRAKEN_API_URL": server.url}
+            args = ["live", "run", "--strategy", str(spec_path), "--mode", "live", "--feed",
+                    f"replay:{replay}", "--state", str(tmp_path / f"{how}.db")]
+            if how == "in-process":
+                for key, value in env.items():
+                    monkeypatch.setenv(key, value)
+                out = CliRunner().invoke(app, args)
+                assert out.exit_code == 0, out.output
+            else:
+                done, loaded = run_trader(args, tmp_path, env)
+                assert done.returncode == 0, done.stderr[-3000:]
+                assert heavy_modules(loaded) == []
+            assert not server.errors
+            books[how] = sorted((o["cl_ord_id"], o["descr"]["type"], o["descr"]["price"],
+                                 o["vol"], o["status"]) for o in server.orders.values())
+    assert len(books["in-process"]) >= 3
+    assert books["trading-process"] == books["in-process"]
