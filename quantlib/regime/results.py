@@ -147,6 +147,8 @@ class RegimeResults:
 
     def summary(self) -> str:
         """Plain-text summary in the statsmodels spirit (header, per-regime table, tests)."""
+        import pandas as pd  # here: the regime kinds import this module's helpers in the trader
+
         width = 78
         lines = ["=" * width, f"{self.model_name} results".center(width), "=" * width]
         header = [("Regimes", self.n_regimes), ("Observations", self.n_obs)]
@@ -163,8 +165,6 @@ class RegimeResults:
         lines.append("-" * width)
         lines.append("Transition matrix P[i, j] = P(next = j | current = i)")
         labels = [str(i) for i in range(self.n_regimes)]
-        import pandas as pd  # here: the regime kinds import this module's helpers in the trader
-
         lines.append(pd.DataFrame(self.transition_matrix, index=labels, columns=labels)
                      .to_string(float_format=lambda v: f"{v:.4f}"))
         for title, text in self.extra.get("sections", []):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from quantlib.errors import DataError
 COLUMNS = ("open", "high", "low", "close", "volume")
 
 _CACHE: dict | None = None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @contextmanager
@@ -163,12 +164,9 @@ class Bars:
         spelling), or ``'row N'`` without timestamps."""
         if self.time is None or not 0 <= row < self._n:
             return f"row {row}"
-        ns = int(self.time[row])
-        stamp = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
-        text = stamp.isoformat(sep=" ")
-        if ns % 1_000_000_000:
-            text = text.replace("+00:00", f".{ns % 1_000_000_000:09d}".rstrip("0") + "+00:00")
-        return text
+        # microseconds: datetime's resolution, and what pandas prints for whole-us times
+        stamp = _EPOCH + timedelta(microseconds=int(self.time[row]) // 1_000)
+        return stamp.isoformat(sep=" ")
 
     def frame(self) -> Any:
         """These bars as a canonical pandas frame (the original frame when built from one)."""

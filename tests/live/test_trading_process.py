@@ -170,3 +170,21 @@ def test_a_grid_rests_the_same_orders_from_the_trading_process(spacing, tmp_path
                                  o["vol"], o["status"]) for o in server.orders.values())
     assert len(books["in-process"]) >= 3
     assert books["trading-process"] == books["in-process"]
+
+
+def test_a_bad_replay_file_is_named_with_its_row_and_column(replay_frame, tmp_path):
+    # the file is parsed by the loader in a child process; its message must reach the user
+    bad = replay_frame.iloc[:30].copy()
+    bad.iloc[12, bad.columns.get_loc("high")] = bad["low"].iloc[12] * 0.5
+    replay = tmp_path / "bad.csv"
+    out = bad.copy()
+    out.index = out.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out.to_csv(replay, index_label="timestamp")
+    spec_path = save_spec(make_spec("ma_cross", {"fast": 3, "slow": 10}), tmp_path / "spec.json")
+    done, loaded = run_trader(["live", "run", "--strategy", str(spec_path), "--mode", "paper",
+                               "--feed", f"replay:{replay}", "--state", str(tmp_path / "s.db")],
+                              tmp_path)
+    assert done.returncode == 2
+    assert f"{replay}: row 12" in done.stderr and "column 'high'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "pandas" not in {m.split(".")[0] for m in loaded}  # parsed in the child

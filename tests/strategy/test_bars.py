@@ -49,6 +49,9 @@ def test_labels_spell_timestamps_like_pandas(frame):
     for row in (0, 7, 399):
         assert bars.label(row) == str(frame.index[row])
     assert Bars(None, {"close": np.ones(3)}).label(2) == "row 2"
+    sub_second = np.array([1_500_000_000_250_000_000])  # 2017-07-14 02:40:00.25
+    assert Bars(sub_second, {"close": np.ones(1)}).label(0) == \
+        str(pd.Timestamp(sub_second[0], unit="ns", tz="UTC"))
 
 
 def test_bad_inputs_are_named():
