@@ -71,40 +71,86 @@ class Param:
         where = f"strategy kind {kind!r}, parameter {self.name!r}"
         if self.type is bool:
             if not isinstance(value, bool | np.bool_):
-                raise ParameterError(f"{where}: expected a bool, got {value!r}")
+                raise ParameterError(f"{where}: expected a bool, got {_short(value)}")
             return bool(value)
         if self.type is int:
-            if isinstance(value, bool) or not isinstance(value, int | np.integer | float):
-                raise ParameterError(f"{where}: expected an integer, got {value!r}")
-            if float(value) != int(value):
-                raise ParameterError(f"{where}: expected an integer, got {value!r}")
-            value = int(value)
+            value = self._as_int(value, where)
         elif self.type is float:
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-                raise ParameterError(f"{where}: expected a number, got {value!r}")
-            value = float(value)
-            if not np.isfinite(value):
-                raise ParameterError(f"{where}: expected a finite number, got {value!r}")
+            value = self._as_float(value, where)
         elif self.type is str:
             if not isinstance(value, str):
-                raise ParameterError(f"{where}: expected a string, got {value!r}")
+                raise ParameterError(f"{where}: expected a string, got {_short(value)}")
         elif self.type is dict:
             # Nested parameters (e.g. a wrapped kind's params); the owning kind's constraints
             # validate the contents.
             if not isinstance(value, Mapping):
-                raise ParameterError(f"{where}: expected a mapping, got {value!r}")
+                raise ParameterError(f"{where}: expected a mapping, got {_short(value)}")
             return dict(value)
         elif self.type is list:
             if not isinstance(value, list | tuple):
-                raise ParameterError(f"{where}: expected a list, got {value!r}")
+                raise ParameterError(f"{where}: expected a list, got {_short(value)}")
             return list(value)
         if self.choices is not None and value not in self.choices:
-            raise ParameterError(f"{where}: {value!r} is not one of {list(self.choices)}")
+            raise ParameterError(f"{where}: {_short(value)} is not one of {list(self.choices)}")
         if self.low is not None and value < self.low:
-            raise ParameterError(f"{where}: {value!r} is below the minimum {self.low}")
+            raise ParameterError(f"{where}: {_short(value)} is below the minimum {self.low}")
         if self.high is not None and value > self.high:
-            raise ParameterError(f"{where}: {value!r} is above the maximum {self.high}")
+            raise ParameterError(f"{where}: {_short(value)} is above the maximum {self.high}")
         return value
+
+    def _expected(self, what: str) -> str:
+        # "an integer between 2 and 500": the declared range is part of what is expected.
+        if self.low is not None and self.high is not None:
+            return f"{what} between {self.low:g} and {self.high:g}"
+        if self.low is not None:
+            return f"{what} >= {self.low:g}"
+        if self.high is not None:
+            return f"{what} <= {self.high:g}"
+        return what
+
+    def _as_int(self, value: Any, where: str) -> int:
+        """``value`` as an int: ints, and floats that are whole and finite (JSON writes 5.0)."""
+        expected = self._expected("an integer")
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer | float
+                                                                 | np.floating):
+            raise ParameterError(f"{where}: expected {expected}, got {_short(value)}")
+        if isinstance(value, float | np.floating):
+            if not np.isfinite(value):
+                raise ParameterError(f"{where}: expected {expected}, got the non-finite "
+                                     f"number {float(value)!r}")
+            if not float(value).is_integer():
+                raise ParameterError(f"{where}: expected {expected}, got {float(value)!r} "
+                                     "(not a whole number)")
+            if not self._in_range(float(value)):
+                # Say it in the user's spelling (1e+30), not as the 31-digit integer it becomes.
+                raise ParameterError(f"{where}: expected {expected}, got {float(value)!r}")
+        return int(value)
+
+    def _as_float(self, value: Any, where: str) -> float:
+        """``value`` as a finite float (a huge int must not raise a raw OverflowError)."""
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer
+                                                                 | np.floating):
+            raise ParameterError(f"{where}: expected a number, got {_short(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = float("inf")
+        if not np.isfinite(number):
+            raise ParameterError(f"{where}: expected a finite number, got {_short(value)}")
+        return number
+
+    def _in_range(self, value: float) -> bool:
+        return ((self.low is None or value >= self.low)
+                and (self.high is None or value <= self.high))
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to a readable length (messages must stay one line)."""
+    try:
+        text = repr(value)
+    except ValueError:  # ints past Python's 4300-digit conversion limit cannot be printed
+        return f"an integer of {int(value).bit_length()} bits"
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def _no_warmup(params: Mapping[str, Any]) -> int:

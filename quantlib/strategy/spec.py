@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,9 +34,14 @@ _SHA256 = r"^[0-9a-f]{64}$"
 _TIMEFRAME = r"^[1-9][0-9]*[smhdw]$"
 
 
+MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec is a few KB; anything past this is not a spec
+
+
 class _Model(BaseModel):
-    # Unknown fields are errors: a typo in a risk limit must never be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown fields are errors: a typo in a risk limit must never be silently ignored. NaN and
+    # Infinity are refused in every float field: an infinite cash balance validated once, then
+    # broke the live state forever.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ExecutionSpec(_Model):
@@ -206,17 +212,16 @@ def validate_spec(data: Mapping[str, Any] | StrategySpec, *, source: str = "spec
         data = data.model_dump(mode="json")
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: expected a JSON object at $, got {type(data).__name__}")
-    problems: list[str] = []
+    problems = _non_finite_problems(data)
     spec = None
     try:
         spec = StrategySpec.model_validate(dict(data))
     except ValidationError as exc:
-        for err in exc.errors():
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            problems.append(f"{_loc(err['loc'])}: {msg} (got {_short(err.get('input'))})")
+        problems.extend(_pydantic_problems(exc))
+    except RecursionError:
+        raise SpecError(f"{source}: the strategy spec is nested too deeply") from None
     problems.extend(_param_problems(data.get("kind"), data.get("params", {})))
+    problems = _one_per_path(problems)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise SpecError(f"{source}: {len(problems)} problem(s) in strategy spec:\n{lines}")
@@ -224,8 +229,61 @@ def validate_spec(data: Mapping[str, Any] | StrategySpec, *, source: str = "spec
     return spec
 
 
+# pydantic's wording for these speaks of "input strings" even when the input was a number.
+_PYDANTIC_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "int_parsing_size": "expected an integer of at most 19 digits",
+    "finite_number": "expected a finite number (NaN and Infinity are not allowed)",
+}
+
+
+def _pydantic_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        msg = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
+        problems.append(f"{_loc(err['loc'])}: {msg} (got {_short(err.get('input'))})")
+    return problems
+
+
+def _non_finite_problems(data: Mapping[str, Any]) -> list[str]:
+    """``$.path: ...`` for every NaN/Infinity anywhere in ``data``, free-form parts included.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and ``1e999`` as floats; JSON itself has no
+    such numbers, so a spec holding one is refused wherever it sits (params, notebook_params,
+    evidence). Walked with an explicit stack: a deeply nested spec must not overflow Python's.
+    """
+    problems = []
+    stack: list[tuple[tuple, Any]] = [((), data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            written = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            problems.append(f"{_loc(where)}: expected a finite number, got {written} "
+                            "(JSON has no NaN or Infinity)")
+        elif isinstance(value, Mapping):
+            stack.extend((where + (str(key),), item) for key, item in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((where + (i,), item) for i, item in enumerate(value))
+    return sorted(problems)
+
+
+def _one_per_path(problems: list[str]) -> list[str]:
+    # A non-finite number also trips the model's or the kind's own check at the same path; the
+    # first (clearest) message for a path is enough.
+    seen, out = set(), []
+    for problem in problems:
+        path = problem.split(": ", 1)[0]
+        if path not in seen:
+            seen.add(path)
+            out.append(problem)
+    return out
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a 5000-digit int or a very deep list
+        return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -245,22 +303,61 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> StrategySpec:
     """
     if isinstance(source, Mapping):
         return validate_spec(source)
-    text, where = None, "spec"
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
-        path = Path(source)
-        where = str(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SpecError(f"{where}: cannot read strategy spec ({exc.strerror})") from None
+        where = _short_path(str(source))
+        text = _decode(_read_capped(Path(source), where), where)
     else:
-        text = str(source)
+        where, text = "spec", str(source)
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(f"{where}: {len(text)} characters is too large for a strategy spec "
+                            f"(limit {MAX_SPEC_BYTES} bytes)")
+    return validate_spec(_parse_json(text, where), source=where)
+
+
+def _short_path(text: str) -> str:
+    # A long string that is not JSON is still taken for a path; keep messages one line.
+    return text if len(text) <= 200 else f"{text[:100]!r}... ({len(text)} characters)"
+
+
+def _read_capped(path: Path, where: str) -> bytes:
+    """At most ``MAX_SPEC_BYTES + 1`` bytes of ``path``: ``/dev/zero`` must neither hang nor
+    fill memory, and a FIFO nobody writes to must not block the caller forever."""
+    import stat
+
     try:
-        data = json.loads(text)
+        if stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISSOCK(path.stat().st_mode):
+            raise SpecError(f"{where}: cannot read strategy spec (not a regular file)")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot read strategy spec ({exc.strerror or exc})") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise SpecError(f"{where!r}: cannot read strategy spec ({exc})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{where}: larger than {MAX_SPEC_BYTES} bytes, too large for a strategy "
+                        "spec (is this the right file?)")
+    return raw
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark some editors write is harmless
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError(f"{where}: not UTF-8 text (byte {exc.start} on line {line} is "
+                        f"{raw[exc.start:exc.start + 1]!r}); save the spec as UTF-8 JSON") from None
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{where}: not valid JSON at line {exc.lineno} column {exc.colno}: "
                         f"{exc.msg}") from None
-    return validate_spec(data, source=where)
+    except RecursionError:
+        raise SpecError(f"{where}: the JSON is nested too deeply to be a strategy spec") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
+        raise SpecError(f"{where}: not a usable JSON document: {exc}") from None
 
 
 def save_spec(spec: StrategySpec, path: str | Path) -> Path:
@@ -421,4 +518,5 @@ __all__ = [
     "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "EvidenceSpec", "ApprovalSpec",
     "ArtifactSpec", "validate_spec", "load_spec", "dump_spec", "save_spec", "export",
     "spec_json_schema", "write_json_schema", "sha256_file", "sha256_frame", "SCHEMA_VERSION",
+    "MAX_SPEC_BYTES",
 ]
