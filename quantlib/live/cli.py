@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import typer
 
-from quantlib.errors import QuantlibError
+from quantlib.errors import LiveError, QuantlibError
 
 live_app = typer.Typer(help="Run strategy specs on paper or live (ccxt), crash-safe.",
                        no_args_is_help=True)
@@ -53,8 +55,12 @@ def run(
         "auto", "--kernels", envvar="QUANTLIB_KERNELS",
         help="aot: ahead-of-time compiled kernels (no numba in this process; built once if "
              "missing); jit: numba; auto: aot, else jit with a warning"),
+    ledger: Path | None = typer.Option(
+        None, "--ledger", envvar="QUANTLIB_APPROVALS",
+        help="approvals ledger (live mode; default: approvals.db beside the spec's folder)"),
 ) -> None:
-    """Trade a spec once per closed candle (paper may run drafts; live needs approved)."""
+    """Trade a spec once per closed candle (paper may run drafts; live needs a spec approved
+    in the approvals ledger by `quantlib strategy promote`)."""
     stream = open(log_file, "a") if log_file else sys.stderr  # noqa: SIM115 - lives as long as the run
     from quantlib.live.logs import JsonLogger
 
@@ -71,13 +77,12 @@ def run(
     from quantlib.strategy.registry import get_kind
     from quantlib.strategy.spec import load_spec
 
+    fresh_state = not state.exists()
+    store = None
     try:
         spec = load_spec(strategy)
-        if mode == "live" and spec.approval.status != "approved":
-            from quantlib.errors import LiveError
-
-            raise LiveError(f"spec {spec.name!r} has approval status {spec.approval.status!r}; "
-                            "live mode trades only approved specs")
+        if mode == "live":
+            _require_approval(spec, strategy, ledger)
         store = StateStore(state, durable=(mode == "live"))
         exchange = None
         if mode == "live":
@@ -96,15 +101,40 @@ def run(
                                 history=kind.warmup(kind.validate(spec.params)) + 2,
                                 poll_seconds=poll_seconds)
         else:
-            raise typer.BadParameter(f"--feed {feed!r}: expected 'exchange' or 'replay:FILE'")
+            raise LiveError(f"--feed {feed!r}: expected 'exchange' or 'replay:FILE'")
         runner = LiveRunner(spec, broker, store, bars, mode=mode, stop_file=stop_file_for(state),
                             status_file=status_file_for(state), logger=logger, max_bars=max_bars)
         summary = runner.run()
     except QuantlibError as exc:
+        if fresh_state:
+            _forget_failed_start(state, store)
         _fail(exc)
         return
     typer.echo(json.dumps({"bars_processed": summary.bars_processed, "last_bar": summary.last_bar,
                            "stopped_by": summary.stopped_by, "equity": summary.equity}))
+
+
+def _require_approval(spec, spec_file: Path, ledger: Path | None) -> None:
+    """Live mode trades a spec only when the approvals ledger approves its exact hash."""
+    from quantlib.strategy.approvals import ledger_path, require_approved
+
+    require_approved(spec, ledger_path(ledger, beside=spec_file.parent), spec_file)
+
+
+def _forget_failed_start(state: Path, store) -> None:
+    """A run that created its state file and failed before trading leaves no file behind
+    (an empty state would only confuse the next start, or `live status`)."""
+    traded = False
+    if store is not None:
+        try:
+            traded = store.last_bar is not None or bool(store.orders())
+        except QuantlibError:
+            traded = True  # cannot tell: keep the file
+        store.close()
+    if traded or _runner_holds(state):  # another run created it meanwhile: never touch that
+        return
+    for suffix in ("", "-wal", "-shm", "-journal", ".lock", ".status.json"):
+        Path(str(state) + suffix).unlink(missing_ok=True)
 
 
 def _choose_kernels(choice: str, logger) -> None:
@@ -144,18 +174,99 @@ def build_kernels() -> None:
         _fail(exc)
 
 
+def _runner_holds(state: Path) -> bool:
+    """Whether a live runner holds ``STATE.db.lock`` (the flock it keeps for its whole run)."""
+    import fcntl
+
+    try:
+        handle = open(str(state) + ".lock")  # noqa: SIM115 - closed below
+    except OSError:
+        return False  # no lock file: no runner ever ran here
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        handle.close()  # also drops the shared lock if we got it
+    return False
+
+
+def _read_heartbeat(state: Path) -> dict:
+    """The runner's heartbeat JSON, or {} when absent or half-written."""
+    try:
+        beat = json.loads(status_file_for(state).read_text())
+    except (OSError, ValueError):
+        return {}
+    return beat if isinstance(beat, dict) else {}
+
+
+def _check_stoppable(state: Path) -> None:
+    """Refuse to engage a kill switch nobody would see: a mistyped path must not report
+    success while the real runner trades on."""
+    from quantlib.live.state import is_state_file
+
+    if not state.exists():
+        raise LiveError(f"state file {state} does not exist; nothing to stop (check the "
+                        "--state path of the running `live run`)")
+    if not is_state_file(state):
+        raise LiveError(f"{state} is not a quantlib state file; nothing to stop")
+    if not _runner_holds(state):
+        raise LiveError(f"no live runner is running on {state} (nobody holds "
+                        f"{state}.lock); kill switch not engaged")
+
+
+def _await_stop(state: Path, since: float, timeout: float) -> dict | None:
+    """Poll the heartbeat until it shows the runner saw a stop written at ``since`` (or the
+    runner exited having seen it); None when it did not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        beat = _read_heartbeat(state)
+        if beat.get("health") == "kill_switch" and float(beat.get("updated_at", 0)) >= since:
+            return beat
+        if time.monotonic() >= deadline or not _runner_holds(state):
+            # one last look: the runner may have written the heartbeat as it exited
+            beat = _read_heartbeat(state)
+            seen = (beat.get("health") == "kill_switch"
+                    and float(beat.get("updated_at", 0)) >= since)
+            return beat if seen else None
+        time.sleep(0.05)
+
+
 @live_app.command("stop")
 def stop(state: Path = typer.Option(..., "--state", help="state file of the run to stop"),
          cancel_orders: bool = typer.Option(
              False, "--cancel-orders",
              help="also cancel the orders resting at the exchange (grid bots); without it they "
-                  "stay and a restart applies whatever filled meanwhile")) -> None:
-    """Engage the kill switch: the runner finishes its current bar and exits."""
+                  "stay and a restart applies whatever filled meanwhile"),
+         timeout: float = typer.Option(
+             30.0, "--timeout", min=0.0,
+             help="seconds to wait for the runner's heartbeat to confirm it saw the stop")
+         ) -> None:
+    """Engage the kill switch of a running runner and wait until it confirms: the runner
+    finishes its current bar and exits. Exits non-zero when there is no runner on that state
+    file, or when it did not confirm within --timeout."""
     from quantlib.live import CANCEL_ORDERS
 
+    try:
+        _check_stoppable(state)
+    except QuantlibError as exc:
+        _fail(exc)
+        return
     path = stop_file_for(state)
-    path.write_text("stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else ""))
+    since = time.time()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else ""))
+    os.replace(tmp, path)  # the runner never reads a half-written request
     typer.echo(f"kill switch engaged: {path} (delete it to allow trading again)")
+    beat = _await_stop(state, since, timeout)
+    if beat is None:
+        holder = "still running" if _runner_holds(state) else "exited without confirming"
+        typer.echo(f"error: the runner on {state} did not confirm the stop within {timeout:g} s "
+                   f"({holder}); check it (`quantlib live status --state {state}`) and stop "
+                   "it by other means if needed", err=True)
+        raise typer.Exit(3)
+    typer.echo(f"stop confirmed: runner pid {beat.get('pid')} saw the kill switch "
+               f"(last bar {beat.get('last_bar')})")
 
 
 @live_app.command("status")
@@ -168,9 +279,8 @@ def status(state: Path = typer.Option(..., "--state", help="state file")) -> Non
     except QuantlibError as exc:
         _fail(exc)
         return
-    heartbeat = status_file_for(state)
-    if heartbeat.exists():
-        info["heartbeat"] = json.loads(heartbeat.read_text())
+    if status_file_for(state).exists():
+        info["heartbeat"] = _read_heartbeat(state) or "unreadable"
     info["kill_switch"] = stop_file_for(state).exists()
     typer.echo(json.dumps(info, indent=2, default=str))
 

@@ -55,9 +55,46 @@ def _frame_arrays(df: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(times, dtype=np.int64), values
 
 
+_UNIT_MS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000),
+            ("s", 1000))
+
+
+def infer_timeframe(times_ms: np.ndarray) -> str | None:
+    """The bars' most common spacing as a timeframe string (None for fewer than 2 bars).
+
+    The most common spacing, not the smallest: a gap or a duplicate-free outlier must not
+    change what a file of hourly bars is.
+
+    Examples
+    --------
+    >>> infer_timeframe(np.array([0, 300_000, 600_000, 1_500_000]))
+    '5m'
+    """
+    steps = np.diff(np.asarray(times_ms, dtype=np.int64))
+    steps = steps[steps > 0]
+    if steps.size == 0:
+        return None
+    values, counts = np.unique(steps, return_counts=True)
+    step = int(values[np.argmax(counts)])
+    for unit, size in _UNIT_MS:
+        if step % size == 0:
+            return f"{step // size}{unit}"
+    return f"{step}ms"
+
+
+def market_symbol(attrs: dict) -> str | None:
+    """The market a frame's ``attrs`` name, when they name one (synthetic data and CSV files,
+    whose "symbol" is the file name, name none)."""
+    symbol = attrs.get("symbol")
+    if attrs.get("source") == "synthetic" or not isinstance(symbol, str) or "/" not in symbol:
+        return None
+    return symbol
+
+
 def read_replay_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """``(open times in ms, (n, 5) OHLCV block, timeframe)`` of a data file, validated by
+    """``(open times in ms, (n, 5) OHLCV block, symbol)`` of a data file, validated by
     :func:`quantlib.data.load_ohlcv`; in a child process when pandas is not loaded here.
+    ``symbol`` is the market the file's own metadata names (Parquet attrs), else None.
 
     Raises DataError with the loader's own message (file, row, column) when the file is bad.
     """
@@ -75,8 +112,8 @@ def read_replay_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, str | No
             tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             raise DataError(f"{path}: the replay loader failed (exit {done.returncode}): {tail}")
         with np.load(out, allow_pickle=False) as data:
-            timeframe = str(data["timeframe"]) or None
-            return data["times"], data["values"], timeframe
+            symbol = str(data["symbol"]) or None
+            return data["times"], data["values"], symbol
 
 
 def _load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -84,7 +121,24 @@ def _load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
 
     frame = load_ohlcv(path)
     times, values = _frame_arrays(frame)
-    return times, values, frame.attrs.get("timeframe")
+    return times, values, _file_symbol(path)
+
+
+def _file_symbol(path: Path) -> str | None:
+    # load_ohlcv names a file's market after the file; a Parquet file written from a frame
+    # keeps that frame's attrs, which may name the real market.
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(b"PANDAS_ATTRS")
+        attrs = json.loads(raw) if raw else {}
+    except (OSError, ValueError):
+        return None
+    return market_symbol(attrs) if isinstance(attrs, dict) else None
 
 
 def _export_arrays(source: str, target: str) -> int:
@@ -92,11 +146,11 @@ def _export_arrays(source: str, target: str) -> int:
     from quantlib.errors import QuantlibError
 
     try:
-        times, values, timeframe = _load_arrays(Path(source))
+        times, values, symbol = _load_arrays(Path(source))
     except QuantlibError as exc:
         Path(target).with_suffix(".error").write_text(str(exc))
         return 2
-    np.savez(target, times=times, values=values, timeframe=np.str_(timeframe or ""))
+    np.savez(target, times=times, values=values, symbol=np.str_(symbol or ""))
     return 0
 
 
@@ -106,14 +160,21 @@ class ReplayFeed:
     Parameters
     ----------
     source : path of an OHLCV file readable by :func:`quantlib.data.load_ohlcv`, or a frame.
+
+    ``timeframe`` is inferred from the bars themselves (never trusted from metadata) and
+    ``symbol`` is the market the data names, or None; the runner refuses a feed whose
+    timeframe or symbol differs from the spec's.
     """
 
     def __init__(self, source: str | Path | Any):
         if isinstance(source, str | Path):
-            self.times, self.values, self.timeframe = read_replay_file(source)
+            self.name = str(source)
+            self.times, self.values, self.symbol = read_replay_file(source)
         else:
+            self.name = "replayed frame"
             self.times, self.values = _frame_arrays(source)
-            self.timeframe = source.attrs.get("timeframe")
+            self.symbol = market_symbol(dict(source.attrs))
+        self.timeframe = infer_timeframe(self.times)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -166,6 +227,9 @@ class ExchangeFeed:
                                         f"{type(exc).__name__} after {self.retries} tries") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            except ccxt.BaseError as exc:  # unknown symbol or timeframe: no retry helps
+                raise ExchangeError(f"fetch_ohlcv {self.symbol} {self.timeframe}: "
+                                    f"{type(exc).__name__}: {str(exc)[:200]}") from None
         raise LiveError("unreachable")  # pragma: no cover
 
     def __iter__(self) -> Iterator[Bar]:
@@ -176,6 +240,8 @@ class ExchangeFeed:
         idle = 0
         while not self._stopping():
             rows = self._fetch(since if last is None else last + self.bar_ms, None)
+            if first:
+                self._check_spacing(rows)
             now = self.clock()
             new = False
             for row in sorted(rows, key=lambda r: r[0]):
@@ -190,6 +256,15 @@ class ExchangeFeed:
             if self.max_polls is not None and idle >= self.max_polls:
                 return
             self._wait(self.poll_seconds)
+
+    def _check_spacing(self, rows: list[list]) -> None:
+        """Refuse candles of another size than asked for (a venue that ignores the timeframe
+        would have the spec trade on bars its parameters were never fitted to)."""
+        times = np.array(sorted(int(r[0]) for r in rows), dtype=np.int64)
+        seen = infer_timeframe(times)
+        if seen is not None and np.diff(times).min(initial=self.bar_ms) < self.bar_ms:
+            raise LiveError(f"exchange feed {self.symbol}: the exchange sent {seen} candles, "
+                            f"the spec trades {self.timeframe} candles")
 
     def _stopping(self) -> bool:
         return self.stop_requested is not None and bool(self.stop_requested())
@@ -217,7 +292,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
 
 
 __all__ = ["Bar", "ReplayFeed", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
-           "read_replay_file"]
+           "read_replay_file", "infer_timeframe", "market_symbol"]
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantlib.errors import LiveError
+from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.errors import LiveError, ParameterError
 from quantlib.live import CANCEL_ORDERS
 from quantlib.live.brokers.base import Broker, client_order_id
 from quantlib.live.brokers.paper import signal_flags
@@ -96,6 +97,28 @@ class SignalWindow:
                                 {"timeframe": timeframe, "symbol": symbol, "source": "live"})
 
 
+def check_feed_matches(spec: StrategySpec, feed: Iterable[Bar]) -> None:
+    """Refuse a feed of another timeframe or market than the spec's (a 1h spec replayed on
+    5m bars would trade parameters on bars they were never chosen for). A feed tells what it
+    knows through ``timeframe`` and ``symbol`` attributes (None: unknown, not checked)."""
+    name = getattr(feed, "name", None) or type(feed).__name__
+    timeframe = getattr(feed, "timeframe", None)
+    if timeframe is not None and _timeframe_ms(timeframe) != _timeframe_ms(spec.timeframe):
+        raise LiveError(f"feed {name} has {timeframe} bars but spec {spec.name!r} trades "
+                        f"{spec.timeframe} bars; replay data of the spec's timeframe")
+    symbol = getattr(feed, "symbol", None)
+    if symbol is not None and symbol != spec.symbol:
+        raise LiveError(f"feed {name} is {symbol} but spec {spec.name!r} trades {spec.symbol}")
+
+
+def _timeframe_ms(timeframe: str) -> int | str:
+    # "60m" and "1h" are the same bars; a string the parser rejects is compared as text
+    try:
+        return timeframe_to_seconds(timeframe) * 1000
+    except ParameterError:
+        return timeframe
+
+
 class LiveRunner:
     """Drive one strategy spec over a feed of closed candles.
 
@@ -140,6 +163,7 @@ class LiveRunner:
         self.max_bars = max_bars
         self._signalled = False
         self.latencies_ns: list[int] = []
+        check_feed_matches(spec, feed)
         self._check_state_identity()
 
     def _check_state_identity(self) -> None:
@@ -329,6 +353,7 @@ class LiveRunner:
 
     def _loop(self) -> RunSummary:
         if self._grid_venue is not None:
+            self.broker.load_markets()  # start-up fails fast (after back-off) without a network
             self._grid_venue.resume()
         else:
             self.broker.reconcile()
@@ -357,8 +382,13 @@ class LiveRunner:
                 break
         else:  # the feed ended: by itself, or because a stop was requested while it waited
             stopped_by = self._stop_requested() or stopped_by
-        if stopped_by == "kill_switch" and self._grid_venue is not None and self._cancel_asked():
-            self._grid_venue.cancel_all()
+        if stopped_by == "kill_switch":
+            # `quantlib live stop` waits for this heartbeat: it confirms the stop was seen
+            # (before pulling resting orders, which may take a while at the exchange).
+            self._heartbeat(self.window.rows[-1] if self.window.rows else None,
+                            health="kill_switch")
+            if self._grid_venue is not None and self._cancel_asked():
+                self._grid_venue.cancel_all()
         cash, position = self.broker.account()
         close = self.window.rows[-1].close if self.window.rows else 0.0
         equity = cash + position * close
@@ -383,28 +413,38 @@ class LiveRunner:
 
 
 def read_status(state_path: str | Path) -> dict:
-    """Summary of a state file for ``quantlib live status`` (no exchange access)."""
+    """Summary of a state file for ``quantlib live status`` (no exchange access).
+
+    Raises LiveError when the file is missing, foreign, damaged or holds values no runner
+    writes (a damaged page may still parse as SQLite).
+    """
     from datetime import UTC, datetime
 
     path = Path(state_path)
-    if not path.exists():
-        raise LiveError(f"state file {path} does not exist")
-    store = StateStore(path)
+    store = StateStore(path, create=False)
     try:
         meta = store.snapshot()["meta"]
         orders = store.orders()
         bars = store.bars()
-        return {
-            "state": str(path), "strategy": meta.get("strategy"),
-            "last_bar": (datetime.fromtimestamp(int(meta["last_bar"]) / 1000, tz=UTC).isoformat()
-                         if "last_bar" in meta else None),
-            "target": float(meta.get("target", 0.0)), "position": float(meta.get("position", 0.0)),
-            "cash": float(meta["cash"]) if "cash" in meta else None,
-            "equity": bars[-1][5] if bars else None, "halted": meta.get("halted") or None,
-            "orders": len(orders), "open_orders": sum(o.status in ("new", "sent") for o in orders),
-            "fills": len(store.fills()),
-            "metrics": _run_metrics(bars, store.fills()),
-        }
+        fills = store.fills()
+        try:
+            return {
+                "state": str(path), "strategy": meta.get("strategy"),
+                "last_bar": (datetime.fromtimestamp(int(meta["last_bar"]) / 1000,
+                                                    tz=UTC).isoformat()
+                             if "last_bar" in meta else None),
+                "target": float(meta.get("target", 0.0)),
+                "position": float(meta.get("position", 0.0)),
+                "cash": float(meta["cash"]) if "cash" in meta else None,
+                "equity": bars[-1][5] if bars else None, "halted": meta.get("halted") or None,
+                "orders": len(orders),
+                "open_orders": sum(o.status in ("new", "sent") for o in orders),
+                "fills": len(fills),
+                "metrics": _run_metrics(bars, fills),
+            }
+        except (TypeError, ValueError, OverflowError, OSError, IndexError) as exc:
+            raise LiveError(f"state file {path}: holds a value no runner writes ({exc}); the "
+                            "file is damaged") from None
     finally:
         store.close()
 
@@ -429,4 +469,4 @@ def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | No
     return {k: float(metrics[k]) for k in keep}
 
 
-__all__ = ["LiveRunner", "RunSummary", "SignalWindow", "read_status"]
+__all__ = ["LiveRunner", "RunSummary", "SignalWindow", "check_feed_matches", "read_status"]

@@ -27,6 +27,14 @@ from typing import Any
 
 from quantlib.errors import LiveError
 
+# SQLite's header field for the application that owns a file ("QLST"): a quantlib state file
+# says so in its first 100 bytes, so a foreign database is refused before anything is written.
+APPLICATION_ID = 0x514C5354
+# Layout of the tables below, kept in meta.state_format; a newer file is refused, not guessed at.
+STATE_FORMAT = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_TABLES = frozenset({"meta", "bars", "orders", "fills"})
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bars (
@@ -78,21 +86,81 @@ class StateStore:
         ``NORMAL`` (a commit survives any process crash, including SIGKILL; paper and replays).
     """
 
-    def __init__(self, path: str | Path, durable: bool = False):
+    def __init__(self, path: str | Path, durable: bool = False, *, create: bool = True):
         self.path = str(path)
-        try:
-            self._con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            if self.path != ":memory:":
-                self._con.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL already survives a killed process; FULL also survives power loss.
-            self._con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise LiveError(f"state file {self.path}: not a usable SQLite database ({exc})") from None
         self._depth = 0
         # Write-through cache of the meta table: one runner process owns a state file (the
         # runner holds an exclusive lock), so reads need not go back to SQLite every time.
         self._meta: dict[str, str | None] = {}
+        if self.path != ":memory:":
+            _check_header(Path(self.path), create)
+        try:
+            self._con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise LiveError(f"state file {self.path}: cannot open it ({exc})") from None
+        try:
+            self._adopt(durable)
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _adopt(self, durable: bool) -> None:
+        """Check the file is ours (or empty, then mark it), then set WAL and the schema."""
+        owner = self._scalar("PRAGMA application_id")
+        tables = {r[0] for r in self._rows(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        tables.discard("sqlite_sequence")
+        # Files written before the marker existed hold exactly our tables: adopt those too.
+        ours = owner == APPLICATION_ID or (owner == 0 and (not tables or tables == _TABLES))
+        if not ours:
+            raise LiveError(f"state file {self.path} is not a quantlib state file (SQLite "
+                            f"application id {owner:#x}, tables {sorted(tables)}); refusing to "
+                            "write into it: give --state a new path or a quantlib state file")
+        if owner != APPLICATION_ID:
+            self._execute(f"PRAGMA application_id={APPLICATION_ID}")
+        if self.path != ":memory:":
+            self._execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL already survives a killed process; FULL also survives power loss.
+        self._execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._execute(statement)
+            version = self.get_meta("state_format")
+            if version is None:
+                self.set_meta("state_format", STATE_FORMAT)
+            elif not version.isdigit() or int(version) > STATE_FORMAT:
+                raise LiveError(f"state file {self.path}: state format {version!r} is newer "
+                                f"than this quantlib reads ({STATE_FORMAT}); upgrade quantlib")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        # A damaged file surfaces as one clear LiveError naming the file, whichever query
+        # (or row fetch: SQLite reads pages lazily) meets the damage first.
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise LiveError(f"state file {self.path}: {exc} (the file is damaged or not a "
+                            "quantlib state file; restore a backup or start a new --state)"
+                            ) from None
+
+    def _execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        """Run one statement (see :meth:`_guard`)."""
+        with self._guard():
+            return self._con.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """All rows of a query, fetched under :meth:`_guard`."""
+        with self._guard():
+            return self._con.execute(sql, args).fetchall()
+
+    def _row(self, sql: str, args: tuple = ()) -> tuple | None:
+        with self._guard():
+            return self._con.execute(sql, args).fetchone()
+
+    def _scalar(self, sql: str) -> Any:
+        row = self._row(sql)
+        return row[0] if row else None
 
     def close(self) -> None:
         self._con.close()
@@ -107,16 +175,19 @@ class StateStore:
             finally:
                 self._depth -= 1
             return
-        self._con.execute("BEGIN IMMEDIATE")
+        self._execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
-            self._con.execute("ROLLBACK")
+            try:
+                self._con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # a damaged file may refuse even this; the original error says why
             self._meta.clear()  # drop values written by the rolled-back transaction
             raise
         else:
-            self._con.execute("COMMIT")
+            self._execute("COMMIT")
         finally:
             self._depth = 0
 
@@ -125,13 +196,13 @@ class StateStore:
         try:
             value = self._meta[key]
         except KeyError:
-            row = self._con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            row = self._row("SELECT value FROM meta WHERE key=?", (key,))
             value = self._meta[key] = row[0] if row else None
         return default if value is None else value
 
     def set_meta(self, key: str, value: Any) -> None:
         text = str(value)
-        self._con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) "
+        self._execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) "
                           "DO UPDATE SET value=excluded.value", (key, text))
         self._meta[key] = text
 
@@ -159,7 +230,7 @@ class StateStore:
     # -- orders and fills ---------------------------------------------------------------------
     def add_order(self, order: OrderRow) -> bool:
         """Insert an intent; returns False (and changes nothing) if the client id exists."""
-        cur = self._con.execute(
+        cur = self._execute(
             "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (order.client_id, order.bar_time, order.symbol, order.intent, order.side,
              order.amount, order.target, order.order_type, order.price, order.status,
@@ -168,7 +239,7 @@ class StateStore:
 
     def update_order(self, client_id: str, **fields: Any) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
-        self._con.execute(f"UPDATE orders SET {cols} WHERE client_id=?",
+        self._execute(f"UPDATE orders SET {cols} WHERE client_id=?",
                           (*fields.values(), client_id))
 
     def orders(self, status: str | tuple[str, ...] | None = None) -> list[OrderRow]:
@@ -177,17 +248,17 @@ class StateStore:
             statuses = (status,) if isinstance(status, str) else status
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = statuses
-        rows = self._con.execute(query + " ORDER BY bar_time, client_id", args).fetchall()
+        rows = self._rows(query + " ORDER BY bar_time, client_id", args)
         return [OrderRow(*r) for r in rows]
 
     def get_order(self, client_id: str) -> OrderRow | None:
-        row = self._con.execute("SELECT * FROM orders WHERE client_id=?", (client_id,)).fetchone()
+        row = self._row("SELECT * FROM orders WHERE client_id=?", (client_id,))
         return OrderRow(*row) if row else None
 
     def add_fill(self, client_id: str, time: int, side: int, price: float, size: float,
                  fee: float, trade_id: str | None = None) -> bool:
         """Record a fill once; a repeated (client_id, trade_id) is ignored (returns False)."""
-        cur = self._con.execute(
+        cur = self._execute(
             "INSERT OR IGNORE INTO fills(client_id, time, side, price, size, fee, trade_id) "
             "VALUES (?,?,?,?,?,?,?)", (client_id, time, side, price, size, fee,
                                        trade_id if trade_id is not None else client_id))
@@ -195,28 +266,71 @@ class StateStore:
 
     def fills(self) -> list[tuple]:
         """(client_id, time_ms, side, price, size, fee) in insertion order."""
-        return self._con.execute(
-            "SELECT client_id, time, side, price, size, fee FROM fills ORDER BY id").fetchall()
+        return self._rows(
+            "SELECT client_id, time, side, price, size, fee FROM fills ORDER BY id")
 
     # -- equity curve -------------------------------------------------------------------------
     def add_bar(self, time: int, close: float, target: float, position: float, cash: float,
                 equity: float, note: str = "") -> None:
-        self._con.execute("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?)",
-                          (time, close, target, position, cash, equity, note))
+        self._execute("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?)",
+                      (time, close, target, position, cash, equity, note))
 
     def bars(self) -> list[tuple]:
-        return self._con.execute("SELECT * FROM bars ORDER BY time").fetchall()
+        return self._rows("SELECT * FROM bars ORDER BY time")
 
     def snapshot(self) -> dict[str, Any]:
         """Everything comparable between two runs (used by crash-safety tests and status)."""
         return {
-            "meta": dict(self._con.execute("SELECT key, value FROM meta ORDER BY key").fetchall()),
-            "orders": [tuple(r) for r in self._con.execute(
+            "meta": dict(self._rows("SELECT key, value FROM meta ORDER BY key")),
+            "orders": [tuple(r) for r in self._rows(
                 "SELECT client_id, bar_time, intent, side, amount, status FROM orders "
-                "ORDER BY bar_time, client_id").fetchall()],
+                "ORDER BY bar_time, client_id")],
             "fills": self.fills(),
             "bars": self.bars(),
         }
 
 
-__all__ = ["StateStore", "OrderRow"]
+def _check_header(path: Path, create: bool) -> None:
+    """Refuse what cannot be a state file before SQLite touches it (it would add -wal files)."""
+    if not path.exists():
+        if not create:
+            raise LiveError(f"state file {path} does not exist")
+        return
+    if path.is_dir():
+        raise LiveError(f"state file {path} is a directory; expected a SQLite file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise LiveError(f"state file {path}: cannot read it ({exc.strerror})") from None
+    if head and head != _SQLITE_MAGIC:
+        raise LiveError(f"state file {path} is not a quantlib state file (not an SQLite "
+                        "database); refusing to touch it")
+
+
+def is_state_file(path: str | Path) -> bool:
+    """True when ``path`` is an SQLite file marked as a quantlib state file (read only).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.db"
+    >>> StateStore(p).close()
+    >>> is_state_file(p), is_state_file(p.with_name("absent.db"))
+    (True, False)
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        _check_header(path, create=False)
+        con = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+        try:
+            return con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        finally:
+            con.close()
+    except (LiveError, sqlite3.Error):
+        return False
+
+
+__all__ = ["StateStore", "OrderRow", "APPLICATION_ID", "STATE_FORMAT", "is_state_file"]

@@ -34,7 +34,7 @@ from quantlib.errors import DataError, ParameterError
 from quantlib.optimize.sweep import SweepResult, sweep
 from quantlib.strategy.gates import GateConfig, GateResult, check_gates, promote
 from quantlib.strategy.registry import StrategyKind, get_kind
-from quantlib.strategy.spec import StrategySpec, export
+from quantlib.strategy.spec import StrategySpec, export, save_spec
 
 
 @dataclass
@@ -162,6 +162,7 @@ def export_and_promote(evidence: PromotionEvidence, name: str, gates: GateConfig
                        symbols: list[str] | None = None, exchange: str | None = None,
                        notebook: str | None = None,
                        notebook_params: Mapping[str, Any] | None = None,
+                       ledger: str | Path | None = None,
                        ) -> tuple[StrategySpec, list[GateResult]]:
     """Export the evidence as a draft spec, check the gates, approve only if all pass.
 
@@ -174,6 +175,13 @@ def export_and_promote(evidence: PromotionEvidence, name: str, gates: GateConfig
     by : approver recorded in the spec.
     symbols, exchange : market of the spec (default: the data's ``attrs``).
     notebook, notebook_params : provenance of the evidence.
+    ledger : approvals ledger (:mod:`quantlib.strategy.approvals`) to record an approval in.
+        Live trading needs that record; without it the spec says ``approved`` but
+        ``quantlib live run --mode live`` refuses it until ``quantlib strategy promote``
+        (which re-derives the evidence) records it.
+
+    The evidence's ``in_sample`` metrics carry ``n_bars``, the in-sample row count, so that
+    promote can rerun both samples on the same data.
 
     Returns
     -------
@@ -196,9 +204,20 @@ def export_and_promote(evidence: PromotionEvidence, name: str, gates: GateConfig
                   pbo=_probability_or_none(evidence.pbo),
                   lookahead_passed=evidence.lookahead_passed, notebook=notebook,
                   notebook_params=notebook_params)
+    # Where the split fell: the evidence is then re-derivable from the data alone.
+    spec = spec.model_copy(update={"evidence": spec.evidence.model_copy(update={
+        "in_sample": {**spec.evidence.in_sample, "n_bars": float(evidence.split_index)}})})
     results = check_gates(spec, gates)
     if all(r.passed for r in results):
-        spec = promote(spec, gates, by=by, out_dir=out_dir)
+        spec = promote(spec, gates, by=by, out_dir=None)
+        if ledger is not None:
+            from quantlib.strategy.approvals import grant
+
+            target = Path(out_dir) / f"{name}.json" if out_dir is not None else None
+            grant(ledger, spec, gates=results, thresholds=gates.__dict__, approver=by,
+                  spec_file=target)
+        if out_dir is not None:
+            save_spec(spec, Path(out_dir) / f"{spec.name}.json")
     return spec, results
 
 

@@ -1,4 +1,4 @@
-"""``quantlib strategy validate|promote`` and ``quantlib backtest --strategy FILE``."""
+"""``quantlib strategy validate|promote|retire`` and ``quantlib backtest --strategy FILE``."""
 
 from __future__ import annotations
 
@@ -38,22 +38,64 @@ def promote_cmd(
     min_dsr: float = typer.Option(0.95, help="minimum deflated Sharpe ratio"),
     max_pbo: float = typer.Option(0.5, help="maximum probability of backtest overfitting"),
     min_trades: int = typer.Option(30, help="minimum number of trades"),
-    by: str = typer.Option("quantlib", help="approver recorded in the spec"),
+    approver: str | None = typer.Option(None, "--approver", "--by",
+                                        help="who approves (default: the OS user)"),
+    ledger: Path | None = typer.Option(
+        None, "--ledger", envvar="QUANTLIB_APPROVALS",
+        help="approvals ledger (default: approvals.db beside the --out-dir folder)"),
 ) -> None:
-    """Check the promotion gates; write the approved spec or list each failed gate."""
-    from quantlib.strategy.gates import GateConfig, promote
+    """Re-derive the evidence, check the gates, record the approval in the ledger and write
+    the approved spec; or list what failed. Only this command lets a spec trade live."""
+    import getpass
+
+    from quantlib.strategy import approvals
+    from quantlib.strategy.evidence import check_in_sample
+    from quantlib.strategy.gates import GateConfig, check_gates, promote
+    from quantlib.strategy.spec import load_spec, save_spec
+
+    try:
+        spec = load_spec(file)
+        evidence = check_in_sample(spec, base_dir=file.parent)
+        cfg = GateConfig(min_oos_sharpe=min_oos_sharpe, min_dsr=min_dsr, max_pbo=max_pbo,
+                         min_trades=min_trades)
+        who = approver or getpass.getuser()
+        approved = promote(spec, cfg, by=who, out_dir=None, base_dir=file.parent)
+        target = out_dir / f"{approved.name}.json"
+        book = approvals.ledger_path(ledger, beside=out_dir)
+        # the ledger first: a written spec without its ledger row could never trade anyway
+        record = approvals.grant(book, approved, gates=check_gates(spec, cfg, file.parent),
+                                 thresholds=cfg.__dict__, approver=who, spec_file=target)
+        save_spec(approved, target)
+    except QuantlibError as exc:
+        _fail(exc)
+        return
+    if not evidence.rederived:
+        typer.echo(f"note: evidence not re-derived: {evidence.note}", err=True)
+    typer.echo(f"approved: {target} (gates: {', '.join(approved.approval.gates_passed)}; "
+               f"hash {record.spec_hash}; ledger {book})")
+
+
+@strategy_app.command("retire")
+def retire_cmd(
+    file: Path = typer.Argument(..., help="approved strategy spec JSON"),
+    reason: str = typer.Option("", "--reason", help="why (kept in the ledger)"),
+    by: str | None = typer.Option(None, "--by", help="who retires it (default: the OS user)"),
+    ledger: Path | None = typer.Option(
+        None, "--ledger", envvar="QUANTLIB_APPROVALS",
+        help="approvals ledger (default: approvals.db beside the spec's folder)"),
+) -> None:
+    """Withdraw a spec's approval: live mode refuses it from then on."""
+    from quantlib.strategy import approvals
     from quantlib.strategy.spec import load_spec
 
     try:
         spec = load_spec(file)
-        cfg = GateConfig(min_oos_sharpe=min_oos_sharpe, min_dsr=min_dsr, max_pbo=max_pbo,
-                         min_trades=min_trades)
-        approved = promote(spec, cfg, by=by, out_dir=out_dir, base_dir=file.parent)
+        book = approvals.ledger_path(ledger, beside=file.parent)
+        approvals.retire(book, spec, by=by, reason=reason)
     except QuantlibError as exc:
         _fail(exc)
         return
-    typer.echo(f"approved: {out_dir / (approved.name + '.json')} "
-               f"(gates: {', '.join(approved.approval.gates_passed)})")
+    typer.echo(f"retired: {file} (hash {approvals.approval_hash(spec)}; ledger {book})")
 
 
 def backtest_spec(spec_file: Path, data: str | None = None):

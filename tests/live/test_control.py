@@ -87,7 +87,7 @@ def test_kill_switch_file_and_cli_stop(tmp_path, replay_frame):
     def feed():
         for i, bar in enumerate(bars):
             if i == 50:
-                CliRunner().invoke(app, ["live", "stop", "--state", str(state)])
+                CliRunner().invoke(app, ["live", "stop", "--state", str(state), "--timeout", "0"])
             yield bar
 
     runner, store, _ = _runner(spec, tmp_path, feed(), stop_file=str(state) + ".stop")

@@ -163,8 +163,17 @@ class CcxtBroker(Broker):
                          / (price * (1.0 + self.spec.execution.fees)))
         return float(min(risk.order_size, cash / (1.0 + self.spec.execution.fees)) / price)
 
+    def load_markets(self) -> None:
+        """The exchange's markets, with the same bounded back-off as trading (start-up without
+        a network ends in one ExchangeError, not a ccxt traceback); refuses a spec whose
+        symbol the exchange does not list."""
+        markets = self._call("load_markets", self.exchange.load_markets)
+        if isinstance(markets, dict) and markets and self.spec.symbol not in markets:
+            raise LiveError(f"{self.spec.exchange} lists no market {self.spec.symbol!r} (spec "
+                            f"{self.spec.name!r})")
+
     def reconcile(self) -> None:
-        self.exchange.load_markets()
+        self.load_markets()
         for order in self.store.orders(("new", "sent")):
             remote = self.find_order(order.client_id)
             if remote is not None:
@@ -299,7 +308,7 @@ class CcxtBroker(Broker):
 
         import ccxt
 
-        self.exchange.load_markets()
+        self._call("load_markets", self.exchange.load_markets)  # cached after the first
         precision = (self.exchange.market(self.spec.symbol).get("precision") or {}).get("price")
         if not precision:
             return price
