@@ -9,10 +9,12 @@ SQLite close runs in the child.
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing as mp
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,30 +30,38 @@ from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live._crash_children import _ccxt_child, _paper_child, _server_process
 from tests.live.conftest import make_spec
+from tests.support.ready import OutputTail, wait_for_server, wait_until
 
 N_KILLS = 12
+LONG_BARS = 3000
 # fork: children start instantly with everything imported and compiled. (A forkserver would be
 # immune to locks held by other threads at fork time but pays numba start-up per child.)
 CTX = mp.get_context("fork")
 
 
-def _kill_loop(target, args, state: Path, n_kills: int, seed: int, max_delay: float) -> list:
-    """Start/kill ``n_kills`` times at random moments, then run to completion.
+def _kill_loop(target, args, state: Path, n_kills: int, total_bars: int, seed: int) -> list:
+    """Start/kill ``n_kills`` times at kill points chosen from progress, then run to completion.
+
+    Each incarnation is killed once the state holds a random number of bars more than when it
+    started; the bars still to process are shared out among the kills left, so every kill lands
+    mid-run however fast or loaded the machine is. Past that bar the kill waits a random
+    fraction of one bar as this incarnation measured it, so kills land inside a bar's
+    transaction, between commit and send, or between bars.
 
     Returns the last processed bar seen after each kill (progress between kills)."""
     rng = random.Random(seed)
     progress = []
     while len(progress) < n_kills:
-        before = _last_bar(state)
+        before = _bars_done(state)
+        step = rng.randint(1, max(1, (total_bars - before) // (n_kills - len(progress) + 1)))
         proc = CTX.Process(target=target, args=args)
         proc.start()
-        # Wait until this incarnation is trading (startup is slow and variable), then kill at a
-        # random moment: inside a transaction, between commit and send, or between bars.
-        deadline = time.time() + 60
-        while proc.is_alive() and _last_bar(state) == before:
-            assert time.time() < deadline, "runner child made no progress in 60 s"
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, max_delay))
+        # startup (fork, replay parsing, reconciliation) is slow and variable: wait for trading
+        first = _await_bars(proc, state, before + 1)
+        goal = _await_bars(proc, state, before + step)
+        if proc.is_alive() and goal[1] > first[1]:
+            bar_seconds = (goal[0] - first[0]) / (goal[1] - first[1])
+            time.sleep(rng.uniform(0.0, bar_seconds))
         if not proc.is_alive():
             proc.join()
             assert proc.exitcode == 0, f"runner child failed on its own (exit {proc.exitcode})"
@@ -62,9 +72,57 @@ def _kill_loop(target, args, state: Path, n_kills: int, seed: int, max_delay: fl
         progress.append(_last_bar(state))
     proc = CTX.Process(target=target, args=args)
     proc.start()
-    proc.join(120)
+    wait_until(lambda: not proc.is_alive(), 600, describe=lambda: (
+        f"the last runner to finish (at {_bars_done(state)} of {total_bars} bars)"))
     assert proc.exitcode == 0
     return progress
+
+
+def _await_bars(proc, state: Path, bars: int) -> tuple[float, int]:
+    """Wait until the state holds ``bars`` bars or the child exits; (when, bars seen)."""
+    seen = [0]
+
+    def reached() -> bool:
+        seen[0] = _bars_done(state)
+        return seen[0] >= bars or not proc.is_alive()
+
+    wait_until(reached, 300, max_interval=0.002,
+               describe=lambda: f"{bars} bars in {state} (it has {seen[0]})")
+    return time.monotonic(), seen[0]
+
+
+def _bars_done(state: Path) -> int:
+    """Bars the runner has committed (each bar's row commits in the bar's transaction)."""
+    if not state.exists():
+        return 0
+    con = sqlite3.connect(state, timeout=30.0)
+    try:
+        return con.execute("SELECT COUNT(*) FROM bars").fetchone()[0]
+    except sqlite3.OperationalError:  # the child has not created its tables yet
+        return 0
+    finally:
+        con.close()
+
+
+def _start_exchange(target, *args):
+    """A loopback Kraken in its own process (see ``_server_process``), ready to answer:
+    (process, its end of the pipe, base URL)."""
+    parent, child = CTX.Pipe()
+    server = CTX.Process(target=target, args=(child, *args))
+    server.start()
+    wait_until(parent.poll, 120, describe="the exchange process to send its URL", process=server)
+    url = parent.recv()
+    wait_for_server(f"{url}/0/public/Time", 120, process=server)
+    return server, parent, url
+
+
+def _exchange_report(server, parent) -> tuple:
+    """What the exchange process saw (it stops afterwards)."""
+    parent.send("report")
+    wait_until(parent.poll, 120, describe="the exchange process's report", process=server)
+    report = parent.recv()
+    server.join(60)
+    return report
 
 
 def _last_bar(state: Path):
@@ -87,16 +145,17 @@ def _snapshot(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def long_replay_file(tmp_path_factory) -> Path:
-    """2,000 bars: a paper runner replays ~5,000 bars/s, so 300 bars are over before a dozen
-    kills (each incarnation runs until the test sees its first commit) can land."""
+    """3,000 bars: a paper runner replays ~5,000 bars/s; a dozen kills, each at least a bar
+    after the last, need room for the bars a loaded machine processes before the test (polling
+    every few ms) sees the kill point."""
     from quantlib.data import save_ohlcv, synthetic_ohlcv
 
     path = tmp_path_factory.mktemp("long_replay") / "btc_1h.csv"
-    save_ohlcv(synthetic_ohlcv(n_bars=2000, seed=3).ohlcv, path)
+    save_ohlcv(synthetic_ohlcv(n_bars=LONG_BARS, seed=3).ohlcv, path)
     return path
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_sigkill_paper_runner_resumes_exactly(long_replay_file, tmp_path):
     from quantlib.strategy.spec import dump_spec
 
@@ -105,17 +164,13 @@ def test_sigkill_paper_runner_resumes_exactly(long_replay_file, tmp_path):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     spec_json = dump_spec(spec)
     reference = tmp_path / "reference.db"
-    started = time.perf_counter()
     _paper_child_inline(spec, replay_file, reference)
-    # Random kill delays scaled to this machine's speed: the delays alone would let ~6 * N_KILLS
-    # kills fit in a run; each incarnation also runs on its own until its first committed bar.
-    max_delay = (time.perf_counter() - started) / (3 * N_KILLS)
     crashed = tmp_path / "crashed.db"
     progress = _kill_loop(_paper_child, (spec_json, str(replay_file), str(crashed)), crashed,
-                          N_KILLS, seed=7, max_delay=max_delay)
-    assert len(progress) >= 10, progress
+                          N_KILLS, LONG_BARS, seed=7)
+    assert len(progress) == N_KILLS, f"the run finished after {len(progress)} kills"
     # The kills landed at many different points of the run, not all before the first bar.
-    assert len({p for p in progress if p is not None}) >= 5
+    assert len({p for p in progress if p is not None}) >= 10
     ref, got = _snapshot(reference), _snapshot(crashed)
     assert len(ref["fills"]) >= 10
     assert got == ref  # meta (cash, position, last bar...), orders, fills, equity curve
@@ -132,33 +187,23 @@ def _paper_child_inline(spec, replay, state) -> None:
 
 # -- CcxtBroker against the loopback Kraken server ---------------------------------------------
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_sigkill_ccxt_runner_never_orders_twice(tmp_path):
     from quantlib.data import save_ohlcv, synthetic_ohlcv
     from quantlib.strategy.spec import dump_spec
 
     replay = tmp_path / "replay.csv"
-    # long enough that ten kills land before the feed ends, even on a loaded 2-core machine
     save_ohlcv(synthetic_ohlcv(n_bars=900, seed=3).ohlcv, replay)
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
-    results, max_delay = {}, None
+    results = {}
     for label, n_kills in (("reference", 0), ("crashed", 10)):
-        parent, child = CTX.Pipe()
-        server = CTX.Process(target=_server_process, args=(child, str(replay)))
-        server.start()
-        url = parent.recv()
+        server, parent, url = _start_exchange(_server_process, str(replay))
         state = tmp_path / f"{label}.db"
-        started = time.perf_counter()
         progress = _kill_loop(_ccxt_child, (url, spec_json, str(replay), str(state)),
-                              state, n_kills, seed=11, max_delay=max_delay or 0.0)
-        # delays for the crashed run, scaled to the reference run's speed on this machine:
-        # the delays alone would let ~60 kills fit in a run
-        max_delay = (time.perf_counter() - started) / 30
-        parent.send("report")
-        results[label] = (*parent.recv(), _snapshot(state))
-        server.join(10)
+                              state, n_kills, 900, seed=11)
+        results[label] = (*_exchange_report(server, parent), _snapshot(state))
         if n_kills:
             assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
             assert len({p for p in progress if p is not None}) >= 6
@@ -172,48 +217,47 @@ def test_sigkill_ccxt_runner_never_orders_twice(tmp_path):
     assert snapshot["meta"]["last_bar"] == ref[5]["meta"]["last_bar"]
 
 
-def test_cli_subprocess_resumes_after_sigkill(replay_file, tmp_path):
+@pytest.mark.timeout(900)
+def test_cli_subprocess_resumes_after_sigkill(long_replay_file, tmp_path):
     """The real `quantlib live run` process: kill it mid-run, restart, same result."""
     from quantlib.strategy.spec import save_spec
 
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     spec_path = save_spec(spec, tmp_path / "spec.json")
     reference = tmp_path / "reference.db"
-    _paper_child_inline(spec, replay_file, reference)
+    _paper_child_inline(spec, long_replay_file, reference)
     state = tmp_path / "cli.db"
     cmd = [sys.executable, "-m", "quantlib.cli", "live", "run", "--strategy", str(spec_path),
-           "--mode", "paper", "--feed", f"replay:{replay_file}", "--state", str(state),
+           "--mode", "paper", "--feed", f"replay:{long_replay_file}", "--state", str(state),
            "--log-file", str(tmp_path / "log.jsonl")]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 90
-    while time.time() < deadline and not _has_progress(state):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = OutputTail(proc.stdout)
+    # the kill point is a bar count, a tenth into the run (start-up may take minutes when the
+    # AOT kernels are built first)
+    kill_at = LONG_BARS // 10
+    try:
+        wait_until(lambda: _bars_done(state) >= kill_at, 600, max_interval=0.002,
+                   describe=lambda: f"{kill_at} bars in {state} (it has {_bars_done(state)})",
+                   process=proc, output=output)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()  # a no-op when it is dead already
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    killed_at = _bars_done(state)
+    assert kill_at <= killed_at < LONG_BARS  # mid-run
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["bars_processed"] == (
+        LONG_BARS - killed_at)
     assert _snapshot(state) == _snapshot(reference)
     events = Counter(line.split('"event": "')[1].split('"')[0]
                      for line in (tmp_path / "log.jsonl").read_text().splitlines())
     assert events["start"] == 2 and events["stop"] == 1
 
 
-def _has_progress(state: Path) -> bool:
-    if not state.exists():
-        return False
-    try:
-        store = StateStore(state)
-        try:
-            return store.last_bar is not None
-        finally:
-            store.close()
-    except Exception:
-        return False
-
-
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_sigkill_grid_at_the_exchange_never_orders_twice(tmp_path):
     """A grid bot resting limit orders at the loopback Kraken, SIGKILLed at random moments and
     restarted: the exchange ends with exactly the orders (by client id) and balances of an
@@ -228,20 +272,13 @@ def test_sigkill_grid_at_the_exchange_never_orders_twice(tmp_path):
                      exchange="kraken", execution={"fees": 0.0},
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
-    results, max_delay = {}, None
+    results = {}
     for label, n_kills in (("reference", 0), ("crashed", 10)):
-        parent, child = CTX.Pipe()
-        server = CTX.Process(target=_walking_server_process, args=(child, rows))
-        server.start()
-        url = parent.recv()
+        server, parent, url = _start_exchange(_walking_server_process, rows)
         state = tmp_path / f"{label}.db"
-        started = time.perf_counter()
         progress = _kill_loop(_grid_child, (url, spec_json, rows, str(state)), state, n_kills,
-                              seed=13, max_delay=max_delay or 0.0)
-        max_delay = (time.perf_counter() - started) / 30
-        parent.send("report")
-        results[label] = parent.recv()
-        server.join(10)
+                              len(rows), seed=13)
+        results[label] = _exchange_report(server, parent)
         if n_kills:
             assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
             assert len({p for p in progress if p is not None}) >= 6

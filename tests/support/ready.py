@@ -113,7 +113,8 @@ class Answer:
 
 def wait_until(predicate: Callable[[], T], deadline: float = 60.0, *,
                describe: str | Callable[[], str] = "a condition", process: Any = None,
-               output: Output = None, ignore: tuple[type[BaseException], ...] = ()) -> T:
+               output: Output = None, ignore: tuple[type[BaseException], ...] = (),
+               max_interval: float = _MAX_SLEEP) -> T:
     """Poll ``predicate`` with short sleeps until it returns a truthy value; return that value.
 
     Parameters
@@ -128,6 +129,8 @@ def wait_until(predicate: Callable[[], T], deadline: float = 60.0, *,
         as :class:`OutputTail`.
     ignore : exception types from ``predicate`` that mean "not yet" (a file being written);
         the last one is shown if the deadline passes.
+    max_interval : longest sleep between polls (they start at 5 ms and double up to this);
+        small values let a test act within a few bars of a fast child's progress.
 
     Raises
     ------
@@ -143,7 +146,7 @@ def wait_until(predicate: Callable[[], T], deadline: float = 60.0, *,
     'ready'
     """
     start = time.monotonic()
-    sleep, last = _FIRST_SLEEP, "never evaluated"
+    sleep, last = min(_FIRST_SLEEP, max_interval), "never evaluated"
     while True:
         try:
             value = predicate()
@@ -164,7 +167,7 @@ def wait_until(predicate: Callable[[], T], deadline: float = 60.0, *,
             raise WaitTimeout(_message(f"timed out after {deadline:g} s waiting for "
                                        f"{_text(describe)}", last, output))
         time.sleep(min(sleep, max(deadline - elapsed, 0.0)))
-        sleep = min(sleep * 2, _MAX_SLEEP)
+        sleep = min(sleep * 2, max_interval)
 
 
 def wait_for_server(url: str, deadline: float = 60.0, *, expect: Expect = 200,
