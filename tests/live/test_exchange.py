@@ -10,6 +10,7 @@ from quantlib.live.brokers.base import client_order_id
 from quantlib.live.brokers.ccxt_broker import CcxtBroker, credentials_from_env
 from quantlib.live.logs import JsonLogger
 from quantlib.live.state import OrderRow, StateStore
+from tests.live._approve import promoted
 from tests.live.conftest import make_spec
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
 
@@ -93,7 +94,6 @@ def test_keys_only_from_env_and_never_in_any_output(server, replay_frame, tmp_pa
 
     from quantlib.cli import app
     from quantlib.data import save_ohlcv
-    from quantlib.strategy.spec import save_spec
 
     with pytest.raises(Exception, match="QUANTLIB_KRAKEN_API_KEY"):
         credentials_from_env("kraken", {})
@@ -103,8 +103,8 @@ def test_keys_only_from_env_and_never_in_any_output(server, replay_frame, tmp_pa
     server.set_price("BTC/USD", float(replay_frame["close"].iloc[119]))
     replay = tmp_path / "r.csv"
     save_ohlcv(replay_frame.iloc[:120], replay)
-    spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, approval={"status": "approved"})
-    spec_path = save_spec(spec, tmp_path / "spec.json")
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
+    spec_path = promoted(spec, tmp_path)
     state, logf = tmp_path / "live.db", tmp_path / "live.log"
     runner = CliRunner()
     out = runner.invoke(app, ["live", "run", "--strategy", str(spec_path), "--mode", "live",

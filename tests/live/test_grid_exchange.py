@@ -21,6 +21,7 @@ from quantlib.live.grid_exchange import BOOK_KEY, GridAtExchange
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
+from tests.live._approve import promoted
 from tests.live.conftest import make_spec
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
 
@@ -291,7 +292,6 @@ def test_the_command_line_runs_a_grid_at_the_exchange(tmp_path, monkeypatch):
 
     from quantlib.cli import app
     from quantlib.data import save_ohlcv
-    from quantlib.strategy.spec import save_spec
 
     server = _server()
     try:
@@ -304,7 +304,7 @@ def test_the_command_line_runs_a_grid_at_the_exchange(tmp_path, monkeypatch):
         bars.attrs.update(timeframe="1h", symbol="BTC/USD")
         replay = tmp_path / "bars.csv"
         save_ohlcv(bars, replay)
-        spec_path = save_spec(_spec(), tmp_path / "grid.json")
+        spec_path = promoted(_spec(), tmp_path)
         out = CliRunner().invoke(app, ["live", "run", "--strategy", str(spec_path),
                                        "--mode", "live", "--feed", f"replay:{replay}",
                                        "--state", str(tmp_path / "g.db"),

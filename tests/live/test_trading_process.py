@@ -13,6 +13,7 @@ from quantlib import jit
 from quantlib.data import save_ohlcv
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import save_spec
+from tests.live._approve import promoted
 from tests.live._trader import heavy_modules, run_trader
 from tests.live.conftest import make_spec
 from tests.support.kraken_server import KrakenServer
@@ -29,8 +30,8 @@ def _events(log) -> list[dict]:
 
 def test_live_mode_trades_at_the_exchange_without_pandas_or_numba(replay_frame, tmp_path):
     replay = save_ohlcv(replay_frame.iloc[:150], tmp_path / "bars.csv")
-    spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, approval={"status": "approved"})
-    spec_path = save_spec(spec, tmp_path / "spec.json")
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
+    spec_path = promoted(spec, tmp_path)
     state, log = tmp_path / "live.db", tmp_path / "live.log"
     with KrakenServer(symbol="BTC/USD", balances={"USD": 10_000.0}) as server:
         server.set_price("BTC/USD", float(replay_frame["close"].iloc[149]))
@@ -145,9 +146,7 @@ def test_a_grid_rests_the_same_orders_from_the_trading_process(spacing, tmp_path
     replay = save_ohlcv(data, tmp_path / "bars.csv")
     grid = {"spacing": spacing, "n_levels": 6, "order_value": 500.0, "lower_pct": 0.05,
             "upper_pct": 0.05, "atr_period": 10, "atr_k": 1.5}
-    spec_path = save_spec(make_spec("grid", grid, execution={"fees": 0.0},
-                                    approval={"status": "approved", "by": "test"}),
-                          tmp_path / "grid.json")
+    spec_path = promoted(make_spec("grid", grid, execution={"fees": 0.0}), tmp_path)
     books = {}
     for how in ("in-process", "trading-process"):
         with KrakenServer(symbol="BTC/USD", balances={"USD": 10_000.0}) as server:
