@@ -22,6 +22,7 @@ from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live.conftest import make_spec
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
+from tests.support.ready import wait_until
 
 HOUR_MS = 3_600_000
 
@@ -74,16 +75,24 @@ def test_a_stop_ends_the_wait_for_the_next_candle(market, tmp_path, how):
     stop_file = tmp_path / "s.db.stop"
     runner = LiveRunner(spec, PaperBroker(store, spec), store, feed, stop_file=stop_file,
                         logger=JsonLogger(io.StringIO()))
-    if how == "kill_switch":
-        timer = threading.Timer(0.5, stop_file.write_text, args=("stop requested\n",))
-    else:
-        timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM))
-    started = time.monotonic()
-    timer.start()
-    try:
-        summary = runner.run()
-    finally:
-        timer.cancel()
-    waited = time.monotonic() - started
+    requested: list[float] = []
+
+    def stop_once_waiting() -> None:
+        # the feed has fetched its history and waits for a candle an hour away: stop it now
+        wait_until(lambda: server.requests_for("OHLC"), 120, describe="the feed's first poll")
+        requested.append(time.monotonic())
+        if how == "kill_switch":
+            stop_file.write_text("stop requested\n")
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_once_waiting, daemon=True)
+    stopper.start()
+    summary = runner.run()
+    returned = time.monotonic()
+    stopper.join(120)
     assert summary.stopped_by == ("kill_switch" if how == "kill_switch" else "signal")
-    assert waited < 5.0, f"the stop took {waited:.1f} s (poll period 3600 s)"
+    # one poll only: the stop ended the 3600 s wait instead of the next poll
+    assert len(server.requests_for("OHLC")) == 1
+    waited = returned - requested[0]
+    assert waited < 60.0, f"the stop took {waited:.1f} s (poll period 3600 s)"
