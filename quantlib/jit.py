@@ -64,8 +64,7 @@ KERNEL_MODULES = (
     "quantlib.regime.filter_nb",
     "quantlib.ml.features_nb",
     "quantlib.ml.trees_nb",
-    "quantlib.live.brokers.order_exec_nb",
-    "quantlib.live.brokers.paper_fill_nb",
+    "quantlib.live.brokers.order_rule_nb",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -91,18 +91,24 @@ PURE = {
     "regime_filter_nb__windowed_filter_nb": lambda: (*_emissions(), 40),
 }
 
-# Paper fills: one scenario per row (cash, position, debt, free_cash, le, lx, se, sx, size,
-# size_type, price, fees, slippage) covering entries, exits, reversals, value sizing, rejects.
+# Paper fills: one scenario per row (cash, position, debt, free_cash, enter_long, exit_long,
+# enter_short, exit_short, size, sizing, price, fees, slippage) covering entries, exits,
+# reversals, value sizing, partial fills and refusals (no cash, no order, a bad argument).
 PAPER_FILLS = [
-    (10_000.0, 0.0, 0.0, 10_000.0, True, False, False, False, 1.0, 2, 101.3, 0.001, 0.0005),
-    (0.0, 98.5, 0.0, 0.0, False, True, False, False, 1.0, 2, 99.9, 0.001, 0.0005),
-    (10_000.0, 0.0, 0.0, 10_000.0, False, False, True, False, 1.0, 2, 50.0, 0.002, 0.0),
-    (15_000.0, -100.0, 5_000.0, 5_000.0, False, False, False, True, 1.0, 2, 48.0, 0.001, 0.001),
+    (10_000.0, 0.0, 0.0, 10_000.0, True, False, False, False, 1.0, 0, 101.3, 0.001, 0.0005),
+    (0.0, 98.5, 0.0, 0.0, False, True, False, False, 1.0, 0, 99.9, 0.001, 0.0005),
+    (10_000.0, 0.0, 0.0, 10_000.0, False, False, True, False, 1.0, 0, 50.0, 0.002, 0.0),
+    (15_000.0, -100.0, 5_000.0, 5_000.0, False, False, False, True, 1.0, 0, 48.0, 0.001, 0.001),
     (10_000.0, 0.0, 0.0, 10_000.0, True, False, False, False, 2_500.0, 1, 80.0, 0.001, 0.0),
-    (10_000.0, 0.0, 0.0, 10_000.0, False, False, False, False, 1.0, 2, 80.0, 0.001, 0.0),
-    (5.0, 0.0, 0.0, 5.0, True, False, False, False, 1.0, 2, 1e9, 0.001, 0.0),
+    (10_000.0, 0.0, 0.0, 10_000.0, True, False, False, False, 25_000.0, 1, 80.0, 0.001, 0.0),
+    (9_000.0, 10.0, 0.0, 9_000.0, False, False, True, False, 2_500.0, 1, 110.0, 0.001, 0.0),
+    (12_000.0, -10.0, 1_000.0, 10_000.0, True, False, False, False, 2_500.0, 1, 95.0, 0.001,
+     0.0002),
+    (10_000.0, 0.0, 0.0, 10_000.0, False, False, False, False, 1.0, 0, 80.0, 0.001, 0.0),
+    (5.0, 0.0, 0.0, 5.0, True, False, False, False, 1.0, 0, 1e9, 0.001, 0.0),
+    (0.0, 0.0, 0.0, 0.0, True, False, False, False, 1.0, 0, 80.0, 0.001, 0.0),
+    (-1.0, 0.0, 0.0, 10_000.0, True, False, False, False, 1.0, 0, 101.3, 0.001, 0.0005),
 ]
-
 
 def _same(a, b) -> bool:
     if isinstance(a, tuple):
@@ -122,17 +128,20 @@ def test_aot_kernel_equals_the_jit_bit_for_bit(ext, symbol):
 @pytest.mark.parametrize("case", range(len(PAPER_FILLS)))
 def test_aot_paper_fill_equals_the_jit(ext, case):
     args = PAPER_FILLS[case]
-    assert ext.live_brokers_paper_fill_nb__paper_fill_nb(*args) == \
-        jit.EXPORTS["live_brokers_paper_fill_nb__paper_fill_nb"].dispatcher(*args)
+    aot = ext.live_brokers_order_rule_nb__signal_fill_nb(*args)
+    assert _same(aot, jit.EXPORTS["live_brokers_order_rule_nb__signal_fill_nb"].dispatcher(*args))
+    assert all(type(x) is type(y) for x, y in zip(aot, PAPER_FILLS_TYPES, strict=True))
 
 
-def test_aot_paper_fill_raises_the_same_error(ext):
-    args = (-1.0, *PAPER_FILLS[0][1:])  # negative cash: vectorbt's own ValueError
-    with pytest.raises(ValueError, match="cash cannot be NaN") as jit_err:
-        jit.EXPORTS["live_brokers_paper_fill_nb__paper_fill_nb"].dispatcher(*args)
-    with pytest.raises(ValueError) as aot_err:
-        ext.live_brokers_paper_fill_nb__paper_fill_nb(*args)
-    assert str(aot_err.value) == str(jit_err.value)
+PAPER_FILLS_TYPES = (int,) * 3 + (float,) * 7  # status, detail, side; units ... free_cash
+
+
+def test_the_paper_fill_cases_cover_every_outcome():
+    from quantlib.live.brokers import order_rule_nb as rule
+
+    statuses = {rule.signal_fill_nb(*args)[0] for args in PAPER_FILLS}
+    assert statuses == {rule.FILLED, rule.NO_ORDER, rule.TOO_SMALL, rule.NO_CASH,
+                        rule.BAD_INPUT}
 
 
 @pytest.mark.parametrize("spacing", ["arithmetic", "geometric", "volatility"])
@@ -176,7 +185,7 @@ def test_aot_vol_levels_fill_the_same_output(ext):
 
 
 def test_every_export_is_compared_here():
-    compared = set(PURE) | {"live_brokers_paper_fill_nb__paper_fill_nb",
+    compared = set(PURE) | {"live_brokers_order_rule_nb__signal_fill_nb",
                             "backtest_grid_nb__grid_init_nb", "backtest_grid_nb__grid_step_nb",
                             "backtest_grid_nb__vol_levels_nb"}
     assert set(jit.EXPORTS) == compared

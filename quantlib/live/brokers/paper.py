@@ -1,24 +1,26 @@
-"""Paper trading that fills exactly like the backtest.
+"""Paper trading that fills like the backtest.
 
 The backtest (``quantlib.backtest.engine``) turns target changes into vectorbt signals and runs
-``Portfolio.from_signals`` with the order price = next bar's open. This broker replays that per bar
-with vectorbt's own numba functions (``resolve_opposite_entry_nb``, ``signals_to_size_nb``,
-``execute_order_nb``), so paper fills and backtest fills agree to the bit: same sizing, same fee
-and slippage arithmetic.
+``Portfolio.from_signals`` with the order price = next bar's open. This broker applies the same
+signals per bar with quantlib's own order rule (``brokers/order_rule_nb.py``, whose docstring
+states it): same sizing, fee and slippage arithmetic, one compiled call per fill, no vectorbt in
+the trading process. The parity tests check that paper fills equal the backtest's.
 """
 
 from __future__ import annotations
 
-import math
-
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import Broker
-from quantlib.live.brokers.paper_fill_nb import (
+from quantlib.live.brokers.order_rule_nb import (
+    BAD_INPUT,
     FILLED,
+    NO_CASH,
     NO_ORDER,
-    SIZE_PERCENT,
-    SIZE_VALUE,
-    paper_fill_nb,
+    PERCENT,
+    PERCENT_REVERSAL,
+    TOO_SMALL,
+    VALUE,
+    signal_fill_nb,
 )
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
@@ -84,17 +86,17 @@ class PaperBroker(Broker):
         debt, free_cash = store.get_float("debt", 0.0), store.get_float("free_cash", 0.0)
         prev_target = float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
         le, lx, se, sx = signal_flags(prev_target, order.target, execution.direction)
-        size_type = SIZE_PERCENT if risk.size_type == "percent" else SIZE_VALUE
-        try:
-            (status, info, size, fill_price, fees, side, *account) = paper_fill_nb(
-                cash, position, debt, free_cash, le, lx, se, sx, self.spec.risk.signal_size, size_type,
-                price, execution.fees, execution.slippage_bps / 1e4)
-        except Exception as exc:  # numba re-raises vectorbt's ValueError
-            raise LiveError(f"paper broker: {exc}") from None
+        sizing = PERCENT if risk.size_type == "percent" else VALUE
+        args = (cash, position, debt, free_cash, le, lx, se, sx, risk.signal_size, sizing, price,
+                execution.fees, execution.slippage_bps / 1e4)
+        (status, detail, side, size, fill_price, fees, *account) = signal_fill_nb(*args)
+        if status == BAD_INPUT:  # a corrupted state file or a spec the checks let through
+            raise LiveError(f"paper broker, order {order.client_id}: {_ARGUMENTS[detail]} = "
+                            f"{args[detail]!r} is outside the order rule's domain "
+                            "(quantlib/live/brokers/order_rule_nb.py)")
         if status == NO_ORDER:
             store.update_order(order.client_id, status="cancelled", detail="no order (no-op)")
-        elif status == FILLED and not math.isnan(size):
-            side = 1 if side == 0 else -1
+        elif status == FILLED:
             store.add_fill(order.client_id, time_ms, side, float(fill_price), float(size),
                            float(fees))
             for key, value in zip(("cash", "position", "debt", "free_cash"), account,
@@ -104,7 +106,15 @@ class PaperBroker(Broker):
                                amount=float(size), side=side)
         else:
             store.update_order(order.client_id, status="rejected",
-                               detail=f"paper: vectorbt status {status} info {info}")
+                               detail=f"paper: {_REFUSALS.get(status, f'status {status}')}")
 
+
+# What signal_fill_nb's refusals mean, for the order's detail column.
+_REFUSALS = {TOO_SMALL: "order below the minimum size",
+             NO_CASH: "no cash (or free cash) to fill it",
+             PERCENT_REVERSAL: "a reversal cannot be sized in percent"}
+_ARGUMENTS = {0: "account cash", 1: "account position", 2: "account debt",
+              3: "account free_cash", 8: "risk size", 9: "risk.size_type",
+              10: "the fill price", 11: "execution.fees", 12: "execution slippage fraction"}
 
 __all__ = ["PaperBroker", "signal_flags"]
