@@ -7,6 +7,7 @@ unique, and float64 columns exactly ``open high low close volume``. Metadata (``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,16 +47,31 @@ class ValidationSummary:
         }
 
 
+# Where row i of a frame came from in its file, e.g. "line 7 of the file" (see load_ohlcv).
+RowOrigin = Callable[[int], "str | None"]
+
+
 def _where(name: str | None) -> str:
     return f"{name}: " if name else ""
 
 
-def _row_error(name: str | None, df: pd.DataFrame, mask: np.ndarray, column: str, problem: str):
+def _row(df: pd.DataFrame, row: int, origin: RowOrigin | None, timestamp: bool = True) -> str:
+    """``row 3 (line 5 of the file, timestamp ...)``: the 0-based row, and where it sits in the
+    file it was read from (people count lines from 1, with the header as line 1)."""
+    details = [origin(row)] if origin is not None else []
+    if timestamp:
+        details.append(f"timestamp {df.index[row]}")
+    details = [d for d in details if d]
+    return f"row {row}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _row_error(name: str | None, df: pd.DataFrame, mask: np.ndarray, column: str, problem: str,
+               origin: RowOrigin | None = None):
     rows = np.flatnonzero(mask)
-    first = rows[0]
+    first = int(rows[0])
     more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
     return DataError(
-        f"{_where(name)}row {first} (timestamp {df.index[first]}), column {column!r}: {problem}{more}"
+        f"{_where(name)}{_row(df, first, origin)}, column {column!r}: {problem}{more}"
     )
 
 
@@ -70,27 +86,28 @@ def _check_columns(df: pd.DataFrame, name: str | None) -> None:
         )
 
 
-def _check_index(df: pd.DataFrame, name: str | None) -> None:
+def _check_index(df: pd.DataFrame, name: str | None, origin: RowOrigin | None = None) -> None:
     if not isinstance(df.index, pd.DatetimeIndex):
         raise DataError(f"{_where(name)}index must be a DatetimeIndex named 'timestamp', "
                         f"got {type(df.index).__name__}")
     if df.index.tz is None or str(df.index.tz) not in ("UTC", "utc"):
         raise DataError(f"{_where(name)}index must be tz-aware UTC, got tz={df.index.tz}")
     if df.index.hasnans:
-        bad = np.asarray(df.index.isna())
-        raise DataError(f"{_where(name)}row {int(np.argmax(bad))}, column 'timestamp': missing timestamp")
+        row = int(np.argmax(np.asarray(df.index.isna())))
+        raise DataError(f"{_where(name)}{_row(df, row, origin, timestamp=False)}, column "
+                        "'timestamp': missing timestamp")
     diffs = np.diff(df.index.asi8)
     if np.any(diffs == 0):
         row = int(np.argmax(diffs == 0)) + 1
-        raise DataError(f"{_where(name)}row {row} (timestamp {df.index[row]}), column "
+        raise DataError(f"{_where(name)}{_row(df, row, origin)}, column "
                         f"'timestamp': duplicate timestamp")
     if np.any(diffs < 0):
         row = int(np.argmax(diffs < 0)) + 1
-        raise DataError(f"{_where(name)}row {row} (timestamp {df.index[row]}), column 'timestamp': "
+        raise DataError(f"{_where(name)}{_row(df, row, origin)}, column 'timestamp': "
                         f"not sorted (earlier than the row before, {df.index[row - 1]})")
 
 
-def _check_values(df: pd.DataFrame, name: str | None) -> None:
+def _check_values(df: pd.DataFrame, name: str | None, origin: RowOrigin | None = None) -> None:
     for column in OHLCV_COLUMNS:
         values = df[column].to_numpy()
         if not np.issubdtype(values.dtype, np.floating):
@@ -98,26 +115,26 @@ def _check_values(df: pd.DataFrame, name: str | None) -> None:
         if not np.all(np.isfinite(values)):
             bad = ~np.isfinite(values)
             kind = "NaN" if np.isnan(values[np.argmax(bad)]) else "infinite"
-            raise _row_error(name, df, bad, column, f"{kind} value")
+            raise _row_error(name, df, bad, column, f"{kind} value", origin)
     for column in PRICE_COLUMNS:
         values = df[column].to_numpy()
         if np.any(values <= 0):
             raise _row_error(name, df, values <= 0, column,
-                             f"non-positive price {values[np.argmax(values <= 0)]}")
+                             f"non-positive price {values[np.argmax(values <= 0)]}", origin)
     volume = df["volume"].to_numpy()
     if np.any(volume < 0):
-        raise _row_error(name, df, volume < 0, "volume", f"negative volume {volume[np.argmax(volume < 0)]}")
+        raise _row_error(name, df, volume < 0, "volume", f"negative volume {volume[np.argmax(volume < 0)]}", origin)
     o, h, lo, c = (df[col].to_numpy() for col in PRICE_COLUMNS)
     too_low_high = h < np.maximum(o, c)
     if np.any(too_low_high):
         i = int(np.argmax(too_low_high))
         raise _row_error(name, df, too_low_high, "high",
-                         f"high {h[i]} is below max(open, close) = {max(o[i], c[i])}")
+                         f"high {h[i]} is below max(open, close) = {max(o[i], c[i])}", origin)
     too_high_low = lo > np.minimum(o, c)
     if np.any(too_high_low):
         i = int(np.argmax(too_high_low))
         raise _row_error(name, df, too_high_low, "low",
-                         f"low {lo[i]} is above min(open, close) = {min(o[i], c[i])}")
+                         f"low {lo[i]} is above min(open, close) = {min(o[i], c[i])}", origin)
 
 
 def misaligned_rows(index: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
@@ -174,6 +191,7 @@ def validate_ohlcv(
     *,
     fill_gaps: bool = False,
     name: str | None = None,
+    row_origin: RowOrigin | None = None,
 ) -> ValidationSummary:
     """Check that ``df`` is a canonical OHLCV frame; report gaps; optionally fill them.
 
@@ -189,6 +207,8 @@ def validate_ohlcv(
     timeframe : bar length (``"1h"``); default ``df.attrs["timeframe"]`` or inferred.
     fill_gaps : fill missing bars explicitly.
     name : label for messages (a file name), default ``df.attrs.get("source_string")``.
+    row_origin : ``row_origin(i)`` says where row ``i`` sits in the file it came from (e.g.
+        ``"line 7 of the file"``); messages show it next to the 0-based row number.
 
     Examples
     --------
@@ -201,15 +221,15 @@ def validate_ohlcv(
         raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
     name = name or df.attrs.get("source_string")
     _check_columns(df, name)
-    _check_index(df, name)
-    _check_values(df, name)
+    _check_index(df, name, row_origin)
+    _check_values(df, name, row_origin)
     timeframe = timeframe or df.attrs.get("timeframe") or infer_timeframe(df.index)
     gaps = find_gaps(df.index, timeframe) if timeframe else find_gaps(df.index[:0], "1m")
     misaligned = misaligned_rows(df.index, timeframe) if timeframe else np.array([], np.int64)
     frame = df
     if fill_gaps and len(misaligned):
         row = int(misaligned[0])
-        raise DataError(f"{_where(name)}row {row} (timestamp {df.index[row]}), column 'timestamp': "
+        raise DataError(f"{_where(name)}{_row(df, row, row_origin)}, column 'timestamp': "
                         f"not on the {timeframe} grid ({len(misaligned)} such rows); gaps can only "
                         "be filled on aligned data")
     if fill_gaps and len(gaps):
@@ -229,4 +249,4 @@ def validate_ohlcv(
     )
 
 
-__all__ = ["OHLCV_COLUMNS", "ValidationSummary", "validate_ohlcv", "find_gaps", "misaligned_rows"]
+__all__ = ["OHLCV_COLUMNS", "RowOrigin", "ValidationSummary", "validate_ohlcv", "find_gaps", "misaligned_rows"]

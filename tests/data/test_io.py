@@ -78,7 +78,8 @@ def test_missing_header_lists_what_is_accepted(tmp_path):
 def test_unparseable_date_names_the_row(tmp_path):
     path = tmp_path / "dates.csv"
     path.write_text("date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\nnot-a-date,1,2,0.5,1.5,1\n")
-    with pytest.raises(DataError, match=r"row 1, column 'timestamp': cannot parse 'not-a-date'"):
+    with pytest.raises(DataError, match=r"row 1 \(line 3 of the file\), column 'timestamp': "
+                                         r"cannot parse 'not-a-date'"):
         load_ohlcv(path)
 
 
