@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# vectorbt (~200 MB, 2.4 s to import) and scikit-learn are research tools too: paper fills use
-# quantlib.live.brokers.order_exec_nb, a port of vectorbt's order arithmetic proven bit-identical
-# in tests/live/test_order_exec_nb.py, and the xgb kind needs only features and model files.
+# vectorbt (~200 MB and seconds to import) and scikit-learn are research tools too: paper fills
+# use quantlib's own order rule, quantlib.live.brokers.order_rule_nb (checked against vectorbt's
+# Portfolio.from_signals in tests/live/test_order_rule_nb.py), and the xgb kind needs only
+# features and model files.
 # pandas (and pyarrow, which pandas 3 loads) too: strategy kinds compute on
 # quantlib.strategy.bars.Bars and replay files are parsed in a child process, so the trading
 # process needs neither (~100 MB). numba is checked where the process really trades: the
