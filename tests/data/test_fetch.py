@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 
 import ccxt
 import numpy as np
@@ -23,6 +22,7 @@ from tests.support.kraken_server import (  # noqa: F401  (the kraken_server fixt
     kraken_server_fixture,
     make_ccxt_kraken,
 )
+from tests.support.ready import wait_until
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
 HOUR_MS = 3_600_000
@@ -61,7 +61,7 @@ def market():
 @pytest.fixture
 def server(market):
     with KrakenServer(market, page_size=720, balances={"USD": 50_000.0}) as srv:
-        srv.fault_delay = 0.6
+        srv.fault_delay = 4.0  # outlasts the client's 2 s timeout
         yield srv
         assert srv.errors == []
 
@@ -182,8 +182,8 @@ def test_http_error_then_success(server, market, frozen, backoffs, tmp_path, sta
 
 
 def test_timeout_then_success(server, market, frozen, backoffs, tmp_path):
-    server.inject_fault("OHLC", "timeout", delay=0.6)
-    exchange = make_ccxt_kraken(server, timeout=250)
+    server.inject_fault("OHLC", "timeout", delay=4.0)
+    exchange = make_ccxt_kraken(server, timeout=2000)
     df = fetch.fetch_ohlcv(exchange, "BTC/USD", "1h", since=START, cache_dir=tmp_path,
                            progress=False)
     assert [r.fault for r in server.requests_for("OHLC")][:2] == ["timeout", None]
@@ -356,7 +356,7 @@ def test_add_order_validate_only_and_bad_userref(kraken_server):
 
 
 def test_orders_limit_cancel_insufficient_funds_and_lost_response(server):
-    exchange = make_ccxt_kraken(server, timeout=250)
+    exchange = make_ccxt_kraken(server, timeout=2000)
     server.set_price("BTC/USD", 40_000.0)
     limit = exchange.create_order("BTC/USD", "limit", "buy", 1.0, 35_000.0,
                                   params={"userref": 7})
@@ -368,12 +368,14 @@ def test_orders_limit_cancel_insufficient_funds_and_lost_response(server):
     assert exchange.fetch_open_orders() == []
     assert exchange.fetch_closed_orders()[0]["status"] == "canceled"
 
-    server.inject_fault("AddOrder", "lost", delay=0.6)
+    server.inject_fault("AddOrder", "lost", delay=4.0)
     with pytest.raises(ccxt.RequestTimeout):
         exchange.create_order("BTC/USD", "market", "buy", 0.1,
                               params={"clientOrderId": "ql-lost-1"})
-    time.sleep(0.05)
     # The order exists although the client saw a timeout: reconcile by client order id.
+    wait_until(lambda: any(o.get("cl_ord_id") == "ql-lost-1"
+                           for o in list(server.orders.values())), 60,
+               describe="the lost order at the exchange", ignore=(RuntimeError,))
     found = exchange.fetch_closed_orders(params={"clientOrderId": "ql-lost-1"})
     assert [o["clientOrderId"] for o in found] == ["ql-lost-1"]
     assert server.duplicate_client_ids() == {}

@@ -109,7 +109,7 @@ def _walking_feed(url: str, rows: list):
 
     start = pd.Timestamp("2024-01-01", tz="UTC")
     for i, (o, h, lo, c) in enumerate(rows):
-        with urllib.request.urlopen(f"{url}/0/public/TestWalk?i={i}", timeout=10) as answer:
+        with urllib.request.urlopen(f"{url}/0/public/TestWalk?i={i}", timeout=60) as answer:
             json.loads(answer.read())
         yield Bar(int((start + pd.Timedelta(hours=i)).value // 1_000_000), o, h, lo, c, 1.0)
 

@@ -20,14 +20,14 @@ def server(replay_frame):
     with KrakenServer(replay_frame.iloc[:50], symbol="BTC/USD") as srv:
         srv.set_balance("USD", 10_000.0)
         srv.set_price("BTC/USD", 100.0)
-        srv.fault_delay = 0.5
+        srv.fault_delay = 4.0  # outlasts the client's timeout, which a loaded machine needs
         yield srv
 
 
 def _broker(server, tmp_path):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, approval={"status": "approved"})
     store = StateStore(tmp_path / "s.db")
-    ex = make_ccxt_kraken(server, timeout=250)
+    ex = make_ccxt_kraken(server, timeout=2000)
     log = io.StringIO()
     return CcxtBroker(store, spec, ex, logger=JsonLogger(log), backoff=0.01), store, log
 

@@ -63,7 +63,7 @@ def _runner(spec, server, state, feed, **risk):
         spec = spec.model_copy(update={"risk": spec.risk.model_copy(update=risk)})
     store = StateStore(state, durable=True)
     log = JsonLogger(io.StringIO())
-    broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=500), logger=log,
+    broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=2000), logger=log,
                         backoff=0.01)
     return LiveRunner(spec, broker, store, feed, mode="live", logger=log), store
 
@@ -213,7 +213,7 @@ def test_exchange_faults_on_limit_orders_never_double_order(tmp_path, kind, stat
     rows = HAND_BARS
     ref_orders, ref_usd, _, _ = _reference(tmp_path, rows, _spec())
     server = _server()
-    server.fault_delay = 0.7
+    server.fault_delay = 4.0  # outlasts the client's 2 s timeout
     try:
         for endpoint in ("AddOrder", "OpenOrders", "CancelOrder"):
             server.inject_fault(endpoint, kind, times=1, status=status, after=1)
@@ -351,7 +351,7 @@ def test_stop_with_cancel_orders_pulls_the_resting_grid(tmp_path, cancel):
         feed = StopAfter(server, HAND_BARS[:2] + [(101.0,) * 4], 2, stop_file_for(state), text)
         spec = _spec()
         store = StateStore(state, durable=True)
-        broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=500), backoff=0.01,
+        broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=2000), backoff=0.01,
                             logger=JsonLogger(io.StringIO()))
         summary = LiveRunner(spec, broker, store, feed, mode="live",
                              stop_file=stop_file_for(state),
