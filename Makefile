@@ -2,6 +2,7 @@
 #   make report   set up .venv, then run the report pipeline on the bundled (synthetic) data
 #   make test     set up .venv, then run the whole test suite, notebooks included
 #   make lab      set up .venv, then open JupyterLab on the `quantlib` kernel
+#   make test-stress  `make test` while two CPU-bound processes compete (tools/stress.sh)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup report test lab bench lint clean
+.PHONY: setup report test test-stress lab bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,11 @@ report: setup
 
 test: setup
 	$(BIN)/python -m pytest tests notebooks quantlib --doctest-modules --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+# The same suite as `make test`, on a busy machine: two CPU-bound processes compete for the
+# cores; tools/stress.sh stops them however the run ends (also on failure or Ctrl-C).
+test-stress: setup
+	tools/stress.sh $(MAKE) --no-print-directory test
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
