@@ -130,7 +130,7 @@ def test_aot_paper_fill_equals_the_jit(ext, case):
     args = PAPER_FILLS[case]
     aot = ext.live_brokers_order_rule_nb__signal_fill_nb(*args)
     assert _same(aot, jit.EXPORTS["live_brokers_order_rule_nb__signal_fill_nb"].dispatcher(*args))
-    assert all(type(x) is type(y) for x, y in zip(aot, PAPER_FILLS_TYPES, strict=True))
+    assert tuple(type(x) for x in aot) == PAPER_FILLS_TYPES
 
 
 PAPER_FILLS_TYPES = (int,) * 3 + (float,) * 7  # status, detail, side; units ... free_cash
