@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ready import WaitTimeout, wait_until
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -50,6 +52,16 @@ def _chart_svg_counts(driver) -> list[int]:
     return [len(c.find_elements(By.CSS_SELECTOR, "svg.main-svg")) for c in charts]
 
 
+def _rendered_svg_counts(driver) -> list[int]:
+    """SVGs per chart once every chart drew one (plotly may finish after the load event), or
+    the counts at the deadline, which then show the charts that did not draw."""
+    try:
+        return wait_until(lambda: (counts := _chart_svg_counts(driver)) and all(counts) and counts,
+                          60, describe="every chart's SVG")
+    except WaitTimeout:
+        return _chart_svg_counts(driver)
+
+
 def test_index_and_report_render_in_chromium(browser, toy_report, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -62,9 +74,9 @@ def test_index_and_report_render_in_chromium(browser, toy_report, tmp_path):
     report_link = browser.find_element(By.XPATH, "//tr[td='plots' and .//b='small']//a[.='report']")
     report_link.click()
     assert browser.current_url.endswith("plots.small.html")
+    counts = _rendered_svg_counts(browser)
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
-    counts = _chart_svg_counts(browser)
     assert len(counts) == 2 and all(n > 0 for n in counts), counts
     # interactive: plotly attached its modebar and drew the trace
     assert browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .modebar")
@@ -103,7 +115,7 @@ def test_self_contained_report_renders_alone(browser, toy_report, tmp_path):
     page.write_text(render_html(nb, {"run_id": "x", "notebook": "quick", "param_set": "d"},
                                 plotly_script=script))
     assert _open(browser, page) == []
-    counts = _chart_svg_counts(browser)
+    counts = _rendered_svg_counts(browser)
     assert len(counts) == 1 and counts[0] > 0
 
 
@@ -131,7 +143,8 @@ def test_project_reports_render(browser, project_report, tmp_path):
     problems = []
     for entry in run.entries:
         severe = _open(browser, run.run_dir / entry["html"])
-        counts = _chart_svg_counts(browser)
+        counts = _rendered_svg_counts(browser)
+        severe += [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         browser.save_screenshot(str(tmp_path / f"{entry['notebook']}.png"))
         # every notebook shows at least one chart, and every chart drew its SVG
         if severe or not counts or not all(counts):
