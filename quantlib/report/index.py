@@ -10,12 +10,13 @@ import html
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from quantlib.report.record import DATA_MIME, METRICS_MIME
 from quantlib.report.store import INDEX_LOCK, atomic_write_text, file_lock, is_run_active, list_runs
+
+if TYPE_CHECKING:  # only a type here: importing nbformat costs ~1.7 s (jsonschema's grammars)
+    import nbformat
 
 
 def read_recorded(nb: nbformat.NotebookNode) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -25,6 +26,7 @@ def read_recorded(nb: nbformat.NotebookNode) -> tuple[dict[str, Any], dict[str, 
 
     Examples
     --------
+    >>> import nbformat
     >>> read_recorded(nbformat.v4.new_notebook())
     ({}, {})
     """
