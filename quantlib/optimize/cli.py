@@ -10,7 +10,7 @@ import json
 
 import typer
 
-from quantlib.errors import QuantlibError
+from quantlib.errors import ParameterError, QuantlibError
 
 
 def optimize(
@@ -35,9 +35,12 @@ def optimize(
     from quantlib.optimize.space import parse_ranges
 
     try:
-        frame = load(data)
         ranges = parse_ranges(space) if space else None
         objectives = tuple(o.strip() for o in objective.split(",") if o.strip())
+        # Every option is checked before the data is loaded (maybe a download) or a trial runs.
+        _check_options(kind, ranges, sampler, trials, workers, splits, objectives, pruner,
+                       min_trades, max_drawdown, storage)
+        frame = load(data)
         if sampler == "grid":
             from quantlib.optimize.sweep import sweep
 
@@ -63,6 +66,24 @@ def optimize(
         typer.echo(json.dumps(payload, default=str))
     else:
         typer.echo(text)
+
+
+def _check_options(kind: str, ranges: dict | None, sampler: str, trials: int, workers: int,
+                   splits: int, objectives: tuple[str, ...], pruner: str, min_trades: int | None,
+                   max_drawdown: float | None, storage: str | None) -> None:
+    """Raise ParameterError for the first bad option, before any data or trial."""
+    from quantlib.optimize.space import SearchSpace
+    from quantlib.optimize.study_checks import check_splits, check_study_options
+
+    if sampler == "grid":
+        check_splits(splits)
+        if not objectives:
+            raise ParameterError("objectives (--objective): expected a metric name")
+    else:
+        check_study_options(sampler=sampler, n_trials=trials, n_workers=workers,
+                            n_splits=splits, objectives=objectives, pruner=pruner,
+                            min_trades=min_trades, max_drawdown=max_drawdown, storage=storage)
+    SearchSpace.from_kind(kind, ranges)  # unknown kind or parameter, bad range
 
 
 def register(app: typer.Typer) -> None:

@@ -14,12 +14,10 @@ import math
 import multiprocessing as mp
 import os
 import socket
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,59 +27,22 @@ import pandas as pd
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfitting_report
+from quantlib.optimize.storage import default_storage, load_study, make_storage, storage_label
+from quantlib.optimize.study_checks import (
+    SAMPLERS,
+    check_splits,
+    check_study_options,
+    claim_or_check,
+    experiment_identity,
+)
 from quantlib.optimize.sweep import MINIMIZE_METRICS, evaluate_chunk
 from quantlib.strategy.registry import get_kind
 
-SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
 # Samplers that take optuna's constraints_func; the others get a penalised objective.
 _CONSTRAINT_SAMPLERS = ("tpe", "nsga2")
 PENALTY = 1e6
 _HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")
 PRUNE_FRACTIONS = (0.25, 0.5)  # prefixes of the data reported as intermediate values
-
-
-def default_storage() -> str:
-    """``sqlite:///<cwd>/reports/optuna.db`` (directory created)."""
-    path = Path.cwd() / "reports" / "optuna.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def make_storage(url: str | None):
-    """An optuna storage for a SQLAlchemy URL; None -> default SQLite file; "memory" -> RAM."""
-    if url == "memory":
-        return optuna.storages.InMemoryStorage()
-    url = url or default_storage()
-    if "://" not in url:
-        raise ParameterError(f"storage: expected a SQLAlchemy URL such as "
-                             f"'sqlite:///reports/optuna.db' or 'postgresql://user@host/db', "
-                             f"got {url!r}")
-    url = _with_installed_driver(url)
-    # Several processes writing one SQLite file need a generous lock wait.
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    import sqlalchemy.exc
-
-    for attempt in range(5):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except sqlalchemy.exc.DBAPIError:
-            # Workers starting together on an empty database race to create optuna's schema;
-            # the loser sees a duplicate-table error and succeeds once the schema exists.
-            if attempt == 4:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _with_installed_driver(url: str) -> str:
-    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; fall back to psycopg2 (a project
-    # dependency) when psycopg 3 is not installed.
-    if url.startswith("postgresql://"):
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None:
-            return "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return url
 
 
 def make_sampler(name: str, seed: int | None, n_objectives: int, constrained: bool):
@@ -197,11 +158,10 @@ def _plain(value: Any) -> Any:
 def _worker(job: dict) -> list[int]:
     """Run ``job['n_trials']`` trials of an existing study; returns the trial numbers it ran."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=job["study_name"], storage=make_storage(job["storage"]),
-                              sampler=make_sampler(job["sampler"], job["seed"],
-                                                   len(job["objective"].objectives),
-                                                   job["constrained"]),
-                              pruner=_make_pruner(job["pruner"]))
+    study = load_study(job["study_name"], job["storage"],
+                        sampler=make_sampler(job["sampler"], job["seed"],
+                                             len(job["objective"].objectives), job["constrained"]),
+                        pruner=_make_pruner(job["pruner"]))
     numbers: list[int] = []
     study.optimize(job["objective"], n_trials=job["n_trials"],
                    callbacks=[lambda s, t: numbers.append(t.number)], catch=())
@@ -340,25 +300,16 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     ...                 n_splits=4)  # doctest: +SKIP
     """
     objectives = (objectives,) if isinstance(objectives, str) else tuple(objectives)
-    if not objectives:
-        raise ParameterError("objectives: expected at least one metric name")
-    if n_trials < 1:
-        raise ParameterError(f"n_trials: expected >= 1, got {n_trials}")
-    if n_workers < 1:
-        raise ParameterError(f"n_workers: expected >= 1, got {n_workers}")
-    if len(objectives) > 1 and pruner not in (None, "none"):
-        raise ParameterError("pruner: optuna cannot prune multi-objective studies; use None")
-    if n_workers > 1 and storage == "memory":
-        raise ParameterError("storage: several workers need a shared database URL, not 'memory'")
+    # Everything is checked before the study is created or joined: a bad option must neither
+    # cost a trial nor leave a failed one in a shared storage.
+    check_study_options(sampler=sampler, n_trials=n_trials, n_workers=n_workers,
+                        n_splits=n_splits, objectives=objectives, pruner=pruner,
+                        min_trades=min_trades, max_drawdown=max_drawdown, storage=storage)
+    check_splits(n_splits, len(data))
     kind_obj = get_kind(kind)
-    from quantlib.backtest.metrics import METRIC_NAMES
-
-    bad = [o for o in objectives if o not in METRIC_NAMES]
-    if bad:
-        raise ParameterError(f"objectives: unknown metric(s) {bad}; expected some of "
-                             f"{list(METRIC_NAMES)}")
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_kind(kind_obj, space)
+    identity = experiment_identity(kind_obj.name, data, space, objectives, n_splits)
     constrained = min_trades is not None or max_drawdown is not None
     objective = Objective(kind_obj.name, data, space, objectives, min_trades, max_drawdown,
                           config, n_splits, penalize=constrained and sampler not in
@@ -370,6 +321,7 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
                                 directions=[direction_of(o) for o in objectives],
                                 sampler=make_sampler(sampler, seed, len(objectives), constrained),
                                 pruner=_make_pruner(pruner), load_if_exists=True)
+    claim_or_check(study, identity, storage_label(storage))
     with warnings.catch_warnings():  # set_metric_names is flagged experimental by optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objectives))
@@ -385,7 +337,7 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
                 for i, k in enumerate(share) if k > 0]
         with mp.get_context("spawn").Pool(len(jobs)) as pool:
             ran = [n for numbers in pool.map(_worker, jobs) for n in numbers]
-        study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+        study = load_study(study_name, storage)
     result = study_report(study, objectives)
     result.ran_trials = ran
     return result
@@ -394,7 +346,7 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
 def load_study_result(study_name: str, storage: str,
                       objectives: Sequence[str] | None = None) -> StudyResult:
     """Reload a study (e.g. one run by several machines) with its DSR/PBO."""
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    study = load_study(study_name, storage)
     names = objectives or study.metric_names or ["objective"]
     return study_report(study, names)
 
@@ -403,10 +355,19 @@ def run_worker(study_name: str, storage: str, kind: str, data: pd.DataFrame, n_t
                space: Any = None, sampler: str = "tpe", seed: int | None = None,
                min_trades: int | None = None, max_drawdown: float | None = None,
                config: Any = None, n_splits: int = 16) -> list[int]:
-    """Join an existing study from this process (another machine): run ``n_trials`` trials."""
-    study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    """Join an existing study from this process (another machine): run ``n_trials`` trials.
+
+    Refused (ParameterError) when the study was made for another kind, data, space or
+    ``n_splits``.
+    """
+    study = load_study(study_name, storage)
     objectives = tuple(study.metric_names or ("sharpe",))
+    check_study_options(sampler=sampler, n_trials=n_trials, n_workers=1, n_splits=n_splits,
+                        objectives=objectives, min_trades=min_trades, max_drawdown=max_drawdown)
+    check_splits(n_splits, len(data))
     space = space if isinstance(space, SearchSpace) else SearchSpace.from_kind(kind, space)
+    claim_or_check(study, experiment_identity(get_kind(kind).name, data, space, objectives,
+                                              n_splits), storage_label(storage))
     constrained = min_trades is not None or max_drawdown is not None
     objective = Objective(kind, data, space, objectives, min_trades, max_drawdown, config,
                           n_splits, penalize=constrained and sampler not in _CONSTRAINT_SAMPLERS)
@@ -424,4 +385,4 @@ def params_frame(result: StudyResult) -> pd.DataFrame:
 
 __all__ = ["run_study", "StudyResult", "study_report", "load_study_result", "run_worker",
            "make_storage", "make_sampler", "default_storage", "Objective", "SAMPLERS",
-           "params_frame"]
+           "params_frame", "storage_label"]
