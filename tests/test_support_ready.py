@@ -21,10 +21,12 @@ from tests.support import ready
 from tests.support.ready import OutputTail, WaitTimeout, wait_for_server, wait_until
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _refusing_socket() -> socket.socket:
+    """A socket bound to a free loopback port but not listening: connections are refused, and
+    no other process can take the port meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -42,16 +44,28 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(port: int, statuses: list[int]) -> ThreadingHTTPServer:
+def _bound(statuses: list[int]) -> ThreadingHTTPServer:
+    """A health server bound to a free port, refusing connections until ``_start``."""
     handler = type("Handler", (_Health,), {"statuses": list(statuses)})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+    server.server_bind()
+    return server
+
+
+def _start(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
+    server.server_activate()  # listen(): from now on connections are accepted
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     return server
 
 
+def _serve(statuses: list[int]) -> ThreadingHTTPServer:
+    return _start(_bound(statuses))
+
+
 def test_a_server_that_binds_late_is_awaited(monkeypatch):
-    port = _free_port()
+    server = _bound([200])
+    port = server.server_address[1]
     attempts: list[str] = []
     real_connect = socket.create_connection
 
@@ -69,11 +83,12 @@ def test_a_server_that_binds_late_is_awaited(monkeypatch):
     waiter = threading.Thread(target=lambda: result.update(
         answer=wait_for_server(f"http://127.0.0.1:{port}/health", 60)))
     waiter.start()
-    # bind only once the waiter has been refused twice: it really polled a closed port
-    wait_until(lambda: attempts.count("ConnectionRefusedError") >= 2, 60,
-               describe="two refused connection attempts")
-    server = _serve(port, [200])
+    # listen only once the waiter has been refused twice: it really polled a closed port
+    started = False
     try:
+        wait_until(lambda: attempts.count("ConnectionRefusedError") >= 2, 60,
+                   describe="two refused connection attempts")
+        started = bool(_start(server))
         waiter.join(60)
         answer = result["answer"]
         assert answer.status == 200
@@ -82,12 +97,13 @@ def test_a_server_that_binds_late_is_awaited(monkeypatch):
         assert refused >= 2 and set(attempts[:refused]) == {"ConnectionRefusedError"}
         assert answer.attempts == refused + 1  # one health request, after the first connection
     finally:
-        server.shutdown()
+        if started:  # stop the serving loop before closing its socket
+            server.shutdown()
         server.server_close()
 
 
 def test_unexpected_statuses_are_polled_until_the_expected_one():
-    server = _serve(0, [503, 503, 403])
+    server = _serve([503, 503, 403])
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/api"
         # a token check: the awaited answer is an error status
@@ -146,10 +162,11 @@ def test_a_child_that_exits_ends_the_wait_at_once_with_its_output():
     proc = subprocess.Popen([sys.executable, "-c", "import sys; print('cannot bind: in use'); "
                              "sys.exit(3)"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = OutputTail(proc.stdout)  # a bytes pipe here
-    port = _free_port()
+    refusing = _refusing_socket()
     started = time.monotonic()
-    with pytest.raises(WaitTimeout) as info:
-        wait_for_server(f"http://127.0.0.1:{port}/", 600, process=proc, output=output)
+    with pytest.raises(WaitTimeout) as info, refusing:
+        wait_for_server(f"http://127.0.0.1:{refusing.getsockname()[1]}/", 600, process=proc,
+                        output=output)
     assert time.monotonic() - started < 300  # far from the 600 s deadline
     message = str(info.value)
     assert "the process exited (code 3)" in message and "ConnectionRefusedError" in message
