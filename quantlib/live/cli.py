@@ -174,6 +174,13 @@ def build_kernels() -> None:
         _fail(exc)
 
 
+def stop_request(cancel_orders: bool = False) -> str:
+    """The kill-switch file's text (``--cancel-orders`` adds :data:`CANCEL_ORDERS`)."""
+    from quantlib.live import CANCEL_ORDERS
+
+    return "stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else "")
+
+
 def _runner_holds(state: Path) -> bool:
     """Whether a live runner holds ``STATE.db.lock`` (the flock it keeps for its whole run)."""
     import fcntl
@@ -245,8 +252,6 @@ def stop(state: Path = typer.Option(..., "--state", help="state file of the run 
     """Engage the kill switch of a running runner and wait until it confirms: the runner
     finishes its current bar and exits. Exits non-zero when there is no runner on that state
     file, or when it did not confirm within --timeout."""
-    from quantlib.live import CANCEL_ORDERS
-
     try:
         _check_stoppable(state)
     except QuantlibError as exc:
@@ -255,7 +260,7 @@ def stop(state: Path = typer.Option(..., "--state", help="state file of the run 
     path = stop_file_for(state)
     since = time.time()
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else ""))
+    tmp.write_text(stop_request(cancel_orders))
     os.replace(tmp, path)  # the runner never reads a half-written request
     typer.echo(f"kill switch engaged: {path} (delete it to allow trading again)")
     beat = _await_stop(state, since, timeout)
@@ -290,4 +295,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(live_app, name="live")
 
 
-__all__ = ["register", "live_app", "stop_file_for", "status_file_for"]
+__all__ = ["register", "live_app", "stop_file_for", "status_file_for", "stop_request"]

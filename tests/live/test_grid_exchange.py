@@ -335,16 +335,11 @@ class StopAfter(PathFeed):
 
 @pytest.mark.parametrize("cancel", [True, False])
 def test_stop_with_cancel_orders_pulls_the_resting_grid(tmp_path, cancel):
-    from typer.testing import CliRunner
-
-    from quantlib.cli import app
-    from quantlib.live.cli import stop_file_for
+    from quantlib.live.cli import stop_file_for, stop_request
 
     state = tmp_path / "g.db"
-    args = ["live", "stop", "--state", str(state)] + (["--cancel-orders"] if cancel else [])
-    assert CliRunner().invoke(app, args).exit_code == 0
-    text = stop_file_for(state).read_text()  # what the command writes, handed to the feed
-    stop_file_for(state).unlink()
+    # what `live stop [--cancel-orders]` writes (tests/live/test_kill_switch.py), to the feed
+    text = stop_request(cancel)
     server = _server()
     try:
         # the third bar does not move the price: it only brings the kill switch to the runner

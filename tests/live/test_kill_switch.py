@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from quantlib.cli import app
 from quantlib.data import synthetic_ohlcv
+from quantlib.live import CANCEL_ORDERS
+from quantlib.live.cli import stop_request
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import save_spec
 from tests.live.conftest import make_spec
@@ -121,11 +123,13 @@ def test_no_confirmation_within_the_timeout_is_an_error(tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        out = _stop(state, "--timeout", "1")
+        out = _stop(state, "--timeout", "1", "--cancel-orders")
         assert out.exit_code == 3
         assert "did not confirm the stop within 1 s" in out.output
         assert "still running" in out.output
-        assert Path(str(state) + ".stop").exists()  # engaged all the same
+        # engaged all the same, asking a grid to pull its resting orders
+        assert Path(str(state) + ".stop").read_text() == stop_request(cancel_orders=True)
+        assert CANCEL_ORDERS in stop_request(True) and CANCEL_ORDERS not in stop_request()
     finally:
         holder.kill()
         holder.wait(30)
