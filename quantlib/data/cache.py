@@ -66,6 +66,48 @@ def read_cache(path: Path) -> pd.DataFrame | None:
     return frame
 
 
+def stored_metadata(path: Path) -> dict:
+    """What a Parquet file says about itself: the attrs quantlib stored with it (exchange,
+    symbol, timeframe, covered span, partial history), completed from a cache path
+    ``<exchange>/<BASE>-<QUOTE>_<timeframe>.parquet`` when the file does not say.
+
+    Examples
+    --------
+    >>> stored_metadata(Path("data/kraken/BTC-USD_1h.parquet"))  # no such file: the path speaks
+    {'exchange': 'kraken', 'symbol': 'BTC/USD', 'timeframe': '1h'}
+    """
+    import json
+
+    meta: dict = {}
+    if path.exists() and path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            raw = (pq.read_schema(path).metadata or {}).get(b"PANDAS_ATTRS")
+            meta = dict(json.loads(raw)) if raw else {}
+        except (OSError, ValueError):
+            meta = {}
+    for key, value in _parse_cache_path(path).items():
+        meta.setdefault(key, value)
+    return meta
+
+
+def _parse_cache_path(path: Path) -> dict:
+    """``{exchange, symbol, timeframe}`` of a path laid out as :func:`cache_path` does, else {}."""
+    from quantlib.data.timeframes import timeframe_to_seconds
+    from quantlib.errors import ParameterError
+
+    stem, _, timeframe = path.stem.rpartition("_")
+    base, dash, quote = stem.partition("-")
+    if not (stem and dash and base and quote) or path.parent.name in ("", "."):
+        return {}
+    try:
+        timeframe_to_seconds(timeframe)
+    except ParameterError:
+        return {}
+    return {"exchange": path.parent.name, "symbol": f"{base}/{quote}", "timeframe": timeframe}
+
+
 def write_cache(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,4 +126,4 @@ def write_cache(frame: pd.DataFrame, path: Path) -> Path:
 
 
 __all__ = ["COVERED_FROM", "COVERED_TO", "cache_path", "default_cache_dir", "read_cache",
-           "write_cache"]
+           "stored_metadata", "write_cache"]

@@ -55,6 +55,13 @@ def fetch_command(
         help="Cache root; default $QUANTLIB_DATA_DIR or ./data.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     max_retries: Annotated[int, typer.Option(help="Retries of a failing request.")] = 5,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="Accept history starting later than --since (flagged in the "
+        "data's attrs); refused by default.")] = False,
+    from_trades: Annotated[bool, typer.Option(
+        "--from-trades", help="Build the candles from the exchange's public trades (full "
+        "history where OHLC is short, e.g. Kraken); slow: paced by the rate limit, resumable.")
+    ] = False,
     base_url: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Download closed candles into the incremental cache (only missing bars are requested)."""
@@ -64,14 +71,41 @@ def fetch_command(
 
     try:
         instance = _build_exchange(exchange, base_url)
-        df = fetch_ohlcv(instance, symbol, timeframe, since, until, cache_dir=cache_dir,
-                         progress=progress, max_retries=max_retries)
+        if from_trades:
+            df, where = _fetch_from_trades(instance, symbol, timeframe, since, until, cache_dir,
+                                           progress, max_retries)
+        else:
+            df = fetch_ohlcv(instance, symbol, timeframe, since, until, cache_dir=cache_dir,
+                             progress=progress, max_retries=max_retries,
+                             allow_partial=allow_partial)
+            where = cache_path(cache_dir, exchange, symbol, timeframe)
         summary = validate_ohlcv(df, timeframe)
     except QuantlibError as exc:
         _fail(exc)
     typer.echo(f"{df.attrs['source_string']}: {len(df)} bars")
-    typer.echo(f"cache: {cache_path(cache_dir, exchange, symbol, timeframe)}")
+    if "partial_history" in df.attrs:
+        typer.echo(f"PARTIAL HISTORY (accepted with --allow-partial): {df.attrs['partial_history']}")
+    typer.echo(f"cache: {where}")
     _print_summary(summary)
+
+
+def _fetch_from_trades(instance, symbol: str, timeframe: str, since: str, until: str | None,
+                       cache_dir: Path | None, progress: bool, max_retries: int):
+    """Download the trades (resumable) and build the candles; ``(frame, trade-cache folder)``."""
+    from quantlib.data.fetch import _to_ms
+    from quantlib.data.trades import covered_ohlcv, download_trades, trades_dir
+
+    state = download_trades(instance, symbol, since, until, cache_dir=cache_dir,
+                            progress=progress, max_retries=max_retries,
+                            echo=lambda text: typer.echo(text, err=True))
+    since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
+    df = covered_ohlcv(instance.id, symbol, timeframe, since_ms,
+                       until_ms if until_ms is not None else state.covered_to_ms, cache_dir)
+    folder = trades_dir(cache_dir, instance.id, symbol)
+    if df is None:  # the exchange's clock ends before `until`: build what exists
+        df = covered_ohlcv(instance.id, symbol, timeframe, since_ms, state.covered_to_ms,
+                           cache_dir)
+    return df, folder
 
 
 @data_app.command("validate")
@@ -113,9 +147,15 @@ def info_command(file: Annotated[Path, typer.Argument(help="CSV or Parquet OHLCV
                f"min {df['low'].min():.6g}  max {df['high'].max():.6g}")
     typer.echo(f"volume: total {df['volume'].sum():.6g}")
     typer.echo(f"gaps: {len(summary.gaps)} ({summary.n_missing} missing bars)")
-    for key in ("source", "exchange", "symbol"):
-        if key in df.attrs:
-            typer.echo(f"{key}: {df.attrs[key]}")
+    from quantlib.data.cache import stored_metadata
+
+    # load_ohlcv sees a plain file; what the cache stored with it (or its path) says more.
+    meta = {**df.attrs, **stored_metadata(file)}
+    for key in ("source", "exchange", "symbol", "timeframe"):
+        if key in meta:
+            typer.echo(f"{key}: {meta[key]}")
+    if "partial_history" in meta:
+        typer.echo(f"PARTIAL HISTORY (accepted with --allow-partial): {meta['partial_history']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,10 +3,28 @@
 :func:`fetch_ohlcv` downloads closed candles page by page with ccxt's rate limiter on, retries
 transient network failures (``NetworkError``, ``RateLimitExceeded``, ``ExchangeNotAvailable``,
 ``RequestTimeout``) with exponential backoff, and keeps a Parquet cache per market (see
-:mod:`quantlib.data.cache`) so a second call only asks for bars it does not have. The still-open
-candle is never stored. Anything unusable the exchange sends raises :class:`ExchangeError` before
-the cache is touched. :func:`load_exchange` is what ``quantlib.data.load("kraken:BTC/USD:1h:...")``
-calls.
+:mod:`quantlib.data.cache`) so a second call only asks for bars it does not have. Anything
+unusable the exchange sends raises :class:`ExchangeError` before the cache is touched.
+:func:`load_exchange` is what ``quantlib.data.load("kraken:BTC/USD:1h:...")`` calls.
+
+Which candle is closed
+    Each exchange says it its own way (:data:`CLOSED_CANDLE_RULES`). Kraken's OHLC endpoint
+    always ends with the current, not-yet-committed candle, so its last entry is dropped from
+    every response, whatever any clock says (``"last_entry"``). Elsewhere a candle is closed
+    when its end is at or before "now" (``"clock"``), and "now" is the exchange's server time
+    (ccxt ``fetch_time``) where the exchange offers it, else the local clock. The local clock
+    only decides whether the cache is already complete (no request at all); the download itself
+    is bounded by the server's time.
+
+History is never truncated silently
+    Some exchanges serve only recent candles (Kraken: its 720 most recent, whatever ``since``
+    asks). When the first candle the exchange gives starts more than one bar after the requested
+    ``since``, :func:`fetch_ohlcv` and :func:`load_exchange` raise :class:`DataError` naming the
+    exchange, symbol, timeframe, the requested and the available start, and what to do
+    (``allow_partial=True`` / ``--allow-partial``, or candles built from trades with
+    ``--from-trades``, :mod:`quantlib.data.trades`). Accepted shorter history is recorded in
+    ``attrs["partial_history"]``. The same check applies to a cache asked for an earlier start
+    than it holds.
 """
 
 from __future__ import annotations
@@ -25,6 +43,13 @@ from quantlib.errors import DataError, ExchangeError, ParameterError
 
 # Largest page each exchange serves per OHLCV request (Kraken: 720); others get ccxt's common 1000.
 _PAGE_LIMITS = {"kraken": 720}
+# How an exchange marks the still-forming candle: "last_entry" = the last entry of every OHLC
+# response is the forming candle (Kraken documents it); "clock" (every other exchange) = a candle
+# is closed when it ended at or before the exchange's server time (local clock without one).
+CLOSED_CANDLE_RULES = {"kraken": "last_entry"}
+# Exchanges whose OHLC endpoint serves only recent history, and what they serve (for messages).
+SHORT_OHLC_HISTORY = {"kraken": "Kraken's OHLC endpoint returns only its 720 most recent candles "
+                                "(older ones cannot be retrieved, whatever `since` asks)"}
 _BACKOFF_MAX = 30.0  # seconds: the bound of the exponential backoff
 _PROGRESS_MIN_PAGES = 3  # show a progress bar only when a download needs more pages than this
 
@@ -90,6 +115,7 @@ class _Pager:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.limit = _PAGE_LIMITS.get(exchange.id, 1000)
+        self.drop_last = CLOSED_CANDLE_RULES.get(exchange.id, "clock") == "last_entry"
         self.n_requests = 0
 
     def _where(self, since_ms: int) -> str:
@@ -120,7 +146,7 @@ class _Pager:
                 raise ExchangeError(f"{self._where(since_ms)}: the exchange refused the request: "
                                     f"{type(exc).__name__}: {exc}") from None
             self._check_response(rows, since_ms)
-            return rows
+            return rows[:-1] if self.drop_last else rows
         raise ExchangeError(f"{self._where(since_ms)}: gave up after {self.max_retries + 1} "
                             f"attempts; last error: {type(last_error).__name__}: {last_error}")
 
@@ -140,11 +166,19 @@ class _Pager:
                                     "(expected [time_ms, open, high, low, close, volume] numbers)")
 
     def fetch_range(self, start_ms: int, end_ms: int, progress: Any = None) -> list[list]:
-        """All candles with open time in ``[start_ms, end_ms)``, in order."""
+        """All candles with open time in ``[start_ms, end_ms)``, in order.
+
+        ``self.first_ms`` is then the open time of the first closed candle the exchange sent for
+        ``start_ms`` (None when it sent none): where its history really begins.
+        """
         out: list[list] = []
         cursor = start_ms
+        self.first_ms = None
         while cursor < end_ms:
-            rows = [r for r in self._call(cursor) if cursor <= r[0] < end_ms]
+            page = [r for r in self._call(cursor) if r[0] >= cursor]
+            if cursor == start_ms and page:
+                self.first_ms = int(page[0][0])
+            rows = [r for r in page if r[0] < end_ms]
             if not rows:
                 break
             out.extend(rows)
@@ -152,6 +186,35 @@ class _Pager:
             if progress is not None:
                 progress(len(rows))
         return out
+
+
+def _server_now_ms(exchange: Any) -> int:
+    """The exchange's clock (ccxt ``fetch_time``) where it has one, else the local clock.
+
+    A failing time request falls back to the local clock: the candle rule of an exchange without
+    a forming-candle marker then errs by at most the clock skew, and the download still runs.
+    """
+    import ccxt
+
+    if not exchange.has.get("fetchTime"):
+        return _now_ms()
+    try:
+        server_ms = exchange.fetch_time()
+    except ccxt.BaseError:
+        return _now_ms()
+    return int(server_ms) if isinstance(server_ms, int | float) else _now_ms()
+
+
+def _partial_message(exchange_id: str, symbol: str, timeframe: str, since_ms: int,
+                     first_ms: int | None, where: str) -> str:
+    available = _iso(first_ms) if first_ms is not None else "nothing in the requested span"
+    why = SHORT_OHLC_HISTORY.get(exchange_id, "the exchange has no earlier candles")
+    return (f"{exchange_id} {symbol} {timeframe}: history requested from {_iso(since_ms)} but "
+            f"{where} starts at {available}: {why}. Refusing to return shorter history "
+            "silently. Accept it with --allow-partial (allow_partial=True), or build the full "
+            f"history from the exchange's public trades: quantlib data fetch --exchange "
+            f"{exchange_id} --symbol {symbol} --timeframe {timeframe} --since "
+            f"{_date_text(since_ms)} --from-trades")
 
 
 def _rows_to_frame(rows: list[list]) -> pd.DataFrame:
@@ -176,51 +239,86 @@ def _progress_bar(total_bars: int, enabled: bool, label: str):
     return bar, lambda n: bar.update(task, advance=n)
 
 
+def _plan(cached: pd.DataFrame | None, since_ms: int, until_ms: int | None, now_ms: int,
+          tf_ms: int) -> tuple[int, list[tuple[int, int]]]:
+    """``(end_ms, ranges still to fetch)`` for ``[since, until)`` given the cache and now."""
+    open_bar_ms = now_ms // tf_ms * tf_ms  # open time of the candle still forming: never stored
+    end_ms = min(until_ms if until_ms is not None else open_bar_ms, open_bar_ms)
+    if cached is None:
+        return end_ms, [(since_ms, end_ms)] if end_ms > since_ms else []
+    covered_from, covered_to = int(cached.attrs[COVERED_FROM]), int(cached.attrs[COVERED_TO])
+    ranges = []
+    if since_ms < covered_from:
+        ranges.append((since_ms, covered_from))
+    if end_ms > covered_to:
+        ranges.append((covered_to, end_ms))
+    return end_ms, ranges
+
+
 def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None,
           *, cache_dir: Any, progress: bool, max_retries: int, backoff_base: float,
-          now_ms: int | None = None) -> pd.DataFrame:
-    """Bring the cache up to date for ``[since, until)`` and return the whole cached frame."""
+          allow_partial: bool = False) -> pd.DataFrame:
+    """Bring the cache up to date for ``[since, until)`` and return the whole cached frame.
+
+    Raises DataError (nothing written) when the exchange's history starts later than ``since``
+    and ``allow_partial`` is False; with ``allow_partial`` the frame's attrs say so.
+    """
     from quantlib.data.ohlcv import validate_ohlcv
 
     tf_ms = timeframe_to_seconds(timeframe) * 1000
-    now_ms = now_ms if now_ms is not None else _now_ms()
     exchange_id = exchange if isinstance(exchange, str) else exchange.id
     path = cache_path(cache_dir, exchange_id, symbol, timeframe)
     cached = read_cache(path)
-    open_bar_ms = now_ms // tf_ms * tf_ms  # open time of the candle still forming: never stored
+    requested = since_ms is not None
     if since_ms is None:
         since_ms = (int(cached.attrs[COVERED_FROM]) if cached is not None
-                    else open_bar_ms - _PAGE_LIMITS.get(exchange_id, 1000) * tf_ms)
+                    else _now_ms() // tf_ms * tf_ms - _PAGE_LIMITS.get(exchange_id, 1000) * tf_ms)
     since_ms = -(-since_ms // tf_ms) * tf_ms  # first bar opening at or after `since`
-    end_ms = min(until_ms if until_ms is not None else open_bar_ms, open_bar_ms)
-
-    ranges = []
-    covered_from, covered_to = since_ms, since_ms
-    if cached is not None:
-        covered_from, covered_to = int(cached.attrs[COVERED_FROM]), int(cached.attrs[COVERED_TO])
-        if since_ms < covered_from:
-            ranges.append((since_ms, covered_from))
-        if end_ms > covered_to:
-            ranges.append((covered_to, end_ms))
-    elif end_ms > since_ms:
-        ranges.append((since_ms, end_ms))
+    # The local clock only decides whether anything is missing; the exchange's clock bounds it.
+    end_ms, ranges = _plan(cached, since_ms, until_ms, _now_ms(), tf_ms)
     if not ranges:
         return cached if cached is not None else _rows_to_frame([])
 
     exchange = _resolve_exchange(exchange)
+    now_ms = _server_now_ms(exchange)
+    end_ms, ranges = _plan(cached, since_ms, until_ms, now_ms, tf_ms)
+    if not ranges:
+        return cached if cached is not None else _rows_to_frame([])
     pager = _Pager(exchange, symbol, timeframe, max_retries=max_retries, backoff_base=backoff_base)
     total = sum(b - a for a, b in ranges) // tf_ms
     bar, advance = _progress_bar(total, progress and total > _PROGRESS_MIN_PAGES * pager.limit,
                                  f"{exchange_id} {symbol} {timeframe}")
+    rows: list[list] = []
+    partial = None
     with bar:
-        rows = [row for a, b in ranges for row in pager.fetch_range(a, b, advance)]
+        for a, b in ranges:
+            rows.extend(pager.fetch_range(a, b, advance))
+            if requested and a == since_ms and (pager.first_ms is None
+                                                or pager.first_ms - since_ms > tf_ms):
+                if not allow_partial:  # refuse before anything is cached
+                    raise DataError(_partial_message(exchange_id, symbol, timeframe, since_ms,
+                                                     pager.first_ms, "the exchange's history"))
+                first = _iso(pager.first_ms) if pager.first_ms is not None else "nothing"
+                partial = f"requested from {_iso(since_ms)}, the exchange served from {first}"
     fresh = _rows_to_frame(rows)
     try:
         validate_ohlcv(fresh, timeframe, name=f"{exchange_id} {symbol} {timeframe}")
     except DataError as exc:
         raise ExchangeError(f"{exchange_id} {symbol} {timeframe}: the exchange sent invalid "
                             f"candles: {exc}") from None
+    return _store(cached, fresh, path, exchange_id, symbol, timeframe, since_ms, end_ms,
+                  now_ms // tf_ms * tf_ms, tf_ms, partial)
 
+
+def _store(cached: pd.DataFrame | None, fresh: pd.DataFrame, path: Any, exchange_id: str,
+           symbol: str, timeframe: str, since_ms: int, end_ms: int, open_bar_ms: int,
+           tf_ms: int, partial: str | None) -> pd.DataFrame:
+    """Merge ``fresh`` into the cache, write it (atomically) and return the merged frame.
+
+    ``partial`` (shorter history the user accepted) is kept in the file's attrs, so ``quantlib
+    data info`` shows it."""
+    covered_from = since_ms if cached is None else int(cached.attrs[COVERED_FROM])
+    covered_to = since_ms if cached is None else int(cached.attrs[COVERED_TO])
     merged = fresh if cached is None else pd.concat([cached, fresh])
     merged = merged[~merged.index.duplicated(keep="first")].sort_index()
     new_to = max(covered_to, end_ms)
@@ -230,13 +328,17 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
     merged.attrs = {"source": "ccxt", "exchange": exchange_id, "symbol": symbol,
                     "timeframe": timeframe, COVERED_FROM: min(covered_from, since_ms),
                     COVERED_TO: new_to}
+    partial = partial or (cached.attrs.get("partial_history") if cached is not None else None)
+    if partial:
+        merged.attrs["partial_history"] = partial
     if len(fresh) or cached is None or merged.attrs != cached.attrs:
         write_cache(merged, path)
     return merged
 
 
 def _finish(frame: pd.DataFrame, exchange_id: str, symbol: str, timeframe: str,
-            since_ms: int | None, until_ms: int | None) -> pd.DataFrame:
+            since_ms: int | None, until_ms: int | None, allow_partial: bool = False,
+            where: str = "the cache") -> pd.DataFrame:
     stamps = frame.index.as_unit("ms").asi8
     keep = np.ones(len(frame), dtype=bool)
     if since_ms is not None:
@@ -244,6 +346,11 @@ def _finish(frame: pd.DataFrame, exchange_id: str, symbol: str, timeframe: str,
     if until_ms is not None:
         keep &= stamps < until_ms
     out = frame.loc[keep].copy()
+    partial = _partial_note(out, timeframe, since_ms)
+    if partial is not None and not allow_partial:
+        first_ms = int(out.index[0].value // 1_000_000) if len(out) else None
+        raise DataError(_partial_message(exchange_id, symbol, timeframe,
+                                         _first_open(since_ms, timeframe), first_ms, where))
     parts = [exchange_id, symbol, timeframe]
     if since_ms is not None:
         parts.append(_date_text(since_ms))
@@ -251,7 +358,27 @@ def _finish(frame: pd.DataFrame, exchange_id: str, symbol: str, timeframe: str,
             parts.append(_date_text(until_ms))
     out.attrs = {"source": "ccxt", "exchange": exchange_id, "symbol": symbol,
                  "timeframe": timeframe, "source_string": ":".join(parts)}
+    if partial is not None:
+        out.attrs["partial_history"] = partial
     return out
+
+
+def _first_open(since_ms: int | None, timeframe: str) -> int:
+    tf_ms = timeframe_to_seconds(timeframe) * 1000
+    return -(-int(since_ms or 0) // tf_ms) * tf_ms
+
+
+def _partial_note(frame: pd.DataFrame, timeframe: str, since_ms: int | None) -> str | None:
+    """``"requested from X, data from Y"`` when the frame starts more than one bar after
+    ``since`` (or holds nothing), else None."""
+    if since_ms is None:
+        return None
+    tf_ms = timeframe_to_seconds(timeframe) * 1000
+    wanted = _first_open(since_ms, timeframe)
+    if len(frame) and int(frame.index[0].value // 1_000_000) - wanted <= tf_ms:
+        return None
+    got = str(frame.index[0]) if len(frame) else "no data"
+    return f"requested from {pd.Timestamp(wanted, unit='ms', tz='UTC')}, data from {got}"
 
 
 def _date_text(ms: int) -> str:
@@ -262,8 +389,8 @@ def _date_text(ms: int) -> str:
 
 def fetch_ohlcv(exchange: Any, symbol: str, timeframe: str, since: TimeLike,
                 until: TimeLike | None = None, *, cache_dir: str | os.PathLike | None = None,
-                progress: bool = True, max_retries: int = 5,
-                backoff_base: float = 0.5) -> pd.DataFrame:
+                progress: bool = True, max_retries: int = 5, backoff_base: float = 0.5,
+                allow_partial: bool = False) -> pd.DataFrame:
     """Closed OHLCV candles of ``symbol`` from ``since`` to ``until`` through ccxt, cached.
 
     Parameters
@@ -279,6 +406,8 @@ def fetch_ohlcv(exchange: Any, symbol: str, timeframe: str, since: TimeLike,
     progress : show a progress bar on long downloads.
     max_retries : retries of a failing page (transient errors only) before giving up.
     backoff_base : first backoff in seconds, doubled each retry, bounded at 30 s.
+    allow_partial : accept history that starts later than ``since`` (recorded in
+        ``attrs["partial_history"]``); by default that is refused with a DataError.
 
     Returns
     -------
@@ -287,6 +416,8 @@ def fetch_ohlcv(exchange: Any, symbol: str, timeframe: str, since: TimeLike,
 
     Raises
     ------
+    DataError : the exchange's (or the cache's) history starts more than one bar after
+        ``since`` and ``allow_partial`` is False; nothing is cached then.
     ExchangeError : retries exhausted, the exchange refused the request, or it answered
         something malformed (the cache is then left untouched).
 
@@ -307,19 +438,23 @@ def fetch_ohlcv(exchange: Any, symbol: str, timeframe: str, since: TimeLike,
         raise ParameterError(f"until ({_iso(until_ms)}) must be after since ({_iso(since_ms)})")
     exchange = _resolve_exchange(exchange)
     frame = _sync(exchange, symbol, timeframe, since_ms, until_ms, cache_dir=cache_dir,
-                  progress=progress, max_retries=max_retries, backoff_base=backoff_base)
-    return _finish(frame, exchange.id, symbol, timeframe, since_ms, until_ms)
+                  progress=progress, max_retries=max_retries, backoff_base=backoff_base,
+                  allow_partial=allow_partial)
+    return _finish(frame, exchange.id, symbol, timeframe, since_ms, until_ms, allow_partial)
 
 
 def load_exchange(exchange_id: str, symbol: str, timeframe: str, since: TimeLike | None = None,
                   until: TimeLike | None = None, cache_dir: str | os.PathLike | None = None, *,
-                  exchange: Any = None, progress: bool = False) -> pd.DataFrame:
+                  exchange: Any = None, progress: bool = False,
+                  allow_partial: bool = False) -> pd.DataFrame:
     """Exchange data for a source string: served from the cache, fetched only when missing.
 
-    When the cache already covers ``[since, until)`` no request is made (no exchange object is
-    even created). Without ``since`` the cached span is used, or the exchange's latest page when
+    When the trade cache (:mod:`quantlib.data.trades`, ``quantlib data fetch --from-trades``)
+    covers ``[since, until)`` the candles are built from those trades. Otherwise, when the
+    OHLCV cache already covers the span no request is made (no exchange object is even
+    created). Without ``since`` the cached span is used, or the exchange's latest page when
     nothing is cached. ``exchange`` injects a ready ccxt instance (tests point one at a loopback
-    server).
+    server). History starting later than ``since`` is refused unless ``allow_partial``.
 
     Examples
     --------
@@ -331,14 +466,20 @@ def load_exchange(exchange_id: str, symbol: str, timeframe: str, since: TimeLike
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise DataError(f"{exchange_id}:{symbol}:{timeframe}: until ({_iso(until_ms)}) must be "
                         f"after since ({_iso(since_ms)})")
+    from quantlib.data.trades import covered_ohlcv
+
+    if since_ms is not None:
+        built = covered_ohlcv(exchange_id, symbol, timeframe, since_ms, until_ms, cache_dir)
+        if built is not None:
+            return built
     source = exchange if exchange is not None else exchange_id
     if exchange is not None:
         exchange = _resolve_exchange(exchange)
         if exchange.id != exchange_id:
             raise ParameterError(f"exchange instance is {exchange.id!r}, expected {exchange_id!r}")
     frame = _sync(source, symbol, timeframe, since_ms, until_ms, cache_dir=cache_dir,
-                  progress=progress, max_retries=5, backoff_base=0.5)
-    return _finish(frame, exchange_id, symbol, timeframe, since_ms, until_ms)
+                  progress=progress, max_retries=5, backoff_base=0.5, allow_partial=allow_partial)
+    return _finish(frame, exchange_id, symbol, timeframe, since_ms, until_ms, allow_partial)
 
 
-__all__ = ["fetch_ohlcv", "load_exchange"]
+__all__ = ["CLOSED_CANDLE_RULES", "SHORT_OHLC_HISTORY", "fetch_ohlcv", "load_exchange"]

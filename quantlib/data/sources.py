@@ -5,7 +5,8 @@
 ``sample:seed=7,bars=2000,timeframe=4h``   the synthetic market with options
 ``file:PATH``                              a CSV or Parquet file
 ``EXCHANGE:BASE/QUOTE:TF[:SINCE[:UNTIL]]`` exchange data through ccxt, served from the cache
-                                           ``data/<exchange>/``, fetched when missing
+                                           ``data/<exchange>/``, fetched when missing; built
+                                           from the trade cache when it covers the span
 =========================================  ===============================================
 
 Tests point exchange sources at a loopback server with ``QUANTLIB_<EXCHANGE>_API_URL`` (the same
@@ -156,8 +157,13 @@ def _loopback_exchange(exchange_id: str):
     return point_at_loopback(_resolve_exchange(exchange_id), url, api_url_variable(exchange_id))
 
 
-def load(source: str = "sample") -> pd.DataFrame:
+def load(source: str = "sample", *, allow_partial: bool = False) -> pd.DataFrame:
     """Load the canonical OHLCV frame named by a data source string.
+
+    An exchange source whose history starts later than its SINCE (Kraken's OHLC endpoint serves
+    only its 720 most recent candles) raises DataError unless ``allow_partial=True``, which
+    records the shorter history in ``attrs["partial_history"]``. When the trade cache of
+    ``quantlib data fetch --from-trades`` covers the span, the candles are built from it.
 
     Examples
     --------
@@ -182,7 +188,8 @@ def load(source: str = "sample") -> pd.DataFrame:
 
     return load_exchange(parsed.exchange, parsed.symbol, parsed.timeframe,
                          since=parsed.since, until=parsed.until,
-                         exchange=_loopback_exchange(parsed.exchange))
+                         exchange=_loopback_exchange(parsed.exchange),
+                         allow_partial=allow_partial)
 
 
 __all__ = ["DataSource", "parse_source", "source_from_parts", "load"]

@@ -1,7 +1,13 @@
 """ccxt fetch + cache against the loopback Kraken server: real ccxt request building and parsing.
 
 "Now" is frozen (``fetch._now_ms``) at a fixed instant inside the last served bar, so which candle
-is still open never depends on the wall clock.
+is still open never depends on the wall clock; the server's clock (``Time``) is inside that bar too.
+
+The paging, retry and cache tests need deep history (2000 bars), which Kraken's OHLC endpoint does
+not serve (its 720 most recent candles only): their server pages forward
+(``ohlc_rule="page_forward"``), as exchanges with deep OHLC history do, still in Kraken's wire
+format with the forming candle as the last entry. Kraken's own rule is tested in
+``tests/data/test_history.py``.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ def market():
 
 @pytest.fixture
 def server(market):
-    with KrakenServer(market, page_size=720, balances={"USD": 50_000.0}) as srv:
+    with KrakenServer(market, page_size=720, ohlc_rule="page_forward",
+                      balances={"USD": 50_000.0}) as srv:
         srv.fault_delay = 4.0  # outlasts the client's 2 s timeout
         yield srv
         assert srv.errors == []
@@ -82,12 +89,13 @@ def test_paging_returns_served_rows_exactly(server, market, frozen, tmp_path):
     exchange = make_ccxt_kraken(server)
     df = fetch.fetch_ohlcv(exchange, "BTC/USD", "1h", since="2024-01-01", cache_dir=tmp_path,
                            progress=False)
-    # 2000 closed bars in pages of 720: 720 + 720 + 560 (+ the open bar, dropped) = 3 requests.
+    # 2000 closed bars in pages of 719 closed + the forming candle (dropped): 719 + 719 + 562
+    # = 3 requests.
     assert len(server.requests_for("OHLC")) == 3
     # ccxt asks Kraken for `since - 1 bar` (Kraken's since is exclusive); each next page starts
-    # one bar after the last bar received.
+    # one bar after the last closed bar received.
     first_s = START_MS // 1000
-    assert _ohlc_since(server) == [first_s - 3600, first_s + 719 * 3600, first_s + 1439 * 3600]
+    assert _ohlc_since(server) == [first_s - 3600, first_s + 718 * 3600, first_s + 1437 * 3600]
     _same_rows(df, market.iloc[:-1])
     assert df.attrs == {"source": "ccxt", "exchange": "kraken", "symbol": "BTC/USD",
                         "timeframe": "1h", "source_string": "kraken:BTC/USD:1h:2024-01-01"}
@@ -108,7 +116,7 @@ def test_cache_resume_fetches_only_newer_bars(server, market, frozen, tmp_path):
                                progress=False)
     # Only bars from t1 on are requested: 1000 new closed bars -> 2 pages.
     t1_s = t1.value // 1_000_000_000
-    assert _ohlc_since(server) == [t1_s - 3600, t1_s + 719 * 3600]
+    assert _ohlc_since(server) == [t1_s - 3600, t1_s + 718 * 3600]
     _same_rows(second, market.iloc[:-1])
     _same_rows(read_cache(path), market.iloc[:-1])
 

@@ -52,9 +52,9 @@ def terminal_stdout(monkeypatch):
 # --------------------------------------------------------------------------- 1. progress bar
 def test_long_download_draws_a_progress_bar_with_the_bar_count(monkeypatch, tmp_path, capsys,
                                                               terminal_stdout):
-    market = _market(2500)  # > 3 Kraken pages of 720: a "long" download
+    market = _market(2500)  # > 3 pages of 720: a "long" download (deep history: page forward)
     _freeze_now_in_last_bar(monkeypatch, market)
-    with KrakenServer(market) as server:
+    with KrakenServer(market, ohlc_rule="page_forward") as server:
         df = fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since=START,
                                cache_dir=tmp_path, progress=True)
         assert len(server.requests_for("OHLC")) == 4
@@ -72,7 +72,7 @@ def test_long_download_draws_a_progress_bar_with_the_bar_count(monkeypatch, tmp_
 def test_progress_disabled_writes_nothing(monkeypatch, tmp_path, capsys, terminal_stdout):
     market = _market(2500)
     _freeze_now_in_last_bar(monkeypatch, market)
-    with KrakenServer(market) as server:
+    with KrakenServer(market, ohlc_rule="page_forward") as server:
         df = fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since=START,
                                cache_dir=tmp_path, progress=False)
     _same_rows(df, market.iloc[:-1])
@@ -96,12 +96,12 @@ def test_load_exchange_source_fetches_when_missing_then_serves_the_cache(monkeyp
     monkeypatch.chdir(tmp_path)  # even a relative default ./data would land in tmp_path
     monkeypatch.setenv("QUANTLIB_DATA_DIR", str(cache_root))
     cache_file = cache_root / "kraken" / "BTC-USD_1h.parquet"
-    with KrakenServer(market) as server:
+    with KrakenServer(market, ohlc_rule="page_forward") as server:  # deep history
         monkeypatch.setenv("QUANTLIB_KRAKEN_API_URL", server.url)
         assert not cache_file.exists()
 
         first = load("kraken:BTC/USD:1h:2024-01-01")
-        # Cache miss: 2000 closed bars fetched in Kraken pages of 720 -> 3 OHLC requests.
+        # Cache miss: 2000 closed bars fetched in pages of 719 + the forming one -> 3 requests.
         assert len(server.requests_for("OHLC")) == 3
         _same_rows(first, market.iloc[:-1])
         assert first.attrs["source"] == "ccxt"

@@ -7,11 +7,30 @@ signing, rate limiting and response parsing all run.
 
 Endpoints
 ---------
-Public (GET ``/0/public/<name>``): ``Time``, ``Assets``, ``AssetPairs``, ``Ticker``, ``OHLC``.
-``OHLC`` serves the canonical frame given to :meth:`KrakenServer.set_ohlcv`: rows whose time is
-strictly after ``since`` (seconds), at most ``page_size`` (720, like Kraken) per response, plus
-``last`` (time of the last row sent). Prices are sent as ``repr(float)`` strings so a client that
-parses them gets the served floats back bit for bit.
+Public (GET ``/0/public/<name>``): ``Time``, ``Assets``, ``AssetPairs``, ``Ticker``, ``OHLC``,
+``Trades``.
+
+The server has a clock, :meth:`KrakenServer.clock` (seconds): ``server.now`` when set, else the
+middle of the latest bar given to :meth:`KrakenServer.set_ohlcv` (so that bar is the one still
+forming), else the wall clock. ``Time`` answers it.
+
+``OHLC`` follows Kraken's documented rule (``ohlc_rule="kraken"``, the default): of the entries
+up to now it returns the ``page_size`` (720) MOST RECENT, whatever ``since`` asks for (older
+history cannot be retrieved), keeping those with time strictly after ``since`` (seconds); the last
+entry is always the current, not-yet-committed candle: the served row containing now, or, when now
+lies after the served rows, a synthesised flat candle (the last close, volume 0). ``last`` is the
+time of the last committed entry. ``ohlc_rule="page_forward"`` is how exchanges with deep OHLC
+history behave (Binance, Bitstamp, ...), in Kraken's wire format: the first ``page_size - 1``
+committed rows after ``since`` plus the forming candle, so a client pages forward through the
+whole history. Prices are sent as ``repr(float)`` strings so a client that parses them gets the
+served floats back bit for bit.
+
+``Trades`` serves the trades given to :meth:`KrakenServer.set_trades` up to now, paged like
+Kraken: ``since`` is a cursor in nanoseconds (a value below 1e12 is read as seconds, as Kraken
+accepts both), the response holds the first ``trades_page_size`` (1000) trades with time strictly
+after it, each ``[price, volume, time, side, ordertype, misc, trade_id]`` (time in seconds with
+four decimals, side ``b``/``s``, ordertype ``l``/``m``), and ``last``: the cursor (time of the
+last trade in ns, as a string) to pass as the next ``since``.
 
 Private (POST ``/0/private/<name>``, form-encoded body with ``nonce``): ``Balance``, ``BalanceEx``,
 ``AddOrder``, ``OpenOrders``, ``ClosedOrders``, ``QueryOrders``, ``CancelOrder``. Authentication
@@ -89,6 +108,7 @@ _ASSET_IDS = {"BTC": ("XXBT", "XBT"), "ETH": ("XETH", "ETH"), "USD": ("ZUSD", "U
               "EUR": ("ZEUR", "EUR"), "GBP": ("ZGBP", "GBP"), "LTC": ("XLTC", "LTC")}
 _INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 _FAULT_KINDS = ("http", "timeout", "malformed", "lost")
+_OHLC_RULES = ("kraken", "page_forward")
 
 
 class KrakenApiError(Exception):
@@ -152,6 +172,9 @@ class KrakenServer:
     symbol : unified symbol of ``ohlcv`` and of the tradable pair (more via ``add_pair``).
     timeframe : bar length of ``ohlcv`` (``"1h"``), default ``ohlcv.attrs['timeframe']``.
     page_size : maximum OHLC rows per response (Kraken: 720).
+    ohlc_rule : ``"kraken"`` (the 720 most recent entries only, Kraken's documented rule) or
+        ``"page_forward"`` (pages forward from ``since``: exchanges with deep OHLC history).
+    trades_page_size : maximum trades per ``Trades`` response (Kraken: 1000).
     api_key, secret : the one valid credential pair.
     balances : starting balances by unified code, e.g. ``{"USD": 10_000}``.
     fee_rate : fee charged on fills, fraction of the quote value.
@@ -160,8 +183,14 @@ class KrakenServer:
     def __init__(self, ohlcv: pd.DataFrame | None = None, *, symbol: str = "BTC/USD",
                  timeframe: str | None = None, page_size: int = 720,
                  api_key: str = DEFAULT_API_KEY, secret: str = DEFAULT_SECRET,
-                 balances: dict[str, float] | None = None, fee_rate: float = 0.0) -> None:
+                 balances: dict[str, float] | None = None, fee_rate: float = 0.0,
+                 ohlc_rule: str = "kraken", trades_page_size: int = 1000) -> None:
+        if ohlc_rule not in _OHLC_RULES:
+            raise ValueError(f"ohlc_rule must be one of {_OHLC_RULES}, got {ohlc_rule!r}")
         self.page_size = page_size
+        self.ohlc_rule = ohlc_rule
+        self.trades_page_size = trades_page_size
+        self.now: float | None = None  # the server clock (epoch seconds); None: see clock()
         self.api_key = api_key
         self.secret = secret
         self.fee_rate = fee_rate
@@ -173,6 +202,7 @@ class KrakenServer:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._pairs: dict[str, _Pair] = {}
         self._ohlc: dict[tuple[str, int], tuple[np.ndarray, list[list]]] = {}
+        self._trades: dict[str, tuple[np.ndarray, list[list]]] = {}
         self._prices: dict[str, float] = {}
         self._balances: dict[str, float] = defaultdict(float, balances or {})
         self._holds: dict[str, float] = defaultdict(float)
@@ -237,6 +267,34 @@ class KrakenServer:
             self._ohlc[(symbol, minutes)] = (times, rows)
             if len(df):
                 self._prices.setdefault(symbol, float(cols[3][-1]))
+
+    def set_trades(self, trades: pd.DataFrame, *, symbol: str = "BTC/USD") -> None:
+        """Serve ``trades`` for ``symbol`` through ``Trades``; replaces what was served before.
+
+        ``trades`` has columns ``time_ns`` (int64 epoch ns; Kraken sends 100 us resolution, so
+        multiples of 100_000 ns are sent exactly), ``price``, ``volume``, ``side`` (``"b"`` /
+        ``"s"``), ``trade_id`` (int, increasing) and optionally ``ordertype`` (``"l"``/``"m"``).
+        """
+        frame = trades.sort_values(["time_ns", "trade_id"], kind="stable")
+        times = frame["time_ns"].to_numpy(np.int64)
+        types = frame["ordertype"] if "ordertype" in frame else ["l"] * len(frame)
+        rows = [[_fmt(p), _vol(v), round(int(t) / 1e9, 4), str(side), str(kind), "", int(i)]
+                for t, p, v, side, kind, i in zip(times, frame["price"], frame["volume"],
+                                                  frame["side"], types, frame["trade_id"],
+                                                  strict=True)]
+        with self._lock:
+            self.add_pair(symbol)
+            self._trades[symbol] = (times, rows)
+
+    def clock(self) -> float:
+        """The server's "now" in epoch seconds: ``self.now``, else the middle of the latest
+        served OHLC bar (that bar is then the one still forming), else the wall clock."""
+        with self._lock:
+            if self.now is not None:
+                return float(self.now)
+            latest = [float(times[-1]) + minutes * 30.0
+                      for (_, minutes), (times, _) in self._ohlc.items() if len(times)]
+            return max(latest) if latest else time.time()
 
     def set_price(self, symbol: str, price: float) -> None:
         """Set the market price: market orders fill here; crossed resting limit orders fill."""
@@ -349,7 +407,7 @@ class KrakenServer:
 
     # ------------------------------------------------------------------ public endpoints
     def _public_Time(self, params: dict) -> dict:
-        now = time.time()
+        now = self.clock()
         return {"unixtime": int(now), "rfc1123": formatdate(now, usegmt=True)}
 
     def _public_Assets(self, params: dict) -> dict:
@@ -397,9 +455,47 @@ class KrakenServer:
             raise KrakenApiError("EGeneral:Invalid arguments")
         times, rows = served
         since = int(float(params.get("since", "0")))
-        start = bisect_right(times, since)  # Kraken's since is exclusive
-        page = rows[start:start + self.page_size]
-        last = page[-1][0] if page else since
+        committed, forming = self._ohlc_up_to_now(times, rows, interval * 60)
+        if self.ohlc_rule == "kraken":
+            # Kraken: the most recent entries only, whatever `since` says; then `since` filters.
+            window = (committed + [forming])[-self.page_size:]
+            page = [row for row in window[:-1] if row[0] > since] + [forming]
+        else:
+            start = bisect_right([row[0] for row in committed], since)  # since is exclusive
+            page = committed[start:start + self.page_size - 1] + [forming]
+        last = page[-2][0] if len(page) > 1 else since
+        return {pair.pair_id: page, "last": last}
+
+    def _ohlc_up_to_now(self, times: np.ndarray, rows: list[list],
+                        seconds: int) -> tuple[list[list], list]:
+        """Committed rows (closed by the server clock) and the forming candle."""
+        now = self.clock()
+        open_now = int(now // seconds * seconds)
+        n_started = bisect_right(times, now)
+        committed = [row for row in rows[:n_started] if row[0] < open_now]
+        if n_started and rows[n_started - 1][0] == open_now:
+            return committed, rows[n_started - 1]
+        # No served row holds now: Kraken still sends the current candle, flat at the last price.
+        last_close = rows[n_started - 1][4] if n_started else "0.0"
+        flat = [open_now, last_close, last_close, last_close, last_close, last_close,
+                "0.00000000", 0]
+        return committed, flat
+
+    def _public_Trades(self, params: dict) -> dict:
+        pair = self._pair_by_id(params.get("pair", ""))
+        times, rows = self._trades.get(pair.symbol, (np.zeros(0, np.int64), []))
+        visible = bisect_right(times, int(self.clock() * 1e9))
+        raw_since = params.get("since")
+        count = min(int(params.get("count", self.trades_page_size)), self.trades_page_size)
+        if raw_since is None:  # no cursor: the most recent trades
+            start = max(visible - count, 0)
+        else:
+            since = int(raw_since)
+            since_ns = since * 1_000_000_000 if since < 10**12 else since
+            start = bisect_right(times, since_ns)
+        stop = min(start + count, visible)
+        page = rows[start:stop]
+        last = str(int(times[stop - 1])) if stop > start else str(raw_since or 0)
         return {pair.pair_id: page, "last": last}
 
     # ------------------------------------------------------------------ private endpoints

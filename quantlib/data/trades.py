@@ -1,0 +1,366 @@
+"""Candles built from an exchange's public trades, for markets whose OHLC history is short.
+
+Kraken's OHLC endpoint serves only its 720 most recent candles, but its public trades endpoint
+pages through the whole history. :func:`download_trades` pages ``fetch_trades`` through ccxt
+(Kraken: by the ``last`` cursor of each response, passed back as ``since``; other exchanges: by
+the time of the last trade), within ccxt's rate limit, and stores the trades in a Parquet cache
+partitioned by UTC day; :func:`trades_to_ohlcv` builds UTC-aligned candles of any timeframe.
+
+The trade cache protocol (why a kill at any instant loses and duplicates nothing)
+    ``<cache_dir>/<exchange>/trades/<BASE>-<QUOTE>/<YYYY-MM-DD>.parquet`` hold the trades of one
+    UTC day (columns ``id, timestamp`` (epoch ms), ``price, amount, side`` (+1 buy, -1 sell)),
+    sorted by time then id, unique by the exchange's trade id. ``state.json`` holds the span
+    fetched completely (``since_ms`` .. ``covered_to_ms``) and the cursor to resume from. After
+    each page: first the page is merged into its day files (read, union, de-duplicated by id,
+    written to a temporary file and renamed over the old one), then ``state.json`` is replaced
+    the same way. A kill before the state is written only means the page is asked for again on
+    the rerun, and merging it again changes nothing (same ids); the state never claims a trade
+    that is not on disk.
+
+Candles
+    A bar holds the trades with ``open_time <= t < open_time + timeframe``: open = first trade,
+    close = last (by time, then trade id), high/low = extremes, volume = summed amounts. Only
+    bars that ended within the fetched span are built. An interval without a trade has no bar:
+    it is a gap (reported by :func:`quantlib.data.validate_ohlcv`), never invented.
+
+Examples
+--------
+>>> import pandas as pd
+>>> trades = pd.DataFrame({"timestamp": [0, 1_000, 3_600_000], "id": [1, 2, 3],
+...                        "price": [10.0, 12.0, 11.0], "amount": [1.0, 2.0, 0.5]})
+>>> trades_to_ohlcv(trades, "1h", 0, 7_200_000)[["open", "high", "close", "volume"]].values.tolist()
+[[10.0, 12.0, 12.0, 3.0], [11.0, 11.0, 11.0, 0.5]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.data.cache import default_cache_dir, write_cache
+from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.errors import DataError, ExchangeError, ParameterError
+
+TRADE_COLUMNS = ("id", "timestamp", "price", "amount", "side")
+_DAY_MS = 86_400_000
+# Exchanges whose trades endpoint pages by an opaque cursor returned as `last` (Kraken's ns time).
+_CURSOR_PAGING = {"kraken"}
+
+
+@dataclass
+class TradeState:
+    """What the trade cache of one market holds completely, and where to resume."""
+
+    exchange: str
+    symbol: str
+    since_ms: int
+    covered_to_ms: int
+    cursor: str
+    n_trades: int = 0
+    done: bool = False
+
+
+def trades_dir(cache_dir: str | os.PathLike | None, exchange_id: str, symbol: str) -> Path:
+    """Folder of a market's trade cache: ``<cache_dir>/<exchange>/trades/<BASE>-<QUOTE>``.
+
+    Examples
+    --------
+    >>> trades_dir("data", "kraken", "BTC/USD").as_posix()
+    'data/kraken/trades/BTC-USD'
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / exchange_id / "trades" / symbol.replace("/", "-").replace(":", "_")
+
+
+def read_state(folder: Path) -> TradeState | None:
+    """The cache's ``state.json``, or None when nothing was downloaded yet."""
+    path = folder / "state.json"
+    if not path.exists():
+        return None
+    try:
+        return TradeState(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: not a quantlib trade-cache state ({exc}); delete the folder "
+                        "to download the trades again") from None
+
+
+def _write_state(folder: Path, state: TradeState) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state.__dict__, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, folder / "state.json")
+
+
+def _day_path(folder: Path, day_ms: int) -> Path:
+    return folder / f"{pd.Timestamp(day_ms, unit='ms', tz='UTC'):%Y-%m-%d}.parquet"
+
+
+def _merge_days(folder: Path, page: pd.DataFrame) -> int:
+    """Merge ``page`` into its day files (unique by id); return how many trades were new."""
+    added = 0
+    for day_ms, part in page.groupby(page["timestamp"] // _DAY_MS * _DAY_MS):
+        path = _day_path(folder, int(day_ms))
+        old = pd.read_parquet(path) if path.exists() else None
+        merged = part if old is None else pd.concat([old, part], ignore_index=True)
+        merged = merged.drop_duplicates("id").sort_values(["timestamp", "id"], kind="stable")
+        added += len(merged) - (0 if old is None else len(old))
+        write_cache(merged.reset_index(drop=True), path)
+    return added
+
+
+def read_trades(cache_dir: str | os.PathLike | None, exchange_id: str, symbol: str,
+                start_ms: int, end_ms: int) -> pd.DataFrame:
+    """Cached trades with ``start_ms <= timestamp < end_ms``, sorted by time then id."""
+    folder = trades_dir(cache_dir, exchange_id, symbol)
+    days = range(start_ms // _DAY_MS * _DAY_MS, end_ms, _DAY_MS)
+    parts = [pd.read_parquet(p) for p in (_day_path(folder, d) for d in days) if p.exists()]
+    if not parts:
+        return pd.DataFrame({c: np.zeros(0, np.int64 if c in ("id", "timestamp") else float)
+                             for c in TRADE_COLUMNS})
+    trades = pd.concat(parts, ignore_index=True)
+    keep = (trades["timestamp"] >= start_ms) & (trades["timestamp"] < end_ms)
+    return trades.loc[keep].reset_index(drop=True)
+
+
+def trades_to_ohlcv(trades: pd.DataFrame, timeframe: str, start_ms: int,
+                    end_ms: int) -> pd.DataFrame:
+    """UTC-aligned OHLCV bars of the trades; only bars inside ``[start_ms, end_ms)``.
+
+    ``trades`` needs ``timestamp`` (epoch ms), ``id``, ``price``, ``amount``. Bars open at
+    multiples of the timeframe from the first at or after ``start_ms``; a bar is built only if
+    it ends at or before ``end_ms`` and holds at least one trade (empty intervals are gaps).
+    """
+    tf_ms = timeframe_to_seconds(timeframe) * 1000
+    first_open = -(-start_ms // tf_ms) * tf_ms
+    last_end = end_ms // tf_ms * tf_ms
+    order = np.lexsort((trades["id"].to_numpy(), trades["timestamp"].to_numpy()))
+    stamps = trades["timestamp"].to_numpy(np.int64)[order]
+    inside = (stamps >= first_open) & (stamps < last_end)
+    stamps = stamps[inside]
+    price = trades["price"].to_numpy(np.float64)[order][inside]
+    amount = trades["amount"].to_numpy(np.float64)[order][inside]
+    bins = stamps // tf_ms
+    opens_at = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if len(bins) else np.zeros(
+        0, np.int64)
+    closes_at = np.r_[opens_at[1:] - 1, len(bins) - 1] if len(bins) else opens_at
+    values = {
+        "open": price[opens_at], "high": np.maximum.reduceat(price, opens_at) if len(bins) else
+        price, "low": np.minimum.reduceat(price, opens_at) if len(bins) else price,
+        "close": price[closes_at],
+        "volume": np.add.reduceat(amount, opens_at) if len(bins) else amount,
+    }
+    index = pd.to_datetime(bins[opens_at] * tf_ms, unit="ms", utc=True).rename("timestamp")
+    return pd.DataFrame(values, index=index)[["open", "high", "low", "close", "volume"]]
+
+
+def covered_ohlcv(exchange_id: str, symbol: str, timeframe: str, since_ms: int,
+                  until_ms: int | None, cache_dir: str | os.PathLike | None) -> pd.DataFrame | None:
+    """Candles built from the trade cache when it covers ``[since, until)``, else None.
+
+    Without ``until`` the candles run to the end of the fetched span.
+    """
+    from quantlib.data.fetch import _date_text
+    from quantlib.data.ohlcv import validate_ohlcv
+
+    folder = trades_dir(cache_dir, exchange_id, symbol)
+    state = read_state(folder)
+    end_ms = until_ms if until_ms is not None else (state.covered_to_ms if state else 0)
+    if state is None or since_ms < state.since_ms or end_ms > state.covered_to_ms:
+        return None
+    trades = read_trades(cache_dir, exchange_id, symbol, since_ms, end_ms)
+    frame = trades_to_ohlcv(trades, timeframe, since_ms, end_ms)
+    validate_ohlcv(frame, timeframe, name=f"{folder} ({timeframe} candles from trades)")
+    parts = [exchange_id, symbol, timeframe, _date_text(since_ms)]
+    if until_ms is not None:
+        parts.append(_date_text(until_ms))
+    frame.attrs = {"source": "ccxt", "exchange": exchange_id, "symbol": symbol,
+                   "timeframe": timeframe, "source_string": ":".join(parts),
+                   "candles": "built from trades", "trades_cache": str(folder)}
+    return frame
+
+
+# --------------------------------------------------------------------------- download
+def _page_frame(exchange: Any, trades: list[dict]) -> pd.DataFrame:
+    """ccxt trades -> trade-cache columns (ids must be integers: they order and de-duplicate)."""
+    try:
+        ids = np.asarray([int(t["id"]) for t in trades], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise ExchangeError(f"{exchange.id}: trades without integer ids (got "
+                            f"{trades[0].get('id')!r}); --from-trades needs the exchange's "
+                            "trade ids to de-duplicate") from None
+    if exchange.id == "kraken":
+        # Kraken sends seconds with 4 decimals; ccxt truncates seconds*1000, which can land one
+        # ms early (x.1230 -> 122.99..): round to the microsecond first.
+        stamps = [int(round(float(t["info"][2]) * 1e6)) // 1000 for t in trades]
+    else:
+        stamps = [int(t["timestamp"]) for t in trades]
+    return pd.DataFrame({
+        "id": ids, "timestamp": np.asarray(stamps, dtype=np.int64),
+        "price": np.asarray([float(t["price"]) for t in trades], dtype=np.float64),
+        "amount": np.asarray([float(t["amount"]) for t in trades], dtype=np.float64),
+        "side": np.asarray([1 if t["side"] == "buy" else -1 for t in trades], dtype=np.int8),
+    })
+
+
+def _call(exchange: Any, symbol: str, cursor: str, *, max_retries: int,
+          backoff_base: float) -> tuple[list[dict], str | None]:
+    """One page of trades after ``cursor`` and the next cursor, with bounded retries."""
+    import ccxt
+
+    from quantlib.data import fetch
+
+    retryable = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
+                 ccxt.RequestTimeout)
+    where = f"{exchange.id} {symbol} trades (cursor {cursor})"
+    last_error: Exception | None = None
+    for attempt in range(max_retries + 1):
+        exchange.last_json_response = None
+        try:
+            if exchange.id in _CURSOR_PAGING:
+                trades = exchange.fetch_trades(symbol, params={"since": cursor})
+                body = exchange.last_json_response or {}
+                return trades, str((body.get("result") or {}).get("last") or cursor)
+            trades = exchange.fetch_trades(symbol, since=int(cursor), limit=1000)
+            return trades, None
+        except retryable as exc:
+            last_error = exc
+            if attempt < max_retries:
+                fetch._sleep(min(backoff_base * 2**attempt, 30.0))
+        except ccxt.BadSymbol as exc:
+            raise ExchangeError(f"{exchange.id}: unknown symbol {symbol!r} ({exc})") from None
+        except ccxt.BaseError as exc:
+            raise ExchangeError(f"{where}: the exchange refused the request: "
+                                f"{type(exc).__name__}: {exc}") from None
+    raise ExchangeError(f"{where}: gave up after {max_retries + 1} attempts; last error: "
+                        f"{type(last_error).__name__}: {last_error}")
+
+
+def request_seconds(exchange: Any) -> float:
+    """Seconds between two trade requests at the exchange's rate limit (ccxt's cost model)."""
+    cost = 1.0
+    try:
+        cost = float(exchange.api["public"]["get"]["Trades"]["cost"])
+    except (KeyError, TypeError, ValueError):
+        pass
+    return exchange.rateLimit / 1000.0 * cost
+
+
+def _estimate(exchange: Any, symbol: str, page: pd.DataFrame, span_ms: int) -> str:
+    """"about N requests, ~T at the rate limit", extrapolated from the first page's density."""
+    per_page_ms = max(int(page["timestamp"].iloc[-1] - page["timestamp"].iloc[0]), 1)
+    pages = max(1, int(np.ceil(span_ms / per_page_ms)))
+    seconds = pages * request_seconds(exchange)
+    hours = seconds / 3600
+    took = f"{hours:.1f} hours" if hours >= 1 else f"{seconds / 60:.1f} minutes"
+    return (f"{exchange.id} {symbol}: about {pages:,} trade requests for this span ({len(page)} "
+            f"trades per page cover {per_page_ms / 3.6e6:.2f} h here); at the exchange's rate "
+            f"limit ({request_seconds(exchange):.2f} s per request) that takes about {took}. "
+            "Interrupt any time: a rerun resumes where it stopped.")
+
+
+def download_trades(exchange: Any, symbol: str, since: Any, until: Any = None, *,
+                    cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                    max_retries: int = 5, backoff_base: float = 0.5,
+                    echo: Callable[[str], None] | None = None) -> TradeState:
+    """Download the public trades of ``symbol`` from ``since`` to ``until`` into the trade cache.
+
+    Resumes where a previous (possibly killed) download stopped; see the module docstring for
+    the crash-safety protocol. ``echo`` receives the time estimate said before starting.
+
+    Examples
+    --------
+    >>> state = download_trades("kraken", "BTC/USD", "2024-01-01")  # doctest: +SKIP
+    >>> covered_ohlcv("kraken", "BTC/USD", "1h", state.since_ms, None, None)  # doctest: +SKIP
+    """
+    from quantlib.data.fetch import _resolve_exchange, _server_now_ms, _to_ms
+
+    since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
+    if since_ms is None:
+        raise ParameterError("since is required, e.g. since='2024-01-01'")
+    exchange = _resolve_exchange(exchange)
+    if not exchange.has.get("fetchTrades"):
+        raise ExchangeError(f"{exchange.id} has no public trades endpoint in ccxt: "
+                            "--from-trades cannot be used")
+    folder = trades_dir(cache_dir, exchange.id, symbol)
+    folder.mkdir(parents=True, exist_ok=True)
+    server_now_ms = _server_now_ms(exchange)  # the exchange's clock bounds what exists
+    end_ms = min(until_ms, server_now_ms) if until_ms is not None else server_now_ms
+    state = read_state(folder)
+    if state is None or since_ms < state.since_ms:
+        state = TradeState(exchange.id, symbol, since_ms, since_ms, _start_cursor(exchange,
+                                                                                   since_ms))
+    elif state.covered_to_ms >= end_ms:
+        return state
+    state.done = False
+    _run(exchange, symbol, folder, state, end_ms, progress=progress, echo=echo,
+         max_retries=max_retries, backoff_base=backoff_base)
+    return state
+
+
+def _start_cursor(exchange: Any, since_ms: int) -> str:
+    # Kraken's cursor is in ns and exclusive: one ns before `since` includes a trade at `since`.
+    return str(since_ms * 1_000_000 - 1) if exchange.id in _CURSOR_PAGING else str(since_ms)
+
+
+def _run(exchange: Any, symbol: str, folder: Path, state: TradeState, end_ms: int, *,
+         progress: bool, echo: Callable[[str], None] | None, max_retries: int,
+         backoff_base: float) -> None:
+    from quantlib.data.fetch import _progress_bar
+
+    span = max(end_ms - state.covered_to_ms, 1)
+    bar, advance = _progress_bar(span // 60_000, progress, f"{exchange.id} {symbol} trades "
+                                 "(minutes of history)")
+    said = False
+    with bar:
+        while not state.done:
+            trades, next_cursor = _call(exchange, symbol, state.cursor, max_retries=max_retries,
+                                        backoff_base=backoff_base)
+            page = _page_frame(exchange, trades) if trades else None
+            if page is not None and not said and echo is not None:
+                echo(_estimate(exchange, symbol, page, end_ms - state.covered_to_ms))
+                said = True
+            before = state.covered_to_ms
+            _advance(state, page, next_cursor, end_ms, folder)
+            if advance is not None:
+                advance(max(state.covered_to_ms - before, 0) // 60_000)
+
+
+def _advance(state: TradeState, page: pd.DataFrame | None, next_cursor: str | None, end_ms: int,
+             folder: Path) -> None:
+    """Store one page (day files first, then the state) and move the cursor on."""
+    if page is None or len(page) == 0:
+        state.covered_to_ms, state.done = end_ms, True  # caught up with the exchange's now
+        _write_state(folder, state)
+        return
+    keep = page[(page["timestamp"] >= state.since_ms) & (page["timestamp"] < end_ms)]
+    state.n_trades += _merge_days(folder, keep) if len(keep) else 0
+    last_ms = int(page["timestamp"].iloc[-1])
+    if last_ms >= end_ms or len(page) < 1000:
+        # Past the end, or a short page: the exchange has nothing more before end_ms.
+        state.covered_to_ms, state.done = end_ms, True
+        state.cursor = _resume_cursor(state, end_ms, next_cursor, last_ms)
+    else:
+        state.cursor = next_cursor if next_cursor is not None else str(last_ms)
+        state.covered_to_ms = max(state.covered_to_ms, last_ms)  # same-ms trades may follow
+    _write_state(folder, state)
+
+
+def _resume_cursor(state: TradeState, end_ms: int, next_cursor: str | None, last_ms: int) -> str:
+    """Where a later, longer download continues: just before ``end_ms`` (nothing skipped)."""
+    if next_cursor is None:
+        return str(min(last_ms, end_ms))
+    return str(min(int(next_cursor), end_ms * 1_000_000 - 1))
+
+
+__all__ = ["TRADE_COLUMNS", "TradeState", "covered_ohlcv", "download_trades", "read_state",
+           "read_trades", "request_seconds", "trades_dir", "trades_to_ohlcv"]
