@@ -58,6 +58,9 @@ that the next requests to ``endpoint`` (``"OHLC"``, ``"AddOrder"``, ...) consume
 - ``"lost"``: perform the action (the order exists), then sleep ``delay`` and drop the connection,
   as when a response is lost in flight.
 
+``server.latency["Trades"] = 0.05`` makes every answer of an endpoint take that long, as from a
+distant exchange (tests that must act in the middle of a download use it).
+
 Recording
 ---------
 Every request is appended to ``server.requests`` as a :class:`RecordedRequest` (``method``,
@@ -195,6 +198,7 @@ class KrakenServer:
         self.secret = secret
         self.fee_rate = fee_rate
         self.fault_delay = 1.0
+        self.latency: dict[str, float] = {}  # endpoint -> seconds each answer takes (a far exchange)
         self.requests: list[RecordedRequest] = []
         self.errors: list[Exception] = []  # unexpected exceptions inside handlers (server bugs)
         self.orders: dict[str, dict[str, Any]] = {}
@@ -663,6 +667,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length).decode() if length else ""
         params = dict(parse_qsl(parts.query if api == "public" else body, keep_blank_values=True))
         server = self.kraken
+        if server.latency.get(endpoint):
+            time.sleep(server.latency[endpoint])
         fault = server._next_fault(endpoint)
         server._record(method, endpoint, parts.path, params, fault)
         delay = server.fault_delay if fault is None or fault.delay is None else fault.delay
