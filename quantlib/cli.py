@@ -120,7 +120,16 @@ def _command_name(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+# Optional imports that cost seconds and that no command uses. rfc3987_syntax compiles an IRI
+# grammar when jsonschema loads (~1.6 s; vectorbt loads jsonschema through plotly and nbformat)
+# only to offer jsonschema's "iri" format check; a None entry in sys.modules makes jsonschema
+# skip that check. Console processes only: notebooks' kernels import as usual.
+_SKIPPED_IMPORTS = ("rfc3987_syntax",)
+
+
 def main() -> None:  # pragma: no cover - console entry point
+    for name in _SKIPPED_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     command = _command_name(sys.argv[1:])
     # No command word: only the root help can be asked for (or shell completion set-up).
     (build_app(command) if command else index_app())()

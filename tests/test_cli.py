@@ -71,8 +71,27 @@ def test_the_root_listing_equals_the_registered_commands():
     assert _listing(index_app()) == full
 
 
-def test_a_placeholder_is_never_what_runs_a_command(tmp_path):
-    # `quantlib data validate FILE` gets the real data command (the index app only lists it).
-    done, modules = _run_main(["data", "validate", str(tmp_path / "missing.csv")])
-    assert "quantlib.data.cli" in modules
-    assert "missing.csv" in done.stdout + done.stderr
+def test_data_validate_runs_the_data_command_without_vectorbt(tmp_path):
+    # The index app only lists commands: `quantlib data validate FILE` gets the real one, and
+    # validating a file simulates nothing, so vectorbt and numba stay out.
+    from quantlib.data import save_ohlcv, synthetic_ohlcv
+
+    path = save_ohlcv(synthetic_ohlcv(n_bars=200, seed=0).ohlcv, tmp_path / "bars.csv")
+    done, modules = _run_main(["data", "validate", str(path)])
+    assert "quantlib.data.cli" in modules and "200" in done.stdout
+    assert [m for m in ("vectorbt", "numba", "nbformat") if m in modules] == []
+
+
+def test_a_backtest_skips_the_iri_grammar_vectorbt_would_load(tmp_path):
+    # vectorbt pulls in jsonschema (plotly -> nbformat), whose optional rfc3987_syntax compiles
+    # a grammar for seconds; the console script keeps it out and the backtest still runs.
+    from quantlib.data import save_ohlcv, synthetic_ohlcv
+    from quantlib.strategy.spec import StrategySpec, save_spec
+
+    data = save_ohlcv(synthetic_ohlcv(n_bars=300, seed=0).ohlcv, tmp_path / "bars.csv")
+    spec = save_spec(StrategySpec(name="t", kind="ma_cross", params={"fast": 5, "slow": 20},
+                                  symbols=["BTC/USD"], timeframe="1h"), tmp_path / "spec.json")
+    done, modules = _run_main(["backtest", "--strategy", str(spec), "--data", f"file:{data}"])
+    assert "total_return" in done.stdout
+    assert {"vectorbt", "jsonschema"} <= modules  # the simulation really ran on vectorbt
+    assert "rfc3987_syntax.syntax_helpers" not in modules
