@@ -58,6 +58,11 @@ Tolerance
     cancels within tolerance (cash after spending it all, a position after closing it) is
     exactly zero; an order of ``MIN_UNITS`` within tolerance is placed.
 
+Domain
+    Cash and debt finite and >= 0, position and free cash finite, size > 0 (and <= 1 in
+    percent), price finite and > 0, fees and slippage in [0, 1). Anything else is not an order
+    but a broken account or configuration: the result says which argument (``BAD_INPUT``).
+
 Results are tuples ``(status, detail, side, units, fill_price, fee, cash, position, debt,
 free_cash)``: ``status`` one of the constants below, ``detail`` the index of the offending
 argument when ``status == BAD_INPUT``, ``side`` +1 buy / -1 sell, and the account after the fill
