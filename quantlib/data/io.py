@@ -217,12 +217,17 @@ def load_ohlcv(
     index = _parse_timestamps(frame["timestamp"], path, rows)
     frame = frame.drop(columns="timestamp").set_index(index.rename("timestamp"))
     frame = _to_float(frame, path, rows)
-    stem = path.stem
+    # A Parquet file written from a frame (save_ohlcv, the exchange cache) keeps the frame's
+    # attrs: its market is a better name than the file's. (The timeframe is still inferred
+    # from the bars themselves: metadata must not relabel them.)
+    stored = {key: value for key, value in raw.attrs.items()
+              if key in ("exchange", "symbol") and isinstance(value, str) and value
+              and raw.attrs.get("source") != "synthetic"}  # SYN/USD names no market
     frame.attrs.update(
         source="file",
         source_string=f"file:{path}",
-        exchange=exchange or "file",
-        symbol=symbol or stem,
+        exchange=exchange or stored.get("exchange") or "file",
+        symbol=symbol or stored.get("symbol") or path.stem,
     )
     summary = validate_ohlcv(frame, timeframe, fill_gaps=fill_gaps, name=str(path),
                              row_origin=rows)

@@ -132,6 +132,17 @@ def _check_params(
     return dict(params)
 
 
+def _check_source(path: Path, where: str, source: str) -> None:
+    # A malformed source string is a config error, found before any notebook runs.
+    from quantlib.data import parse_source
+    from quantlib.errors import DataError
+
+    try:
+        parse_source(source)
+    except DataError as exc:
+        raise _fail(path, where, str(exc)) from None
+
+
 def _parse_notebook(path: Path, index: int, entry: Any, default_source: str) -> NotebookJob | None:
     where = f"notebooks[{index}]"
     if not isinstance(entry, dict):
@@ -148,6 +159,7 @@ def _parse_notebook(path: Path, index: int, entry: Any, default_source: str) -> 
     source = entry.get("source", default_source)
     if not isinstance(source, str) or not source:
         raise _fail(path, f"{where}.source", f"expected a data source string, got {source!r}")
+    _check_source(path, f"{where}.source" if "source" in entry else "defaults.source", source)
     raw_sets = entry.get("params", {"default": {}})
     if not isinstance(raw_sets, dict) or not raw_sets:
         raise _fail(path, f"{where}.params", f"expected named parameter sets, got {raw_sets!r}")

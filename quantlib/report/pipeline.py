@@ -3,6 +3,14 @@
 One call of :func:`run_report` is one *run* (``reports/<run-id>/``): every selected notebook with
 every parameter set, executed on the ``quantlib`` kernel. A failing notebook is recorded (its
 HTML still written, error cell highlighted) and the others keep running.
+
+Data sources are checked before any kernel starts: every source string is parsed, and the
+``--data`` source and every exchange source are loaded once, up front. A source that cannot be
+loaded (no network, unknown market) stops the run within one load's retries, with the loader's
+message, instead of making every notebook retry on its own. Exchange data is then handed to the
+notebooks as a Parquet file in the run directory (``data/``, a ``file:`` source), so they all
+see the same bars and never touch the network; the index and manifest keep showing the source
+string that was asked for.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
@@ -23,7 +32,7 @@ from typing import Any
 import nbformat
 
 import quantlib
-from quantlib.errors import ReportError
+from quantlib.errors import QuantlibError, ReportError
 from quantlib.report.config import DEFAULT_CONFIG, NotebookJob, ReportConfig, load_config
 from quantlib.report.html import plotly_script_tag, render_html
 from quantlib.report.index import read_recorded, update_index
@@ -184,6 +193,50 @@ def _plan(
     return plan
 
 
+def _preflight(plan: list[tuple[NotebookJob, str, dict[str, Any], str | None]],
+               data: str | None) -> dict[str, Any]:
+    """Parse every source of ``plan``; load ``data`` and every exchange source once.
+
+    Returns the loaded exchange frames by source string. Raises ReportError naming the source,
+    the notebooks that would use it and the loader's reason; no kernel has started then.
+    """
+    from quantlib.data import load, parse_source
+
+    users: dict[str, list[str]] = {}
+    for job, set_name, _, source in plan:
+        if source is not None:
+            users.setdefault(source, []).append(f"{job.name}/{set_name}")
+    frames: dict[str, Any] = {}
+    for source, names in users.items():
+        try:
+            kind = parse_source(source).kind
+            if kind == "exchange" or source == data:
+                logger.info("checking data source %s before starting notebooks", source)
+                frame = load(source)
+                if kind == "exchange":
+                    frames[source] = frame
+        except QuantlibError as exc:
+            raise ReportError(f"data source {source!r} (for {', '.join(names)}) cannot be "
+                              f"loaded, so no notebook was started: {exc}") from None
+    return frames
+
+
+def _hand_over(plan: list[tuple[NotebookJob, str, dict[str, Any], str | None]],
+               frames: dict[str, Any], run_dir: Path
+               ) -> list[tuple[NotebookJob, str, dict[str, Any], str | None]]:
+    """Save each loaded exchange frame once under ``run_dir/data/`` and give the notebooks
+    that file instead of the exchange source (the plan's source stays what was asked for)."""
+    from quantlib.data import save_ohlcv
+
+    files: dict[str, str] = {}
+    for source, frame in frames.items():
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_") or "data"
+        path = save_ohlcv(frame, run_dir / "data" / f"{stem}.parquet")
+        files[source] = f"file:{path}"
+    return [(job, set_name, {**params, "source": files[source]} if source in files else params,
+             source) for job, set_name, params, source in plan]
+
+
 def _run_entry(
     job: NotebookJob, set_name: str, params: dict[str, Any], source: str | None,
     run_dir: Path, out: Path, manifest: dict[str, Any], config: ReportConfig,
@@ -200,10 +253,12 @@ def _run_entry(
     synthetic = data.get("source") == "synthetic" or (
         not data and (source or "sample").startswith("sample")
     )
+    handed_file = source is not None and params.get("source") != source
     entry = {
         "notebook": job.name, "param_set": set_name, "parameters": params,
-        # what the notebook actually loaded (record_data) beats what was asked for
-        "source": data.get("source_string") or source,
+        # what the notebook actually loaded (record_data) beats what was asked for, except for
+        # the run's own copy of exchange data: that file is named in parameters and data
+        "source": source if handed_file else (data.get("source_string") or source),
         "status": "failed" if error else "ok", "error": error, "duration_s": round(duration, 3),
         "metrics": metrics, "data": data, "synthetic": synthetic,
         "ipynb": ipynb.name, "html": html_path.name,
@@ -294,17 +349,24 @@ def run_report(
     selected = cfg.select(only, skip_missing=skip_missing)
     check_kernel()
     hide = cfg.hide_code if hide_code is None else hide_code
+    plan = _plan(selected, data, fast)
     out.mkdir(parents=True, exist_ok=True)
     run_id, run_dir, done = _open_run_dir(out, run_id, force)
     if done:
         logger.info("run %s already completed ok; nothing to do (use --force to re-run)", run_id)
         return ReportRun(run_id, run_dir, update_index(out),
                          read_manifest(run_dir)["entries"], skipped=True)
+    try:
+        frames = _preflight(plan, data)
+    except ReportError:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty: a run that never started leaves nothing behind
+        raise
     with file_lock(run_dir / RUN_LOCK, blocking=False) as acquired:
         if not acquired:
             raise ReportError(f"run {run_id} is in progress in another process ({run_dir})")
         with _run_log(run_dir / "run.log"):
-            plan = _plan(selected, data, fast)
+            plan = _hand_over(plan, frames, run_dir)
             manifest = {
                 "run_id": run_id, "started_at": datetime.now(UTC).isoformat(),
                 "quantlib_version": quantlib.__version__, "git_commit": git_commit(cfg.path.parent),
