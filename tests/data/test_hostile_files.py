@@ -222,3 +222,17 @@ def test_saved_file_round_trips_through_the_source_string(tmp_path):
     for name in ("ok.csv", "ok.parquet"):
         back = load(f"file:{save_ohlcv(df, tmp_path / name)}")
         np.testing.assert_allclose(back.to_numpy(), df.to_numpy(), rtol=1e-12)
+
+
+def test_parquet_keeps_its_stored_market_but_not_a_synthetic_one(tmp_path):
+    df = synthetic_ohlcv(30, seed=2).ohlcv
+    df.attrs.update(source="ccxt", exchange="kraken", symbol="BTC/USD")
+    back = load_ohlcv(save_ohlcv(df, tmp_path / "cached.parquet"))
+    assert (back.attrs["exchange"], back.attrs["symbol"]) == ("kraken", "BTC/USD")
+    assert back.attrs["source"] == "file"
+    assert back.attrs["source_string"] == f"file:{tmp_path / 'cached.parquet'}"
+    # Explicit names still win; synthetic data names no market; CSV has no metadata.
+    assert load_ohlcv(tmp_path / "cached.parquet", symbol="ETH/USD").attrs["symbol"] == "ETH/USD"
+    synthetic = load_ohlcv(save_ohlcv(synthetic_ohlcv(30).ohlcv, tmp_path / "syn.parquet"))
+    assert (synthetic.attrs["exchange"], synthetic.attrs["symbol"]) == ("file", "syn")
+    assert load_ohlcv(save_ohlcv(df, tmp_path / "plain.csv")).attrs["symbol"] == "plain"
