@@ -32,6 +32,7 @@ import pandas as pd
 from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid_kind import (  # noqa: F401 - re-exported: the grid's public API
+    FILL_MODELS,
     GRID_KIND,
     GRID_PARAMS,
     SPACINGS,
@@ -202,8 +203,10 @@ def sweep_grid(data: pd.DataFrame, params_list: Sequence[Mapping[str, Any]],
 def level_history(data: pd.DataFrame, params: Mapping[str, Any],
                   config: BacktestConfig | dict | None = None, *,
                   active: np.ndarray | None = None) -> pd.DataFrame:
-    """Grid levels in force after each bar (one column per level), by stepping :class:`GridState`.
+    """Grid levels in force during each bar (one column per level), by stepping :class:`GridState`.
 
+    "bar" fill model: the levels the book resting during bar ``t`` was decided on (at close
+    ``t-1``); "touch": the levels after bar ``t``'s open (a volatility grid re-centres there).
     Fixed grids give constant columns; a volatility grid shows its re-centring; NaN before the
     volatility grid exists and after a stop-out.
 
@@ -216,12 +219,15 @@ def level_history(data: pd.DataFrame, params: Mapping[str, Any],
     o, h, lo, c = grid_bars(data)
     state = GridState.start(params, float(o[0]), config)
     out = np.full((len(c), len(state.levels)), np.nan)
+    decided_at_close = state.params["fill_model"] == "bar"
     for t in range(len(c)):
+        if decided_at_close and not state.stopped:
+            out[t] = state.levels
         step_bar(state, (o[t], h[t], lo[t], c[t]), active=True if active is None else active[t])
-        if not state.stopped:
+        if not decided_at_close and not state.stopped:
             out[t] = state.levels
     return pd.DataFrame(out, index=data.index, columns=[f"level_{j}" for j in range(out.shape[1])])
 
 
-__all__ = ["GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "level_history", "params_row",
-           "run_grid", "step_bar", "sweep_grid"]
+__all__ = ["FILL_MODELS", "GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "level_history",
+           "params_row", "run_grid", "step_bar", "sweep_grid"]

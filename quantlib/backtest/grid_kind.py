@@ -3,14 +3,19 @@
 The live runner imports this module (never :mod:`quantlib.backtest.grid`, the pandas wrapper of
 backtests, sweeps and level plots): :class:`GridState` and :func:`step_bar` advance one grid by one
 closed bar with the engine's own ``grid_step_nb`` kernel, so a live grid and a backtest fill alike.
-The simulation rule (levels, orders, intrabar path, gaps, costs, stop-out, active mask,
-volatility re-centring) is documented once, in :mod:`quantlib.backtest.grid_nb`.
+The simulation rule (levels, orders, the "bar" and "touch" fill models, costs, stop-out, active
+mask, volatility re-centring) is documented once, in :mod:`quantlib.backtest.grid_nb`.
 
 Examples
 --------
+Levels 90, 95, 100, 105, 110; the book decided at the first close (102) rests buys at 100, 95 and
+90; the next bar's low (94) reaches the first two:
+
 >>> s = GridState.start({"n_levels": 5}, first_open=100.0)
->>> [f["side"] for f in step_bar(s, (100.0, 101.0, 91.0, 95.0))]
-[1, 1]
+>>> step_bar(s, (100.0, 102.5, 99.5, 102.0))
+[]
+>>> [(f["side"], f["price"]) for f in step_bar(s, (102.0, 103.0, 94.0, 96.0))]
+[(1, 95.0), (1, 100.0)]
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 
 SPACINGS = ("arithmetic", "geometric", "fibonacci", "volatility")
 _MODE = {name: i for i, name in enumerate(SPACINGS)}
+# "bar": the book changes only at bar closes (what a bot at an exchange gets; the default);
+# "touch": orders change the instant a level fills (optimistic). See quantlib.backtest.grid_nb.
+FILL_MODELS = ("bar", "touch")
+_FILL_MODEL = {"bar": nb.FILL_BAR, "touch": nb.FILL_TOUCH}
 
 GRID_PARAMS = (
     Param("spacing", str, "arithmetic", choices=SPACINGS, doc="level spacing mode"),
-    Param("n_levels", int, 10, low=2, high=nb.MAX_FIB_LEVELS, step=1, doc="number of levels"),
+    Param("n_levels", int, 10, low=2, high=nb.MAX_LEVELS, step=1,
+          doc=f"number of levels (fibonacci: up to {nb.MAX_FIB_LEVELS})"),
     Param("lower_pct", float, 0.1, low=0.001, high=0.99, doc="lower bound below the first open"),
     Param("upper_pct", float, 0.1, low=0.001, high=10.0, doc="upper bound above the first open"),
     Param("lower", float, 0.0, low=0.0, doc="absolute lower bound (0 = use lower_pct)"),
@@ -43,7 +53,25 @@ GRID_PARAMS = (
     Param("stop_margin", float, 0.05, low=0.0, high=1.0, doc="stop distance beyond the range"),
     Param("atr_period", int, 14, low=1, high=1000, step=1, doc="volatility grid: ATR bars"),
     Param("atr_k", float, 1.0, low=1e-6, high=100.0, doc="volatility grid: spacing in ATRs"),
+    # no declared choices: a modelling assumption, not a strategy parameter, so sweeps and
+    # studies never search it (the constraint below checks the value)
+    Param("fill_model", str, "bar",
+          doc="'bar': orders change at bar closes (exchange-faithful, default); 'touch': "
+              "intrabar re-arming, optimistic"),
 )
+
+
+def _fill_model_ok(p: Mapping[str, Any]) -> str | None:
+    if p["fill_model"] not in FILL_MODELS:
+        return f"'fill_model' must be one of {list(FILL_MODELS)}, got {p['fill_model']!r}"
+    return None
+
+
+def _fib_levels_ok(p: Mapping[str, Any]) -> str | None:
+    if p["spacing"] == "fibonacci" and p["n_levels"] > nb.MAX_FIB_LEVELS:
+        return (f"'n_levels' ({p['n_levels']}) is above {nb.MAX_FIB_LEVELS}, the most a "
+                "fibonacci grid has distinct ratios for")
+    return None
 
 
 def _bounds_ok(p: Mapping[str, Any]) -> str | None:
@@ -84,6 +112,7 @@ def params_row(params: Mapping[str, Any], ref_price: float, config: BacktestConf
     row[nb.P_FEE], row[nb.P_SLIPPAGE] = config.fees, config.slippage
     row[nb.P_STOP_MARGIN] = params["stop_margin"] if params["stop_out"] else -1.0
     row[nb.P_ATR_K], row[nb.P_ATR_PERIOD] = params["atr_k"], params["atr_period"]
+    row[nb.P_FILL_MODEL] = _FILL_MODEL[params["fill_model"]]
     return row
 
 
@@ -116,7 +145,7 @@ class GridState:
 
     Examples
     --------
-    >>> s = GridState.start({"n_levels": 5}, first_open=100.0)
+    >>> s = GridState.start({"n_levels": 5, "fill_model": "touch"}, first_open=100.0)
     >>> fills = step_bar(s, (100.0, 101.0, 91.0, 95.0))
     >>> [f["side"] for f in fills], round(s.equity(95.0), 2) < 10_000
     ([1, 1], True)
@@ -173,6 +202,12 @@ class GridState:
     def from_dict(cls, d: Mapping[str, Any]) -> GridState:
         arr = {k: np.array([np.nan if x is None else x for x in d[k]], dtype=np.float64)
                for k in ("row", "state", "levels", "holding", "tr_buf")}
+        # a snapshot of an older engine has fewer slots: the kernel would read past its arrays
+        for key, size in (("row", nb.N_PARAMS), ("state", nb.N_STATE)):
+            if len(arr[key]) != size:
+                raise DataError(f"grid state: {key!r} has {len(arr[key])} entries, this engine "
+                                f"expects {size}; the snapshot was written by another quantlib "
+                                "version: start on a new state file")
         return cls(dict(d["params"]), **arr)
 
 
@@ -220,10 +255,10 @@ def _grid_warmup(params: Mapping[str, Any]) -> int:
 
 GRID_KIND = register(StrategyKind(
     "grid", params=GRID_PARAMS, signal=_grid_signal, warmup=_grid_warmup,
-    constraints=(_bounds_ok,), engine="grid",
+    constraints=(_bounds_ok, _fill_model_ok, _fib_levels_ok), engine="grid",
     doc="grid bot: buy limits at levels below price, sell one level above each filled buy",
     inputs="bars",
 ), replace=True)
 
-__all__ = ["GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "grid_bars", "params_row",
-           "run_kernel", "step_bar", "wrapped_active"]
+__all__ = ["FILL_MODELS", "GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "grid_bars",
+           "params_row", "run_kernel", "step_bar", "wrapped_active"]

@@ -1,9 +1,11 @@
 """Independent plain-Python event loop of the grid bot, written from the spec in
 ``quantlib/backtest/grid_nb.py``'s module docstring (not from the kernel's code).
 
-It keeps an explicit order book (a list of resting limit orders) and walks each bar's price path
-point by point, filling the nearest touched order first, so its structure differs from the kernel's
-level-array scan. Used by the tests and as the pure-Python baseline of the benchmark.
+It keeps an explicit order book (a list of resting limit orders). "touch": it walks each bar's
+price path point by point, filling the nearest touched order first. "bar": at each close it
+writes down the book of the next bar (a list of orders, the buys paid for out of the cash left
+as it goes), then lets the next bar's range fill that list. Its structure differs from the
+kernel's level-array scans. Used by the tests and as the pure-Python baseline of the benchmark.
 """
 
 from __future__ import annotations
@@ -51,13 +53,114 @@ class RefResult:
     equity: list[float] = field(default_factory=list)
 
 
-def run_reference(bars, *, spacing, lower, upper, n_levels, order_value, init_cash, fee=0.0,
-                  slippage=0.0, stop_margin=None, atr_k=1.0, atr_period=14, active=None):
+def run_reference(bars, *, fill_model="bar", **kwargs) -> RefResult:
     """Simulate one combination. ``bars``: sequence of (open, high, low, close).
 
-    ``lower``/``upper`` are absolute prices (ignored by the volatility grid). Returns fills as
+    Keywords: ``spacing, lower, upper, n_levels, order_value, init_cash, fee=0.0,
+    slippage=0.0, stop_margin=None, atr_k=1.0, atr_period=14, active=None``. ``lower``/``upper``
+    are absolute prices (ignored by the volatility grid). Returns fills as
     ``(bar, side, price, size, fee, level)`` with level -1 for a stop-out.
     """
+    if fill_model == "bar":
+        return _run_bar(bars, **kwargs)
+    if fill_model == "touch":
+        return _run_touch(bars, **kwargs)
+    raise ValueError(fill_model)
+
+
+def _true_range(bar, prev_close):
+    _, h, lo, _ = bar
+    if prev_close is None:
+        return h - lo
+    return max(h - lo, abs(h - prev_close), abs(lo - prev_close))
+
+
+def _vol_grid(centre, true_ranges, atr_period, atr_k, n_levels):
+    """Levels around ``centre`` from the last ``atr_period`` true ranges; None if zero-width."""
+    atr = 0.0
+    for tr in true_ranges[-atr_period:]:
+        atr += tr
+    spacing_abs = atr_k * (atr / atr_period)
+    if not spacing_abs > 0:
+        return None
+    half = (n_levels - 1) / 2.0
+    return [centre + (j - half) * spacing_abs for j in range(n_levels)]
+
+
+def _run_bar(bars, *, spacing, lower, upper, n_levels, order_value, init_cash, fee=0.0,
+             slippage=0.0, stop_margin=None, atr_k=1.0, atr_period=14, active=None):
+    """"bar": the book written down at close t is what bar t+1's range may fill."""
+    out = RefResult()
+    cash = init_cash
+    holdings: dict[int, float] = {}
+    levels = None if spacing == "volatility" else fixed_levels(spacing, lower, upper, n_levels)
+    stopped = False
+    true_ranges: list[float] = []
+    prev_close = None
+    book: list[Order] = []  # what rests during the current bar
+
+    def next_book(close: float, buys_on: bool) -> list[Order]:
+        orders = [Order(-1, levels[i + 1], i, qty) for i, qty in holdings.items()]
+        if not buys_on:
+            return orders
+        left = cash  # every resting buy's cost is set aside at the close
+        below = [i for i in range(n_levels - 1) if i not in holdings and 0 < levels[i] < close]
+        for i in sorted(below, reverse=True):  # nearest the close first
+            qty = order_value / levels[i]
+            value = qty * (levels[i] * (1 + slippage))
+            cost = value * fee
+            if value + cost > left:
+                break  # this level and every one below it wait for a later close
+            left = left - value - cost
+            orders.append(Order(1, levels[i], i, qty))
+        return orders
+
+    for t, bar in enumerate(bars):
+        _, h, lo, c = bar
+        reached = [o for o in book if (lo <= o.price if o.side == 1 else h >= o.price)]
+        for order in sorted(reached, key=lambda o: o.level):
+            # at the limit price, even when the bar opened beyond it; no cash check: set aside
+            if order.side == 1:
+                px = order.price * (1 + slippage)
+                value = order.qty * px
+                cost = value * fee
+                cash = cash - value - cost
+                holdings[order.level] = order.qty
+            else:
+                px = order.price * (1 - slippage)
+                value = order.qty * px
+                cost = value * fee
+                cash = cash + value - cost
+                del holdings[order.level]
+            out.fills.append((t, order.side, px, order.qty, cost, order.level))
+        # the close
+        true_ranges.append(_true_range(bar, prev_close))
+        prev_close = c
+        if spacing == "volatility" and not stopped and not holdings \
+                and len(true_ranges) >= atr_period \
+                and (levels is None or c < levels[0] or c > levels[-1]):
+            levels = _vol_grid(c, true_ranges, atr_period, atr_k, n_levels) or levels
+        if not stopped and levels is not None and stop_margin is not None \
+                and not levels[0] * (1 - stop_margin) <= c <= levels[-1] * (1 + stop_margin):
+            qty = sum(holdings.values())
+            if qty > 0:
+                px = c * (1 - slippage)
+                cash += qty * px - qty * px * fee
+                out.fills.append((t, -1, px, qty, qty * px * fee, -1))
+            holdings.clear()
+            stopped = True
+        buys_on = active is None or t + 1 >= len(active) or bool(active[t + 1])
+        book = [] if stopped or levels is None else next_book(c, buys_on)
+        inventory = sum(holdings.values())
+        out.cash.append(cash)
+        out.inventory.append(inventory)
+        out.equity.append(cash + inventory * c)
+    return out
+
+
+def _run_touch(bars, *, spacing, lower, upper, n_levels, order_value, init_cash, fee=0.0,
+               slippage=0.0, stop_margin=None, atr_k=1.0, atr_period=14, active=None):
+    """"touch": each bar's price path walked point by point; orders re-arm at once."""
     out = RefResult()
     cash = init_cash
     holdings: dict[int, float] = {}  # level -> base units bought there

@@ -1,5 +1,6 @@
-"""Grid engine: hand-built fills, truncation (no lookahead), sweeps vs single runs, the one-bar
-stepping API of the live runner, the active mask, levels, the registry kind and bad input."""
+"""Grid engine: hand-built fills under both fill models ("bar", the default, and "touch"),
+truncation (no lookahead), sweeps vs single runs, the one-bar stepping API of the live runner,
+the active mask, levels, the registry kind and bad input."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ def _frame(bars) -> pd.DataFrame:
     return df
 
 
-# levels 90 95 100 105 110, 1000 quote per level, fee 0.1 %
+# levels 90 95 100 105 110, 1000 quote per level, fee 0.1 %; the "touch" model (intrabar)
 HAND_PARAMS = {"lower": 90.0, "upper": 110.0, "n_levels": 5, "order_value": 1000.0,
-               "stop_out": True, "stop_margin": 0.05}  # stop at 90 * 0.95 = 85.5
+               "stop_out": True, "stop_margin": 0.05,  # stop at 90 * 0.95 = 85.5
+               "fill_model": "touch"}
 HAND_BARS = [
     (100, 101, 94, 96),   # red: O->H->L->C: falls through 100 and 95 -> two buys
     (97, 106, 97, 105),   # green: O->L->H->C: sells at 100 (of the 95 buy) and 105 (of the 100
@@ -76,7 +78,8 @@ def test_slippage_moves_fill_prices_against_the_trader():
 
 
 def test_intrabar_path_rule_decides_same_bar_round_trips():
-    params = {"lower": 90.0, "upper": 110.0, "n_levels": 5, "order_value": 1000.0}
+    params = {"lower": 90.0, "upper": 110.0, "n_levels": 5, "order_value": 1000.0,
+              "fill_model": "touch"}
     # green bar O->L->H->C: buy at 95, its sell at 100 on the way up, then the fall from 101 to
     # the close 98 buys at 100 (the level is empty again and price was above it)
     green = run_grid(_frame([(97, 101, 94, 98)]), [params], {"fees": 0.0}).fills
@@ -88,16 +91,88 @@ def test_intrabar_path_rule_decides_same_bar_round_trips():
 
 
 def test_touching_a_level_exactly_fills_it():
-    params = {"lower": 100.0, "upper": 110.0, "n_levels": 3, "order_value": 1000.0}
+    params = {"lower": 100.0, "upper": 110.0, "n_levels": 3, "order_value": 1000.0,
+              "fill_model": "touch"}
     f = run_grid(_frame([(106, 107, 105, 106), (106, 110, 106, 110)]), [params]).fills
     assert f[["bar", "side", "price"]].values.tolist() == [[0, 1, 105.0], [1, -1, 110.0]]
+    # "bar": nothing rests during bar 0; the buy @105 decided at its close fills when bar 1's
+    # low touches 105 exactly, its sell @110 rests from bar 2 and fills on a high of exactly 110
+    bars = [(106, 107, 105.5, 106), (106, 107, 105, 106), (106, 110, 106, 110)]
+    f = run_grid(_frame(bars), [dict(params, fill_model="bar")]).fills
+    assert f[["bar", "side", "price"]].values.tolist() == [[1, 1, 105.0], [2, -1, 110.0]]
 
 
+# the "bar" model on the same grid: the book decided at close t rests during bar t+1
+BAR_PARAMS = dict(HAND_PARAMS, fill_model="bar")
+BAR_BARS = [
+    (100, 101, 99, 100.5),    # no book yet; at the close: buys rest at 100, 95, 90
+    (100.5, 101, 94, 96),     # low 94: the buys at 95 and 100 fill (logged by level)
+    (96, 106, 95.5, 105.5),   # sells at 100 (of the 95 buy) and 105 (of the 100 buy); "touch"
+                              # would re-buy on the way back, here the buys rest from bar 3
+    (104, 104.5, 88, 89),     # opens below the buy at 105: filled at its limit 105, not at the
+                              # open; 100, 95 and 90 fill on the way down
+    (89, 96, 84, 85),         # the sell of the 90 buy fills at 95; the close 85 < 85.5 stops
+                              # the grid: the rest is sold at that close
+    (100, 111, 99, 109),      # stopped: nothing
+]
+
+
+def test_bar_model_hand_built_fills_and_equity():
+    res = run_grid(_frame(BAR_BARS), [BAR_PARAMS], BacktestConfig(init_cash=10_000, fees=0.001))
+    q90, q95, q100, q105 = 1000 / 90, 1000 / 95, 1000 / 100, 1000 / 105
+    expected = [  # bar, side, price, size, level
+        (1, 1, 95.0, q95, 1), (1, 1, 100.0, q100, 2),
+        (2, -1, 100.0, q95, 1), (2, -1, 105.0, q100, 2),
+        (3, 1, 90.0, q90, 0), (3, 1, 95.0, q95, 1), (3, 1, 100.0, q100, 2),
+        (3, 1, 105.0, q105, 3),
+        (4, -1, 95.0, q90, 0), (4, -1, 85.0, q95 + q100 + q105, -1),
+    ]
+    got = res.fills[["bar", "side", "price", "size", "level"]].to_numpy()
+    np.testing.assert_allclose(got, [(b, s, p, z, lv) for b, s, p, z, lv in expected],
+                               rtol=1e-12)
+    np.testing.assert_allclose(res.fills["fee"], [0.001 * p * z for _, _, p, z, _ in expected],
+                               rtol=1e-12)
+    cash, equity = 10_000.0, []
+    for t, close in enumerate(b[3] for b in BAR_BARS):
+        for _, side, price, size, _ in (e for e in expected if e[0] == t):
+            cash -= side * price * size + 0.001 * price * size
+        held = sum(z * s for b, s, _, z, lv in expected if b <= t and lv >= 0)
+        held -= sum(z for b, _, _, z, lv in expected if b <= t and lv < 0)
+        equity.append(cash + held * close)
+    np.testing.assert_allclose(res.equity[0], equity, rtol=1e-12)
+    assert res.equity[0].iloc[-1] == pytest.approx(cash, rel=1e-12)  # flat after the stop
+    assert len(res.trades) == 6  # three closed by grid sells, three by the stop-out
+
+
+def test_bar_model_buys_only_what_the_cash_at_the_close_pays_for():
+    # 2,500 cash, 1,000 per level + 0.1 % fee: the close 102 rests the two nearest buys (100,
+    # 95); bar 1 reaches 90 too, which had no order. After the sell at 100 the cash pays for one
+    # buy: the nearest empty level (95), not 90 below it.
+    params = dict(BAR_PARAMS, stop_out=False)
+    bars = [(101, 102.5, 100.5, 102), (102, 102, 89, 89.5), (90, 101, 89.5, 100.5),
+            (100.5, 101, 89, 90)]
+    res = run_grid(_frame(bars), [params], BacktestConfig(init_cash=2_500, fees=0.001))
+    assert res.fills[["bar", "side", "price"]].values.tolist() == [
+        [1, 1, 95.0], [1, 1, 100.0], [2, -1, 100.0], [3, 1, 95.0]]
+    assert (res.extras["cash"][0] >= 0).all()
+
+
+def test_bar_model_follow_up_orders_wait_for_the_next_bar():
+    # the same green bar as the intrabar test: the buy at 95 fills; its sell at 100 is only
+    # placed at the close, so the rise to 101 in the same bar sells nothing
+    params = {"lower": 90.0, "upper": 110.0, "n_levels": 5, "order_value": 1000.0}
+    bars = [(97, 97.5, 96.5, 97), (97, 101, 94, 98), (98, 100.5, 97.5, 99)]
+    f = run_grid(_frame(bars), [params], {"fees": 0.0}).fills
+    assert f[["bar", "side", "price"]].values.tolist() == [[1, 1, 95.0], [2, -1, 100.0]]
+
+
+@pytest.mark.parametrize("fill_model", ["bar", "touch"])
 @pytest.mark.parametrize("spacing", ["arithmetic", "geometric", "fibonacci", "volatility"])
-def test_truncation_leaves_the_past_unchanged(spacing):
+def test_truncation_leaves_the_past_unchanged(spacing, fill_model):
     df = load("sample:bars=1500,seed=11")
     params = {"spacing": spacing, "n_levels": 12, "lower_pct": 0.15, "upper_pct": 0.15,
-              "stop_out": True, "stop_margin": 0.1, "atr_period": 10, "atr_k": 1.5}
+              "stop_out": True, "stop_margin": 0.1, "atr_period": 10, "atr_k": 1.5,
+              "fill_model": fill_model}
     full = run_grid(df, [params])
     sig_full = get_kind("grid").signals(df, params)
     for t in (200, 777, 1499):
@@ -110,7 +185,8 @@ def test_truncation_leaves_the_past_unchanged(spacing):
 
 def test_many_combos_in_one_call_equal_single_runs():
     df = load("sample:bars=1200,seed=5")
-    combos = [{"spacing": s, "n_levels": n, "lower_pct": w, "upper_pct": w, "stop_out": n == 6}
+    combos = [{"spacing": s, "n_levels": n, "lower_pct": w, "upper_pct": w, "stop_out": n == 6,
+               "fill_model": "touch" if w == 0.2 else "bar"}
               for s in ("arithmetic", "geometric", "fibonacci", "volatility")
               for n in (6, 15) for w in (0.05, 0.2)]
     active = np.arange(len(df)) % 100 < 80
@@ -126,11 +202,12 @@ def test_many_combos_in_one_call_equal_single_runs():
     assert together.metrics.shape[0] == len(combos)
 
 
+@pytest.mark.parametrize("fill_model", ["bar", "touch"])
 @pytest.mark.parametrize("spacing", ["geometric", "volatility"])
-def test_step_bar_replays_the_backtest(spacing):
+def test_step_bar_replays_the_backtest(spacing, fill_model):
     df = load("sample:bars=800,seed=2")
     params = {"spacing": spacing, "n_levels": 9, "lower_pct": 0.1, "upper_pct": 0.1,
-              "atr_period": 5, "atr_k": 2.0}
+              "atr_period": 5, "atr_k": 2.0, "fill_model": fill_model}
     active = np.arange(len(df)) % 50 < 40
     res = run_grid(df, [params], active=active)
     state = GridState.start(params, first_open=df["open"].iloc[0])
@@ -179,11 +256,23 @@ def test_volatility_grid_uses_only_past_true_ranges():
     # 3 bars of range 2, then bar 3 opens at 100: ATR(3) = 2, spacing = k * ATR = 2
     bars = [(100, 101, 99, 100)] * 3 + [(100, 100, 97.5, 98)]
     params = {"spacing": "volatility", "n_levels": 5, "atr_period": 3, "atr_k": 1.0,
-              "order_value": 100.0}
+              "order_value": 100.0, "fill_model": "touch"}
     f = run_grid(_frame(bars), [params]).fills
     # levels 96 98 100 102 104 centred on bar 3's open. The open sits on 100 (not above it), so
     # only 98 fills; had bar 3's own range (TR 2.5) leaked into the ATR, the level would be 97.83
     assert f[["bar", "side", "price"]].values.tolist() == [[3, 1, 98.0]]
+
+
+def test_bar_model_builds_the_volatility_grid_at_a_close():
+    # "bar": built at the close of bar 2 (the first with 3 true ranges, all 2): centred on that
+    # close 100.5, spacing 2 -> 96.5 98.5 100.5 102.5 104.5. Bar 3 (TR 3.5 with the gap from
+    # 100.5) must not enter it: bar 3's low 97 fills the buy at 98.5 only, at its limit
+    bars = [(100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 99, 100.5),
+            (100.5, 100.5, 97, 98)]
+    params = {"spacing": "volatility", "n_levels": 5, "atr_period": 3, "atr_k": 1.0,
+              "order_value": 100.0}
+    f = run_grid(_frame(bars), [params]).fills
+    assert f[["bar", "side", "price"]].values.tolist() == [[3, 1, 98.5]]
 
 
 def test_grid_signal_is_normalised_inventory():
@@ -204,6 +293,12 @@ def test_bad_input_raises_clear_errors():
         run_grid(df, [{"lower": 100.0, "upper": 90.0}])
     with pytest.raises(ParameterError, match="n_levels"):
         run_grid(df, [{"n_levels": 1}])
+    with pytest.raises(ParameterError, match="'n_levels': 1001 is above the maximum 1000"):
+        run_grid(df, [{"n_levels": 1001}])
+    with pytest.raises(ParameterError, match="'n_levels' \\(65\\) is above 64.*fibonacci"):
+        run_grid(df, [{"spacing": "fibonacci", "n_levels": 65}])
+    with pytest.raises(ParameterError, match="'fill_model' must be one of \\['bar', 'touch'\\]"):
+        run_grid(df, [{"fill_model": "tick"}])
     with pytest.raises(ParameterError, match="unknown parameter"):
         run_grid(df, [{"levels": 3}])
     with pytest.raises(ParameterError, match="active"):

@@ -1,5 +1,6 @@
 """The numba grid kernel agrees trade for trade with the plain-Python event loop
-(tests/backtest/grid_reference.py) on hypothesis-generated bars/params and on real BTC data."""
+(tests/backtest/grid_reference.py) under both fill models ("bar", the default, and "touch") on
+hypothesis-generated bars/params and on real BTC data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantlib.backtest.config import BacktestConfig
-from quantlib.backtest.grid import SPACINGS, run_grid
+from quantlib.backtest.grid import FILL_MODELS, SPACINGS, run_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the reference sits beside the tests
 from grid_reference import run_reference  # noqa: E402
@@ -39,7 +40,7 @@ def assert_matches_reference(df: pd.DataFrame, params: dict, config: BacktestCon
         lower, upper = o0 * (1 - full["lower_pct"]), o0 * (1 + full["upper_pct"])
     ref = run_reference(
         list(df[["open", "high", "low", "close"]].itertuples(index=False, name=None)),
-        spacing=full["spacing"], lower=lower, upper=upper, n_levels=full["n_levels"],
+        fill_model=full["fill_model"], spacing=full["spacing"], lower=lower, upper=upper, n_levels=full["n_levels"],
         order_value=full["order_value"] or full["order_size"] * config.init_cash,
         init_cash=config.init_cash, fee=config.fees, slippage=config.slippage,
         stop_margin=full["stop_margin"] if full["stop_out"] else None,
@@ -86,12 +87,13 @@ def bars_strategy(draw):
 
 
 @st.composite
-def case_strategy(draw, spacing=None):
+def case_strategy(draw, spacing=None, fill_model=None):
     """(bars, params): half of the cases put an arithmetic grid on the bars' quarter lattice
     around the first open, so bars touch levels exactly (edges of the touch and path rules)."""
     bars = draw(bars_strategy())
     params = {
         "spacing": spacing or draw(st.sampled_from(SPACINGS)),
+        "fill_model": fill_model or draw(st.sampled_from(FILL_MODELS)),
         "n_levels": draw(st.integers(2, 14)),
         "lower_pct": draw(st.floats(0.01, 0.5)),
         "upper_pct": draw(st.floats(0.01, 0.5)),
@@ -129,22 +131,24 @@ def test_kernel_matches_reference_random(case, config, data):
     assert_matches_reference(_frame(bars), params, config, active)
 
 
+@pytest.mark.parametrize("fill_model", FILL_MODELS)
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_kernel_matches_reference_each_spacing(spacing):
+def test_kernel_matches_reference_each_spacing(spacing, fill_model):
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(case=case_strategy(spacing), config=config_strategy)
+    @given(case=case_strategy(spacing, fill_model), config=config_strategy)
     def check(case, config):
         assert_matches_reference(_frame(case[0]), case[1], config)
 
     check()
 
 
+@pytest.mark.parametrize("fill_model", FILL_MODELS)
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_kernel_matches_reference_on_btc(shared_data, spacing):
+def test_kernel_matches_reference_on_btc(shared_data, spacing, fill_model):
     df = shared_data("btc_usdt_1h_2022_2023.csv").iloc[:6000]
     params = {"spacing": spacing, "n_levels": 25, "lower_pct": 0.35, "upper_pct": 0.25,
               "order_size": 0.04, "stop_out": spacing == "fibonacci", "stop_margin": 0.02,
-              "atr_period": 24, "atr_k": 3.0}
+              "atr_period": 24, "atr_k": 3.0, "fill_model": fill_model}
     rng = np.random.default_rng(0)
     active = rng.random(len(df)) > 0.1 if spacing == "geometric" else None
     n_fills = assert_matches_reference(df, params, BacktestConfig(fees=0.001, slippage_bps=2.0),
@@ -152,10 +156,24 @@ def test_kernel_matches_reference_on_btc(shared_data, spacing):
     assert n_fills > 20  # the comparison covers a real trading history, not an idle grid
 
 
-def test_fill_log_overflow_rerun_matches_reference():
+@pytest.mark.parametrize("fill_model", FILL_MODELS)
+def test_fill_log_overflow_rerun_matches_reference(fill_model):
     from quantlib.data import load
 
     df = load("sample:bars=4000,seed=3")
-    params = {"n_levels": 60, "lower_pct": 0.3, "upper_pct": 0.3, "order_size": 0.016}
+    params = {"n_levels": 60, "lower_pct": 0.3, "upper_pct": 0.3, "order_size": 0.016,
+              "fill_model": fill_model}
     n_fills = assert_matches_reference(df, params, BacktestConfig())
     assert n_fills > 1024  # beyond the first-pass log capacity
+
+
+@pytest.mark.parametrize("fill_model", FILL_MODELS)
+@pytest.mark.parametrize("spacing", ["arithmetic", "geometric", "volatility"])
+def test_500_levels_match_the_reference_on_eth(shared_data, spacing, fill_model):
+    # a tight 500-level grid (~0.1 % apart) on real 5m bars: many levels per bar, each bar
+    # filling several at once (fewer bars for "touch": its reference rescans the whole book)
+    df = shared_data("eth_usdt_5m_2021_05.csv").iloc[:1500 if fill_model == "bar" else 500]
+    params = {"spacing": spacing, "n_levels": 500, "lower_pct": 0.25, "upper_pct": 0.25,
+              "order_value": 15.0, "atr_period": 12, "atr_k": 0.05, "fill_model": fill_model}
+    n_fills = assert_matches_reference(df, params, BacktestConfig(fees=0.001))
+    assert n_fills > 500
