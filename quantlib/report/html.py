@@ -119,6 +119,9 @@ def _header_html(header: dict[str, Any]) -> str:
     if header.get("synthetic"):
         badges += "<span class='quantlib-badge synthetic'>SYNTHETIC DATA</span>"
     provenance = header.get("data") or {}
+    if provenance.get("partial_history"):  # shorter history than asked, accepted explicitly
+        badges += ("<span class='quantlib-badge synthetic'>PARTIAL HISTORY: "
+                   f"{esc(str(provenance['partial_history']))}</span>")
     rows = [
         ("run id", esc(header["run_id"])),
         ("started", esc(str(header.get("started_at", "")))),

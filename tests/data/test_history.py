@@ -216,3 +216,25 @@ def test_data_info_falls_back_to_the_cache_path(tmp_path):
     plain = tmp_path / "mydata.parquet"
     df.to_parquet(plain)
     assert stored_metadata(plain) == {}
+
+
+# --------------------------------------------------------------------------- reports show it
+def test_report_header_and_record_data_show_partial_history(server, market, tmp_path,
+                                                            monkeypatch):
+    from quantlib.report import html as report_html
+    from quantlib.report import record
+
+    df = fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since="2024-01-01",
+                           cache_dir=tmp_path, progress=False, allow_partial=True)
+    shown: list[dict] = []
+    monkeypatch.setattr(record, "_display", lambda: lambda bundle, raw: shown.append(bundle))
+    payload = record.record_data(df)
+    assert payload["partial_history"] == df.attrs["partial_history"]
+    assert "PARTIAL HISTORY" in shown[0]["text/html"]
+    header = {"notebook": "01_data", "param_set": "default", "run_id": "r1", "data": payload,
+              "source": df.attrs["source_string"]}
+    page = report_html._header_html(header)
+    assert "PARTIAL HISTORY: requested from 2024-01-01 00:00:00+00:00" in page
+    full = dict(payload)
+    full.pop("partial_history")
+    assert "PARTIAL HISTORY" not in report_html._header_html({**header, "data": full})
