@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ def check_study_options(*, sampler: str, n_trials: Any, n_workers: Any, n_splits
                              "objectives")
     if min_trades is not None:
         _positive_int(min_trades, "min_trades (--min-trades)", minimum=0)
-    if max_drawdown is not None and not (isinstance(max_drawdown, int | float)
+    if max_drawdown is not None and not (isinstance(max_drawdown, numbers.Real)
                                          and math.isfinite(max_drawdown) and max_drawdown > 0):
         raise ParameterError(f"max_drawdown (--max-drawdown): expected a fraction > 0 such as "
                              f"0.25, got {max_drawdown!r}")
@@ -70,7 +71,8 @@ def check_study_options(*, sampler: str, n_trials: Any, n_workers: Any, n_splits
 
 def check_splits(n_splits: Any, n_bars: int | None = None) -> None:
     """CSCV needs an even number of blocks >= 2, each at least two bars long."""
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 2 or n_splits % 2:
+    if (isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 2
+            or n_splits % 2):
         raise ParameterError(f"n_splits (--splits): expected an even number >= 2 of CSCV blocks, "
                              f"got {n_splits!r}")
     if n_bars is not None and n_bars < 2 * n_splits:
@@ -79,7 +81,7 @@ def check_splits(n_splits: Any, n_bars: int | None = None) -> None:
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ParameterError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 

@@ -95,11 +95,15 @@ def test_unreachable_exchange_named_in_the_config_is_checked_too(
         quantlib_kernel, notebook_factory, tmp_path, monkeypatch, no_kernels):
     monkeypatch.setenv("QUANTLIB_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("QUANTLIB_KRAKEN_API_URL", f"http://127.0.0.1:{_closed_port()}")
+    waits = []
+    monkeypatch.setattr(fetch, "_sleep", waits.append)  # the loader's backoff, timed above
     config = _project(tmp_path / "nb", notebook_factory, default_source="kraken:ETH/USD:1h")
     with pytest.raises(ReportError, match=r"data source 'kraken:ETH/USD:1h' \(for first/default, "
                                           r"second/default\) cannot be loaded"):
         run_report(config, out=tmp_path / "reports")
     assert no_kernels == []
+    # One load's backoff in all (growing waits); a second load would start over.
+    assert waits and waits == sorted(waits)
 
 
 def test_malformed_sources_fail_before_kernels(quantlib_kernel, notebook_factory, tmp_path,
