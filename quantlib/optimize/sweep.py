@@ -28,9 +28,11 @@ from quantlib.strategy.registry import StrategyKind, get_kind
 # interpreter and libraries add ~0.5 GB). See benchmarks/bench_optimize.py.
 BYTES_PER_CELL = 250
 
-# Metrics where smaller is better; max_drawdown is compared by magnitude.
+# Metrics where smaller is better; max_drawdown is compared by magnitude. Benchmark-relative
+# objectives (excess_sharpe, excess_return, alpha, information_ratio, up_capture) are maximised;
+# down_capture (share of the benchmark's falls taken) is minimised.
 MINIMIZE_METRICS = frozenset({"max_drawdown", "max_drawdown_bars", "max_drawdown_days",
-                              "ann_volatility", "turnover", "fees_paid"})
+                              "ann_volatility", "turnover", "fees_paid", "down_capture"})
 
 
 def objective_values(metrics: pd.DataFrame, objective: str) -> pd.Series:
