@@ -316,6 +316,7 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
         timeframe=config.timeframe or _infer_timeframe(index),
         year_days=config.year_days,
         init_cash=config.init_cash,
+        benchmark=close[:, :n_sym],  # buy and hold of the traded symbol(s), equal weight
     )
     # One symbol: base units held; several: 1.0 while any symbol is held (per-symbol units are
     # in extras["portfolio"].assets()).

@@ -23,6 +23,25 @@ periods per year = ``year_days * 86400 / bar_seconds``):
 ``final_equity``      ``E_last``
 ===================== ==================================================================
 
+Benchmark-relative metrics (``B`` = the benchmark's value per bar, ``b_t`` its bar returns over
+the same bars as ``r``; by default the buy-and-hold of the traded symbol(s), equal weight at the
+first bar's close, never rebalanced; NaN when no benchmark is given):
+
+========================== =============================================================
+``benchmark_return``       ``B_last / B_first - 1``
+``benchmark_cagr``         its CAGR over the same years as ``cagr``
+``benchmark_sharpe``       ``mean(b) / std(b, ddof=1) * sqrt(P)``
+``benchmark_max_drawdown`` ``min(B / cummax(B) - 1)``
+``excess_return``          ``total_return - benchmark_return``
+``excess_sharpe``          ``sharpe - benchmark_sharpe``
+``beta``                   OLS slope of ``r`` on ``b``: ``cov(r, b) / var(b)``
+``alpha``                  OLS intercept, annualised: ``(mean(r) - beta * mean(b)) * P``
+``correlation``            Pearson correlation of ``r`` and ``b``
+``information_ratio``      ``mean(r - b) / std(r - b, ddof=1) * sqrt(P)``
+``up_capture``             ``mean(r | b > 0) / mean(b | b > 0)`` (arithmetic, per bar)
+``down_capture``           ``mean(r | b < 0) / mean(b | b < 0)``
+========================== =============================================================
+
 Undefined values (no trades, zero volatility...) are NaN, never a silent zero.
 """
 
@@ -34,6 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest.benchmark import benchmark_values, relative_stats
 from quantlib.backtest.metrics_nb import (
     K_DD_BARS,
     K_DOWNSIDE,
@@ -50,7 +70,17 @@ METRIC_NAMES: tuple[str, ...] = (
     "total_return", "cagr", "ann_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
     "max_drawdown_bars", "max_drawdown_days", "win_rate", "profit_factor", "expectancy",
     "exposure", "n_trades", "turnover", "fees_paid", "final_equity",
+    "benchmark_return", "benchmark_cagr", "benchmark_sharpe", "benchmark_max_drawdown",
+    "excess_return", "excess_sharpe", "alpha", "beta", "correlation", "information_ratio",
+    "up_capture", "down_capture",
 )
+
+# Benchmark-relative names (NaN when the metrics were computed without a benchmark).
+BENCHMARK_METRIC_NAMES: tuple[str, ...] = METRIC_NAMES[METRIC_NAMES.index("benchmark_return"):]
+
+# What a benchmark may be: prices or values per bar (one column, or several symbols held in
+# equal weight), or a data source string loaded with quantlib.data.load.
+BenchmarkLike = pd.Series | pd.DataFrame | np.ndarray | str
 
 def timeframe_seconds(timeframe: str) -> float:
     """Seconds per bar of a ccxt-style timeframe (``"1m"``, ``"4h"``, ``"1d"``, ``"1w"``)."""
@@ -97,6 +127,28 @@ def pnl_per_combo(combo: np.ndarray, pnl: np.ndarray, n_combo: int) -> list[np.n
     return np.split(np.asarray(pnl), np.searchsorted(np.asarray(combo), np.arange(1, n_combo)))
 
 
+def path_ratios(total_return: np.ndarray, n_rets: int, periods_per_year: float,
+                mean: np.ndarray, std: np.ndarray, downside: np.ndarray,
+                max_dd: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(cagr, ann_volatility, sharpe, sortino, calmar)`` from the path statistics (module
+    docstring definitions); shared by :func:`compute_metrics_frame` and the fused sweep."""
+    n_cols = len(total_return)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        years = n_rets / periods_per_year
+        cagr = np.where(
+            (years > 0) & (total_return > -1), (1.0 + total_return) ** (1.0 / years) - 1.0, np.nan
+        ) if n_rets else np.full(n_cols, np.nan)
+        cagr = np.where(total_return <= -1, -1.0, cagr)
+        ann_vol = std * np.sqrt(periods_per_year)
+        sharpe = np.where(std > 0, mean / std * np.sqrt(periods_per_year), np.nan)
+        sortino = np.where(
+            downside > 0, mean / downside * np.sqrt(periods_per_year),
+            np.where(mean > 0, np.inf, np.nan),
+        )
+        calmar = np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan)
+    return cagr, ann_vol, sharpe, sortino, calmar
+
+
 def compute_metrics_frame(
     equity: pd.DataFrame,
     *,
@@ -108,6 +160,7 @@ def compute_metrics_frame(
     timeframe: str | None = None,
     year_days: float = 365.0,
     init_cash: float | None = None,
+    benchmark: BenchmarkLike | None = None,
 ) -> pd.DataFrame:
     """Metrics for every column of ``equity`` at once (one row per column).
 
@@ -122,6 +175,10 @@ def compute_metrics_frame(
     timeframe : bar timeframe; inferred from the index when omitted.
     year_days : days per year for annualisation.
     init_cash : starting cash before the first bar; when given it is the return base.
+    benchmark : prices or values per bar (Series aligned by timestamp, array by row; several
+        columns are held in equal weight), an OHLCV frame, or a data source string; see
+        :func:`quantlib.backtest.benchmark.benchmark_values`. The backtest engines pass the
+        traded symbols' closes (buy and hold). None: the benchmark metrics are NaN.
 
     Examples
     --------
@@ -162,18 +219,8 @@ def compute_metrics_frame(
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         total_return = values[-1] / base - 1.0
-        years = n_rets / periods_per_year
-        cagr = np.where(
-            (years > 0) & (total_return > -1), (1.0 + total_return) ** (1.0 / years) - 1.0, np.nan
-        ) if n_rets else np.full(n_cols, np.nan)
-        cagr = np.where(total_return <= -1, -1.0, cagr)
-        ann_vol = std * np.sqrt(periods_per_year)
-        sharpe = np.where(std > 0, mean / std * np.sqrt(periods_per_year), np.nan)
-        sortino = np.where(
-            downside > 0, mean / downside * np.sqrt(periods_per_year),
-            np.where(mean > 0, np.inf, np.nan),
-        )
-        calmar = np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan)
+    cagr, ann_vol, sharpe, sortino, calmar = path_ratios(
+        total_return, n_rets, periods_per_year, mean, std, downside, max_dd)
 
     if trade_pnl is None:
         pnl_stats = np.full((n_cols, 4), np.nan)
@@ -198,6 +245,9 @@ def compute_metrics_frame(
         held = pos if pos.dtype == np.bool_ else np.abs(pos.astype(np.float64, copy=False)) > 0
         exposure = held.mean(axis=0)
 
+    relative = _benchmark_metrics(
+        benchmark, equity.index, None if returns is None else rets, path, init_cash is not None,
+        total_return, mean, std, periods_per_year, n_rets / periods_per_year, sharpe)
     traded = np.broadcast_to(np.asarray(traded_value, dtype=np.float64), (n_cols,))
     fees = np.broadcast_to(np.asarray(fees_paid, dtype=np.float64), (n_cols,))
     turnover = traded / stats[:, K_MEAN_VALUE]
@@ -221,10 +271,47 @@ def compute_metrics_frame(
             "turnover": turnover,
             "fees_paid": fees,
             "final_equity": values[-1],
+            **relative,
         },
         index=equity.columns,
     )
     return out[list(METRIC_NAMES)]
+
+
+def _benchmark_metrics(benchmark: BenchmarkLike | None, index: pd.Index, rets: np.ndarray | None,
+                       path: np.ndarray, has_cash_row: bool, total_return: np.ndarray,
+                       mean: np.ndarray, std: np.ndarray, periods_per_year: float, years: float,
+                       sharpe: np.ndarray) -> dict[str, np.ndarray]:
+    n_cols = path.shape[1]
+    if benchmark is None:
+        return {name: np.full(n_cols, np.nan) for name in BENCHMARK_METRIC_NAMES}
+    values = benchmark_values(benchmark, index)
+    # Same return base as the equity: with starting cash the first bar's return is measured
+    # against it, and holding from the first bar's close that return is 0.
+    bench_path = np.concatenate([values[:1], values]) if has_cash_row else values
+    n_rets = path.shape[0] - 1 if rets is None else rets.shape[0]
+    bench_rets = np.diff(bench_path) / bench_path[:-1]
+    if len(bench_rets) < n_rets:
+        raise ParameterError(f"benchmark: {len(bench_rets)} bar returns for {n_rets} equity "
+                             f"returns")
+    bench_rets = bench_rets[len(bench_rets) - n_rets:]
+    b = path_stats_nb(np.ascontiguousarray(bench_path[:, None]), np.empty((0, 1)), False, 0)[0]
+    bench_total = values[-1] / values[0] - 1.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bench_cagr = (1.0 + bench_total) ** (1.0 / years) - 1.0 if years > 0 else np.nan
+        bench_sharpe = (bench_rets.mean() / bench_rets.std(ddof=1) * np.sqrt(periods_per_year)
+                        if n_rets > 1 and bench_rets.std() > 0 else np.nan)
+    stats = relative_stats(rets, path, bench_rets, mean, std, periods_per_year)
+    full = np.full(n_cols, 1.0)
+    return {
+        "benchmark_return": full * bench_total,
+        "benchmark_cagr": full * bench_cagr,
+        "benchmark_sharpe": full * bench_sharpe,
+        "benchmark_max_drawdown": full * b[K_MAX_DD],
+        "excess_return": total_return - bench_total,
+        "excess_sharpe": sharpe - bench_sharpe,
+        **stats,
+    }
 
 
 def compute_metrics(
@@ -238,6 +325,7 @@ def compute_metrics(
     timeframe: str | None = None,
     year_days: float = 365.0,
     init_cash: float | None = None,
+    benchmark: BenchmarkLike | None = None,
 ) -> dict[str, float]:
     """Metrics of one equity curve (see the module docstring for every definition).
 
@@ -263,9 +351,11 @@ def compute_metrics(
         timeframe=timeframe,
         year_days=year_days,
         init_cash=init_cash,
+        benchmark=benchmark,
     ).iloc[0]
     return {name: float(row[name]) for name in METRIC_NAMES}
 
 
-__all__ = ["compute_metrics", "compute_metrics_frame", "METRIC_NAMES", "pnl_per_combo",
+__all__ = ["compute_metrics", "compute_metrics_frame", "METRIC_NAMES", "BENCHMARK_METRIC_NAMES",
+           "pnl_per_combo",
            "timeframe_seconds"]
