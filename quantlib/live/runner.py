@@ -124,12 +124,17 @@ class LiveRunner:
 
     Parameters
     ----------
-    spec : the strategy (live mode requires ``approval.status == "approved"``).
+    spec : the strategy (live mode requires ``approval.status == "approved"``; ``quantlib live
+        run --mode live`` also requires its hash approved in the approvals ledger,
+        :func:`quantlib.strategy.approvals.require_approved`, before it builds a runner).
     broker : :class:`~quantlib.live.brokers.PaperBroker` or ``CcxtBroker``.
     store : the state store (SQLite WAL).
-    feed : iterable of :class:`~quantlib.live.feeds.Bar` (closed candles, in time order).
+    feed : iterable of :class:`~quantlib.live.feeds.Bar` (closed candles, in time order);
+        its ``timeframe`` and ``symbol`` attributes, when known, must match the spec's
+        (:func:`check_feed_matches`).
+    stop_file : kill switch; when it exists the runner stops before the next bar (and writes
+        a heartbeat with health ``kill_switch``, which ``quantlib live stop`` waits for).
     mode : ``"paper"`` or ``"live"``.
-    stop_file : kill switch; when it exists the runner stops before the next bar.
     status_file : heartbeat JSON (last bar, position, equity, health) rewritten each bar.
     logger : :class:`~quantlib.live.logs.JsonLogger`.
     max_bars : stop after processing this many bars (tests, benchmarks).

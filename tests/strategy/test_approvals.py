@@ -229,3 +229,21 @@ def test_evidence_on_other_data_is_not_rederived_but_said(evidence_spec, tmp_pat
                tmp_path / "l.db", *LAX)
     assert out.exit_code == 0, out.output
     assert "evidence not re-derived" in out.output and "another SHA-256" in out.output
+
+
+def test_export_and_promote_records_in_a_ledger_when_given_one(evidence_spec, tmp_path):
+    from quantlib.optimize import export_and_promote
+    from quantlib.strategy.gates import GateConfig
+
+    _, ev = evidence_spec
+    lax = GateConfig(min_oos_sharpe=-1e9, min_dsr=0.0, max_pbo=1.0, min_trades=0)
+    spec, _ = export_and_promote(ev, "nb", lax, tmp_path / "s", by="dave",
+                                 symbols=["BTC/USD"], ledger=tmp_path / "l.db")
+    written = load_spec(tmp_path / "s" / "nb.json")
+    assert written == spec
+    record = approvals.require_approved(written, tmp_path / "l.db")
+    assert record.approver == "dave" and record.spec_file == str(tmp_path / "s" / "nb.json")
+    # without a ledger the spec is written but live mode would refuse it
+    export_and_promote(ev, "nb2", lax, tmp_path / "s", symbols=["BTC/USD"])
+    with pytest.raises(LiveError, match="not approved"):
+        approvals.require_approved(load_spec(tmp_path / "s" / "nb2.json"), tmp_path / "l.db")
