@@ -1,0 +1,357 @@
+"""Fused signal sweeps: targets, fills, exits and one-pass metrics for many combinations at once.
+
+One ``prange`` call backtests every parameter combination of a built-in signal kind on one
+symbol. Each combination walks the bars once: its target comes from indicator rows computed once
+per distinct window (by the same kernels the kinds call, :mod:`quantlib.backtest.indicators_nb`),
+its orders are filled by the order rule (:func:`quantlib.live.brokers.order_rule_nb.
+signal_fill_nb`), and only running sums leave the loop (no bars x combinations matrix).
+
+What the loop reproduces, in the backtest engine's words (``quantlib/backtest/engine.py``):
+
+- Signals are *changes* of the clipped target (long-only turns -1 into 0, short-only +1 into
+  0): entering a long target is an entry, going flat from long an exit, the mirror for shorts,
+  a flip one opposite entry (a reversal). With ``shift = 1`` (next-open execution) the decision
+  of bar ``t`` is filled at bar ``t + 1``'s ``price`` (the open); with ``shift = 0`` at bar
+  ``t``'s own price (the close).
+- Exits, as vectorbt's ``from_signals`` applies them with ``stop_entry_price="fillprice"`` and
+  its default stop-limit exit: at each bar while a position is open, the stop-loss level is the
+  fill price of the entry (trailing: the highest high / lowest low seen since, updated *after*
+  the bar's check) times ``1 - sl`` for a long, ``1 + sl`` for a short; the take-profit level
+  the entry fill times ``1 + tp`` (long) or ``1 - tp`` (short). A level the open already passed
+  fills at the open, a level inside the bar's low..high fills at the level, without slippage;
+  the stop-loss is checked before the take-profit, and a bar whose stop fires ignores its
+  signals. A stop closes the whole position; the target must change again to re-enter.
+- Equity at bar ``t`` = initial cash + cumulative cash flows (``-signed units * fill price -
+  fee``) + cumulative signed units * close, as the engine sums vectorbt's order records.
+- Closed trades as vectorbt's exit trades count them: a position is opened by one fill (entries
+  never add), each fill that reduces it closes the reduced units at the average entry price with
+  the matching share of the entry fee (a reversal splits its fee between the closed and the
+  opened units); the trade still open at the end is not a closed trade.
+
+The returns are ``E_t / E_{t-1} - 1`` with ``E_{-1}`` the initial cash, as in
+:func:`quantlib.backtest.metrics.compute_metrics_frame` with ``init_cash``; the row ``out[c]``
+holds the sums that function's definitions are computed from (indexed by the ``S_*``
+constants), plus the per-block sums of CSCV (:class:`quantlib.optimize.stats.ReturnMoments`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from quantlib.backtest.indicators_nb import fir_ema_nb, hold_nb
+from quantlib.jit import njit, prange
+from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
+
+# kinds the loop knows (quantlib.strategy.kinds)
+MA_CROSS, EMA_CROSS, RSI_REVERSION, BOLLINGER, DONCHIAN, MACD = 0, 1, 2, 3, 4, 5
+
+# columns of the per-combination output
+S_SUM_R = 0  # sum of bar returns
+S_SUM_R2 = 1  # sum of squared returns
+S_SUM_R3 = 2
+S_SUM_R4 = 3
+S_DOWN_SQ = 4  # sum of min(r, 0)^2
+S_MAX_DD = 5  # min of E / running peak - 1 over the path (initial cash first); NaN if undefined
+S_DD_BARS = 6  # longest run below the previous peak, in path rows
+S_SUM_VALUE = 7  # sum of the equity values (not the initial cash)
+S_FINAL = 8  # last equity value
+S_EXPOSED = 9  # bars ending with a non-zero position
+S_N_TRADES = 10  # closed trades (finite pnl)
+S_WINS = 11  # closed trades with pnl > 0
+S_GROSS_PROFIT = 12
+S_GROSS_LOSS = 13  # positive
+S_PNL_SUM = 14
+S_TRADED = 15  # sum of units * fill price
+S_FEES = 16
+S_BAD_ARG = 17  # -1, or the order rule's BAD_INPUT argument index (a broken configuration)
+N_STATS = 18
+
+REL_TOL = 1e-9  # vectorbt's tolerance for "the whole position" in its trade records
+ABS_TOL = 1e-12
+
+
+@njit(cache=True)
+def _is_close_nb(a, b):
+    if a == b:
+        return True
+    return abs(a - b) <= max(REL_TOL * max(abs(a), abs(b)), ABS_TOL)
+
+
+@njit(cache=True)
+def _trade_pnl_nb(size, entry_price, entry_fees, exit_price, exit_fees, is_long):
+    """Pnl of a closed trade, summed in vectorbt's order (a value difference that cancels
+    within tolerance is zero)."""
+    entry_val = size * entry_price
+    exit_val = size * exit_price
+    diff = 0.0 if _is_close_nb(exit_val, entry_val) else exit_val - entry_val
+    if diff != 0 and not is_long:
+        diff = -diff
+    return diff - entry_fees - exit_fees
+
+
+@njit(cache=True)
+def _stop_price_nb(position, level_base, stop, open_, low, high, hit_below):
+    """Fill price of a stop on this bar, NaN when it does not fire (open first, then level)."""
+    if (position > 0 and hit_below) or (position < 0 and not hit_below):
+        level = level_base * (1.0 - stop)
+        if open_ <= level:
+            return open_
+        if low <= level <= high:
+            return level
+        return np.nan
+    level = level_base * (1.0 + stop)
+    if level <= open_:
+        return open_
+    if low <= level <= high:
+        return level
+    return np.nan
+
+
+@njit(cache=True)
+def _level_nb(up, down, t, warmup):
+    if t < warmup:
+        return 0.0
+    if up:
+        return 1.0
+    if down:
+        return -1.0
+    return 0.0
+
+
+@njit(cache=True)
+def _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close):
+    """The whole target path of kinds whose state is per combination (MACD's signal line,
+    Donchian's held breakout); a 1-element placeholder for the others."""
+    n = close.shape[0]
+    if kind == MACD:
+        line = bank_a[idx_a[c]] - bank_a[idx_b[c]]
+        signal_line = fir_ema_nb(line, par1[c], int(par2[c]))
+        out = np.empty(n)
+        for t in range(n):
+            out[t] = _level_nb(line[t] > signal_line[t], line[t] < signal_line[t], t, warmup[c])
+        return out
+    if kind == DONCHIAN:
+        upper, lower = bank_a[idx_a[c]], bank_b[idx_a[c]]
+        event = np.full(n, np.nan)
+        for t in range(1, n):  # the channel of the bars before t
+            if close[t] > upper[t - 1]:
+                event[t] = 1.0
+            elif close[t] < lower[t - 1]:
+                event[t] = -1.0
+        held = hold_nb(event, int(par1[c]) - 1)
+        held[: min(warmup[c], n)] = 0.0
+        return held
+    return np.zeros(1)
+
+
+@njit(cache=True)
+def _target_nb(kind, c, t, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close, path,
+               long_ok, short_ok):
+    """Clipped target of combination ``c`` decided at bar ``t`` (0 before the first bar)."""
+    if t < 0:
+        return 0.0
+    if kind == MA_CROSS or kind == EMA_CROSS:
+        fast, slow = bank_a[idx_a[c], t], bank_a[idx_b[c], t]
+        target = _level_nb(fast > slow, fast < slow, t, warmup[c])
+    elif kind == RSI_REVERSION:
+        value = bank_a[idx_a[c], t]
+        target = _level_nb(value < par1[c], value > par2[c], t, warmup[c])
+    elif kind == BOLLINGER:
+        mid, std = bank_a[idx_a[c], t], bank_b[idx_a[c], t]
+        target = _level_nb(close[t] < mid - par1[c] * std, close[t] > mid + par1[c] * std, t,
+                           warmup[c])
+    else:
+        target = path[t]
+    if target > 0 and not long_ok:
+        return 0.0
+    if target < 0 and not short_ok:
+        return 0.0
+    return target
+
+
+@njit(cache=True)
+def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
+                       par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop,
+                       trail, long_ok, short_ok, init_cash, block_len, out, block_sum,
+                       block_sumsq):
+    n = close.shape[0]
+    path = _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close)
+    stats = out[c]
+    for k in range(N_STATS):
+        stats[k] = 0.0
+    stats[S_BAD_ARG] = -1.0
+    has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
+    # the order rule's account
+    cash, position, debt, free_cash = init_cash, 0.0, 0.0, init_cash
+    # the engine's sums over the order records (equity and exposure are read from these)
+    flow_sum, units_sum = 0.0, 0.0
+    sl_level, tp_level = np.nan, np.nan
+    entry_size, entry_gross, entry_fees, trade_long = 0.0, 0.0, 0.0, True
+    prev_value, peak, last_peak = init_cash, init_cash, 0
+    max_dd, dd_bars, dd_invalid = 0.0, 0, False
+    offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
+    blk, blk_s, blk_ss = 0, 0.0, 0.0
+    prev_target = _target_nb(kind, c, -1 - shift, bank_a, bank_b, idx_a, idx_b, par1, par2,
+                             warmup, close, path, long_ok, short_ok)
+    for i in range(n):
+        target = _target_nb(kind, c, i - shift, bank_a, bank_b, idx_a, idx_b, par1, par2,
+                            warmup, close, path, long_ok, short_ok)
+        enter_long = target > 0 and not prev_target > 0
+        exit_long = target == 0 and prev_target > 0
+        enter_short = target < 0 and not prev_target < 0
+        exit_short = target == 0 and prev_target < 0
+        prev_target = target
+        order_price, order_slip = price[i], slippage
+        if position != 0 and (has_sl or has_tp):
+            stop_fill = np.nan
+            if has_sl:
+                stop_fill = _stop_price_nb(position, sl_level, sl_stop, open_[i], low[i], high[i],
+                                           True)
+            if math.isnan(stop_fill) and has_tp:
+                stop_fill = _stop_price_nb(position, tp_level, tp_stop, open_[i], low[i],
+                                           high[i], False)
+            if has_sl and trail:  # the trailing level moves after this bar's check
+                if position > 0 and high[i] > sl_level:
+                    sl_level = high[i]
+                elif position < 0 and low[i] < sl_level:
+                    sl_level = low[i]
+            if not math.isnan(stop_fill):  # the stop replaces the bar's signals
+                enter_long, enter_short = False, False
+                exit_long, exit_short = position > 0, position < 0
+                order_price, order_slip = stop_fill, 0.0
+        if enter_long or exit_long or enter_short or exit_short:
+            res = signal_fill_nb(cash, position, debt, free_cash, enter_long, exit_long,
+                                 enter_short, exit_short, size, sizing, order_price, fees,
+                                 order_slip)
+            if res[0] == BAD_INPUT:
+                stats[S_BAD_ARG] = res[1]
+                return
+            if res[0] == FILLED:
+                side, units, fill_price, fee = res[2], res[3], res[4], res[5]
+                old_position = position
+                cash, position, debt, free_cash = res[6], res[7], res[8], res[9]
+                signed = units if side > 0 else -units
+                units_sum += signed
+                flow_sum += -signed * fill_price - fee
+                stats[S_TRADED] += fill_price * units
+                stats[S_FEES] += fee
+                # trades: a fill on the open side increases, the other side closes/reverses
+                if entry_size == 0.0:
+                    entry_size, entry_gross, entry_fees = units, units * fill_price, fee
+                    trade_long = side > 0
+                elif trade_long == (side > 0):
+                    entry_size += units
+                    entry_gross += units * fill_price
+                    entry_fees += fee
+                else:
+                    whole = _is_close_nb(units, entry_size)
+                    if whole or units < entry_size:
+                        closed = entry_size if whole else units
+                        pnl = _trade_pnl_nb(closed, entry_gross / entry_size,
+                                            closed / entry_size * entry_fees, fill_price, fee,
+                                            trade_long)
+                        if whole:
+                            entry_size, entry_gross, entry_fees = 0.0, 0.0, 0.0
+                        else:
+                            keep = (entry_size - units) / entry_size
+                            entry_size *= keep
+                            entry_gross *= keep
+                            entry_fees *= keep
+                    else:  # reversal: close every unit, open the rest the other way
+                        closed_fee = entry_size / units * fee
+                        pnl = _trade_pnl_nb(entry_size, entry_gross / entry_size, entry_fees,
+                                            fill_price, closed_fee, trade_long)
+                        entry_size = units - entry_size
+                        entry_gross = entry_size * fill_price
+                        entry_fees = fee - closed_fee
+                        trade_long = side > 0
+                    if math.isfinite(pnl):
+                        stats[S_N_TRADES] += 1.0
+                        stats[S_PNL_SUM] += pnl
+                        if pnl > 0:
+                            stats[S_WINS] += 1.0
+                            stats[S_GROSS_PROFIT] += pnl
+                        elif pnl < 0:
+                            stats[S_GROSS_LOSS] -= pnl
+                # stops: cleared when flat, set from the fill when a position opens or flips
+                if position == 0:
+                    sl_level, tp_level = np.nan, np.nan
+                elif old_position == 0 or (old_position > 0) != (position > 0):
+                    sl_level, tp_level = fill_price, fill_price
+        value = init_cash + flow_sum + units_sum * close[i]
+        ret = value / prev_value - 1.0
+        prev_value = value
+        r2 = ret * ret
+        stats[S_SUM_R] += ret
+        stats[S_SUM_R2] += r2
+        stats[S_SUM_R3] += r2 * ret
+        stats[S_SUM_R4] += r2 * r2
+        if ret < 0.0:
+            stats[S_DOWN_SQ] += r2
+        stats[S_SUM_VALUE] += value
+        if units_sum != 0.0:
+            stats[S_EXPOSED] += 1.0
+        if value >= peak:  # the path's row of this value is i + 1 (initial cash at row 0)
+            peak = value
+            last_peak = i + 1
+        dd = value / peak - 1.0
+        if dd != dd:
+            dd_invalid = True
+        elif dd < max_dd:
+            max_dd = dd
+        if i + 1 - last_peak > dd_bars:
+            dd_bars = i + 1 - last_peak
+        if block_len > 0 and i >= offset:
+            blk_s += ret
+            blk_ss += r2
+            if (i - offset + 1) % block_len == 0:
+                block_sum[blk, c] = blk_s
+                block_sumsq[blk, c] = blk_ss
+                blk, blk_s, blk_ss = blk + 1, 0.0, 0.0
+    stats[S_MAX_DD] = np.nan if dd_invalid else max_dd
+    stats[S_DD_BARS] = dd_bars
+    stats[S_FINAL] = prev_value
+
+
+@njit(cache=True, parallel=True)
+def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b, par1,
+                     par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail,
+                     long_ok, short_ok, init_cash, n_blocks):
+    """Backtest every combination of one signal kind on one symbol (see the module docstring).
+
+    Parameters
+    ----------
+    kind : one of ``MA_CROSS .. MACD``.
+    open_, high, low, close : the bars; ``price`` the order price per bar (open or close).
+    bank_a, bank_b : indicator rows (distinct windows x bars): SMA/EMA/RSI/Bollinger middle or
+        Donchian rolling high; Bollinger std or Donchian rolling low (unused: 1 x 1).
+    idx_a, idx_b : per combination, rows of the banks (fast/slow, or the window in both).
+    par1, par2 : per combination, RSI lower/upper, Bollinger ``k``, Donchian window, MACD
+        signal-line ``alpha`` and length.
+    warmup : per combination, bars whose target is forced flat.
+    shift : 1 = a decision fills at the next bar's price, 0 = at the same bar's.
+    size, sizing, fees, slippage : entry size and the order rule's sizing, costs as fractions.
+    sl_stop, tp_stop : stop distances (NaN = none); ``trail``: the stop-loss trails.
+    long_ok, short_ok : the directions the configuration trades.
+    init_cash : starting cash per combination.
+    n_blocks : CSCV blocks for the return moments (0: none).
+
+    Returns
+    -------
+    ``(stats, block_sum, block_sumsq)``: ``stats`` is combinations x ``N_STATS``; the block
+    arrays are ``n_blocks`` x combinations (the first ``n mod n_blocks`` returns are left out).
+    """
+    n_combo = idx_a.shape[0]
+    n = close.shape[0]
+    block_len = n // n_blocks if n_blocks > 0 else 0
+    out = np.empty((n_combo, N_STATS))
+    block_sum = np.zeros((max(n_blocks, 1), n_combo))
+    block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
+    for c in prange(n_combo):
+        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
+                           par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
+                           tp_stop, trail, long_ok, short_ok, init_cash, block_len, out,
+                           block_sum, block_sumsq)
+    return out, block_sum, block_sumsq

@@ -1,0 +1,265 @@
+"""Fused sweeps of the built-in signal kinds: many combinations in one compiled pass.
+
+:func:`fused_evaluate` builds the indicator rows once per distinct window (with the kinds' own
+indicator functions), runs :func:`quantlib.backtest.sweep_nb.sweep_signals_nb` over every
+combination and turns its running sums into the metrics of
+:func:`quantlib.backtest.metrics.compute_metrics_frame` and the return moments of
+:class:`quantlib.optimize.stats.ReturnMoments`. Memory grows with bars x distinct windows, not
+bars x combinations.
+
+:func:`fused_unsupported` says why a request cannot take this path (a kind that is not one of
+the built-ins, several symbols, a benchmark-relative metric...); callers then fall back to
+:func:`quantlib.backtest.run_backtest`, which also stays the way to inspect one or a few
+combinations (equity, fills, trades).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.backtest import sweep_nb as snb
+from quantlib.errors import KernelError, ParameterError
+from quantlib.strategy.registry import StrategyKind
+
+# The metrics the fused kernel produces (compute_metrics_frame's definitions); any other metric
+# (e.g. benchmark-relative ones) is not produced: requests for it take the run_backtest path.
+FUSED_METRICS: tuple[str, ...] = (
+    "total_return", "cagr", "ann_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+    "max_drawdown_bars", "max_drawdown_days", "win_rate", "profit_factor", "expectancy",
+    "exposure", "n_trades", "turnover", "fees_paid", "final_equity",
+)
+
+
+def _kind_codes() -> dict[Any, int]:
+    from quantlib.strategy import kinds
+
+    return {kinds.MA_CROSS.signal: snb.MA_CROSS, kinds.EMA_CROSS.signal: snb.EMA_CROSS,
+            kinds.RSI_REVERSION.signal: snb.RSI_REVERSION,
+            kinds.BOLLINGER_REVERSION.signal: snb.BOLLINGER,
+            kinds.DONCHIAN_BREAKOUT.signal: snb.DONCHIAN, kinds.MACD.signal: snb.MACD}
+
+
+def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
+                      objective: str | None = None) -> str | None:
+    """Why ``kind`` on ``data`` with ``config`` cannot use the fused path, or None if it can.
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> from quantlib.strategy import get_kind
+    >>> fused_unsupported(get_kind("ma_cross"), load("sample:bars=100")) is None
+    True
+    """
+    from quantlib.backtest.config import BacktestConfig
+
+    if kind.engine != "signals" or kind.signal not in _kind_codes():
+        return f"kind {kind.name!r} is not one of the built-in signal kinds"
+    if not isinstance(data, pd.DataFrame):
+        return "several symbols (shared-cash portfolios) are not fused yet"
+    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    if cfg.sl_stop is not None and cfg.trail_stop is not None:
+        return "sl_stop with trail_stop is refused by run_backtest"
+    if cfg.direction == "both" and cfg.size_type == "percent":
+        return "direction='both' with size_type='percent' is refused by run_backtest"
+    if objective is not None and objective not in FUSED_METRICS:
+        return f"metric {objective!r} is not produced by the fused kernel"
+    return None
+
+
+def _bank(rows: list[np.ndarray], n: int) -> np.ndarray:
+    return np.ascontiguousarray(np.vstack(rows)) if rows else np.zeros((1, max(n, 1)))
+
+
+def _indexed(values: list[Any]) -> tuple[list[Any], np.ndarray]:
+    distinct = sorted(set(values))
+    where = {v: i for i, v in enumerate(distinct)}
+    return distinct, np.array([where[v] for v in values], dtype=np.int64)
+
+
+def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
+                   params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Indicator banks and per-combination indices/parameters for ``sweep_signals_nb``."""
+    from quantlib.backtest import indicators_nb as inb
+    from quantlib.strategy import kinds
+
+    n, m = len(bars.close), len(params)
+    par1, par2 = np.zeros(m), np.zeros(m)
+    warmup = np.array([kind.warmup(p) for p in params], dtype=np.int64)
+    bank_b: list[np.ndarray] = []
+    if code in (snb.MA_CROSS, snb.EMA_CROSS, snb.MACD):
+        windows, idx = _indexed([p["fast"] for p in params] + [p["slow"] for p in params])
+        fn = kinds.sma if code == snb.MA_CROSS else kinds.ema
+        bank_a = [fn(bars, w) for w in windows]
+        idx_a, idx_b = idx[:m], idx[m:]
+        if code == snb.MACD:
+            par1[:] = [2.0 / (p["signal"] + 1.0) for p in params]
+            par2[:] = [kinds.ema_length(p["signal"]) for p in params]
+    else:
+        windows, idx_a = _indexed([p["window"] for p in params])
+        idx_b = idx_a
+        if code == snb.RSI_REVERSION:
+            bank_a = [kinds.rsi(bars, w) for w in windows]
+            par1[:] = [p["lower"] for p in params]
+            par2[:] = [p["upper"] for p in params]
+        elif code == snb.BOLLINGER:
+            bank_a = [kinds.sma(bars, w) for w in windows]
+            bank_b = [inb.rolling_std_nb(bars.close, int(w)) for w in windows]
+            par1[:] = [p["k"] for p in params]
+        else:  # Donchian: the rolling high and low of each window
+            bank_a = [inb.rolling_max_nb(bars.high, int(w)) for w in windows]
+            bank_b = [inb.rolling_min_nb(bars.low, int(w)) for w in windows]
+            par1[:] = [p["window"] for p in params]
+    return dict(bank_a=_bank(bank_a, n), bank_b=_bank(bank_b, n), idx_a=idx_a, idx_b=idx_b,
+                par1=par1, par2=par2, warmup=warmup)
+
+
+def _metrics(stats: np.ndarray, n_bars: int, init_cash: float, periods_per_year: float,
+             bar_seconds: float) -> pd.DataFrame:
+    from quantlib.backtest.metrics import path_ratios
+
+    n = float(n_bars)
+    s1, s2 = stats[:, snb.S_SUM_R], stats[:, snb.S_SUM_R2]
+    mean = s1 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.maximum(s2 - s1 * mean, 0.0) / (n - 1.0) if n_bars > 1 else np.full_like(s1,
+                                                                                         np.nan)
+        std = np.sqrt(var)
+        downside = np.sqrt(stats[:, snb.S_DOWN_SQ] / n)
+        total_return = stats[:, snb.S_FINAL] / init_cash - 1.0
+        max_dd = stats[:, snb.S_MAX_DD]
+        cagr, ann_vol, sharpe, sortino, calmar = path_ratios(
+            total_return, n_bars, periods_per_year, mean, std, downside, max_dd)
+        n_trades = stats[:, snb.S_N_TRADES]
+        traded = n_trades > 0
+        gross_profit, gross_loss = stats[:, snb.S_GROSS_PROFIT], stats[:, snb.S_GROSS_LOSS]
+        profit_factor = np.where(gross_loss > 0, gross_profit / gross_loss,
+                                 np.where(gross_profit > 0, np.inf, np.nan))
+        dd_bars = stats[:, snb.S_DD_BARS]
+        out = pd.DataFrame({
+            "total_return": total_return, "cagr": cagr, "ann_volatility": ann_vol,
+            "sharpe": sharpe, "sortino": sortino, "calmar": calmar, "max_drawdown": max_dd,
+            "max_drawdown_bars": dd_bars, "max_drawdown_days": dd_bars * bar_seconds / 86400.0,
+            "win_rate": np.where(traded, stats[:, snb.S_WINS] / n_trades, np.nan),
+            "profit_factor": np.where(traded, profit_factor, np.nan),
+            "expectancy": np.where(traded, stats[:, snb.S_PNL_SUM] / n_trades, np.nan),
+            "exposure": stats[:, snb.S_EXPOSED] / n, "n_trades": n_trades,
+            "turnover": stats[:, snb.S_TRADED] / (stats[:, snb.S_SUM_VALUE] / n),
+            "fees_paid": stats[:, snb.S_FEES], "final_equity": stats[:, snb.S_FINAL],
+        })
+    return out[list(FUSED_METRICS)]
+
+
+def _bar_seconds(frame: pd.DataFrame, timeframe: str | None) -> float:
+    from quantlib.backtest.metrics import timeframe_seconds
+    from quantlib.data.timeframes import infer_timeframe
+
+    timeframe = timeframe or infer_timeframe(frame.index)
+    if timeframe is None:
+        raise ParameterError("timeframe: cannot infer the bar length of the data; set "
+                             "BacktestConfig.timeframe (e.g. '1h')")
+    return timeframe_seconds(timeframe)
+
+
+def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
+                   config: Any = None, n_splits: int = 16) -> tuple[pd.DataFrame, Any]:
+    """Metrics (one row per combination, :data:`FUSED_METRICS`) and return moments of a
+    built-in signal kind, from one fused kernel call.
+
+    Parameters
+    ----------
+    kind : a built-in signal kind (see :func:`fused_unsupported`).
+    data : canonical OHLCV frame (one symbol).
+    params : parameter dicts (validated here).
+    config : :class:`~quantlib.backtest.BacktestConfig` or a dict of its fields.
+    n_splits : CSCV blocks of the return moments (even, >= 2).
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> from quantlib.strategy import get_kind
+    >>> m, mo = fused_evaluate(get_kind("ma_cross"), load("sample:bars=400"),
+    ...                        [{"fast": 5, "slow": 20}, {"fast": 10, "slow": 40}], n_splits=4)
+    >>> m.shape[0], mo.n_trials
+    (2, 2)
+    """
+    from quantlib.backtest.config import BacktestConfig
+    from quantlib.backtest.engine import as_frames
+    from quantlib.live.brokers import order_rule_nb as rule
+    from quantlib.optimize.stats import ReturnMoments
+    from quantlib.strategy.bars import as_bars, indicator_cache
+
+    reason = fused_unsupported(kind, data, config)
+    if reason is not None:
+        raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
+    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    checked = [kind.validate(p) for p in params]
+    if not checked:
+        raise ParameterError("params: expected at least one combination")
+    frame = next(iter(as_frames(data).values()))
+    n_bars = len(frame)
+    if n_splits < 2 or n_splits % 2:
+        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
+    if n_bars < 2 * n_splits:
+        raise ParameterError(f"data: {n_bars} bars are too few for {n_splits} CSCV blocks "
+                             f"(need >= {2 * n_splits})")
+    code = _kind_codes()[kind.signal]
+    with indicator_cache():
+        bars = as_bars(frame)
+        inputs = _kernel_inputs(code, kind, bars, checked)
+    next_open = cfg.execution == "next_open"
+    stats, block_sum, block_sumsq = snb.sweep_signals_nb(
+        code, bars.open, bars.high, bars.low, bars.close,
+        bars.open if next_open else bars.close, inputs["bank_a"], inputs["bank_b"],
+        inputs["idx_a"], inputs["idx_b"], inputs["par1"], inputs["par2"], inputs["warmup"],
+        1 if next_open else 0, float(cfg.size),
+        rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
+        float(cfg.slippage),
+        np.nan if (cfg.trail_stop or cfg.sl_stop) is None else float(cfg.trail_stop or
+                                                                     cfg.sl_stop),
+        np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
+        cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
+        int(n_splits))
+    bad = stats[:, snb.S_BAD_ARG]
+    if (bad >= 0).any():
+        raise KernelError(f"fused sweep of {kind.name!r}: the order rule refused argument "
+                          f"#{int(bad[bad >= 0][0])} of signal_fill_nb (configuration {cfg})")
+    bar_seconds = _bar_seconds(frame, cfg.timeframe)
+    periods = cfg.year_days * 86400.0 / bar_seconds
+    metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, bar_seconds)
+    return metrics, _moments(ReturnMoments, stats, n_bars, block_sum, block_sumsq, n_splits)
+
+
+def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,
+             block_sumsq: np.ndarray, n_splits: int) -> Any:
+    """:class:`ReturnMoments` from power sums: scipy's bias-corrected skew and Pearson
+    kurtosis (NaN -> 0 and 3, as ``ReturnMoments.from_returns``), per-bar Sharpe (0 when the
+    std is 0)."""
+    n = float(n_bars)
+    s1, s2, s3, s4 = (stats[:, k] for k in (snb.S_SUM_R, snb.S_SUM_R2, snb.S_SUM_R3,
+                                             snb.S_SUM_R4))
+    mean = s1 / n
+    m2 = np.maximum(s2 / n - mean * mean, 0.0)
+    m3 = s3 / n - 3.0 * mean * s2 / n + 2.0 * mean**3
+    m4 = s4 / n - 4.0 * mean * s3 / n + 6.0 * mean**2 * s2 / n - 3.0 * mean**4
+    std = np.sqrt(m2 * n / (n - 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zero = m2 <= (np.finfo(np.float64).resolution * mean) ** 2  # scipy's "constant" test
+        skew = np.where(zero, np.nan, m3 / m2**1.5)
+        kurt = np.where(zero, np.nan, m4 / m2**2)
+        if n > 2:
+            skew = np.where(zero, skew, np.sqrt((n - 1.0) * n) / (n - 2.0) * skew)
+        if n > 3:
+            kurt = np.where(zero, kurt, 1.0 / (n - 2.0) / (n - 3.0) * (
+                (n * n - 1.0) * m4 / m2**2 - 3.0 * (n - 1.0) ** 2) + 3.0)
+        sharpe = np.where(std > 0, mean / std, 0.0)
+    return cls(n_obs=np.full(len(s1), n_bars, dtype=np.int64), sharpe=sharpe,
+               skew=np.nan_to_num(skew), kurtosis=np.nan_to_num(kurt, nan=3.0),
+               block_n=np.full(n_splits, n_bars // n_splits, dtype=np.int64),
+               block_sum=block_sum[:n_splits], block_sumsq=block_sumsq[:n_splits])
+
+
+__all__ = ["FUSED_METRICS", "fused_evaluate", "fused_unsupported"]
