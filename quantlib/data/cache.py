@@ -1,9 +1,12 @@
 """The on-disk OHLCV cache of exchange data: one Parquet file per exchange, symbol and timeframe.
 
 Layout: ``<cache_dir>/<exchange>/<BASE>-<QUOTE>_<timeframe>.parquet`` where ``cache_dir`` defaults
-to ``$QUANTLIB_DATA_DIR`` or ``./data``. Each file holds only closed candles, plus two attrs saying
-which span of open times has been fetched completely (``covered_from_ms`` inclusive,
-``covered_to_ms`` exclusive), so a later call knows what it still has to ask for.
+to ``$QUANTLIB_DATA_DIR`` or ``./data``. Each file holds only closed candles, plus attrs (kept in
+the Parquet file's metadata, :func:`stored_metadata` reads them without loading the data) naming
+the market (``exchange``, ``symbol``, ``timeframe``), saying which span of open times has been
+fetched completely (``covered_from_ms`` inclusive, ``covered_to_ms`` exclusive), so a later call
+knows what it still has to ask for, and ``partial_history`` when the user accepted an exchange
+history shorter than asked.
 
 Writes are atomic: the frame goes to a temporary file in the same folder, is flushed to disk, then
 ``os.replace``-d over the old file. A crash at any point leaves either the old or the new file,

@@ -317,9 +317,9 @@ def _run(exchange: Any, symbol: str, folder: Path, state: TradeState, end_ms: in
          backoff_base: float) -> None:
     from quantlib.data.fetch import _progress_bar
 
-    span = max(end_ms - state.covered_to_ms, 1)
-    bar, advance = _progress_bar(span // 60_000, progress, f"{exchange.id} {symbol} trades "
-                                 "(minutes of history)")
+    start_ms = state.covered_to_ms
+    bar, advance = _progress_bar((end_ms - start_ms) // 60_000, progress,
+                                 f"{exchange.id} {symbol} trades (minutes of history)")
     said = False
     with bar:
         while not state.done:
@@ -329,10 +329,10 @@ def _run(exchange: Any, symbol: str, folder: Path, state: TradeState, end_ms: in
             if page is not None and not said and echo is not None:
                 echo(_estimate(exchange, symbol, page, end_ms - state.covered_to_ms))
                 said = True
-            before = state.covered_to_ms
+            before = (state.covered_to_ms - start_ms) // 60_000
             _advance(state, page, next_cursor, end_ms, folder)
             if advance is not None:
-                advance(max(state.covered_to_ms - before, 0) // 60_000)
+                advance((state.covered_to_ms - start_ms) // 60_000 - before)
 
 
 def _advance(state: TradeState, page: pd.DataFrame | None, next_cursor: str | None, end_ms: int,
@@ -350,7 +350,11 @@ def _advance(state: TradeState, page: pd.DataFrame | None, next_cursor: str | No
         state.covered_to_ms, state.done = end_ms, True
         state.cursor = _resume_cursor(state, end_ms, next_cursor, last_ms)
     else:
-        state.cursor = next_cursor if next_cursor is not None else str(last_ms)
+        cursor = next_cursor if next_cursor is not None else str(last_ms)
+        if cursor == state.cursor:  # a full page that does not move on would loop forever
+            raise ExchangeError(f"{state.exchange} {state.symbol} trades: a full page of "
+                                f"trades did not move the cursor past {cursor}; cannot page on")
+        state.cursor = cursor
         state.covered_to_ms = max(state.covered_to_ms, last_ms)  # same-ms trades may follow
     _write_state(folder, state)
 

@@ -10,6 +10,7 @@ The trades are synthetic (seeded), 100 us resolution like Kraken's, with a hole 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -263,8 +264,12 @@ def test_cli_from_trades_says_how_long_and_builds_the_candles(server, trades, tm
         "--since", "2024-01-01", "--until", "2024-01-04", "--cache-dir", str(tmp_path),
         "--base-url", server.url, "--from-trades", "--no-progress"])
     assert result.exit_code == 0, result.output
-    # The estimate before the download: ~13 requests at the loopback's rate limit.
-    assert "about 13 trade requests" in result.stderr or "trade requests" in result.stderr
+    # The estimate, said after the first page: the span over the first page's time coverage.
+    first_page_ms = (trades["time_ns"].iloc[999] - trades["time_ns"].iloc[0]) // 1_000_000
+    pages = int(np.ceil(DAYS * 86_400_000 / first_page_ms))
+    assert f"kraken BTC/USD: about {pages:,} trade requests for this span" in result.stderr
+    assert "0.00 s per request" in result.stderr  # the loopback's rate limit (1 ms)
+    assert "a rerun resumes where it stopped" in result.stderr
     want = reference_bars(trades, "4h", START, START + pd.Timedelta(days=DAYS))
     assert f"kraken:BTC/USD:4h:2024-01-01:2024-01-04: {len(want)} bars" in result.stdout
     assert str(trades_dir(tmp_path, "kraken", "BTC/USD")) in result.stdout
@@ -290,3 +295,18 @@ def test_source_string_uses_trade_candles_when_covered(server, trades, tmp_path,
     with pytest.raises(DataError, match="requested from 2023-12-01.*--from-trades"):
         load("kraken:BTC/USD:1h:2023-12-01:2023-12-05")
     assert len(server.requests_for("OHLC")) == 1
+
+
+def test_trade_download_draws_a_progress_bar_with_eta(server, tmp_path, capsys, monkeypatch):
+    import rich
+    from rich.console import Console
+
+    monkeypatch.setattr(rich, "_console", Console(force_terminal=True, width=120))
+    server.latency["Trades"] = 0.02
+    download_trades(make_ccxt_kraken(server), "BTC/USD", START, START + pd.Timedelta(days=DAYS),
+                    cache_dir=tmp_path, progress=True)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", capsys.readouterr().out)
+    assert "kraken BTC/USD trades" in text
+    total = DAYS * 24 * 60  # the bar counts minutes of history
+    assert f"0/{total}" in text and f"{total}/{total}" in text
+    assert re.search(r"\d:\d\d:\d\d", text)  # rich's time-remaining column (the ETA)
