@@ -40,7 +40,15 @@ import math
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import fir_ema_nb, hold_nb
+from quantlib.backtest.indicators_nb import (
+    fir_ema_nb,
+    fir_rsi_nb,
+    hold_nb,
+    rolling_max_nb,
+    rolling_mean_nb,
+    rolling_min_nb,
+    rolling_std_nb,
+)
 from quantlib.jit import njit, prange
 from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
 
@@ -68,8 +76,35 @@ S_FEES = 16
 S_BAD_ARG = 17  # -1, or the order rule's BAD_INPUT argument index (a broken configuration)
 N_STATS = 18
 
+# indicators of the banks (rows computed by indicator_rows_nb)
+ROW_SMA, ROW_EMA, ROW_RSI, ROW_STD, ROW_MAX, ROW_MIN = 0, 1, 2, 3, 4, 5
+
 REL_TOL = 1e-9  # vectorbt's tolerance for "the whole position" in its trade records
 ABS_TOL = 1e-12
+
+
+@njit(cache=True, parallel=True)
+def indicator_rows_nb(x, indicator, windows, alphas):
+    """One row per window of an indicator of ``x``, rows in parallel, each computed by the
+    kinds' own kernel (``ROW_SMA``: ``rolling_mean_nb(x, w)``, ``ROW_EMA``: ``fir_ema_nb(x,
+    alpha, w)``, ``ROW_RSI``: ``fir_rsi_nb(x, alpha, w)``, ``ROW_STD/MAX/MIN``: the rolling
+    std/max/min of ``w``), so every value is bit-identical to the signal's."""
+    out = np.empty((windows.shape[0], x.shape[0]))
+    for k in prange(windows.shape[0]):
+        w = windows[k]
+        if indicator == ROW_SMA:
+            out[k] = rolling_mean_nb(x, w)
+        elif indicator == ROW_EMA:
+            out[k] = fir_ema_nb(x, alphas[k], w)
+        elif indicator == ROW_RSI:
+            out[k] = fir_rsi_nb(x, alphas[k], w)
+        elif indicator == ROW_STD:
+            out[k] = rolling_std_nb(x, w)
+        elif indicator == ROW_MAX:
+            out[k] = rolling_max_nb(x, w)
+        else:
+            out[k] = rolling_min_nb(x, w)
+    return out
 
 
 @njit(cache=True)
@@ -147,21 +182,18 @@ def _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup,
 
 
 @njit(cache=True)
-def _target_nb(kind, c, t, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close, path,
-               long_ok, short_ok):
-    """Clipped target of combination ``c`` decided at bar ``t`` (0 before the first bar)."""
+def _target_nb(kind, t, row_a, row_b, p1, p2, warmup, close, path, long_ok, short_ok):
+    """Clipped target decided at bar ``t`` (0 before the first bar) from the combination's
+    indicator rows ``row_a``/``row_b`` and parameters ``p1``/``p2``."""
     if t < 0:
         return 0.0
     if kind == MA_CROSS or kind == EMA_CROSS:
-        fast, slow = bank_a[idx_a[c], t], bank_a[idx_b[c], t]
-        target = _level_nb(fast > slow, fast < slow, t, warmup[c])
+        target = _level_nb(row_a[t] > row_b[t], row_a[t] < row_b[t], t, warmup)
     elif kind == RSI_REVERSION:
-        value = bank_a[idx_a[c], t]
-        target = _level_nb(value < par1[c], value > par2[c], t, warmup[c])
+        target = _level_nb(row_a[t] < p1, row_a[t] > p2, t, warmup)
     elif kind == BOLLINGER:
-        mid, std = bank_a[idx_a[c], t], bank_b[idx_a[c], t]
-        target = _level_nb(close[t] < mid - par1[c] * std, close[t] > mid + par1[c] * std, t,
-                           warmup[c])
+        mid, std = row_a[t], row_b[t]
+        target = _level_nb(close[t] < mid - p1 * std, close[t] > mid + p1 * std, t, warmup)
     else:
         target = path[t]
     if target > 0 and not long_ok:
@@ -179,9 +211,9 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     n = close.shape[0]
     path = _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close)
     stats = out[c]
-    for k in range(N_STATS):
-        stats[k] = 0.0
     stats[S_BAD_ARG] = -1.0
+    sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
+    n_trades = wins = gross_profit = gross_loss = pnl_sum = traded = fees_sum = 0.0
     has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
     # the order rule's account
     cash, position, debt, free_cash = init_cash, 0.0, 0.0, init_cash
@@ -193,11 +225,13 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     max_dd, dd_bars, dd_invalid = 0.0, 0, False
     offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
     blk, blk_s, blk_ss = 0, 0.0, 0.0
-    prev_target = _target_nb(kind, c, -1 - shift, bank_a, bank_b, idx_a, idx_b, par1, par2,
-                             warmup, close, path, long_ok, short_ok)
+    row_a = bank_a[idx_a[c]]
+    row_b = bank_a[idx_b[c]] if kind == MA_CROSS or kind == EMA_CROSS else bank_b[idx_b[c]]
+    p1, p2, warm = par1[c], par2[c], warmup[c]
+    prev_target = 0.0
     for i in range(n):
-        target = _target_nb(kind, c, i - shift, bank_a, bank_b, idx_a, idx_b, par1, par2,
-                            warmup, close, path, long_ok, short_ok)
+        target = _target_nb(kind, i - shift, row_a, row_b, p1, p2, warm, close, path, long_ok,
+                            short_ok)
         enter_long = target > 0 and not prev_target > 0
         exit_long = target == 0 and prev_target > 0
         enter_short = target < 0 and not prev_target < 0
@@ -235,8 +269,8 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 signed = units if side > 0 else -units
                 units_sum += signed
                 flow_sum += -signed * fill_price - fee
-                stats[S_TRADED] += fill_price * units
-                stats[S_FEES] += fee
+                traded += fill_price * units
+                fees_sum += fee
                 # trades: a fill on the open side increases, the other side closes/reverses
                 if entry_size == 0.0:
                     entry_size, entry_gross, entry_fees = units, units * fill_price, fee
@@ -268,13 +302,13 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                         entry_fees = fee - closed_fee
                         trade_long = side > 0
                     if math.isfinite(pnl):
-                        stats[S_N_TRADES] += 1.0
-                        stats[S_PNL_SUM] += pnl
+                        n_trades += 1.0
+                        pnl_sum += pnl
                         if pnl > 0:
-                            stats[S_WINS] += 1.0
-                            stats[S_GROSS_PROFIT] += pnl
+                            wins += 1.0
+                            gross_profit += pnl
                         elif pnl < 0:
-                            stats[S_GROSS_LOSS] -= pnl
+                            gross_loss -= pnl
                 # stops: cleared when flat, set from the fill when a position opens or flips
                 if position == 0:
                     sl_level, tp_level = np.nan, np.nan
@@ -284,15 +318,15 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
         ret = value / prev_value - 1.0
         prev_value = value
         r2 = ret * ret
-        stats[S_SUM_R] += ret
-        stats[S_SUM_R2] += r2
-        stats[S_SUM_R3] += r2 * ret
-        stats[S_SUM_R4] += r2 * r2
+        sum_r += ret
+        sum_r2 += r2
+        sum_r3 += r2 * ret
+        sum_r4 += r2 * r2
         if ret < 0.0:
-            stats[S_DOWN_SQ] += r2
-        stats[S_SUM_VALUE] += value
+            down_sq += r2
+        sum_value += value
         if units_sum != 0.0:
-            stats[S_EXPOSED] += 1.0
+            exposed += 1.0
         if value >= peak:  # the path's row of this value is i + 1 (initial cash at row 0)
             peak = value
             last_peak = i + 1
@@ -310,6 +344,12 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 block_sum[blk, c] = blk_s
                 block_sumsq[blk, c] = blk_ss
                 blk, blk_s, blk_ss = blk + 1, 0.0, 0.0
+    for k, v in ((S_SUM_R, sum_r), (S_SUM_R2, sum_r2), (S_SUM_R3, sum_r3), (S_SUM_R4, sum_r4),
+                 (S_DOWN_SQ, down_sq), (S_SUM_VALUE, sum_value), (S_EXPOSED, exposed),
+                 (S_N_TRADES, n_trades), (S_WINS, wins), (S_GROSS_PROFIT, gross_profit),
+                 (S_GROSS_LOSS, gross_loss), (S_PNL_SUM, pnl_sum), (S_TRADED, traded),
+                 (S_FEES, fees_sum)):
+        stats[k] = v
     stats[S_MAX_DD] = np.nan if dd_invalid else max_dd
     stats[S_DD_BARS] = dd_bars
     stats[S_FINAL] = prev_value

@@ -16,6 +16,7 @@ combinations (equity, fills, trades).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,12 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
     return None
 
 
-def _bank(rows: list[np.ndarray], n: int) -> np.ndarray:
-    return np.ascontiguousarray(np.vstack(rows)) if rows else np.zeros((1, max(n, 1)))
+def _rows(x: np.ndarray, indicator: int, windows: list[int],
+          alphas: list[float] | None = None) -> np.ndarray:
+    return snb.indicator_rows_nb(np.ascontiguousarray(x, dtype=np.float64), indicator,
+                                 np.asarray(windows, dtype=np.int64),
+                                 np.asarray(alphas if alphas is not None else
+                                            np.zeros(len(windows)), dtype=np.float64))
 
 
 def _indexed(values: list[Any]) -> tuple[list[Any], np.ndarray]:
@@ -82,39 +87,45 @@ def _indexed(values: list[Any]) -> tuple[list[Any], np.ndarray]:
 
 def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
                    params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Indicator banks and per-combination indices/parameters for ``sweep_signals_nb``."""
-    from quantlib.backtest import indicators_nb as inb
+    """Indicator banks and per-combination indices/parameters for ``sweep_signals_nb``: the
+    arguments the kinds pass to their indicator kernels (``quantlib.strategy.kinds``), one row
+    per distinct window."""
     from quantlib.strategy import kinds
 
-    n, m = len(bars.close), len(params)
+    m = len(params)
     par1, par2 = np.zeros(m), np.zeros(m)
     warmup = np.array([kind.warmup(p) for p in params], dtype=np.int64)
-    bank_b: list[np.ndarray] = []
+    unused = np.zeros((1, 1))
+    close = bars.close
     if code in (snb.MA_CROSS, snb.EMA_CROSS, snb.MACD):
         windows, idx = _indexed([p["fast"] for p in params] + [p["slow"] for p in params])
-        fn = kinds.sma if code == snb.MA_CROSS else kinds.ema
-        bank_a = [fn(bars, w) for w in windows]
-        idx_a, idx_b = idx[:m], idx[m:]
+        if code == snb.MA_CROSS:
+            bank_a = _rows(close, snb.ROW_SMA, windows)
+        else:  # kinds.ema: alpha 2 / (span + 1) over ema_length(span) bars
+            bank_a = _rows(close, snb.ROW_EMA, [kinds.ema_length(w) for w in windows],
+                           [2.0 / (w + 1.0) for w in windows])
+        bank_b, idx_a, idx_b = unused, idx[:m], idx[m:]
         if code == snb.MACD:
             par1[:] = [2.0 / (p["signal"] + 1.0) for p in params]
             par2[:] = [kinds.ema_length(p["signal"]) for p in params]
     else:
         windows, idx_a = _indexed([p["window"] for p in params])
-        idx_b = idx_a
-        if code == snb.RSI_REVERSION:
-            bank_a = [kinds.rsi(bars, w) for w in windows]
+        idx_b, bank_b = idx_a, unused
+        if code == snb.RSI_REVERSION:  # kinds.rsi: alpha 1 / window over 2 ema_length changes
+            bank_a = _rows(close, snb.ROW_RSI, [kinds.ema_length(w) * 2 for w in windows],
+                           [1.0 / w for w in windows])
             par1[:] = [p["lower"] for p in params]
             par2[:] = [p["upper"] for p in params]
         elif code == snb.BOLLINGER:
-            bank_a = [kinds.sma(bars, w) for w in windows]
-            bank_b = [inb.rolling_std_nb(bars.close, int(w)) for w in windows]
+            bank_a = _rows(close, snb.ROW_SMA, windows)
+            bank_b = _rows(close, snb.ROW_STD, windows)
             par1[:] = [p["k"] for p in params]
         else:  # Donchian: the rolling high and low of each window
-            bank_a = [inb.rolling_max_nb(bars.high, int(w)) for w in windows]
-            bank_b = [inb.rolling_min_nb(bars.low, int(w)) for w in windows]
+            bank_a = _rows(bars.high, snb.ROW_MAX, windows)
+            bank_b = _rows(bars.low, snb.ROW_MIN, windows)
             par1[:] = [p["window"] for p in params]
-    return dict(bank_a=_bank(bank_a, n), bank_b=_bank(bank_b, n), idx_a=idx_a, idx_b=idx_b,
-                par1=par1, par2=par2, warmup=warmup)
+    return dict(bank_a=bank_a, bank_b=bank_b, idx_a=idx_a, idx_b=idx_b, par1=par1, par2=par2,
+                warmup=warmup)
 
 
 def _metrics(stats: np.ndarray, n_bars: int, init_cash: float, periods_per_year: float,
@@ -164,6 +175,84 @@ def _bar_seconds(frame: pd.DataFrame, timeframe: str | None) -> float:
     return timeframe_seconds(timeframe)
 
 
+@dataclass
+class FusedPlan:
+    """Everything one fused sweep needs, built once: the bars, the indicator banks of every
+    distinct window, the per-combination indices and the order rule's settings.
+    :meth:`evaluate` runs any slice of the combinations (a sweep's chunks share the banks)."""
+
+    kind: StrategyKind
+    code: int
+    bars: Any
+    inputs: dict[str, np.ndarray]
+    config: Any
+    n_splits: int
+    bar_seconds: float
+
+    @property
+    def n_combos(self) -> int:
+        return len(self.inputs["idx_a"])
+
+    def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
+        """Metrics (:data:`FUSED_METRICS`, one row per combination) and
+        :class:`~quantlib.optimize.stats.ReturnMoments` of combinations ``start:stop``."""
+        from quantlib.live.brokers import order_rule_nb as rule
+        from quantlib.optimize.stats import ReturnMoments
+
+        cfg, bars, inp = self.config, self.bars, self.inputs
+        part = slice(start, self.n_combos if stop is None else stop)
+        next_open = cfg.execution == "next_open"
+        stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
+        stats, block_sum, block_sumsq = snb.sweep_signals_nb(
+            self.code, bars.open, bars.high, bars.low, bars.close,
+            bars.open if next_open else bars.close, inp["bank_a"], inp["bank_b"],
+            inp["idx_a"][part], inp["idx_b"][part], inp["par1"][part], inp["par2"][part],
+            inp["warmup"][part], 1 if next_open else 0, float(cfg.size),
+            rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
+            float(cfg.slippage), np.nan if stop_loss is None else float(stop_loss),
+            np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
+            cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
+            int(self.n_splits))
+        bad = stats[:, snb.S_BAD_ARG]
+        if (bad >= 0).any():
+            raise KernelError(f"fused sweep of {self.kind.name!r}: the order rule refused "
+                              f"argument #{int(bad[bad >= 0][0])} of signal_fill_nb "
+                              f"(configuration {cfg})")
+        n_bars = len(bars.close)
+        periods = cfg.year_days * 86400.0 / self.bar_seconds
+        metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)
+        return metrics, _moments(ReturnMoments, stats, n_bars, block_sum, block_sumsq,
+                                 self.n_splits)
+
+
+def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
+               config: Any = None, n_splits: int = 16) -> FusedPlan:
+    """Validate the request and build the indicator banks of a fused sweep (see
+    :func:`fused_evaluate`); raises ParameterError naming what the fused path cannot do."""
+    from quantlib.backtest.config import BacktestConfig
+    from quantlib.backtest.engine import as_frames
+    from quantlib.strategy.bars import as_bars
+
+    reason = fused_unsupported(kind, data, config)
+    if reason is not None:
+        raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
+    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    checked = [kind.validate(p) for p in params]
+    if not checked:
+        raise ParameterError("params: expected at least one combination")
+    frame = next(iter(as_frames(data).values()))
+    if n_splits < 2 or n_splits % 2:
+        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
+    if len(frame) < 2 * n_splits:
+        raise ParameterError(f"data: {len(frame)} bars are too few for {n_splits} CSCV blocks "
+                             f"(need >= {2 * n_splits})")
+    code = _kind_codes()[kind.signal]
+    bars = as_bars(frame)
+    return FusedPlan(kind=kind, code=code, bars=bars,
+                     inputs=_kernel_inputs(code, kind, bars, checked), config=cfg,
+                     n_splits=int(n_splits), bar_seconds=_bar_seconds(frame, cfg.timeframe))
+
+
 def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
                    config: Any = None, n_splits: int = 16) -> tuple[pd.DataFrame, Any]:
     """Metrics (one row per combination, :data:`FUSED_METRICS`) and return moments of a
@@ -186,51 +275,7 @@ def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapp
     >>> m.shape[0], mo.n_trials
     (2, 2)
     """
-    from quantlib.backtest.config import BacktestConfig
-    from quantlib.backtest.engine import as_frames
-    from quantlib.live.brokers import order_rule_nb as rule
-    from quantlib.optimize.stats import ReturnMoments
-    from quantlib.strategy.bars import as_bars, indicator_cache
-
-    reason = fused_unsupported(kind, data, config)
-    if reason is not None:
-        raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
-    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
-    checked = [kind.validate(p) for p in params]
-    if not checked:
-        raise ParameterError("params: expected at least one combination")
-    frame = next(iter(as_frames(data).values()))
-    n_bars = len(frame)
-    if n_splits < 2 or n_splits % 2:
-        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
-    if n_bars < 2 * n_splits:
-        raise ParameterError(f"data: {n_bars} bars are too few for {n_splits} CSCV blocks "
-                             f"(need >= {2 * n_splits})")
-    code = _kind_codes()[kind.signal]
-    with indicator_cache():
-        bars = as_bars(frame)
-        inputs = _kernel_inputs(code, kind, bars, checked)
-    next_open = cfg.execution == "next_open"
-    stats, block_sum, block_sumsq = snb.sweep_signals_nb(
-        code, bars.open, bars.high, bars.low, bars.close,
-        bars.open if next_open else bars.close, inputs["bank_a"], inputs["bank_b"],
-        inputs["idx_a"], inputs["idx_b"], inputs["par1"], inputs["par2"], inputs["warmup"],
-        1 if next_open else 0, float(cfg.size),
-        rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
-        float(cfg.slippage),
-        np.nan if (cfg.trail_stop or cfg.sl_stop) is None else float(cfg.trail_stop or
-                                                                     cfg.sl_stop),
-        np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
-        cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
-        int(n_splits))
-    bad = stats[:, snb.S_BAD_ARG]
-    if (bad >= 0).any():
-        raise KernelError(f"fused sweep of {kind.name!r}: the order rule refused argument "
-                          f"#{int(bad[bad >= 0][0])} of signal_fill_nb (configuration {cfg})")
-    bar_seconds = _bar_seconds(frame, cfg.timeframe)
-    periods = cfg.year_days * 86400.0 / bar_seconds
-    metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, bar_seconds)
-    return metrics, _moments(ReturnMoments, stats, n_bars, block_sum, block_sumsq, n_splits)
+    return fused_plan(kind, data, params, config, n_splits).evaluate()
 
 
 def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,
@@ -262,4 +307,4 @@ def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,
                block_sum=block_sum[:n_splits], block_sumsq=block_sumsq[:n_splits])
 
 
-__all__ = ["FUSED_METRICS", "fused_evaluate", "fused_unsupported"]
+__all__ = ["FUSED_METRICS", "FusedPlan", "fused_evaluate", "fused_plan", "fused_unsupported"]

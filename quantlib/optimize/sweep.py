@@ -28,6 +28,9 @@ from quantlib.strategy.registry import StrategyKind, get_kind
 # interpreter and libraries add ~0.5 GB). See benchmarks/bench_optimize.py.
 BYTES_PER_CELL = 250
 
+# Combinations per fused kernel call (progress granularity; memory does not depend on it).
+FUSED_CHUNK = 2048
+
 # Metrics where smaller is better; max_drawdown is compared by magnitude. Benchmark-relative
 # objectives (excess_sharpe, excess_return, alpha, information_ratio, up_capture) are maximised;
 # down_capture (share of the benchmark's falls taken) is minimised.
@@ -54,14 +57,24 @@ def chunk_size_for(n_bars: int, memory_budget_mb: float) -> int:
 
 
 def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
-                   config: Any = None, n_splits: int = 16) -> tuple[pd.DataFrame, ReturnMoments]:
+                   config: Any = None, n_splits: int = 16,
+                   fused: bool | None = None) -> tuple[pd.DataFrame, ReturnMoments]:
     """Backtest ``params`` in one broadcast call; return (metrics rows, return moments).
 
+    ``fused``: True = the fused kernel (:mod:`quantlib.optimize.fused`; only
+    :data:`~quantlib.optimize.fused.FUSED_METRICS`), False = :func:`run_backtest` (every
+    metric), None = fused whenever the kind and configuration allow it.
     A plain function of picklable arguments so dask workers and processes can run it.
     """
     from quantlib.backtest import run_backtest
+    from quantlib.optimize.fused import fused_evaluate, fused_unsupported
 
-    result = run_backtest(kind, data, list(params), config)
+    kind_obj = get_kind(kind) if isinstance(kind, str) else kind
+    if fused is None:
+        fused = fused_unsupported(kind_obj, data, config) is None
+    if fused:
+        return fused_evaluate(kind_obj, data, list(params), config, n_splits)
+    result = run_backtest(kind_obj, data, list(params), config)
     equity = result.equity
     init_cash = float(result.config.init_cash)
     values = equity.to_numpy(dtype=np.float64)
@@ -104,6 +117,7 @@ class SweepResult:
     kind: str
     report: OverfittingReport
     moments: ReturnMoments
+    engine: str = "vectorbt"  # "fused", or "vectorbt" with the reason the fused path was not used
 
     @property
     def n_trials(self) -> int:
@@ -145,7 +159,7 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
           method: str = "grid", n_samples: int | None = None, seed: int = 0,
           config: Any = None, objective: str = "sharpe", memory_budget_mb: float = 512,
           chunk_size: int | None = None, progress: bool = True, n_splits: int = 16,
-          scheduler: Any = None) -> SweepResult:
+          scheduler: Any = None, engine: str = "auto") -> SweepResult:
     """Evaluate every combination of a kind's search space and rank them.
 
     Parameters
@@ -162,6 +176,11 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     n_splits : CSCV blocks for PBO.
     scheduler : None (in process), ``"local"`` (dask LocalCluster), a scheduler address or a
         ``distributed.Client``: chunks fan out over dask; the result is identical.
+    engine : ``"auto"`` (the fused kernel of :mod:`quantlib.optimize.fused` whenever the kind,
+        data, configuration and objective allow it, else :func:`run_backtest`), ``"fused"``
+        (refused with the reason when it cannot run) or ``"vectorbt"``. The fused path's table
+        holds :data:`~quantlib.optimize.fused.FUSED_METRICS` only; ``result.engine`` says
+        which path ran and why.
 
     Examples
     --------
@@ -171,30 +190,62 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     >>> len(res.table), res.n_trials
     (4, 4)
     """
+    from quantlib.optimize.fused import fused_unsupported
+
     kind_obj = get_kind(kind) if isinstance(kind, str) else kind
     params = _resolve_params(kind_obj, space, method, n_samples, seed)
-    size = chunk_size or chunk_size_for(len(data), memory_budget_mb)
+    if engine not in ("auto", "fused", "vectorbt"):
+        raise ParameterError(f"engine: expected 'auto', 'fused' or 'vectorbt', got {engine!r}")
+    reason = ("engine='vectorbt' was asked for" if engine == "vectorbt"
+              else fused_unsupported(kind_obj, data, config, objective))
+    if engine == "fused" and reason is not None:
+        raise ParameterError(f"sweep of {kind_obj.name!r}: engine='fused' cannot run: {reason}")
+    fused = reason is None
+    # The fused kernel holds no bars x combinations cells: chunks only pace the progress bar.
+    size = chunk_size or (FUSED_CHUNK if fused else chunk_size_for(len(data), memory_budget_mb))
     if size < 1:
         raise ParameterError(f"chunk_size: expected >= 1, got {size}")
     chunks = [params[i:i + size] for i in range(0, len(params), size)]
     if scheduler is None:
-        outputs = []
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(params), disable=not progress, unit="combo",
-                  desc=f"sweep {kind_obj.name}") as bar:
-            for chunk in chunks:
-                outputs.append(evaluate_chunk(kind_obj.name, data, chunk, config, n_splits))
-                bar.update(len(chunk))
+        outputs = _run_in_process(kind_obj, data, params, chunks, config, n_splits, fused,
+                                  progress)
     else:
+        from functools import partial
+
         from quantlib.optimize.distributed import map_chunks
 
-        outputs = map_chunks(evaluate_chunk, chunks, data=data, scheduler=scheduler,
-                             kind=kind_obj.name, config=config, n_splits=n_splits,
-                             progress=progress)
+        outputs = map_chunks(partial(evaluate_chunk, fused=fused), chunks, data=data,
+                             scheduler=scheduler, kind=kind_obj.name, config=config,
+                             n_splits=n_splits, progress=progress)
     metrics = pd.concat([m for m, _ in outputs], ignore_index=True)
     moments = ReturnMoments.concat([mo for _, mo in outputs])
-    return _build_result(kind_obj, params, metrics, moments, objective)
+    result = _build_result(kind_obj, params, metrics, moments, objective)
+    result.engine = "fused" if fused else f"vectorbt ({reason})"
+    return result
+
+
+def _run_in_process(kind: StrategyKind, data: pd.DataFrame, params: list[dict[str, Any]],
+                    chunks: list[list[dict[str, Any]]], config: Any, n_splits: int,
+                    fused: bool, progress: bool) -> list[tuple[pd.DataFrame, ReturnMoments]]:
+    from tqdm.auto import tqdm
+
+    plan = None
+    if fused:  # one set of indicator rows for every chunk
+        from quantlib.optimize.fused import fused_plan
+
+        plan = fused_plan(kind, data, params, config, n_splits)
+    outputs = []
+    start = 0
+    with tqdm(total=len(params), disable=not progress, unit="combo",
+              desc=f"sweep {kind.name}") as bar:
+        for chunk in chunks:
+            if plan is not None:
+                outputs.append(plan.evaluate(start, start + len(chunk)))
+            else:
+                outputs.append(evaluate_chunk(kind.name, data, chunk, config, n_splits, False))
+            start += len(chunk)
+            bar.update(len(chunk))
+    return outputs
 
 
 def _build_result(kind: StrategyKind, params: list[dict[str, Any]], metrics: pd.DataFrame,
