@@ -275,7 +275,19 @@ def download_trades(exchange: Any, symbol: str, since: Any, until: Any = None, *
     """Download the public trades of ``symbol`` from ``since`` to ``until`` into the trade cache.
 
     Resumes where a previous (possibly killed) download stopped; see the module docstring for
-    the crash-safety protocol. ``echo`` receives the time estimate said before starting.
+    the crash-safety protocol. The cache stays one contiguous span: a ``since`` inside or after
+    it continues from where it ends, an earlier ``since`` starts over from there (trades
+    already stored are merged, never duplicated). ``echo`` receives the estimate of how long
+    the download takes at the exchange's rate limit, said after the first page (whose trades
+    per hour it extrapolates).
+
+    Returns
+    -------
+    The cache's :class:`TradeState` (``since_ms``, ``covered_to_ms``, ``done``, ...).
+
+    Raises
+    ------
+    ExchangeError : retries exhausted, the exchange refused, or it has no trades endpoint.
 
     Examples
     --------

@@ -235,7 +235,9 @@ def test_sigkill_mid_download_then_rerun_equals_an_uninterrupted_download(server
     server.latency["Trades"] = 0.04  # a page every ~50 ms: time to kill in the middle
     killed = tmp_path / "killed"
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
-    kill_points = sorted(rng.integers(1_000, 11_000, size=2))
+    # Two kills, each after the child made progress of its own (the second one resumes first).
+    first = int(rng.integers(1_000, 5_000))
+    kill_points = [first, first + int(rng.integers(2_000, 4_000))]
     for point in kill_points:
         child = _child(server, killed)
         wait_until(lambda point=point: _stored(killed) >= point, 120,
