@@ -1,7 +1,8 @@
 """optuna studies over a kind's search space: TPE, random, CMA-ES and NSGA-II (multi-objective).
 
-Each trial backtests one parameter set with :func:`quantlib.backtest.run_backtest`; objectives
-are columns of the shared metrics. The trial stores its return moments (Sharpe, skew, kurtosis,
+Each trial backtests one parameter set with :func:`quantlib.backtest.run_backtest`, or with the
+fused kernel (:mod:`quantlib.optimize.fused`) for built-in signal kinds whose configuration and
+objectives it supports; objectives are columns of the shared metrics. The trial stores its return moments (Sharpe, skew, kurtosis,
 CSCV block sums) as user attributes, so DSR and PBO can be computed from the storage alone, no
 matter how many processes or machines ran the trials. Storage is any SQLAlchemy URL: several
 workers (``quantlib optimize --workers N``, or the same command on other machines) share one
@@ -106,6 +107,15 @@ class Objective:
             out.append(mdd - self.max_drawdown if math.isfinite(mdd) else 1.0)
         return out
 
+    def _fused(self) -> bool:
+        """Trials of built-in signal kinds run the fused kernel (quantlib.optimize.fused)
+        unless the configuration or an objective needs run_backtest."""
+        from quantlib.optimize.fused import fused_unsupported
+
+        kind = get_kind(self.kind)
+        return all(fused_unsupported(kind, self.data, self.config, o) is None
+                   for o in self.objectives)
+
     def __call__(self, trial: optuna.Trial):
         params = self.space.suggest(trial)
         if params is None:  # the kind's constraints (e.g. fast < slow) reject this point
@@ -116,14 +126,15 @@ class Objective:
         if self.prune:
             for step, frac in enumerate(PRUNE_FRACTIONS):
                 prefix = self.data.iloc[: max(int(len(self.data) * frac), 4 * self.n_splits)]
-                metrics, _ = evaluate_chunk(self.kind, prefix, [params], self.config, 2)
+                metrics, _ = evaluate_chunk(self.kind, prefix, [params], self.config, 2,
+                                            self._fused())
                 value = _objective_value(metrics.iloc[0], self.objectives[0])
                 if math.isfinite(value):
                     trial.report(value, step)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after {frac:.0%} of the data")
         metrics, moments = evaluate_chunk(self.kind, self.data, [params], self.config,
-                                          self.n_splits)
+                                          self.n_splits, self._fused())
         row = metrics.iloc[0]
         trial.set_user_attr("metrics", {k: _plain(v) for k, v in row.items()})
         trial.set_user_attr("moments", {

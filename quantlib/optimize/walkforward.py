@@ -6,6 +6,12 @@ last ``warmup + 1`` in-sample bars, during which the signal is 0, so every test 
 flat and pays its own entry fee), and the test-window returns are stitched into one OOS equity
 curve. Walk-forward efficiency compares OOS with IS performance; parameter stability shows how
 much the chosen parameters move between splits.
+
+The in-sample searches of built-in signal kinds run on the fused sweep kernel
+(:mod:`quantlib.optimize.fused`, through :func:`~quantlib.optimize.sweep.sweep` and the optuna
+objective) whenever the configuration and objective allow it; the ``is_engine`` column says
+which path each split took. The test-window backtest of the chosen parameters stays a
+:func:`~quantlib.backtest.run_backtest` call (one combination, its bar returns are stitched).
 """
 
 from __future__ import annotations
@@ -128,14 +134,17 @@ def _optimize(kind: str, data: pd.DataFrame, space: Any, method: str, n_trials: 
         res = sweep(kind, data, space, method=method, n_samples=n_trials, seed=seed,
                     config=config, objective=objective, progress=False, n_splits=n_splits)
         best = res.table.loc[res.report.best_index]
-        return res.best_params, float(best[objective]), res.report
+        return res.best_params, float(best[objective]), res.report, res.engine
+    from quantlib.optimize.fused import fused_unsupported
     from quantlib.optimize.study import run_study
 
     res = run_study(kind, data, space=space, sampler=method, n_trials=n_trials or 20,
                     objectives=(objective,), storage="memory", seed=seed, config=config,
                     n_splits=n_splits)
     best = res.best_trials[0]
-    return res.best_params, float(best.user_attrs["metrics"][objective]), res.report
+    reason = fused_unsupported(get_kind(kind), data, config, objective)
+    engine = "fused" if reason is None else f"vectorbt ({reason})"
+    return res.best_params, float(best.user_attrs["metrics"][objective]), res.report, engine
 
 
 def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *,
@@ -164,7 +173,7 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
     cfg = BacktestConfig.coerce(config)
     rows, pieces, reports = [], [], []
     for (tr0, tr1), (te0, te1) in splitter.split(len(data)):
-        params, is_value, report = _optimize(kind_obj.name, data.iloc[tr0:tr1], space, method,
+        params, is_value, report, engine = _optimize(kind_obj.name, data.iloc[tr0:tr1], space, method,
                                              n_trials, objective, cfg, seed, n_splits)
         rets = _oos_returns(kind_obj.name, data, params, (te0, te1), cfg)
         oos_equity = cfg.init_cash * np.cumprod(1.0 + rets.to_numpy())
@@ -177,6 +186,7 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
                      "is_value": is_value, "oos_value": oos_value,
                      "oos_return": float(np.prod(1.0 + rets.to_numpy()) - 1.0),
                      "n_trials": report.n_trials, "dsr": report.dsr, "pbo": report.pbo,
+                     "is_engine": engine,
                      **{f"param_{k}": v for k, v in params.items()}})
         pieces.append(rets)
         reports.append(report)

@@ -1,0 +1,161 @@
+"""The fused sweep kernel (``quantlib.backtest.sweep_nb`` via ``quantlib.optimize.fused``)
+against ``run_backtest``.
+
+The independent computation is ``run_backtest``: vectorbt's ``Portfolio.from_signals`` with its
+own stops, order and trade records, and ``compute_metrics_frame`` on the equity it yields. Every
+metric the fused kernel produces must agree to a relative 1e-9 for every built-in signal kind,
+both directions, value and percent sizing, stops, trailing stops, slippage, both executions, on
+random bars (hypothesis) and on real BTC/USDT hours; so must the return moments that DSR and PBO
+are computed from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quantlib.backtest import run_backtest
+from quantlib.backtest import sweep_nb as snb
+from quantlib.errors import ParameterError
+from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_unsupported
+from quantlib.optimize.stats import ReturnMoments
+from quantlib.optimize.sweep import sweep
+from quantlib.strategy import get_kind
+from quantlib.strategy import kinds as K
+from quantlib.strategy.bars import as_bars
+
+RTOL = 1e-9
+
+PARAMS = {
+    "ma_cross": [{"fast": 3, "slow": 12}, {"fast": 5, "slow": 30}, {"fast": 12, "slow": 30}],
+    "ema_cross": [{"fast": 3, "slow": 10}, {"fast": 6, "slow": 21}],
+    "rsi_reversion": [{"window": 5, "lower": 35.0, "upper": 65.0},
+                      {"window": 14, "lower": 45.0, "upper": 55.0}],
+    "bollinger_reversion": [{"window": 10, "k": 0.5}, {"window": 20, "k": 1.25}],
+    "donchian_breakout": [{"window": 5}, {"window": 24}],
+    "macd": [{"fast": 4, "slow": 10, "signal": 3}, {"fast": 12, "slow": 26, "signal": 9}],
+}
+
+CONFIGS = [
+    {},
+    {"sl_stop": 0.01, "tp_stop": 0.02, "slippage_bps": 3.0},
+    {"direction": "shortonly", "trail_stop": 0.015, "size": 0.5, "fees": 0.0005},
+    {"direction": "both", "size_type": "value", "size": 2500.0, "sl_stop": 0.02,
+     "tp_stop": 0.01, "slippage_bps": 2.0},
+    {"direction": "both", "size_type": "value", "size": 40_000.0, "execution": "close",
+     "trail_stop": 0.01},  # entries bigger than the cash: partial fills
+]
+
+
+def _assert_metrics_agree(fused: pd.DataFrame, reference: pd.DataFrame, where: str) -> None:
+    ref = reference.reset_index(drop=True)
+    assert list(fused.columns) == list(FUSED_METRICS)
+    for name in FUSED_METRICS:
+        got, want = fused[name].to_numpy(), ref[name].to_numpy(dtype=np.float64)
+        same = (got == want) | (np.isnan(got) & np.isnan(want)) | np.isclose(
+            got, want, rtol=RTOL, atol=0.0)
+        assert same.all(), f"{where}: {name} fused {got[~same]} != run_backtest {want[~same]}"
+
+
+def _assert_moments_agree(moments: ReturnMoments, result, n_splits: int, where: str) -> None:
+    values = result.equity.to_numpy()
+    prev = np.vstack([np.full((1, values.shape[1]), result.config.init_cash), values[:-1]])
+    ref = ReturnMoments.from_returns(values / prev - 1.0, n_splits)
+    np.testing.assert_array_equal(moments.n_obs, ref.n_obs)
+    np.testing.assert_array_equal(moments.block_n, ref.block_n)
+    for name in ("sharpe", "skew", "kurtosis", "block_sum", "block_sumsq"):
+        np.testing.assert_allclose(getattr(moments, name), getattr(ref, name), rtol=1e-8,
+                                   atol=1e-12, err_msg=f"{where}: {name}")
+
+
+def _check(kind: str, data: pd.DataFrame, params: list[dict], config: dict,
+           n_splits: int = 4) -> None:
+    where = f"{kind} {config}"
+    metrics, moments = fused_evaluate(get_kind(kind), data, params, config, n_splits)
+    result = run_backtest(kind, data, params, config)
+    _assert_metrics_agree(metrics, result.metrics, where)
+    _assert_moments_agree(moments, result, n_splits, where)
+
+
+def _random_bars(seed: int, n: int, flat_share: float) -> pd.DataFrame:
+    """A random walk with flat stretches (equal closes make indicator ties), wide ranges
+    (stops fire inside bars and on gaps at the open)."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0.0, 0.01, n) * (rng.random(n) > flat_share)
+    close = 100.0 * np.exp(np.cumsum(steps))
+    open_ = np.r_[close[0], close[:-1]] * np.exp(rng.normal(0.0, 0.004, n))
+    high = np.maximum(open_, close) * (1.0 + rng.exponential(0.006, n))
+    low = np.minimum(open_, close) * (1.0 - rng.exponential(0.006, n))
+    index = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
+    df = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
+                       "volume": rng.uniform(1.0, 10.0, n)}, index=index)
+    df.attrs.update(source="synthetic", timeframe="1h", symbol="TEST/USDT")
+    return df
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(120, 700),
+       flat=st.sampled_from([0.0, 0.3]), kind=st.sampled_from(sorted(PARAMS)),
+       config=st.sampled_from(CONFIGS), fees=st.sampled_from([0.0, 0.001, 0.004]))
+def test_fused_metrics_equal_run_backtest_on_random_bars(seed, n, flat, kind, config, fees):
+    config = {"fees": fees, **config}
+    _check(kind, _random_bars(seed, n, flat), PARAMS[kind], config)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(c) or "default")
+def test_fused_metrics_equal_run_backtest_on_real_bars(shared_data, config):
+    data = shared_data("btc_usdt_1h_2017_2020.csv").iloc[:4000]
+    for kind, params in PARAMS.items():
+        _check(kind, data, params, config, n_splits=8)
+
+
+def test_indicator_rows_are_the_kinds_own_arrays():
+    bars = as_bars(_random_bars(3, 400, 0.3))
+    windows = np.array([2, 7, 30], dtype=np.int64)
+    zeros = np.zeros(3)
+    sma = snb.indicator_rows_nb(bars.close, snb.ROW_SMA, windows, zeros)
+    alphas = np.array([2.0 / (w + 1.0) for w in windows])
+    lengths = np.array([K.ema_length(w) for w in windows], dtype=np.int64)
+    ema = snb.indicator_rows_nb(bars.close, snb.ROW_EMA, lengths, alphas)
+    for k, w in enumerate(windows):  # bit for bit, so signal ties break the same way
+        np.testing.assert_array_equal(sma[k], K.sma(bars, int(w)))
+        np.testing.assert_array_equal(ema[k], K.ema(bars, int(w)))
+
+
+def test_a_sweep_runs_fused_and_matches_the_vectorbt_sweep():
+    data = _random_bars(11, 900, 0.1)
+    space = {"fast": [3, 5, 8], "slow": [20, 40]}
+    fused = sweep("ma_cross", data, space, progress=False, n_splits=4, chunk_size=4)
+    slow = sweep("ma_cross", data, space, progress=False, n_splits=4, engine="vectorbt")
+    assert fused.engine == "fused" and slow.engine.startswith("vectorbt")
+    _assert_metrics_agree(fused.table[list(FUSED_METRICS)], slow.table, "sweep")
+    assert fused.best_params == slow.best_params
+    assert fused.dsr == pytest.approx(slow.dsr, rel=1e-8)
+    assert fused.pbo == slow.pbo
+
+
+def test_requests_the_fused_path_cannot_serve_fall_back_with_a_reason():
+    data = _random_bars(5, 300, 0.0)
+    ma = get_kind("ma_cross")
+    assert fused_unsupported(ma, data) is None
+    assert "benchmark_return" in fused_unsupported(ma, data, None, "benchmark_return")
+    assert "several symbols" in fused_unsupported(ma, {"A": data, "B": data})
+    assert "not one of the built-in" in fused_unsupported(get_kind("grid"), data)
+    res = sweep("ma_cross", data, {"fast": [3, 5], "slow": [20]}, progress=False, n_splits=4,
+                objective="excess_return")
+    assert res.engine.startswith("vectorbt") and "excess_return" in res.engine
+    with pytest.raises(ParameterError, match="engine='fused' cannot run.*benchmark_sharpe"):
+        sweep("ma_cross", data, {"fast": [3], "slow": [20]}, progress=False, n_splits=4,
+              objective="benchmark_sharpe", engine="fused")
+
+
+def test_walk_forward_searches_in_sample_on_the_fused_kernel():
+    from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
+
+    wf = walk_forward("ma_cross", _random_bars(8, 900, 0.0), WalkForwardSplitter(300, 200),
+                      space={"fast": [3, 6], "slow": [20, 30]}, n_splits=4)
+    assert (wf.splits["is_engine"] == "fused").all()
