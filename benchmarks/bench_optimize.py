@@ -1,9 +1,12 @@
-"""Benchmark the optimizer: sweep throughput, optuna trials/s (1 vs 2 workers), sweep peak memory.
+"""Benchmark the optimizer: fused signal sweeps vs today's sweep vs raw vectorbt, every signal
+kind's fused rate, optuna trials/s (fused vs run_backtest trials; 1 vs 2 workers), sweep peak
+memory (10,000 combos x 100,000 bars, fused MA-cross and the grid kind).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_optimize.py            # everything, issue sizes
     .venv/bin/python benchmarks/bench_optimize.py --quick    # small sizes (smoke run)
+    .venv/bin/python benchmarks/bench_optimize.py --only fused   # the fused figures alone
     .venv/bin/python benchmarks/bench_optimize.py --only memory --mem-bars 100000 --mem-combos 10000
 
 Prints one line per figure. Throughput is measured after a warm-up call (numba compilation is
@@ -23,8 +26,17 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def _ma_grid(n: int) -> list[dict]:
+    """Up to 100 fast x 100 slow windows (the 10,000-combination grid of the memory run)."""
+    side = max(1, int(np.ceil(np.sqrt(n))))
+    out = [{"fast": 2 + i, "slow": 105 + 3 * j} for i in range(side) for j in range(side)]
+    return out[:n]
 
 
 def _ma_params(n: int) -> list[dict]:
@@ -60,6 +72,115 @@ def bench_sweep(kind: str, bars: int, combos: int) -> None:
           f"(warm-up {warm:.1f} s; DSR {res.dsr:.3f} PBO {res.pbo:.3f})")
 
 
+REAL_DATA = ROOT.parent / "shared" / "data" / "btc_usdt_1h_2017_2020.csv"
+
+# 90 combinations per kind on the real hours (MA-cross: 10 fast x 9 slow windows).
+KIND_PARAMS = {
+    "ma_cross": [{"fast": f, "slow": s} for f in range(5, 55, 5) for s in range(60, 240, 20)],
+    "ema_cross": [{"fast": f, "slow": s} for f in range(4, 44, 4) for s in range(50, 140, 10)],
+    "rsi_reversion": [{"window": w, "lower": lo, "upper": 100.0 - lo}
+                      for w in range(4, 34, 2) for lo in (20.0, 25.0, 30.0, 35.0, 40.0, 45.0)],
+    "bollinger_reversion": [{"window": w, "k": k} for w in range(10, 100, 10)
+                            for k in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0)],
+    "donchian_breakout": [{"window": w} for w in range(5, 185, 2)],
+    "macd": [{"fast": f, "slow": s, "signal": g} for f in (4, 8, 12) for s in (20, 26, 34, 50, 70)
+             for g in (3, 5, 7, 9, 12, 15)],
+}
+
+
+def _real_or_sample(quick: bool):
+    from quantlib.data import load, load_ohlcv
+
+    if REAL_DATA.exists() and not quick:
+        return load_ohlcv(REAL_DATA), REAL_DATA.name
+    return load("sample:seed=1,bars=21453"), "synthetic 21,453 hourly bars (real file absent)"
+
+
+def _best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _raw_vectorbt_ma(data, params) -> None:
+    """The same 90 MA crosses written directly in vectorbt: its MA indicator, crossover signals,
+    Portfolio.from_signals on the closes, then total return and Sharpe per column."""
+    import vectorbt as vbt
+
+    close = data["close"]
+    fast = vbt.MA.run(close, [p["fast"] for p in params], short_name="fast")
+    slow = vbt.MA.run(close, [p["slow"] for p in params], short_name="slow")
+    entries = fast.ma_crossed_above(slow)
+    exits = fast.ma_crossed_below(slow)
+    pf = vbt.Portfolio.from_signals(close, entries, exits, fees=0.001, freq="1h")
+    pf.total_return()
+    pf.sharpe_ratio()
+
+
+def bench_fused(quick: bool) -> None:
+    """MA-cross 90 combos three ways side by side, then every kind's fused rate."""
+    from quantlib.optimize.fused import fused_evaluate
+    from quantlib.optimize.sweep import sweep
+    from quantlib.strategy import get_kind
+
+    data, label = _real_or_sample(quick)
+    n = len(data)
+    params = KIND_PARAMS["ma_cross"]
+    cells = n * len(params)
+    sweep("ma_cross", data, params[:2], progress=False, engine="fused")  # compile
+    sweep("ma_cross", data, params[:2], progress=False, engine="vectorbt")
+    _raw_vectorbt_ma(data, params[:2])
+    fused = _best_of(lambda: sweep("ma_cross", data, params, progress=False, engine="fused"))
+    kernel = _best_of(lambda: fused_evaluate(get_kind("ma_cross"), data, params))
+    today = _best_of(lambda: sweep("ma_cross", data, params, progress=False,
+                                   engine="vectorbt"), 2)
+    raw = _best_of(lambda: _raw_vectorbt_ma(data, params), 2)
+    print(f"MA-cross {len(params)} combos on {label} ({n:,} bars), metrics + DSR/PBO moments:")
+    for name, dt in (("fused sweep (engine='fused', DSR and PBO)", fused),
+                     ("fused kernel call (fused_evaluate: metrics + moments)", kernel),
+                     ("today's sweep (engine='vectorbt', run_backtest)", today),
+                     ("raw vectorbt (MA.run + from_signals + 2 metrics)", raw)):
+        print(f"  {name:58s} {dt * 1e3:9.1f} ms  {cells / dt:10.3g} bar x combo/s")
+    print(f"  fused sweep / today's sweep: {today / fused:.1f}x faster; fused / raw vectorbt: "
+          f"{raw / fused:.1f}x faster")
+    for kind, kparams in KIND_PARAMS.items():
+        k = get_kind(kind)
+        fused_evaluate(k, data, kparams[:2])
+        dt = _best_of(lambda k=k, kparams=kparams: fused_evaluate(k, data, kparams))
+        print(f"  fused {kind:20s} {len(kparams):3d} combos: {dt * 1e3:8.1f} ms "
+              f"{n * len(kparams) / dt:10.3g} bar x combo/s (with metrics)")
+
+
+def bench_optuna_signal(trials: int) -> None:
+    """optuna TPE on ma_cross (real hours), trials per second with trials on run_backtest (as
+    before the fused kernel) and on the fused kernel; in memory, 1 worker."""
+    from quantlib.optimize import study as study_mod
+
+    data, label = _real_or_sample(False)
+    space = {"fast": (2, 60), "slow": (61, 300)}
+
+    def run(fused: bool) -> float:
+        original = study_mod.Objective._fused
+        if not fused:  # the trial path as it was: every trial through run_backtest
+            study_mod.Objective._fused = lambda self: False
+        try:
+            study_mod.run_study("ma_cross", data, space=space, sampler="random", n_trials=2,
+                                storage="memory", seed=0)
+            t0 = time.perf_counter()
+            study_mod.run_study("ma_cross", data, space=space, sampler="tpe", n_trials=trials,
+                                storage="memory", seed=0)
+            return trials / (time.perf_counter() - t0)
+        finally:
+            study_mod.Objective._fused = original
+
+    before, after = run(False), run(True)
+    print(f"optuna TPE ma_cross on {label}, {trials} trials in memory: run_backtest trials "
+          f"{before:6.2f} trials/s, fused trials {after:6.2f} trials/s = {after / before:.1f}x")
+
+
 def bench_optuna(trials: int, workers: int) -> float:
     from quantlib.data import load
     from quantlib.optimize.study import run_study
@@ -90,10 +211,10 @@ def peak_rss_mb() -> float:
 
 def _memory_child(kind: str, bars: int, combos: int, budget: float) -> None:
     from quantlib.data import load
-    from quantlib.optimize.sweep import chunk_size_for, sweep
+    from quantlib.optimize.sweep import FUSED_CHUNK, chunk_size_for, sweep
 
     data = load(f"sample:seed=1,bars={bars}")
-    params = _ma_params(combos) if kind == "ma_cross" else _grid_params(combos)
+    params = _ma_grid(combos) if kind == "ma_cross" else _grid_params(combos)
     # Compile first: numba/LLVM compilation alone costs a few hundred MB of RSS.
     sweep(kind, data.iloc[:2000], params[:2], progress=False, n_splits=4)
     base = peak_rss_mb()
@@ -101,11 +222,11 @@ def _memory_child(kind: str, bars: int, combos: int, budget: float) -> None:
     res = sweep(kind, data, params, progress=False, memory_budget_mb=budget)
     dt = time.perf_counter() - t0
     peak = peak_rss_mb()
-    chunk = chunk_size_for(bars, budget)
+    chunk = chunk_size_for(bars, budget) if res.engine != "fused" else FUSED_CHUNK
     print(json.dumps({"kind": kind, "bars": bars, "combos": combos, "seconds": dt,
                       "baseline_mb": base, "peak_mb": peak, "chunk": chunk,
                       "bytes_per_cell": (peak - base) * 2**20 / (bars * min(chunk, combos)),
-                      "dsr": res.dsr, "pbo": res.pbo}))
+                      "dsr": res.dsr, "pbo": res.pbo, "engine": res.engine}))
 
 
 def bench_memory(kind: str, bars: int, combos: int, budget: float) -> None:
@@ -118,7 +239,8 @@ def bench_memory(kind: str, bars: int, combos: int, budget: float) -> None:
     grew = r["peak_mb"] - r["baseline_mb"]
     in_flight = (f"measured {r['bytes_per_cell']:.0f} B per bar x combo in flight" if grew > 0
                  else "the sweep never rose above the compile-time high-water mark")
-    print(f"memory {r['kind']} sweep {r['combos']} combos x {r['bars']} bars, budget {budget:.0f}"
+    print(f"memory {r['kind']} sweep ({r['engine']}) {r['combos']} combos x {r['bars']} bars, "
+          f"DSR {r['dsr']:.3f} PBO {r['pbo']:.3f}, budget {budget:.0f}"
           f" MB (chunks of {r['chunk']}): peak RSS {r['peak_mb']:.0f} MB (after compiling: "
           f"{r['baseline_mb']:.0f} MB) in {r['seconds']:.1f} s = "
           f"{r['combos'] * r['bars'] / r['seconds'] / 1e6:.1f} M bar*combo/s; {in_flight}; "
@@ -131,13 +253,19 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["sweep", "optuna", "memory"])
-    ap.add_argument("--mem-kind", default="grid", help="grid (default) or ma_cross (slower)")
+    ap.add_argument("--only", choices=["fused", "sweep", "optuna", "memory"])
+    ap.add_argument("--mem-kind", default="both",
+                    help="ma_cross (fused), grid, or both (default)")
     ap.add_argument("--mem-bars", type=int, default=100_000)
     ap.add_argument("--mem-combos", type=int, default=10_000)
     ap.add_argument("--budget-mb", type=float, default=512)
     args = ap.parse_args()
     bars, combos, trials = (5_000, 100, 12) if args.quick else (20_000, 500, 200)
+    print("(figures depend on machine load: compare the rows of one run)")
+    if args.only in (None, "fused"):
+        bench_fused(args.quick)
+    if args.only in (None, "optuna", "fused"):
+        bench_optuna_signal(12 if args.quick else 100)
     if args.only in (None, "sweep"):
         bench_sweep("ma_cross", bars, combos)
         bench_sweep("grid", bars, combos)
@@ -147,7 +275,8 @@ def main() -> None:
         print(f"optuna 2 workers / 1 worker throughput ratio: {two / one:.2f}")
     if args.only in (None, "memory"):
         mem_bars, mem_combos = (20_000, 500) if args.quick else (args.mem_bars, args.mem_combos)
-        bench_memory(args.mem_kind, mem_bars, mem_combos, args.budget_mb)
+        for kind in (("ma_cross", "grid") if args.mem_kind == "both" else (args.mem_kind,)):
+            bench_memory(kind, mem_bars, mem_combos, args.budget_mb)
 
 
 if __name__ == "__main__":
