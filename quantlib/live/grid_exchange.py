@@ -1,12 +1,21 @@
 """Grid trading at a real exchange: resting limit orders, fills as the exchange reports them.
 
-In paper mode the grid engine's kernel decides fills from each bar's OHLC path. At an exchange
-the exchange decides; the runner keeps the same book as the engine and the same levels (built by
-the engine's ``grid_levels_nb``), and lets the exchange fill it:
+In paper mode the grid engine's kernel decides fills from each bar's range. At an exchange the
+exchange decides; the runner rests the book of the engine's default fill model, "bar" (the rule
+is written once, in :mod:`quantlib.backtest.grid_nb`), on the engine's own levels (built by
+``grid_levels_nb``/``vol_levels_nb``), and lets the exchange fill it. At the close of bar ``t``:
 
+- a level holding base units rests a sell limit of exactly those units at ``L_{i+1}``;
 - level ``i < n - 1`` holding nothing rests a buy limit of ``order_value / L_i`` base units at
-  ``L_i`` while the price is above it (the top level never buys);
-- a level holding base units rests a sell limit of exactly those units at ``L_{i+1}``.
+  ``L_i`` when ``0 < L_i < close_t`` (the top level never buys), nearest level first for as long
+  as the cash at the close pays for them (value + fee each, the engine's arithmetic);
+- a volatility grid is (re)built first (centred on the close, spacing ``atr_k`` x the ATR of the
+  last ``atr_period`` bars, the engine's true range), then the stop-out is checked on the close.
+
+That book rests during bar ``t+1``, the exchange fills what the bar's range reaches at the
+limit prices, and the follow-up orders go out at the next close: exactly what the backtest
+simulates. The optimistic ``fill_model="touch"`` (orders re-armed inside a bar) cannot be traded
+here and is refused.
 
 Per closed bar ``t`` (:meth:`GridAtExchange.step`):
 
@@ -27,12 +36,12 @@ sent (once). ``stop_out`` (price beyond a threshold at a close) and a risk halt 
 ``flatten_on_halt`` cancel every order and sell the inventory at market; a halt without it
 cancels the buys only.
 
-Differences from the backtest, by construction: a follow-up order is placed at the close of the
-bar its fill is seen in, not the instant it fills; the exchange fills at the limit price (or
-better) and charges its own fees; a partly filled order counts when it closes or is cancelled
-(its filled part then moves the book); the stop-out is checked at closes, not intrabar; a
-volatility grid is (re)built at a close (centred on it, spacing ``atr_k`` x the ATR of the last
-``atr_period`` bars, the engine's true range) where the engine does it at the next open.
+What only a real venue adds: its own fees (the spec's ``fees`` should be the venue's), amounts
+and prices on its precision (buys round down, sells up), an order the price already passed when
+placed filling at once at a better price than its limit (the engine keeps the limit:
+conservative), partial fills (a partly filled order counts when it closes or is cancelled; its
+filled part then moves the book), and the stop-out's market sell filling at the next trade
+rather than at the close.
 """
 
 from __future__ import annotations
@@ -94,17 +103,29 @@ class Book:
         self.levels = [float(x) for x in out]
         return True
 
-    def wanted(self, price: float, buys_allowed: bool) -> dict[tuple[int, int], tuple[float, float]]:
-        """(level, side) -> (limit price, amount) of the orders the grid rests at ``price``."""
+    def wanted(self, price: float, buys_allowed: bool, cash: float = math.inf, fee: float = 0.0,
+               slippage: float = 0.0) -> dict[tuple[int, int], tuple[float, float]]:
+        """(level, side) -> (limit price, amount) of the orders the grid rests after a close at
+        ``price`` with ``cash`` (quote) in the account: the engine's "bar" book."""
         if self.stopped or not self.levels:
             return {}
-        n, out = len(self.levels), {}
-        for i in range(n - 1):
-            held = self.holding[i]
-            if held > 0.0:
-                out[(i, -1)] = (self.levels[i + 1], held)
-            elif buys_allowed and 0.0 < self.levels[i] < price:
-                out[(i, 1)] = (self.levels[i], self.order_value / self.levels[i])
+        out = {(i, -1): (self.levels[i + 1], held)
+               for i, held in enumerate(self.holding[:-1]) if held > 0.0}
+        if not buys_allowed:
+            return out
+        left = cash
+        for i in range(len(self.levels) - 2, -1, -1):  # nearest the price first
+            level = self.levels[i]
+            if not 0.0 < level < price or self.holding[i] > 0.0:
+                continue
+            amount = self.order_value / level
+            # the kernel's arithmetic, so that the same buys fit
+            value = amount * (level * (1.0 + slippage))
+            cost = value * fee
+            if value + cost > left:
+                break  # this level and the ones below wait for a later close
+            left = left - value - cost
+            out[(i, 1)] = (level, amount)
         return out
 
     def beyond_stop(self, price: float) -> bool:
@@ -160,9 +181,14 @@ class GridAtExchange:
 
     def __init__(self, spec: StrategySpec, params: dict[str, Any], broker: Any,
                  store: StateStore, risk: RiskManager, log: JsonLogger):
-        for needed in ("lookup", "place", "cancel", "refresh_balance", "free_balance"):
+        for needed in ("lookup", "place", "cancel", "refresh_balance"):
             if not hasattr(broker, needed):
                 raise LiveError(f"broker {type(broker).__name__} cannot rest limit orders")
+        if params.get("fill_model", "bar") != "bar":
+            raise LiveError(f"strategy {spec.name!r}: grid parameter 'fill_model' is "
+                            f"{params['fill_model']!r}, which an exchange cannot trade (orders "
+                            "change only at bar closes); backtest and approve it with "
+                            "fill_model='bar'")
         self.spec, self.params, self.broker = spec, params, broker
         self.store, self.risk, self.log = store, risk, log
 
@@ -256,7 +282,9 @@ class GridAtExchange:
                 book.stopped, flatten = True, True
             if self.risk.halted and spec.risk.flatten_on_halt and not book.stopped:
                 book.stopped, flatten = True, True
-            wanted = book.wanted(bar.close, buys_allowed=buys_allowed and not self.risk.halted)
+            config = spec.backtest_config()
+            wanted = book.wanted(bar.close, buys_allowed and not self.risk.halted, cash,
+                                 config.fees, config.slippage)
             resting = {}
             for order in store.orders(("new", "sent")):
                 slot = parse_intent(order.intent)
@@ -268,17 +296,12 @@ class GridAtExchange:
                 if wanted.get(slot, (None, None))[0] != order.price:
                     store.update_order(order.client_id, status="cancelling")
             intents = []
-            budget = self.broker.free_balance()
-            # nearest levels first: they are the ones the price meets first
+            # nearest levels first: they are the ones the price meets first; the cash for the
+            # buys was counted in ``wanted`` (cancellations are sent first and release theirs)
             for (level, side), (price, amount) in sorted(
                     wanted.items(), key=lambda kv: -kv[1][0] if kv[0][1] > 0 else kv[1][0]):
                 if (level, side) in resting and resting[(level, side)].price == price:
                     continue
-                if side > 0:
-                    cost = amount * price * (1.0 + spec.execution.fees)
-                    if cost > budget:
-                        continue  # not enough free cash: the level waits, as in the engine
-                    budget -= cost
                 intents.append(self._intent(bar, f"grid|{level}|{'buy' if side > 0 else 'sell'}",
                                             side, amount, "limit", price))
             if flatten and book.inventory > 0.0:
