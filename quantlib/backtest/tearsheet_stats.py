@@ -178,5 +178,32 @@ def rolling_stats(returns: pd.Series, window: int, periods_per_year: float,
     return out
 
 
-__all__ = ["bar_returns", "underwater", "drawdown_table", "monthly_returns", "yearly_returns",
+def exposure_series(position: pd.Series, equity: pd.Series,
+                    prices: pd.Series | None = None) -> pd.Series:
+    """Exposure per bar: held value / equity when ``prices`` are given (``position`` in base
+    units), else 1.0 while a position is held and 0.0 when flat."""
+    position = _checked_series(position, "position")
+    if prices is None:
+        return (position.abs() > 0).astype(np.float64).rename("exposure")
+    prices = _checked_series(prices, "prices").reindex(position.index)
+    if prices.isna().any():
+        raise DataError(f"prices: no price for {int(prices.isna().sum())} of the {len(position)} "
+                        f"position bars")
+    return (position * prices / equity.reindex(position.index)).rename("exposure")
+
+
+def trade_stats(trades: pd.DataFrame, combo: int = 0) -> pd.DataFrame:
+    """P&L and duration (hours, entry to exit) of the closed trades of ``combo``."""
+    missing = [c for c in ("combo", "pnl", "entry_time", "exit_time") if c not in trades.columns]
+    if missing:
+        raise ParameterError(f"trades: missing column(s) {missing}")
+    own = trades[trades["combo"] == combo]
+    if "closed" in own.columns:
+        own = own[own["closed"].astype(bool)]
+    hours = (own["exit_time"] - own["entry_time"]).dt.total_seconds() / 3600.0
+    return pd.DataFrame({"pnl": own["pnl"].to_numpy(dtype=np.float64),
+                         "duration_hours": hours.to_numpy(dtype=np.float64)})
+
+
+__all__ = ["exposure_series", "trade_stats", "bar_returns", "underwater", "drawdown_table", "monthly_returns", "yearly_returns",
            "var_cvar", "rolling_stats", "DRAWDOWN_COLUMNS"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from html import escape
 from typing import Any
+
+from quantlib.report.format import format_metric, format_metrics
 
 METRICS_MIME = "application/vnd.quantlib.metrics+json"
 DATA_MIME = "application/vnd.quantlib.data+json"
@@ -45,8 +48,7 @@ def record_metrics(metrics: Mapping[str, Any], *, display_table: bool = True) ->
         return payload
     bundle = {METRICS_MIME: payload, "text/plain": json.dumps(payload, indent=1)}
     if display_table:
-        rows = "".join(f"<tr><th>{k}</th><td>{_fmt(v)}</td></tr>" for k, v in payload.items())
-        bundle["text/html"] = f"<table class='quantlib-metrics'>{rows}</table>"
+        bundle["text/html"] = _table_html(format_metrics(payload), "quantlib-metrics")
     display(bundle, raw=True)
     return payload
 
@@ -77,7 +79,7 @@ def record_data(df: Any) -> dict:
     if payload.get("partial_history"):
         banner += ("<div style='background:#fde68a;padding:6px;font-weight:bold'>PARTIAL "
                    f"HISTORY (accepted with allow_partial): {payload['partial_history']}</div>")
-    html = banner + "<pre>" + json.dumps(payload, indent=1) + "</pre>"
+    html = banner + provenance_table_html(payload)
     display({DATA_MIME: payload, "text/plain": json.dumps(payload), "text/html": html}, raw=True)
     return payload
 
@@ -93,10 +95,31 @@ def _display():
     return display if get_ipython() is not None else None
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _table_html(rows: Mapping[str, str], css_class: str) -> str:
+    body = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{escape(k)}</th>"
+                   f"<td style='word-break:break-all'>{escape(v)}</td></tr>"
+                   for k, v in rows.items())
+    return f"<table class='{css_class}'>{body}</table>"
 
 
-__all__ = ["record_metrics", "record_data", "METRICS_MIME", "DATA_MIME"]
+# Provenance fields in reading order; any other recorded attribute follows.
+_PROVENANCE_ORDER = ("source", "source_string", "exchange", "symbol", "timeframe", "first_bar",
+                     "last_bar", "n_bars")
+
+
+def provenance_table_html(data: Mapping[str, Any]) -> str:
+    """The data's provenance as a small two-column HTML table (used by the notebooks' output and
+    the report header), long sources wrapping instead of widening the page.
+
+    Examples
+    --------
+    >>> provenance_table_html({"n_bars": 5000, "source": "file:/x.csv"}).count("<tr>")
+    2
+    """
+    keys = [k for k in _PROVENANCE_ORDER if k in data] + [
+        k for k in data if k not in _PROVENANCE_ORDER]
+    return _table_html({k.replace("_", " "): format_metric(k, data[k]) for k in keys},
+                       "quantlib-provenance")
+
+
+__all__ = ["record_metrics", "record_data", "provenance_table_html", "METRICS_MIME", "DATA_MIME"]
