@@ -22,7 +22,7 @@ from quantlib.live.brokers.paper import signal_flags
 
 RTOL = 1e-9  # the stated agreement with vectorbt
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -101,25 +101,37 @@ def test_fills_agree_with_vectorbt_on_random_accounts(case):
     _assert_agree(_ours(*case), _vectorbt(*case), scale=case[-1])
 
 
-def test_the_random_accounts_reach_the_interesting_paths():
-    # Control for the property above: its cases do fill partially, reverse and cover.
-    seen = set()
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        price = 100 * np.exp(np.cumsum(rng.normal(0, 0.1, 30)))
-        flags = _flags(rng.choice([-1.0, 0.0, 1.0], 30), "both")
-        size = 10_000.0 * rng.uniform(0.5, 5.0)
-        cash, position, debt, free_cash = 10_000.0, 0.0, 0.0, 10_000.0
-        for t in range(30):
-            out = rule.signal_fill_nb(cash, position, debt, free_cash, *flags[t], size,
-                                      rule.VALUE, price[t], 0.001, 0.0)
-            if out[0] == rule.FILLED:
-                if out[2] == rule.BUY and out[6] == 0.0:
-                    seen.add("partial buy")
-                if np.sign(out[7]) * np.sign(position) < 0:
-                    seen.add("reversal")
-                cash, position, debt, free_cash = out[6:]
-    assert seen == {"partial buy", "reversal"}
+# Paths the property above reaches by chance, made certain: (direction, sizing, size, targets,
+# prices, init_cash, what our fills must show). Each is also compared with vectorbt.
+PATHS = {
+    "partial buy": ("longonly", rule.VALUE, 5_000.0, [1, 0], [100.0, 110.0], 1_000.0),
+    "reversals": ("both", rule.VALUE, 500.0, [1, -1, 1, 0], [100.0, 90.0, 95.0, 97.0], 1e4),
+    "partial cover": ("both", rule.VALUE, 5_000.0, [-1, 0], [100.0, 200.0], 1_000.0),
+    "percent short": ("shortonly", rule.PERCENT, 0.5, [-1, 0], [100.0, 80.0], 1_000.0),
+    "below minimum": ("longonly", rule.VALUE, 0.5e-8 * 100.0, [1, 0], [100.0, 100.0], 1e3),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_fills_agree_with_vectorbt_on_each_path_of_the_rule(path):
+    direction, sizing, size, targets, prices, init_cash = PATHS[path]
+    case = (np.array(prices), _flags(np.array(targets, float), direction), size, sizing, 0.001,
+            0.0005, init_cash)
+    ours = _ours(*case)
+    fills, cash, position = ours
+    if path == "partial buy":  # 5,000 asked, 1,000 in cash: all of it spent, fee included
+        assert fills[0][1] == rule.BUY and fills[0][2] * fills[0][3] + fills[0][4] == \
+            pytest.approx(1_000.0, rel=1e-12)
+    elif path == "reversals":  # one order each: the whole position plus the entry
+        assert [f[1] for f in fills] == [1, -1, 1, -1]
+        assert fills[1][2] == pytest.approx(fills[0][2] + 500.0 / 90.0, rel=1e-12)
+    elif path == "partial cover":  # the cover costs more than the cash: still short after it
+        assert len(fills) == 2 and cash == 0.0 and position < 0
+    elif path == "percent short":
+        assert fills[0][2] == pytest.approx(0.5 * init_cash / (fills[0][3] * 1.001), rel=1e-12)
+    else:
+        assert fills == []
+    _assert_agree(ours, _vectorbt(*case), scale=init_cash)
 
 
 CONFIGS = [
