@@ -361,3 +361,39 @@ def test_round_trips_equal_a_plain_walk_of_the_fill_log():
     expected = _pair_fills_by_dict(res.fills)
     assert len(expected) > 50
     pd.testing.assert_frame_equal(res.trades.reset_index(drop=True), expected, check_dtype=False)
+
+
+def test_fill_model_summary_against_the_reference_event_loop(shared_data):
+    """Both models on a real file: the summary's figures equal those recomputed from the
+    plain-Python event loop's fills (round trips paired by a dict walk of the fill log)."""
+    import sys
+    from pathlib import Path
+
+    from quantlib.backtest.grid import FILL_MODELS, compare_fill_models, fill_model_summary
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from grid_reference import run_reference
+
+    df = shared_data("eth_usdt_1h_2022_2023.csv").loc["2022-08-01":"2022-09-30"]
+    params = {"lower": 1500.0, "upper": 2000.0, "n_levels": 51, "order_value": 100.0}
+    table = fill_model_summary(compare_fill_models(df, params, BacktestConfig(fees=0.001)))
+    bars = list(df[["open", "high", "low", "close"]].itertuples(index=False, name=None))
+    for model in FILL_MODELS:
+        ref = run_reference(bars, fill_model=model, spacing="arithmetic", lower=1500.0,
+                            upper=2000.0, n_levels=51, order_value=100.0, init_cash=10_000.0,
+                            fee=0.001)
+        fills = pd.DataFrame(ref.fills, columns=["bar", "side", "price", "size", "fee", "level"])
+        fills["combo"], fills["time"] = 0, df.index[fills["bar"]]
+        trips = _pair_fills_by_dict(fills)
+        column = table[model]
+        assert column["round_trips"] == len(trips) > 100
+        assert column["realized_pnl"] == pytest.approx(trips["pnl"].sum(), rel=1e-10)
+        assert column["fills"] == len(fills)
+        assert column["fees_paid"] == pytest.approx(fills["fee"].sum(), rel=1e-10)
+        assert column["final_equity"] == pytest.approx(ref.equity[-1], rel=1e-12)
+    for row in ("round_trips", "realized_pnl"):
+        assert table.loc[row, "touch_vs_bar"] == pytest.approx(
+            table.loc[row, "touch"] / table.loc[row, "bar"] - 1.0, rel=1e-12)
+    assert table.loc["round_trips", "touch_vs_bar"] > 0.05  # touch is the optimistic one
+    with pytest.raises(ParameterError, match="one combination per fill model"):
+        fill_model_summary(run_grid(df, [params]))
