@@ -24,11 +24,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quantlib.errors import ParameterError, SpecError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each schema version added, for the message that refuses an older spec.
+_VERSION_CHANGES = {
+    2: "version 2 added the exits $.risk.sl_stop, $.risk.tp_stop, $.risk.trail_stop and "
+       "$.execution.stop_on_exchange, and export now carries every fill setting of the "
+       "backtest (a version-1 spec may have lost its backtest's stops)",
+}
 SCHEMA_PATH = Path(__file__).with_name("schema") / "strategy_spec.schema.json"
 _SHA256 = r"^[0-9a-f]{64}$"
 _TIMEFRAME = r"^[1-9][0-9]*[smhdw]$"
@@ -52,6 +65,8 @@ class ExecutionSpec(_Model):
     order_type: Literal["market", "limit"] = "market"
     execution: Literal["next_open"] = "next_open"
     direction: Literal["longonly", "shortonly", "both"] = "longonly"
+    stop_on_exchange: bool = Field(
+        False, description="live mode: rest the stop-loss at the exchange once an entry fills")
 
 
 class RiskSpec(_Model):
@@ -67,6 +82,25 @@ class RiskSpec(_Model):
     max_drawdown: float | None = Field(None, gt=0.0, le=1.0,
                                        description="halt when equity falls this fraction from its peak")
     flatten_on_halt: bool = False
+    sl_stop: float | None = Field(None, gt=0.0, description="stop-loss distance, fraction of "
+                                  "the entry fill price (as BacktestConfig.sl_stop)")
+    tp_stop: float | None = Field(None, gt=0.0, description="take-profit distance, fraction of "
+                                  "the entry fill price (as BacktestConfig.tp_stop)")
+    trail_stop: float | None = Field(None, gt=0.0, description="trailing stop-loss distance, "
+                                     "fraction of the best price since entry")
+
+    @model_validator(mode="after")
+    def _one_stop_loss(self) -> RiskSpec:
+        # the backtest has one stop-loss slot: a fixed or a trailing one
+        if self.sl_stop is not None and self.trail_stop is not None:
+            raise ValueError("sl_stop and trail_stop cannot both be set (one stop-loss, fixed "
+                             "or trailing); choose one")
+        return self
+
+    @property
+    def has_exits(self) -> bool:
+        """Whether any stop is set."""
+        return any(v is not None for v in (self.sl_stop, self.tp_stop, self.trail_stop))
 
     @property
     def signal_size(self) -> float:
@@ -117,7 +151,7 @@ class ArtifactSpec(_Model):
 class StrategySpec(_Model):
     """A complete, declarative strategy: kind + params + market + costs + risk + evidence."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     kind: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -152,7 +186,8 @@ class StrategySpec(_Model):
         return BacktestConfig(init_cash=self.risk.init_cash, fees=self.execution.fees,
                               slippage_bps=self.execution.slippage_bps,
                               size=self.risk.signal_size, size_type=self.risk.size_type,
-                              direction=self.execution.direction)
+                              direction=self.execution.direction, sl_stop=self.risk.sl_stop,
+                              tp_stop=self.risk.tp_stop, trail_stop=self.risk.trail_stop)
 
     def spec_hash(self) -> str:
         """SHA-256 of the canonical JSON; ties live state to the exact spec it runs."""
@@ -212,6 +247,7 @@ def validate_spec(data: Mapping[str, Any] | StrategySpec, *, source: str = "spec
         data = data.model_dump(mode="json")
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: expected a JSON object at $, got {type(data).__name__}")
+    _check_version(data.get("schema_version", SCHEMA_VERSION), source)
     problems = _non_finite_problems(data)
     spec = None
     try:
@@ -227,6 +263,20 @@ def validate_spec(data: Mapping[str, Any] | StrategySpec, *, source: str = "spec
         raise SpecError(f"{source}: {len(problems)} problem(s) in strategy spec:\n{lines}")
     assert spec is not None
     return spec
+
+
+def _check_version(version: Any, source: str) -> None:
+    """Refuse a spec written for an older schema with what changed and how to re-export it."""
+    if isinstance(version, bool) or not isinstance(version, int) or version >= SCHEMA_VERSION:
+        return  # a newer or malformed version is reported by the model with its path
+    changes = "; ".join(_VERSION_CHANGES[v] for v in range(version + 1, SCHEMA_VERSION + 1)
+                        if v in _VERSION_CHANGES)
+    raise SpecError(
+        f"{source}: $.schema_version is {version}, this quantlib reads version {SCHEMA_VERSION} "
+        f"({changes}). Re-export the spec from its backtest with quantlib.strategy.spec.export"
+        "(name, result=...) (or set $.schema_version to "
+        f"{SCHEMA_VERSION} after checking that its backtest used no stops) and approve it again"
+    )
 
 
 # pydantic's wording for these speaks of "input strings" even when the input was a number.
@@ -428,6 +478,72 @@ def _metrics_row(metrics: Any) -> dict[str, float | None]:
     return out
 
 
+# How each BacktestConfig field reaches a spec: (block, spec field), or None for a field that
+# changes no fill (only how metrics are annualised). Every field must be listed here: a new
+# config field that export does not know is refused, never dropped.
+CONFIG_TO_SPEC: dict[str, tuple[str, str] | None] = {
+    "init_cash": ("risk", "init_cash"),
+    "fees": ("execution", "fees"),
+    "slippage_bps": ("execution", "slippage_bps"),
+    "size": ("risk", "order_size"),
+    "size_type": ("risk", "size_type"),
+    "sl_stop": ("risk", "sl_stop"),
+    "tp_stop": ("risk", "tp_stop"),
+    "trail_stop": ("risk", "trail_stop"),
+    "direction": ("execution", "direction"),
+    "execution": ("execution", "execution"),
+    "timeframe": ("spec", "timeframe"),
+    "year_days": None,
+}
+
+
+def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
+    """The spec fields of a backtest config: ``{"execution": {...}, "risk": {...}[,
+    "timeframe"]}``; a setting the spec cannot express raises SpecError naming it."""
+    from quantlib.backtest.config import BacktestConfig
+
+    try:
+        config = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    except ParameterError as exc:
+        raise SpecError(f"{where}: config: {exc}") from None
+    out: dict[str, Any] = {"execution": {}, "risk": {}}
+    values = config.to_dict()
+    for field, value in values.items():
+        if field not in CONFIG_TO_SPEC:
+            raise SpecError(f"{where}: BacktestConfig.{field} = {value!r} has no place in a "
+                            "strategy spec; export cannot carry it")
+        target = CONFIG_TO_SPEC[field]
+        if target is None or value is None:
+            continue
+        block, key = target
+        if block == "spec":
+            out[key] = value
+            continue
+        if field == "execution" and value != "next_open":
+            raise SpecError(f"{where}: BacktestConfig.execution = {value!r} cannot be traded: "
+                            "live orders fill after the bar closes, at the next open "
+                            "('next_open'); re-run the backtest with execution='next_open'")
+        out[block][key] = value
+    if kind is not None and any(values[k] is not None for k in ("sl_stop", "tp_stop",
+                                                                 "trail_stop")):
+        _refuse_grid_exits(kind, values, where)
+    return out
+
+
+def _refuse_grid_exits(kind: str, values: dict[str, Any], where: str) -> None:
+    from quantlib.strategy.registry import get_kind
+
+    try:
+        engine = get_kind(kind).engine
+    except ParameterError:
+        return  # validation reports the unknown kind
+    if engine == "grid":
+        field = next(k for k in ("sl_stop", "tp_stop", "trail_stop") if values[k] is not None)
+        raise SpecError(f"{where}: BacktestConfig.{field} = {values[field]!r}: the grid engine "
+                        "does not apply sl/tp/trailing exits (use the grid's own stop "
+                        "parameters), so a spec cannot promise them")
+
+
 def export(
     name: str,
     *,
@@ -474,14 +590,11 @@ def export(
     risk_fields: dict[str, Any] = dict(risk or {})
     config = config if config is not None else getattr(result, "config", None)
     if config is not None:
-        for key in ("fees", "slippage_bps", "direction"):
-            if hasattr(config, key):
-                exec_fields[key] = getattr(config, key)
-        for key in ("init_cash", "size_type"):
-            if hasattr(config, key):
-                risk_fields.setdefault(key, getattr(config, key))
-        if hasattr(config, "size"):
-            risk_fields.setdefault("order_size", config.size)
+        carried = _carry_config(config, kind, f"export({name!r})")
+        exec_fields.update(carried.pop("execution"))
+        for key, value in carried.pop("risk").items():
+            risk_fields.setdefault(key, value)
+        timeframe = timeframe or carried.get("timeframe")
     provenance: dict[str, Any] = {"created_at": datetime.now(UTC).isoformat(),
                                   "git_commit": _git_commit()}
     if data is not None and len(data):
