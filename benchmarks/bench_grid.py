@@ -1,5 +1,6 @@
 """Grid engine benchmark: kernel throughput (bar x parameter evaluations per second) with 1 and 2
-numba threads, ratios against the same grid in backtesting.py and in a pure-Python event loop
+numba threads under the default "bar" fill model, with 2 threads under "touch" and with 500-level
+grids, ratios against the same grid in backtesting.py and in a pure-Python event loop
 (tests/backtest/grid_reference.py), and peak memory of a 10,000 combinations x 100,000 bars sweep.
 
 Run: ``.venv/bin/python benchmarks/bench_grid.py`` (``--quick`` for a smaller run).
@@ -39,18 +40,28 @@ def _data(n_bars: int) -> pd.DataFrame:
     return df
 
 
-def _combos(n: int) -> list[dict]:
+def _combos(n: int, fill_model: str = "bar", many_levels: bool = False) -> list[dict]:
+    """``n`` combinations cycling through the spacings; ``many_levels``: 500-level arithmetic,
+    geometric and volatility grids (fibonacci has at most 64 levels)."""
     rng = np.random.default_rng(0)
-    return [{"spacing": SPACINGS[k % 4], "n_levels": int(rng.integers(5, 40)),
-             "lower_pct": float(rng.uniform(0.05, 0.5)), "upper_pct": float(rng.uniform(0.05, 0.5)),
-             "order_size": 0.02, "atr_period": 24, "atr_k": float(rng.uniform(0.5, 3))}
-            for k in range(n)]
+    spacings = [s for s in SPACINGS if s != "fibonacci"] if many_levels else SPACINGS
+    out = []
+    for k in range(n):
+        n_levels = 500 if many_levels else int(rng.integers(5, 40))
+        out.append({"spacing": spacings[k % len(spacings)], "n_levels": n_levels,
+                    "lower_pct": float(rng.uniform(0.05, 0.5)),
+                    "upper_pct": float(rng.uniform(0.05, 0.5)),
+                    "order_size": min(0.02, 0.9 / n_levels), "atr_period": 24,
+                    "atr_k": float(rng.uniform(0.5, 3)) * (20 / n_levels if many_levels else 1),
+                    "fill_model": fill_model})
+    return out
 
 
-def kernel_throughput(df: pd.DataFrame, n_combos: int, threads: int) -> float:
+def kernel_throughput(df: pd.DataFrame, n_combos: int, threads: int, fill_model: str = "bar",
+                      many_levels: bool = False) -> float:
     """Evaluations per second of sweep_grid (no series stored) with ``threads`` numba threads."""
     numba.set_num_threads(threads)
-    combos = _combos(n_combos)
+    combos = _combos(n_combos, fill_model, many_levels)
     sweep_grid(df.iloc[:500], combos[:4])  # compile / load the cache outside the timing
     start = time.perf_counter()
     sweep_grid(df, combos)
@@ -62,8 +73,8 @@ def python_throughput(df: pd.DataFrame) -> float:
     o0 = df["open"].iloc[0]
     bars = list(df[["open", "high", "low", "close"]].itertuples(index=False, name=None))
     start = time.perf_counter()
-    run_reference(bars, spacing="arithmetic", lower=o0 * 0.7, upper=o0 * 1.3, n_levels=20,
-                  order_value=500.0, init_cash=10_000.0, fee=0.001)
+    run_reference(bars, fill_model="bar", spacing="arithmetic", lower=o0 * 0.7, upper=o0 * 1.3,
+                  n_levels=20, order_value=500.0, init_cash=10_000.0, fee=0.001)
     return len(bars) / (time.perf_counter() - start)
 
 
@@ -115,6 +126,9 @@ def run(n_bars: int = 100_000, n_combos: int = 200, mem_combos: int = 10_000,
     """Measure everything and print a table; returns the figures."""
     df = _data(n_bars)
     out = {f"kernel_evals_per_s_{t}_threads": kernel_throughput(df, n_combos, t) for t in (1, 2)}
+    out["kernel_evals_per_s_2_threads_touch"] = kernel_throughput(df, n_combos, 2, "touch")
+    out["kernel_evals_per_s_2_threads_500_levels"] = kernel_throughput(df, n_combos, 2,
+                                                                       many_levels=True)
     best = out["kernel_evals_per_s_2_threads"]
     small = _data(ref_bars)
     out["python_bars_per_s"] = python_throughput(small)
