@@ -290,6 +290,12 @@ def test_source_string_uses_trade_candles_when_covered(server, trades, tmp_path,
                                   want[["open", "high", "low", "close"]].to_numpy())
     assert df.attrs["source_string"] == "kraken:BTC/USD:1h:2024-01-01:2024-01-03"
     assert len(read_trades(tmp_path, "kraken", "BTC/USD", START_MS, START_MS + 3_600_000)) > 0
+    # Without UNTIL: every whole bar of the fetched span.
+    open_ended = load("kraken:BTC/USD:1h:2024-01-01")
+    assert server.requests == []
+    full = reference_bars(trades, "1h", START, end)
+    assert open_ended.index.equals(full.index.rename("timestamp"))
+    np.testing.assert_array_equal(open_ended["close"].to_numpy(), full["close"].to_numpy())
     # Outside the trade cache's span the OHLC endpoint answers: its 720 recent hours cannot
     # reach December 2023, so the load is refused and points at --from-trades.
     recent = synthetic_ohlcv(100, "1h", seed=2, start=START + pd.Timedelta(hours=DAYS * 24 - 97))
