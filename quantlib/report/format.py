@@ -110,4 +110,32 @@ def format_metrics(metrics: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): format_metric(str(k), v) for k, v in metrics.items()}
 
 
-__all__ = ["format_metric", "format_metrics", "metric_kind", "na_reason"]
+def format_table(table: Any) -> Any:
+    """A copy of a metrics table with every value formatted for reading.
+
+    A one-column table indexed by metric name (``BacktestResult.summary(combo)``) is formatted by
+    row name; any other table (``result.summary()``, ``result.metrics``) by column name.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> format_table(pd.DataFrame({"sharpe": [1.234], "n_trades": [76.0]})).iloc[0].tolist()
+    ['1.23', '76']
+    """
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        from quantlib.errors import ParameterError
+
+        raise ParameterError(f"table: expected a DataFrame, got {type(table).__name__}")
+    out = table.astype(object).copy()
+    if table.shape[1] == 1:
+        column = table.columns[0]
+        out[column] = [format_metric(str(name), value) for name, value in table[column].items()]
+        return out
+    for column in table.columns:
+        out[column] = [format_metric(str(column), value) for value in table[column]]
+    return out
+
+
+__all__ = ["format_table", "format_metric", "format_metrics", "metric_kind", "na_reason"]

@@ -23,6 +23,7 @@ import plotly.io as pio
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 
+from quantlib.report.record import provenance_table_html
 from quantlib.report.store import atomic_write_text
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -40,7 +41,11 @@ _TEMPLATE = r"""
 .quantlib-header h1 {font-size: 1.4em; margin: 0 0 6px;}
 .quantlib-header table {border-collapse: collapse; font-size: 0.9em;}
 .quantlib-header th {text-align: left; padding: 2px 12px 2px 0; color: #475569;}
-.quantlib-header td {padding: 2px 0;} .quantlib-header code {white-space: pre-wrap;}
+.quantlib-header td {padding: 2px 0;} .quantlib-header code {white-space: pre-wrap;
+  overflow-wrap: anywhere;}
+.quantlib-header table table th {font-weight: normal; padding: 0 10px 0 0;}
+.quantlib-metrics th {text-align: left; padding-right: 12px;}
+.quantlib-metrics td {text-align: right; font-variant-numeric: tabular-nums;}
 .quantlib-badge {display: inline-block; padding: 1px 8px; border-radius: 4px; font-weight: bold;
   font-size: 0.85em; margin-left: 6px;}
 .quantlib-badge.synthetic {background: #fde68a; color: #78350f;}
@@ -128,7 +133,8 @@ def _header_html(header: dict[str, Any]) -> str:
         ("duration", f"{header.get('duration_s', 0):.1f} s"),
         ("parameters", f"<code>{esc(json.dumps(header.get('parameters', {}), default=str))}</code>"),
         ("data source", f"<code>{esc(str(header.get('source', '')))}</code>"),
-        ("data provenance", f"<code>{esc(json.dumps(provenance, default=str))}</code>"),
+        ("data provenance", provenance_table_html(provenance) if provenance else "n/a (not "
+         "recorded: the notebook did not call record_data)"),
         ("quantlib", esc(str(header.get("quantlib_version", "")))),
         ("git commit", esc(str(header.get("git_commit", "")))),
     ]
