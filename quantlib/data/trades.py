@@ -332,6 +332,11 @@ def _run(exchange: Any, symbol: str, folder: Path, state: TradeState, end_ms: in
     start_ms = state.covered_to_ms
     bar, advance = _progress_bar((end_ms - start_ms) // 60_000, progress,
                                  f"{exchange.id} {symbol} trades (minutes of history)")
+    if echo is not None:
+        echo(f"{exchange.id} {symbol} trades {pd.Timestamp(start_ms, unit='ms', tz='UTC')} .. "
+             f"{pd.Timestamp(end_ms, unit='ms', tz='UTC')}: paged at the exchange's rate limit "
+             f"({request_seconds(exchange):.2f} s per request of up to 1000 trades); the "
+             "estimate of the total follows the first page.")
     said = False
     with bar:
         while not state.done:

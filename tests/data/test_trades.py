@@ -318,3 +318,14 @@ def test_trade_download_draws_a_progress_bar_with_eta(server, tmp_path, capsys, 
     total = DAYS * 24 * 60  # the bar counts minutes of history
     assert f"0/{total}" in text and f"{total}/{total}" in text
     assert re.search(r"\d:\d\d:\d\d", text)  # rich's time-remaining column (the ETA)
+
+
+def test_trade_requests_are_paced_by_the_rate_limit(server, tmp_path):
+    exchange = make_ccxt_kraken(server, rateLimit=100)  # Trades cost 1.2 -> >= 120 ms apart
+    said: list[str] = []
+    download_trades(exchange, "BTC/USD", START, START + pd.Timedelta(days=1), cache_dir=tmp_path,
+                    progress=False, echo=said.append)
+    times = [r.time for r in server.requests_for("Trades")]
+    assert len(times) >= 4 and min(np.diff(times)) >= 0.11
+    assert "0.12 s per request" in said[0] and said[0].startswith("kraken BTC/USD trades")
+    assert "about" in said[1] and "0.12 s per request" in said[1]
