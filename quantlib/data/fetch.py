@@ -293,13 +293,16 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
     with bar:
         for a, b in ranges:
             rows.extend(pager.fetch_range(a, b, advance))
-            if requested and a == since_ms and (pager.first_ms is None
-                                                or pager.first_ms - since_ms > tf_ms):
+            head = requested and a == since_ms and pager.first_ms is None
+            # A range starting late is a lost head, or (after the cache's end) a hole in the
+            # middle: an exchange serving only recent candles moved on while the cache waited.
+            late = pager.first_ms is not None and pager.first_ms - a > tf_ms
+            if (head or late) and (requested or a != since_ms):
                 if not allow_partial:  # refuse before anything is cached
-                    raise DataError(_partial_message(exchange_id, symbol, timeframe, since_ms,
+                    raise DataError(_partial_message(exchange_id, symbol, timeframe, a,
                                                      pager.first_ms, "the exchange's history"))
                 first = _iso(pager.first_ms) if pager.first_ms is not None else "nothing"
-                partial = f"requested from {_iso(since_ms)}, the exchange served from {first}"
+                partial = f"requested from {_iso(a)}, the exchange served from {first}"
     fresh = _rows_to_frame(rows)
     try:
         validate_ohlcv(fresh, timeframe, name=f"{exchange_id} {symbol} {timeframe}")
@@ -358,6 +361,8 @@ def _finish(frame: pd.DataFrame, exchange_id: str, symbol: str, timeframe: str,
             parts.append(_date_text(until_ms))
     out.attrs = {"source": "ccxt", "exchange": exchange_id, "symbol": symbol,
                  "timeframe": timeframe, "source_string": ":".join(parts)}
+    # A shorter history accepted earlier (a lost head, a hole) stays flagged wherever it is served.
+    partial = partial or frame.attrs.get("partial_history")
     if partial is not None:
         out.attrs["partial_history"] = partial
     return out

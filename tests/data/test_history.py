@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from quantlib.cli import app
-from quantlib.data import fetch, load, synthetic_ohlcv
+from quantlib.data import fetch, load, synthetic_ohlcv, validate_ohlcv
 from quantlib.data.cache import cache_path, read_cache, stored_metadata
 from quantlib.errors import DataError
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
@@ -145,6 +145,33 @@ def test_cache_asked_for_an_earlier_start_refuses(server, market, tmp_path, monk
     _same_rows(df, market.iloc[-720:-1])
     assert df.attrs["source_string"] == "kraken:BTC/USD:1h:2024-01-01"
     assert "partial_history" in df.attrs
+
+
+def test_a_cache_left_too_long_is_not_extended_with_a_hole(market, tmp_path, monkeypatch):
+    first = market.iloc[:1000]
+    monkeypatch.setattr(fetch, "_now_ms", lambda: (_secs(first.index[-1]) + 600) * 1000)
+    with KrakenServer(first) as server:
+        fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since=first.index[500],
+                          cache_dir=tmp_path, progress=False)
+        path = cache_path(tmp_path, "kraken", "BTC/USD", "1h")
+        before = path.read_bytes()
+        # 1000 hours later Kraken's 720 recent candles no longer reach the cache's end.
+        server.set_ohlcv(market, timeframe="1h")
+        monkeypatch.setattr(fetch, "_now_ms", lambda: (_secs(market.index[-1]) + 600) * 1000)
+        with pytest.raises(DataError) as info:
+            fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since=first.index[500],
+                              cache_dir=tmp_path, progress=False)
+        assert (f"history requested from {first.index[-1].isoformat()} but the exchange's "
+                f"history starts at {market.index[-720].isoformat()}") in str(info.value)
+        assert path.read_bytes() == before
+        df = fetch.fetch_ohlcv(make_ccxt_kraken(server), "BTC/USD", "1h", since=first.index[500],
+                               cache_dir=tmp_path, progress=False, allow_partial=True)
+    # Accepted: the hole stays a hole (a gap), nothing invented.
+    want = pd.concat([first.iloc[500:-1], market.iloc[-720:-1]])
+    _same_rows(df, want)
+    assert validate_ohlcv(df, "1h").n_missing == len(market) - 720 - (len(first) - 1)
+    assert df.attrs["partial_history"] == (f"requested from {first.index[-1].isoformat()}, the "
+                                           f"exchange served from {market.index[-720].isoformat()}")
 
 
 def test_cli_refuses_then_accepts_with_allow_partial(server, market, tmp_path):
