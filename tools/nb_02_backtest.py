@@ -30,6 +30,8 @@ trail_stop = None"""),
 import quantlib.data as qd
 from quantlib.backtest import BacktestConfig, check_lookahead, check_recursive, run_backtest
 from quantlib.plotting import backtest as qplot
+from quantlib.plotting import tearsheet
+from quantlib.report.format import format_table
 from quantlib.report.record import record_data, record_metrics
 from quantlib.strategy import get_kind
 
@@ -42,9 +44,13 @@ strategy = get_kind(kind)
 print(strategy.name, "-", strategy.doc)
 print("declared parameters:", [(p.name, p.type.__name__, p.low, p.high, p.default) for p in strategy.params])
 result = run_backtest(kind, df, params, config)
-result.summary(0)"""),
-    ("md", "## Equity and drawdown (buy & hold dotted)"),
-    ("code", "qplot.plot_equity(result, 0, benchmark=df['close'])"),
+format_table(result.summary(0))"""),
+    ("md", """## Tearsheet: the strategy against buy & hold of the same market
+
+Cumulative return, drawdowns (the five worst marked and listed), calendar returns, rolling
+Sharpe / volatility / beta, the bar-return distribution with its VaR and CVaR, trades and
+exposure. Long series are thinned for drawing only; every number uses all bars."""),
+    ("code", "tearsheet(result, 0, benchmark=df).show()"),
     ("md", "## Fills over price"),
     ("code", "qplot.plot_trades(result, df, 0)"),
     ("code", "result.fills.head(10)"),
@@ -52,7 +58,7 @@ result.summary(0)"""),
     ("code", """grid = [dict(params, **dict(zip(sweep, values))) for values in itertools.product(*sweep.values())]
 grid = [p for p in grid if not ("fast" in p and "slow" in p) or p["fast"] < p["slow"]]
 sweep_result = run_backtest(kind, df, grid, config)
-sweep_result.summary().head(10)"""),
+format_table(sweep_result.summary().head(10))"""),
     ("code", """axes = list(sweep)
 (qplot.plot_param_heatmap(sweep_result, axes[0], axes[1], heatmap_metric) if len(axes) >= 2
  else sweep_result.table().plot(x=axes[0], y=heatmap_metric))"""),
@@ -67,7 +73,9 @@ print("lookahead:", lookahead.passed, "-", lookahead.details)
 print("recursive:", recursive.passed, "-", recursive.details)"""),
     ("code", """best = sweep_result.best(heatmap_metric) if sweep_result.metrics[heatmap_metric].notna().any() else 0
 m = result.metrics.iloc[0]
-record_metrics({"kind": kind, "total_return": m["total_return"], "sharpe": m["sharpe"],
+record_metrics({"kind": kind, "total_return": m["total_return"],
+                "benchmark_return": m["benchmark_return"], "excess_return": m["excess_return"],
+                "sharpe": m["sharpe"],
                 "max_drawdown": m["max_drawdown"], "n_trades": m["n_trades"],
                 "fees_paid": m["fees_paid"], "sweep_combos": len(grid),
                 f"best_sweep_{heatmap_metric}": sweep_result.metrics[heatmap_metric].iloc[best],
