@@ -221,7 +221,8 @@ def load_ohlcv(
     # attrs: its market is a better name than the file's. (The timeframe is still inferred
     # from the bars themselves: metadata must not relabel them.)
     stored = {key: value for key, value in raw.attrs.items()
-              if key in ("exchange", "symbol") and isinstance(value, str) and value
+              if key in ("exchange", "symbol", "partial_history") and isinstance(value, str)
+              and value
               and raw.attrs.get("source") != "synthetic"}  # SYN/USD names no market
     frame.attrs.update(
         source="file",
@@ -229,6 +230,8 @@ def load_ohlcv(
         exchange=exchange or stored.get("exchange") or "file",
         symbol=symbol or stored.get("symbol") or path.stem,
     )
+    if "partial_history" in stored:  # a shorter history accepted at fetch time stays visible
+        frame.attrs["partial_history"] = stored["partial_history"]
     summary = validate_ohlcv(frame, timeframe, fill_gaps=fill_gaps, name=str(path),
                              row_origin=rows)
     out = summary.frame

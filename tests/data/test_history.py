@@ -262,6 +262,11 @@ def test_report_header_and_record_data_show_partial_history(server, market, tmp_
               "source": df.attrs["source_string"]}
     page = report_html._header_html(header)
     assert "PARTIAL HISTORY: requested from 2024-01-01 00:00:00+00:00" in page
+    # A report handed the cache as a file (file:PATH) still shows the flag.
+    from_file = load(f"file:{cache_path(tmp_path, 'kraken', 'BTC/USD', '1h')}")
+    assert "2024-01-01" in from_file.attrs["partial_history"]
+    assert "PARTIAL HISTORY" in report_html._header_html(
+        {**header, "data": record.record_data(from_file)})
     full = dict(payload)
     full.pop("partial_history")
     assert "PARTIAL HISTORY" not in report_html._header_html({**header, "data": full})
