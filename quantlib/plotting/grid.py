@@ -79,7 +79,8 @@ def plot_grid_fills(data: pd.DataFrame, result: BacktestResult, combo: int = 0, 
 
 
 def plot_grid_equity(result: BacktestResult, labels: list[str] | None = None) -> go.Figure:
-    """Equity of every combination of a grid result on one chart (e.g. spacing modes side by side).
+    """Equity of every combination of a grid result on one chart (e.g. spacing modes or fill
+    models side by side); default labels: the spacing, marked "(touch)" under that fill model.
 
     Examples
     --------
@@ -89,7 +90,9 @@ def plot_grid_equity(result: BacktestResult, labels: list[str] | None = None) ->
     >>> len(plot_grid_equity(res).data)
     2
     """
-    labels = labels or [p.get("spacing", str(k)) for k, p in enumerate(result.params)]
+    labels = labels or [p.get("spacing", str(k))
+                        + (" (touch)" if p.get("fill_model") == "touch" else "")
+                        for k, p in enumerate(result.params)]
     if len(labels) != result.n_combos:
         raise ParameterError(f"labels: expected {result.n_combos} labels, got {len(labels)}")
     fig = go.Figure()
