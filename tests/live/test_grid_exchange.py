@@ -1,9 +1,10 @@
 """Grid trading at the exchange: resting limit orders on the loopback Kraken server.
 
 The server fills a resting limit order when its price crosses it (at the limit price); a feed
-walks the server's price along each bar's intrabar path (the grid engine's rule:
-open -> low -> high -> close on an up bar, open -> high -> low -> close otherwise) before the
-runner sees the bar closed. Real ``ccxt.kraken`` signs and parses every request.
+walks the server's price along each bar's path (open -> low -> high -> close on an up bar,
+open -> high -> low -> close otherwise) before the runner sees the bar closed, so every order
+the bar's range reaches fills, as the engine's "bar" fill model says. Real ``ccxt.kraken`` signs
+and parses every request. Parity with the backtest on real data: test_grid_fill_parity.py.
 """
 
 from __future__ import annotations
