@@ -46,7 +46,7 @@ import numpy as np
 from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import LiveError, ParameterError
 from quantlib.live import CANCEL_ORDERS
-from quantlib.live.brokers.base import Broker, client_order_id
+from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
 from quantlib.live.brokers.paper import signal_flags
 from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
@@ -106,6 +106,17 @@ def check_feed_matches(spec: StrategySpec, feed: Iterable[Bar]) -> None:
     if timeframe is not None and _timeframe_ms(timeframe) != _timeframe_ms(spec.timeframe):
         raise LiveError(f"feed {name} has {timeframe} bars but spec {spec.name!r} trades "
                         f"{spec.timeframe} bars; replay data of the spec's timeframe")
+    symbols = getattr(feed, "symbols", None)
+    if symbols is not None:  # a portfolio feed: one market per spec symbol, same order
+        if list(symbols) != list(spec.symbols):
+            raise LiveError(f"feed {name} has the markets {list(symbols)} but spec "
+                            f"{spec.name!r} trades {list(spec.symbols)} (same symbols, same "
+                            "order)")
+        return
+    if len(spec.symbols) > 1:
+        raise LiveError(f"spec {spec.name!r} trades the portfolio {list(spec.symbols)}: the "
+                        "feed must give one market per symbol (--feed replay:SYMBOL=FILE,... "
+                        "or exchange)")
     symbol = getattr(feed, "symbol", None)
     if symbol is not None and symbol != spec.symbol:
         raise LiveError(f"feed {name} is {symbol} but spec {spec.name!r} trades {spec.symbol}")
@@ -153,7 +164,12 @@ class LiveRunner:
         self.spec, self.broker, self.store, self.feed, self.mode = spec, broker, store, feed, mode
         self.kind = get_kind(spec.kind)
         self.params = self.kind.validate(spec.params)
-        self.window = SignalWindow(self.kind.warmup(self.params) + 1)
+        if self.kind.engine == "grid" and (len(spec.symbols) > 1 or spec.risk.has_exits):
+            raise LiveError(f"spec {spec.name!r}: the grid engine trades one symbol without "
+                            "sl/tp/trailing exits (its backtest applies neither)")
+        self.symbols = list(spec.symbols)
+        self.windows = {s: SignalWindow(self.kind.warmup(self.params) + 1) for s in self.symbols}
+        self.window = self.windows[spec.symbol]  # the first symbol's (one-symbol specs: the only)
         self.risk = RiskManager(spec.risk, store)
         self.stop_file = Path(stop_file) if stop_file else None
         self.status_file = Path(status_file) if status_file else None
@@ -205,35 +221,53 @@ class LiveRunner:
             return False
 
     # -- one bar ------------------------------------------------------------------------------
-    def _decide(self, bar: Bar) -> tuple[float, list[OrderRow], float, float, float]:
+    def _key(self, name: str, symbol: str) -> str:
+        return symbol_key(name, symbol, self.symbols[0])
+
+    def _decide(self, bars: dict[str, Bar]) -> tuple[float, list[OrderRow], float, float, float]:
+        """Settle the bar, then one target per symbol (the same kind and params on each
+        symbol's own window) and the intents of the target changes, in the spec's order."""
         store, spec = self.store, self.spec
-        self.broker.on_bar(bar.time, bar.open, bar.close)
-        cash, position = self.broker.account()
-        equity = cash + position * bar.close
-        target = float(self.kind.signals(self.window.bars(spec.timeframe, spec.symbol),
-                                         self.params, validated=True)[-1])
-        target = self.risk.cap(target)
-        prev_target = store.get_float("target", 0.0)
-        halt = self.risk.check(bar.time, equity)
+        first = bars[self.symbols[0]]
+        self.broker.on_bar(bars)
+        cash, _ = self.broker.account()
+        positions = self.broker.positions(self.symbols)
+        equity = cash
+        for symbol in self.symbols:  # summed in the spec's order, as the backtest's columns
+            equity += positions[symbol] * bars[symbol].close
+        halt = self.risk.check(first.time, equity)
         if halt:
-            self.log.warning("risk_halt", bar=bar.time, reason=halt)
-        if self.risk.halted:
-            target = 0.0 if spec.risk.flatten_on_halt else prev_target
-        orders = []
-        flags = signal_flags(prev_target, target, spec.execution.direction)
-        if any(flags):  # exactly the target changes the backtest turns into vectorbt signals
+            self.log.warning("risk_halt", bar=first.time, reason=halt)
+        orders: list[OrderRow] = []
+        targets = {}
+        sizer = getattr(self.broker, "intent_amount", None)
+        budget = cash  # live sizing: later symbols size from what earlier entries leave
+        for symbol in self.symbols:
+            bar = bars[symbol]
+            target = float(self.kind.signals(self.windows[symbol].bars(spec.timeframe, symbol),
+                                             self.params, validated=True)[-1])
+            target = self.risk.cap(target)
+            prev_target = store.get_float(self._key("target", symbol), 0.0)
+            if self.risk.halted:
+                target = 0.0 if spec.risk.flatten_on_halt else prev_target
+            targets[symbol] = target
+            flags = signal_flags(prev_target, target, spec.execution.direction)
+            if not any(flags):  # exactly the target changes the backtest turns into signals
+                continue
             intent = f"signal|{prev_target!r}|{target!r}"
             side = 1 if (flags[0] or flags[3]) else -1
             amount = 0.0
-            sizer = getattr(self.broker, "intent_amount", None)
             if sizer is not None:  # real venues need a base amount now; paper sizes at the fill
-                amount = sizer(flags, bar.close, cash, position)
+                amount = sizer(flags, bar.close, budget, positions[symbol], symbol=symbol)
+                budget -= side * amount * bar.close * (1.0 + side * spec.execution.fees)
             orders.append(OrderRow(
-                client_id=client_order_id(spec.name, spec.symbol, bar.time, intent),
-                bar_time=bar.time, symbol=spec.symbol, intent=intent, side=side,
+                client_id=client_order_id(spec.name, symbol, bar.time, intent),
+                bar_time=bar.time, symbol=symbol, intent=intent, side=side,
                 amount=amount, target=target, order_type=spec.execution.order_type, price=None,
                 status="new", exchange_id=None, detail="", attempts=0))
-        return target, orders, cash, position, equity
+        for symbol, target in targets.items():
+            store.set_meta(self._key("target", symbol), repr(target))
+        return targets[self.symbols[0]], orders, cash, positions[self.symbols[0]], equity
 
     def _grid_params(self) -> dict:
         """The grid's own parameters (a wrapping kind such as regime_grid names them)."""
@@ -290,8 +324,11 @@ class LiveRunner:
             store.set_meta("last_bar", bar.time)
         return orders
 
-    def step(self, bar: Bar) -> list[OrderRow]:
-        """Process one closed bar: decide and commit (one transaction), then send."""
+    def step(self, bar: Bar | dict[str, Bar]) -> list[OrderRow]:
+        """Process one closed bar (a portfolio: ``{symbol: Bar}`` of one bar time): decide and
+        commit (one transaction), then send."""
+        bars = bar if isinstance(bar, dict) else {self.spec.symbol: bar}
+        bar = bars[self.symbols[0]]
         if self._grid_venue is not None:
             # resting buys for the next bar: the condition at this bar's close
             return self._grid_venue.step(bar, self.latencies_ns,
@@ -301,11 +338,12 @@ class LiveRunner:
             return self._step_grid(bar)
         t0 = time.perf_counter_ns()
         with self.store.transaction():
-            target, orders, cash, position, equity = self._decide(bar)
+            # the bars table holds the first symbol's close, target and position (a
+            # portfolio's other positions are in the meta table) and the whole equity
+            target, orders, cash, position, equity = self._decide(bars)
             self.latencies_ns.append(time.perf_counter_ns() - t0)
             for order in orders:
                 self.store.add_order(order)
-            self.store.set_meta("target", repr(target))
             self.store.add_bar(bar.time, bar.close, target, position, cash, equity)
             self.store.set_meta("last_bar", bar.time)
         for order in orders:
@@ -368,15 +406,18 @@ class LiveRunner:
         processed = 0
         stopped_by = "feed_end"
         self.log.info("start", strategy=self.spec.name, mode=self.mode, resume_after=last)
-        for bar in self.feed:
+        for item in self.feed:
             reason = self._stop_requested()
             if reason:
                 stopped_by = reason
                 break
-            self.window.push(bar)
+            bars = self._bars_of(item)
+            for symbol, one in bars.items():
+                self.windows[symbol].push(one)
+            bar = bars[self.symbols[0]]
             if bar.warmup_only or (last is not None and bar.time <= last):
                 continue
-            self.step(bar)
+            self.step(bars)
             last = bar.time
             processed += 1
             self._heartbeat(bar)
@@ -392,12 +433,29 @@ class LiveRunner:
                             health="kill_switch")
             if self._grid_venue is not None and self._cancel_asked():
                 self._grid_venue.cancel_all()
-        cash, position = self.broker.account()
-        close = self.window.rows[-1].close if self.window.rows else 0.0
-        equity = cash + position * close
+        equity = self._equity_now()
         self._heartbeat(self.window.rows[-1] if self.window.rows else None, health=stopped_by)
         self.log.info("stop", reason=stopped_by, bars=processed, last_bar=last, equity=equity)
         return RunSummary(processed, last, stopped_by, equity)
+
+    def _bars_of(self, item: Bar | dict[str, Bar]) -> dict[str, Bar]:
+        """A feed item as ``{symbol: Bar}`` in the spec's order, all of one bar time."""
+        if not isinstance(item, dict):
+            return {self.spec.symbol: item}
+        times = {bar.time for bar in item.values()}
+        if list(item) != self.symbols or len(times) != 1:
+            raise LiveError(f"feed gave {sorted(item)} at times {sorted(times)}; a portfolio "
+                            f"bar is one closed candle of each of {self.symbols} at one time")
+        return item
+
+    def _equity_now(self) -> float:
+        """Cash plus every position at its last close (the spec's symbol order)."""
+        cash, _ = self.broker.account()
+        equity = cash
+        for symbol, position in self.broker.positions(self.symbols).items():
+            rows = self.windows[symbol].rows
+            equity += position * (rows[-1].close if rows else 0.0)
+        return equity
 
     def _heartbeat(self, bar: Bar | None, health: str | None = None) -> None:
         if self.status_file is None:
@@ -407,9 +465,11 @@ class LiveRunner:
             "strategy": self.spec.name, "mode": self.mode, "pid": os.getpid(),
             "updated_at": time.time(), "last_bar": bar.time if bar else self.store.last_bar,
             "position": position, "cash": cash,
-            "equity": cash + position * bar.close if bar else None,
+            "equity": self._equity_now() if bar else None,
             "health": health or ("halted: " + self.risk.halted if self.risk.halted else "ok"),
         }
+        if len(self.symbols) > 1:
+            status["positions"] = self.broker.positions(self.symbols)
         tmp = self.status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.status_file)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from quantlib.live.state import OrderRow, StateStore
 
@@ -29,13 +31,28 @@ def client_order_id(strategy: str, symbol: str, bar_time_ms: int, intent: str) -
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
+def symbol_key(name: str, symbol: str, first: str) -> str:
+    """The state-store meta key of a per-symbol value (position, debt, target, stop bases).
+
+    The spec's first symbol keeps the plain name (``"position"``), so a one-symbol state file
+    reads as before; every other symbol of a portfolio spec gets ``"position|ETH/USD"``.
+
+    Examples
+    --------
+    >>> symbol_key("position", "BTC/USD", "BTC/USD"), symbol_key("position", "ETH/USD", "BTC/USD")
+    ('position', 'position|ETH/USD')
+    """
+    return name if symbol == first else f"{name}|{symbol}"
+
+
 class Broker:
     """Base class. Subclasses implement :meth:`submit`; the others have safe defaults.
 
     Life cycle per bar (driven by the runner):
 
-    1. ``on_bar(time, open, close)`` inside the bar's transaction (paper fills pending orders at
-       this bar's open, as the backtest does);
+    1. ``on_bar(bars)`` (``{symbol: Bar}`` of one closed bar time, in the spec's symbol order)
+       inside the bar's transaction: paper checks the exits on each symbol's bar and fills
+       pending orders at its open, as the backtest does; live checks the exits of the bar;
     2. the runner commits the decision and intents (status ``new``);
     3. ``submit(order)`` for each intent, outside the transaction; it must be idempotent by
        ``client_id`` and record the outcome itself.
@@ -47,8 +64,9 @@ class Broker:
     def reconcile(self) -> None:
         """Bring local state in line with the venue before trading (default: nothing)."""
 
-    def on_bar(self, time_ms: int, open_price: float, close_price: float) -> None:
-        """Called inside the bar's transaction before the decision."""
+    def on_bar(self, bars: Mapping[str, Any]) -> None:
+        """Called inside the bar's transaction before the decision; ``bars`` maps each
+        symbol to its closed :class:`~quantlib.live.feeds.Bar`."""
 
     def submit(self, order: OrderRow) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -59,8 +77,13 @@ class Broker:
             self.submit(order)
 
     def account(self) -> tuple[float, float]:
-        """(cash, position in base units)."""
+        """(cash, position in base units of the first symbol)."""
         return (self.store.get_float("cash", 0.0), self.store.get_float("position", 0.0))
 
+    def positions(self, symbols: list[str]) -> dict[str, float]:
+        """Position in base units of every symbol (spec order)."""
+        return {s: self.store.get_float(symbol_key("position", s, symbols[0]), 0.0)
+                for s in symbols}
 
-__all__ = ["FINAL_STATUS", "Broker", "client_order_id"]
+
+__all__ = ["FINAL_STATUS", "Broker", "client_order_id", "symbol_key"]

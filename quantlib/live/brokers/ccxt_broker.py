@@ -148,7 +148,7 @@ class CcxtBroker(Broker):
 
     # -- broker API ---------------------------------------------------------------------------
     def intent_amount(self, flags: tuple[bool, bool, bool, bool], price: float, cash: float,
-                      position: float) -> float:
+                      position: float, *, symbol: str | None = None) -> float:
         """Base amount for a signal, sized like the backtest (entries: a fraction of cash with
         fees included; exits: the whole position). Spot venues trade long only."""
         long_entry, long_exit, short_entry, short_exit = flags

@@ -4,13 +4,18 @@ The backtest (``quantlib.backtest.engine``) turns target changes into vectorbt s
 ``Portfolio.from_signals`` with the order price = next bar's open. This broker applies the same
 signals per bar with quantlib's own order rule (``brokers/order_rule_nb.py``, whose docstring
 states it): same sizing, fee and slippage arithmetic, one compiled call per fill, no vectorbt in
-the trading process. The parity tests check that paper fills equal the backtest's.
+the trading process. Stop-loss, take-profit and trailing exits follow ``brokers/stop_rule.py``.
+The parity tests check that paper fills equal the backtest's.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 from quantlib.errors import LiveError
-from quantlib.live.brokers.base import Broker
+from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
 from quantlib.live.brokers.order_rule_nb import (
     BAD_INPUT,
     FILLED,
@@ -22,6 +27,7 @@ from quantlib.live.brokers.order_rule_nb import (
     VALUE,
     signal_fill_nb,
 )
+from quantlib.live.brokers.stop_rule import exit_price, stop_distances, trail_base
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 
@@ -48,24 +54,35 @@ def signal_flags(prev_target: float, target: float, direction: str) -> tuple[boo
 
 
 class PaperBroker(Broker):
-    """Simulated account in the state store (cash, position, debt, free cash).
+    """Simulated account in the state store: one cash and free cash for the whole spec (a
+    portfolio shares them, as the backtest's ``cash_sharing``), a position, a debt and the
+    exit bases per symbol (:func:`~quantlib.live.brokers.base.symbol_key`).
+
+    Per bar the symbols are settled in the spec's order, each completely (its exit check,
+    then its pending order at the open) before the next: vectorbt's default call sequence
+    within a group, so a later symbol's percent entry sizes from the cash the earlier ones left.
 
     Parameters
     ----------
     store : the runner's state store (the account lives in its meta table).
-    spec : the strategy spec (init_cash, fees, slippage, order size, direction).
+    spec : the strategy spec (init_cash, fees, slippage, order size, direction, exits).
     """
 
     def __init__(self, store: StateStore, spec: StrategySpec):
         super().__init__(store)
         self.spec = spec
+        self.sl_stop, self.tp_stop, self.trail = stop_distances(spec.risk)
         if store.get_meta("cash") is None:
             with store.transaction():
                 cash = repr(float(spec.risk.init_cash))
                 for key in ("cash", "free_cash"):
                     store.set_meta(key, cash)
-                store.set_meta("position", "0.0")
-                store.set_meta("debt", "0.0")
+                for symbol in spec.symbols:
+                    store.set_meta(self._key("position", symbol), "0.0")
+                    store.set_meta(self._key("debt", symbol), "0.0")
+
+    def _key(self, name: str, symbol: str) -> str:
+        return symbol_key(name, symbol, self.spec.symbols[0])
 
     def submit(self, order: OrderRow) -> None:
         # Accepting is all a paper venue does now; the fill comes at the next bar's open.
@@ -75,20 +92,68 @@ class PaperBroker(Broker):
                 self.store.update_order(order.client_id, status="sent",
                                         attempts=current.attempts + 1)
 
-    def on_bar(self, time_ms: int, open_price: float, close_price: float) -> None:
-        for order in self.store.orders(("new", "sent")):
-            if order.bar_time < time_ms:
-                self._fill(order, time_ms, open_price)
+    def on_bar(self, bars: Mapping[str, Any]) -> None:
+        pending = self.store.orders(("new", "sent"))
+        for symbol, bar in bars.items():
+            mine = [o for o in pending if o.symbol == symbol and o.bar_time < bar.time]
+            if self._exit_on_stop(symbol, bar, mine):
+                continue
+            for order in mine:
+                self._fill(order, bar.time, bar.open)
 
+    # -- exits --------------------------------------------------------------------------------
+    def _exit_on_stop(self, symbol: str, bar: Any, pending: list[OrderRow]) -> bool:
+        """Check ``symbol``'s stops on ``bar`` (stop_rule.py); on a hit close the position at
+        the exit price and drop the bar's pending orders. Returns whether it exited."""
+        if self.sl_stop is None and self.tp_stop is None:
+            return False
+        store = self.store
+        position = store.get_float(self._key("position", symbol), 0.0)
+        if position == 0:
+            return False
+        sl_base = store.get_float(self._key("sl_base", symbol), math.nan)
+        tp_base = store.get_float(self._key("tp_base", symbol), math.nan)
+        price, which = exit_price(position, sl_base, self.sl_stop, tp_base, self.tp_stop,
+                                  trail=self.trail, open_=bar.open, high=bar.high, low=bar.low)
+        if self.trail:  # moves after the check, whether or not the bar exits
+            store.set_meta(self._key("sl_base", symbol),
+                           repr(trail_base(position, sl_base, bar.high, bar.low)))
+        if math.isnan(price):
+            return False
+        for order in pending:
+            store.update_order(order.client_id, status="cancelled",
+                               detail=f"replaced by the {which} exit in the same bar")
+        intent = f"exit|{which}"
+        cid = client_order_id(self.spec.name, symbol, bar.time, intent)
+        store.add_order(OrderRow(
+            client_id=cid, bar_time=bar.time, symbol=symbol, intent=intent,
+            side=-1 if position > 0 else 1, amount=abs(position),
+            target=store.get_float(self._key("target", symbol), 0.0), order_type="stop",
+            price=price, status="sent", exchange_id=None, detail="", attempts=1))
+        self._execute(store.get_order(cid), bar.time, price, position > 0, position < 0,
+                      slippage=0.0)
+        return True
+
+    # -- signals ------------------------------------------------------------------------------
     def _fill(self, order: OrderRow, time_ms: int, price: float) -> None:
-        store, execution, risk = self.store, self.spec.execution, self.spec.risk
-        cash, position = store.get_float("cash", 0.0), store.get_float("position", 0.0)
-        debt, free_cash = store.get_float("debt", 0.0), store.get_float("free_cash", 0.0)
         prev_target = float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
-        le, lx, se, sx = signal_flags(prev_target, order.target, execution.direction)
+        le, lx, se, sx = signal_flags(prev_target, order.target, self.spec.execution.direction)
+        # long exit / short exit are the flags of the rule; entries are passed as they are
+        self._execute(order, time_ms, price, lx, sx, entries=(le, se),
+                      slippage=self.spec.execution.slippage_bps / 1e4)
+
+    def _execute(self, order: OrderRow, time_ms: int, price: float, long_exit: bool,
+                 short_exit: bool, *, slippage: float,
+                 entries: tuple[bool, bool] = (False, False)) -> None:
+        """One order through the order rule on ``order.symbol``'s share of the account."""
+        store, execution, risk = self.store, self.spec.execution, self.spec.risk
+        symbol = order.symbol
+        cash, free_cash = store.get_float("cash", 0.0), store.get_float("free_cash", 0.0)
+        position = store.get_float(self._key("position", symbol), 0.0)
+        debt = store.get_float(self._key("debt", symbol), 0.0)
         sizing = PERCENT if risk.size_type == "percent" else VALUE
-        args = (cash, position, debt, free_cash, le, lx, se, sx, risk.signal_size, sizing, price,
-                execution.fees, execution.slippage_bps / 1e4)
+        args = (cash, position, debt, free_cash, entries[0], long_exit, entries[1], short_exit,
+                risk.signal_size, sizing, price, execution.fees, slippage)
         (status, detail, side, size, fill_price, fees, *account) = signal_fill_nb(*args)
         if status == BAD_INPUT:  # a corrupted state file or a spec the checks let through
             raise LiveError(f"paper broker, order {order.client_id}: {_ARGUMENTS[detail]} = "
@@ -99,14 +164,26 @@ class PaperBroker(Broker):
         elif status == FILLED:
             store.add_fill(order.client_id, time_ms, side, float(fill_price), float(size),
                            float(fees))
-            for key, value in zip(("cash", "position", "debt", "free_cash"), account,
-                                  strict=True):
-                store.set_meta(key, repr(float(value)))
+            new_cash, new_position, new_debt, new_free = (float(v) for v in account)
+            store.set_meta("cash", repr(new_cash))
+            store.set_meta("free_cash", repr(new_free))
+            store.set_meta(self._key("position", symbol), repr(new_position))
+            store.set_meta(self._key("debt", symbol), repr(new_debt))
             store.update_order(order.client_id, status="filled", price=float(fill_price),
                                amount=float(size), side=side)
+            self._arm_stops(symbol, position, new_position, float(fill_price))
         else:
             store.update_order(order.client_id, status="rejected",
                                detail=f"paper: {_REFUSALS.get(status, f'status {status}')}")
+
+    def _arm_stops(self, symbol: str, before: float, after: float, fill_price: float) -> None:
+        """Stops are cleared when flat and based on the fill that opens or reverses."""
+        if after == 0:
+            for name in ("sl_base", "tp_base"):
+                self.store.set_meta(self._key(name, symbol), "nan")
+        elif before == 0 or (before > 0) != (after > 0):
+            for name in ("sl_base", "tp_base"):
+                self.store.set_meta(self._key(name, symbol), repr(fill_price))
 
 
 # What signal_fill_nb's refusals mean, for the order's detail column.
