@@ -150,3 +150,120 @@ def test_project_reports_render(browser, project_report, tmp_path):
         if severe or not counts or not all(counts):
             problems.append(f"{entry['html']}: JS errors {severe}, SVGs per chart {counts}")
     assert problems == []
+
+
+# Tearsheet charts each report must show, by notebook (05's stitched out-of-sample equity has
+# no trades or positions, so no trade or exposure chart).
+_ALL_CHARTS = {"cumulative", "underwater", "drawdowns", "monthly", "yearly", "rolling",
+               "distribution", "trades", "exposure"}
+TEARSHEET_CHARTS = {
+    "02_backtest": _ALL_CHARTS, "04_optimize": _ALL_CHARTS, "06_ml_xgboost": _ALL_CHARTS,
+    "08_promote": _ALL_CHARTS, "05_walk_forward": _ALL_CHARTS - {"trades", "exposure"},
+}
+
+# Per plotly chart of the page: its tearsheet name (layout.meta) and whether a trace holds data.
+_TEARSHEET_JS = """
+return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (gd) {
+  var meta = (gd.layout && gd.layout.meta) || {};
+  var filled = (gd.data || []).some(function (t) {
+    function n(a) { return a && a.length ? a.length : 0; }
+    return n(t.x) + n(t.y) + n(t.z) > 0 ||
+           (t.cells && t.cells.values && t.cells.values.length && n(t.cells.values[0]) > 0);
+  });
+  return [meta.tearsheet || null, filled, gd.querySelectorAll('svg.main-svg').length];
+});
+"""
+
+
+def test_project_tearsheets_draw_every_chart_with_data(browser, project_report, tmp_path):
+    run, _ = project_report
+    problems = []
+    seen = set()
+    for entry in run.entries:
+        expected = TEARSHEET_CHARTS.get(entry["notebook"])
+        if expected is None:
+            continue
+        seen.add(entry["notebook"])
+        _open(browser, run.run_dir / entry["html"])
+        _rendered_svg_counts(browser)  # wait until every chart drew
+        charts = browser.execute_script(_TEARSHEET_JS)
+        drawn = {name for name, filled, svgs in charts if name and filled and svgs > 0}
+        browser.save_screenshot(str(tmp_path / f"tearsheet_{entry['notebook']}.png"))
+        if not expected <= drawn:
+            problems.append(f"{entry['html']}: missing or empty tearsheet charts "
+                            f"{sorted(expected - drawn)} (charts: {charts})")
+    assert seen == set(TEARSHEET_CHARTS), seen
+    assert problems == []
+
+
+@pytest.fixture(scope="module")
+def long_source_report(quantlib_kernel, tmp_path_factory):
+    """A report run whose data is a real CSV under a very long path (a `file:` source)."""
+    import textwrap
+
+    from quantlib.report import run_report
+    from tests.report.conftest import write_toy_project
+
+    root = tmp_path_factory.mktemp("long")
+    deep = root.joinpath(*(["a_rather_long_directory_name_for_market_data"] * 6))
+    deep.mkdir(parents=True)
+    csv = deep / "binance_btc_usdt_1h_2017_2025_full_history_with_a_long_name.csv"
+    rows = ["timestamp,open,high,low,close,volume"] + [
+        f"2024-01-01T{h:02d}:00:00Z,{100 + h},{101 + h},{99 + h},{100.5 + h},{10 + h}"
+        for h in range(24)]
+    csv.write_text("\n".join(rows) + "\n")
+    config = write_toy_project(root / "notebooks")
+    config.write_text(textwrap.dedent(f"""
+        defaults: {{source: "file:{csv}", hide_code: true, timeout: 60}}
+        notebooks:
+          - name: quick
+            params: {{default: {{n: 5}}, other: {{n: 7}}}}
+    """))
+    run = run_report(config, out=root / "reports")
+    return run, root / "reports", f"file:{csv}"
+
+
+@pytest.mark.parametrize("width", [1000, 1400, 1920])
+def test_index_has_no_horizontal_overflow(browser, long_source_report, tmp_path, width):
+    from selenium.webdriver.common.by import By
+
+    run, out, source = long_source_report
+    assert run.failures == []
+    browser.set_window_size(width, 900)
+    try:
+        assert _open(browser, out / "index.html") == []
+        page_width, view_width = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        browser.save_screenshot(str(tmp_path / f"index_{width}.png"))
+        assert page_width <= view_width, (page_width, view_width)
+        cells = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr td:nth-child(4)")
+        assert cells and all(source in c.text.replace("\n", "") for c in cells)
+        # the metrics column stays inside the window
+        right = browser.execute_script(
+            "return Math.max.apply(null, Array.from(document.querySelectorAll("
+            "'#runs td:nth-child(8)')).map(function (td) { return td.getBoundingClientRect().right; }))")
+        assert right <= view_width
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def test_index_sorts_and_filters(browser, long_source_report):
+    from selenium.webdriver.common.by import By
+
+    _, out, _ = long_source_report
+    assert _open(browser, out / "index.html") == []
+
+    def visible_sets() -> list[str]:
+        rows = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+        return [r.find_elements(By.TAG_NAME, "td")[2].text.split("\n")[0] for r in rows
+                if r.is_displayed()]
+
+    assert sorted(visible_sets()) == ["default", "other"]
+    header = browser.find_elements(By.CSS_SELECTOR, "#runs thead th")[2]
+    header.click()
+    assert visible_sets() == ["default", "other"]
+    header.click()
+    assert visible_sets() == ["other", "default"]
+    browser.find_element(By.ID, "filter-text").send_keys("other")
+    assert visible_sets() == ["other"]
+    assert browser.find_element(By.ID, "shown").text == "1 shown"
