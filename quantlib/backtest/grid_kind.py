@@ -41,7 +41,8 @@ _FILL_MODEL = {"bar": nb.FILL_BAR, "touch": nb.FILL_TOUCH}
 
 GRID_PARAMS = (
     Param("spacing", str, "arithmetic", choices=SPACINGS, doc="level spacing mode"),
-    Param("n_levels", int, 10, low=2, high=nb.MAX_LEVELS, step=1,
+    # log: a search over 2..1000 levels treats each decade alike (optuna samples log-uniformly)
+    Param("n_levels", int, 10, low=2, high=nb.MAX_LEVELS, step=1, log=True,
           doc=f"number of levels (fibonacci: up to {nb.MAX_FIB_LEVELS})"),
     Param("lower_pct", float, 0.1, low=0.001, high=0.99, doc="lower bound below the first open"),
     Param("upper_pct", float, 0.1, low=0.001, high=10.0, doc="upper bound above the first open"),
