@@ -46,7 +46,8 @@ def _public_exchange(name: str):
 def run(
     strategy: Path = typer.Option(..., "--strategy", help="strategy spec JSON"),
     mode: str = typer.Option("paper", "--mode", help="paper | live"),
-    feed: str = typer.Option(..., "--feed", help="exchange | replay:FILE"),
+    feed: str = typer.Option(..., "--feed", help="exchange | replay:FILE | replay:SYMBOL=FILE,"
+                             "SYMBOL=FILE,... (a portfolio spec: one file per symbol)"),
     state: Path = typer.Option(..., "--state", help="SQLite state file (created if absent)"),
     log_file: Path | None = typer.Option(None, "--log-file", help="JSON log (default stderr)"),
     max_bars: int | None = typer.Option(None, "--max-bars", help="stop after N bars"),
@@ -71,7 +72,7 @@ def run(
         _fail(exc)
         return
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ExchangeFeed, ReplayFeed
+    from quantlib.live.feeds import ExchangeFeed, PortfolioReplayFeed, ReplayFeed, parse_replay
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.registry import get_kind
@@ -93,7 +94,8 @@ def run(
         else:
             broker = PaperBroker(store, spec)
         if feed.startswith("replay:"):
-            bars = ReplayFeed(feed.split(":", 1)[1])
+            files = parse_replay(feed)
+            bars = PortfolioReplayFeed(files) if isinstance(files, dict) else ReplayFeed(files)
         elif feed == "exchange":
             kind = get_kind(spec.kind)
             exchange = exchange or _public_exchange(spec.exchange)

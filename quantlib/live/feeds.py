@@ -183,6 +183,80 @@ class ReplayFeed:
         return iter(arrays_to_bars(self.times, self.values))
 
 
+class PortfolioReplayFeed:
+    """Replay one file per symbol of a portfolio spec, as ``{symbol: Bar}`` per bar time.
+
+    The symbols are aligned on the bar times every file has, as the backtest aligns a
+    ``{symbol: frame}`` portfolio (:func:`quantlib.backtest.engine.as_frames`): a bar missing
+    from one file is skipped for all.
+
+    Parameters
+    ----------
+    sources : ``{symbol: path or frame}`` in the spec's symbol order.
+    """
+
+    def __init__(self, sources: dict[str, Any]):
+        if not sources:
+            raise LiveError("portfolio replay feed: no files given")
+        self.feeds = {symbol: ReplayFeed(src) for symbol, src in sources.items()}
+        self.symbols = list(self.feeds)
+        self.name = ",".join(f"{s}={f.name}" for s, f in self.feeds.items())
+        for symbol, feed in self.feeds.items():
+            if feed.symbol is not None and feed.symbol != symbol:
+                raise LiveError(f"replay file {feed.name} holds {feed.symbol}, given for "
+                                f"{symbol}")
+        timeframes = {s: f.timeframe for s, f in self.feeds.items()}
+        if len(set(timeframes.values())) > 1:
+            raise LiveError(f"portfolio replay feed: the files have different timeframes "
+                            f"{timeframes}")
+        self.timeframe = next(iter(timeframes.values()))
+        common = None
+        for feed in self.feeds.values():
+            common = feed.times if common is None else np.intersect1d(common, feed.times)
+        if common is None or len(common) < 2:
+            raise LiveError(f"portfolio replay feed {self.name}: the files share fewer than 2 "
+                            "bar times")
+        self.times = common
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __iter__(self) -> Iterator[dict[str, Bar]]:
+        rows = {}
+        for symbol, feed in self.feeds.items():
+            keep = np.isin(feed.times, self.times)
+            rows[symbol] = arrays_to_bars(feed.times[keep], feed.values[keep])
+        for i in range(len(self.times)):
+            yield {symbol: bars[i] for symbol, bars in rows.items()}
+
+
+def parse_replay(feed: str) -> str | dict[str, str]:
+    """The file(s) of a ``--feed replay:...`` option: ``replay:FILE`` (one symbol) or
+    ``replay:SYMBOL=FILE,SYMBOL=FILE,...`` (a portfolio, one file per spec symbol).
+
+    Examples
+    --------
+    >>> parse_replay("replay:btc.csv")
+    'btc.csv'
+    >>> parse_replay("replay:BTC/USD=btc.csv,ETH/USD=eth.csv")
+    {'BTC/USD': 'btc.csv', 'ETH/USD': 'eth.csv'}
+    """
+    body = feed.split(":", 1)[1]
+    parts = body.split(",")
+    if not any("=" in p and "/" in p.split("=", 1)[0] for p in parts):
+        return body
+    files = {}
+    for part in parts:
+        symbol, sep, path = part.partition("=")
+        if not sep or not path or "/" not in symbol:
+            raise LiveError(f"--feed {feed!r}: expected replay:SYMBOL=FILE,SYMBOL=FILE,... "
+                            f"(got the part {part!r})")
+        if symbol in files:
+            raise LiveError(f"--feed {feed!r}: {symbol} is given twice")
+        files[symbol] = path
+    return files
+
+
 class ExchangeFeed:
     """Poll ``exchange.fetch_ohlcv`` and yield each candle once it has closed.
 
@@ -283,7 +357,8 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
               history: int = 100, **kwargs) -> ReplayFeed | ExchangeFeed:
     """``"replay:FILE"`` -> :class:`ReplayFeed`; ``"exchange"`` -> :class:`ExchangeFeed`."""
     if spec_feed.startswith("replay:"):
-        return ReplayFeed(spec_feed.split(":", 1)[1])
+        files = parse_replay(spec_feed)
+        return PortfolioReplayFeed(files) if isinstance(files, dict) else ReplayFeed(files)
     if spec_feed == "exchange":
         if exchange is None:
             raise LiveError("feed 'exchange' needs an exchange connection")
@@ -291,7 +366,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "ReplayFeed", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
+__all__ = ["Bar", "ReplayFeed", "PortfolioReplayFeed", "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]
 
 
