@@ -144,7 +144,7 @@ def run(n_bars: int = 100_000, n_combos: int = 200, mem_combos: int = 10_000,
           f" memory sweep {mem_combos} x {mem_bars}); numba threads available: "
           f"{numba.config.NUMBA_NUM_THREADS}")
     for key, value in out.items():
-        print(f"  {key:32s} {value:14.4g}")
+        print(f"  {key:40s} {value:14.4g}")
     return out
 
 
