@@ -3,8 +3,10 @@ sweeps, level history). The ``grid`` kind and the one-bar stepping API (:class:`
 :func:`step_bar`) the live runner uses live in :mod:`quantlib.backtest.grid_kind` (no pandas)
 and are re-exported here.
 
-The simulation rule (levels, orders, intrabar path, gaps, costs, stop-out, active mask,
-volatility re-centring) is documented once, in :mod:`quantlib.backtest.grid_nb`.
+The simulation rule (levels, orders, the default "bar" fill model that paper and exchange trading
+follow and the optimistic "touch" option, costs, stop-out, active mask, volatility re-centring) is
+documented once, in :mod:`quantlib.backtest.grid_nb`; :func:`compare_fill_models` runs a grid
+under both fill models.
 
 Bounds: ``lower``/``upper`` (absolute prices, > 0) when given, else
 ``ref * (1 - lower_pct)`` and ``ref * (1 + upper_pct)`` with ``ref`` = **the open of the first bar
