@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from quantlib.data.timeframes import timeframe_to_seconds
-from quantlib.errors import LiveError, ParameterError
+from quantlib.errors import LiveError, ParameterError, QuantlibError
 from quantlib.live import CANCEL_ORDERS
 from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
 from quantlib.live.brokers.paper import signal_flags
@@ -193,6 +193,8 @@ class LiveRunner:
             update={"status": "draft", "by": None, "at": None, "gates_passed": []})}).spec_hash()
         with self.store.transaction():
             known = self.store.get_meta("spec_hash")
+            if self.store.get_meta("symbols") is None:  # what `live status` lists positions of
+                self.store.set_meta("symbols", json.dumps(self.symbols))
             if known is None:
                 self.store.set_meta("spec_hash", digest)
                 self.store.set_meta("strategy", self.spec.name)
@@ -229,7 +231,8 @@ class LiveRunner:
         symbol's own window) and the intents of the target changes, in the spec's order."""
         store, spec = self.store, self.spec
         first = bars[self.symbols[0]]
-        self.broker.on_bar(bars)
+        # live brokers may answer with exit intents of this bar (stops reached at its close)
+        orders: list[OrderRow] = list(self.broker.on_bar(bars) or [])
         cash, _ = self.broker.account()
         positions = self.broker.positions(self.symbols)
         equity = cash
@@ -238,8 +241,8 @@ class LiveRunner:
         halt = self.risk.check(first.time, equity)
         if halt:
             self.log.warning("risk_halt", bar=first.time, reason=halt)
-        orders: list[OrderRow] = []
         targets = {}
+        exited = {order.symbol for order in orders}
         sizer = getattr(self.broker, "intent_amount", None)
         budget = cash  # live sizing: later symbols size from what earlier entries leave
         for symbol in self.symbols:
@@ -252,6 +255,8 @@ class LiveRunner:
                 target = 0.0 if spec.risk.flatten_on_halt else prev_target
             targets[symbol] = target
             flags = signal_flags(prev_target, target, spec.execution.direction)
+            if symbol in exited:  # a stop closed it this bar: its exit replaces the signal
+                continue
             if not any(flags):  # exactly the target changes the backtest turns into signals
                 continue
             intent = f"signal|{prev_target!r}|{target!r}"
@@ -368,6 +373,9 @@ class LiveRunner:
             self.feed.stop_requested = lambda: self._stop_requested() is not None
         try:
             return self._loop()
+        except QuantlibError as exc:  # said once, for watchers (notifications, /metrics)
+            self.log.error("run_error", kind=type(exc).__name__, error=str(exc))
+            raise
         finally:
             if lock is not None:
                 lock.close()  # releases the flock (the kernel also does when a process dies)
@@ -421,6 +429,7 @@ class LiveRunner:
             last = bar.time
             processed += 1
             self._heartbeat(bar)
+            self.log.observe("bar", bar=bar.time, step_ns=self.latencies_ns[-1])  # watchers
             if self.max_bars is not None and processed >= self.max_bars:
                 stopped_by = "max_bars"
                 break
@@ -516,6 +525,7 @@ def read_status(state_path: str | Path) -> dict:
                 "orders": len(orders),
                 "open_orders": sum(o.status in ("new", "sent") for o in orders),
                 "fills": len(fills),
+                "positions": _positions(meta),
                 "metrics": _run_metrics(bars, fills),
             }
         except (TypeError, ValueError, OverflowError, OSError, IndexError) as exc:
@@ -523,6 +533,22 @@ def read_status(state_path: str | Path) -> dict:
                             "file is damaged") from None
     finally:
         store.close()
+
+
+def _positions(meta: dict[str, str]) -> dict[str, dict[str, float | None]]:
+    """Per symbol: position (base units), target, and the armed stop bases (None: none)."""
+    symbols = json.loads(meta["symbols"]) if "symbols" in meta else []
+    out = {}
+    for symbol in symbols:
+        def value(name: str, default: float | None, symbol: str = symbol) -> float | None:
+            raw = meta.get(symbol_key(name, symbol, symbols[0]))
+            number = float(raw) if raw is not None else default
+            return None if number is None or number != number else number
+
+        out[symbol] = {"position": value("position", 0.0), "target": value("target", 0.0),
+                       "stop_loss_base": value("sl_base", None),
+                       "take_profit_base": value("tp_base", None)}
+    return out
 
 
 def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | None:

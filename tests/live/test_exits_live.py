@@ -1,0 +1,121 @@
+"""Exits in live mode against the loopback Kraken: the stop-loss resting at the exchange
+(``execution.stop_on_exchange``), a stop that fills while the runner is dead, and exits checked
+at bar closes with the backtest's rule."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+
+from quantlib.live.brokers.ccxt_broker import CcxtBroker
+from quantlib.live.feeds import frame_to_bars
+from quantlib.live.logs import JsonLogger
+from quantlib.live.runner import LiveRunner
+from quantlib.live.state import StateStore
+from tests.live.conftest import make_spec
+from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
+
+SL = 0.02
+
+
+@pytest.fixture
+def server(replay_frame):
+    with KrakenServer(replay_frame.iloc[:50], symbol="BTC/USD") as srv:
+        srv.set_balance("USD", 10_000.0)
+        srv.set_price("BTC/USD", float(replay_frame["open"].iloc[0]))
+        yield srv
+        assert srv.errors == []
+
+
+def _spec(**risk):
+    return make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
+                     approval={"status": "approved", "by": "test"},
+                     execution={"fees": 0.0, "stop_on_exchange": True},
+                     risk={"sl_stop": SL, **risk})
+
+
+def _runner(server, spec, store, feed):
+    exchange = make_ccxt_kraken(server, timeout=2000)
+    broker = CcxtBroker(store, spec, exchange, logger=JsonLogger(io.StringIO()), backoff=0.01)
+    return LiveRunner(spec, broker, store, feed, mode="live", logger=JsonLogger(io.StringIO())), \
+        exchange
+
+
+def _stops(server, status="open"):
+    return [o for o in server.orders.values()
+            if o["descr"]["ordertype"] == "stop-loss" and o["status"] == status]
+
+
+def _market_feed(server, bars, until=None):
+    """Each bar's close is the market price when the runner acts on it; ``until(server)``
+    ends the feed (the bot dies)."""
+    for bar in bars:
+        server.set_price("BTC/USD", bar.close)
+        yield bar
+        if until is not None and until(server):
+            return
+
+
+def test_stop_rests_at_the_exchange_fills_while_dead_and_is_recorded_once(server, replay_frame,
+                                                                          tmp_path):
+    bars = frame_to_bars(replay_frame)
+    spec = _spec()
+    store = StateStore(tmp_path / "live.db")
+    runner, exchange = _runner(server, spec, store,
+                               _market_feed(server, bars, until=lambda s: bool(_stops(s))))
+    first = runner.run()
+    # right after the entry filled, its stop-loss rests at the exchange
+    (stop,) = _stops(server)
+    entry = next(f for f in store.fills() if f[2] > 0)
+    expected = float(exchange.price_to_precision("BTC/USD", entry[3] * (1 - SL)))
+    assert float(stop["descr"]["price"]) == expected
+    assert float(stop["vol"]) == pytest.approx(entry[4], rel=1e-8)
+    assert server.balance("BTC") == pytest.approx(entry[4], rel=1e-8)
+    # the bot is dead; the market falls through the trigger: the exchange sells
+    server.set_price("BTC/USD", expected * 0.99)
+    assert _stops(server, "closed") and server.balance("BTC") == pytest.approx(0.0, abs=1e-9)
+    # restart on the bars after the last one processed
+    done = first.bars_processed
+    runner, _ = _runner(server, spec, store, _market_feed(server, bars))
+    runner.run()
+    stop_rows = [o for o in store.orders() if o.intent == "exit|sl" and
+                 o.client_id == stop["cl_ord_id"]]
+    assert [o.status for o in stop_rows] == ["filled"]
+    assert [f[0] for f in store.fills()].count(stop["cl_ord_id"]) == 1  # recorded once
+    assert server.duplicate_client_ids() == {}
+    # it traded on from a flat position: no sell was refused for want of BTC, and no buy came
+    # before the target went flat and long again (the stop does not re-enter by itself)
+    later = [o for o in store.orders() if o.bar_time > bars[done - 1].time]
+    assert not any(o.status == "rejected" for o in store.orders())
+    signals = [o for o in later if o.intent.startswith("signal|")]
+    assert any(o.side > 0 and o.status == "filled" for o in signals), "it must enter again"
+    assert signals[0].side < 0  # the target left long first (nothing to sell: cancelled)
+    assert signals[0].status == "cancelled"
+    assert store.get_float("position", math.nan) == pytest.approx(server.balance("BTC"),
+                                                                   abs=1e-9)
+
+
+def test_signal_exit_cancels_the_resting_stop(server, replay_frame, tmp_path):
+    bars = frame_to_bars(replay_frame)
+    spec = _spec(sl_stop=0.5)  # far away: the signal exits first
+    store = StateStore(tmp_path / "live.db")
+    runner, _ = _runner(server, spec, store, _market_feed(server, bars))
+    runner.run()
+    sells = [o for o in store.orders() if o.side < 0 and o.intent.startswith("signal|")
+             and o.status == "filled"]
+    assert sells, "the case must exit by signal"
+    assert _stops(server, "canceled") and len(_stops(server, "canceled")) >= len(sells) - 1
+    assert len(_stops(server)) <= 1  # at most the stop of a position still open at the end
+    assert server.duplicate_client_ids() == {}
+
+
+def test_trailing_stop_on_exchange_is_refused_by_name(server, tmp_path):
+    from quantlib.errors import LiveError
+
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
+                     approval={"status": "approved", "by": "test"},
+                     execution={"stop_on_exchange": True}, risk={"trail_stop": 0.02})
+    with pytest.raises(LiveError, match="stop_on_exchange.*sl_stop"):
+        _runner(server, spec, StateStore(tmp_path / "x.db"), iter([]))
