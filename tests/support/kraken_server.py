@@ -307,6 +307,9 @@ class KrakenServer:
             for txid, order in list(self.orders.items()):
                 if order["status"] != "open" or order["_symbol"] != symbol:
                     continue
+                if order["descr"]["ordertype"] == "stop-loss":
+                    self._trigger_stop(txid, order)
+                    continue
                 limit = float(order["descr"]["price"])
                 side = order["descr"]["type"]
                 if (side == "buy" and price <= limit) or (side == "sell" and price >= limit):
@@ -513,11 +516,13 @@ class KrakenServer:
     def _private_AddOrder(self, params: dict) -> dict:
         pair = self._pair_by_id(params.get("pair", ""))
         side, ordertype = params.get("type"), params.get("ordertype")
-        if side not in ("buy", "sell") or ordertype not in ("market", "limit"):
+        if side not in ("buy", "sell") or ordertype not in ("market", "limit", "stop-loss"):
             raise KrakenApiError("EGeneral:Invalid arguments")
         try:
             volume = float(params["volume"])
             limit = float(params["price"]) if ordertype == "limit" else None
+            # stop-loss: rests until the price crosses the trigger, then fills as a market order
+            trigger = float(params["price"]) if ordertype == "stop-loss" else None
         except (KeyError, ValueError):
             raise KrakenApiError("EGeneral:Invalid arguments:volume") from None
         if volume <= 0:
@@ -527,9 +532,13 @@ class KrakenServer:
         userref = params.get("userref")
         if userref and not userref.lstrip("-").isdigit():
             raise KrakenApiError("EGeneral:Invalid arguments:userref")
-        price = limit if limit is not None else self._prices[pair.symbol]
-        descr = f"{side} {volume:.8f} {pair.altname} @ " + (
-            f"limit {_fmt(limit)}" if limit is not None else "market")
+        if trigger is not None:
+            price = trigger
+            descr = f"{side} {volume:.8f} {pair.altname} @ stop loss {_fmt(trigger)}"
+        else:
+            price = limit if limit is not None else self._prices[pair.symbol]
+            descr = f"{side} {volume:.8f} {pair.altname} @ " + (
+                f"limit {_fmt(limit)}" if limit is not None else "market")
         if params.get("validate") in ("true", "True", "1"):  # Kraken's dry run: check only
             return {"descr": {"order": descr}}
         self._check_funds(pair, side, volume, price)
@@ -539,7 +548,8 @@ class KrakenServer:
             "cl_ord_id": params.get("cl_ord_id"), "status": "open", "opentm": time.time(),
             "starttm": 0, "expiretm": 0,
             "descr": {"pair": pair.altname, "type": side, "ordertype": ordertype,
-                      "price": _fmt(limit) if limit is not None else "0", "price2": "0",
+                      "price": _fmt(limit if trigger is None else trigger)
+                      if (limit, trigger) != (None, None) else "0", "price2": "0",
                       "leverage": "none", "order": descr, "close": ""},
             "vol": _vol(volume), "vol_exec": _vol(0.0), "cost": "0.00000", "fee": "0.00000",
             "price": "0.00000", "stopprice": "0.00000", "limitprice": "0.00000", "misc": "",
@@ -548,9 +558,28 @@ class KrakenServer:
         self.orders[txid] = order
         if ordertype == "market":
             self._fill(txid, order, price)
-        else:
+        elif ordertype == "limit":
             self._hold(order, pair, side, volume, price)
+        else:
+            self._trigger_stop(txid, order)  # the market may already be past the trigger
         return {"descr": {"order": descr}, "txid": [txid]}
+
+    def _trigger_stop(self, txid: str, order: dict) -> None:
+        """A resting stop-loss whose trigger the price has crossed fills at the market price
+        (sell: price at or below the trigger; buy: at or above); without the funds by then
+        Kraken cancels it."""
+        price = self._prices.get(order["_symbol"])
+        trigger = float(order["descr"]["price"])
+        side = order["descr"]["type"]
+        if price is None or (side == "sell" and price > trigger) or (side == "buy"
+                                                                     and price < trigger):
+            return
+        try:
+            self._check_funds(self._pairs[order["_symbol"]], side, float(order["vol"]), price)
+        except KrakenApiError:
+            order.update(status="canceled", closetm=time.time(), reason="Insufficient funds")
+            return
+        self._fill(txid, order, price)
 
     def _check_funds(self, pair: _Pair, side: str, volume: float, price: float) -> None:
         if side == "buy":
