@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.data.timeframes import infer_timeframe, timeframe_to_timedelta
-from quantlib.errors import DataError
+from quantlib.errors import DataError, ParameterError
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -185,6 +185,24 @@ def _fill_gaps(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     return out
 
 
+def _usable_timeframe(df: pd.DataFrame, timeframe: str | None, name: str | None) -> str | None:
+    """The given, recorded or inferred bar length; DataError when it is none quantlib knows
+    (bars less than a second apart infer as "0w")."""
+    given = timeframe or df.attrs.get("timeframe")
+    timeframe = given or infer_timeframe(df.index)
+    if timeframe is None:
+        return None
+    try:
+        timeframe_to_timedelta(timeframe)
+    except ParameterError as exc:
+        if given:
+            raise DataError(f"{_where(name)}{exc}") from None
+        spacing = pd.Series(df.index[1:] - df.index[:-1]).mode().iloc[0]
+        raise DataError(f"{_where(name)}the bars are mostly {spacing} apart; expected a bar "
+                        "length of whole seconds (at least 1s)") from None
+    return timeframe
+
+
 def validate_ohlcv(
     df: pd.DataFrame,
     timeframe: str | None = None,
@@ -223,7 +241,7 @@ def validate_ohlcv(
     _check_columns(df, name)
     _check_index(df, name, row_origin)
     _check_values(df, name, row_origin)
-    timeframe = timeframe or df.attrs.get("timeframe") or infer_timeframe(df.index)
+    timeframe = _usable_timeframe(df, timeframe, name)
     gaps = find_gaps(df.index, timeframe) if timeframe else find_gaps(df.index[:0], "1m")
     misaligned = misaligned_rows(df.index, timeframe) if timeframe else np.array([], np.int64)
     frame = df

@@ -236,3 +236,14 @@ def test_parquet_keeps_its_stored_market_but_not_a_synthetic_one(tmp_path):
     synthetic = load_ohlcv(save_ohlcv(synthetic_ohlcv(30).ohlcv, tmp_path / "syn.parquet"))
     assert (synthetic.attrs["exchange"], synthetic.attrs["symbol"]) == ("file", "syn")
     assert load_ohlcv(save_ohlcv(df, tmp_path / "plain.csv")).attrs["symbol"] == "plain"
+
+
+def test_bars_less_than_a_second_apart_are_a_data_error(tmp_path):
+    # Epoch seconds 1.0, 1.5, 2.0, ...: no timeframe quantlib knows (it used to infer "0w" and
+    # fail with a timeframe parse error).
+    path = tmp_path / "fast.csv"
+    path.write_text(HEADER + "".join(f"{1704067200 + 0.5 * i},1,2,0.5,1.5,1\n" for i in range(4)))
+    with pytest.raises(DataError) as info:
+        load_ohlcv(path)
+    assert str(info.value) == (f"{path}: the bars are mostly 0 days 00:00:00.500000 apart; "
+                               "expected a bar length of whole seconds (at least 1s)")
