@@ -126,6 +126,85 @@ def _trade_pnl_nb(size, entry_price, entry_fees, exit_price, exit_fees, is_long)
     return diff - entry_fees - exit_fees
 
 
+# slots of the per-combination account array (_fill_nb)
+(A_CASH, A_POSITION, A_DEBT, A_FREE_CASH, A_FLOW, A_UNITS, A_SL, A_TP, A_ENTRY_SIZE,
+ A_ENTRY_GROSS, A_ENTRY_FEES, A_TRADE_LONG, A_N_TRADES, A_WINS, A_GROSS_PROFIT, A_GROSS_LOSS,
+ A_PNL_SUM, A_TRADED, A_FEES) = range(19)
+N_ACCOUNT = 19
+
+
+@njit(cache=True)
+def _close_trade_nb(acct, units, fill_price, fee, side):
+    """Trade bookkeeping of a fill against the open trade (a close, part-close or reversal);
+    returns the closed trade's pnl."""
+    size, gross, fees = acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES]
+    is_long = acct[A_TRADE_LONG] > 0
+    whole = _is_close_nb(units, size)
+    if whole or units < size:
+        closed = size if whole else units
+        pnl = _trade_pnl_nb(closed, gross / size, closed / size * fees, fill_price, fee, is_long)
+        keep = 0.0 if whole else (size - units) / size
+        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS] = size * keep, gross * keep
+        acct[A_ENTRY_FEES] = fees * keep
+        return pnl
+    # reversal: close every unit, open the rest the other way
+    closed_fee = size / units * fee
+    pnl = _trade_pnl_nb(size, gross / size, fees, fill_price, closed_fee, is_long)
+    acct[A_ENTRY_SIZE] = units - size
+    acct[A_ENTRY_GROSS] = acct[A_ENTRY_SIZE] * fill_price
+    acct[A_ENTRY_FEES] = fee - closed_fee
+    acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
+    return pnl
+
+
+@njit(cache=True)
+def _fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing, price, fees,
+             slippage):
+    """One bar's signals through the order rule, then the engine's sums, the trade records and
+    the stops; returns -1, or the order rule's BAD_INPUT argument index."""
+    res = signal_fill_nb(acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH],
+                         enter_long, exit_long, enter_short, exit_short, size, sizing, price,
+                         fees, slippage)
+    if res[0] == BAD_INPUT:
+        return res[1]
+    if res[0] != FILLED:
+        return -1
+    side, units, fill_price, fee = res[2], res[3], res[4], res[5]
+    old_position = acct[A_POSITION]
+    acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH] = res[6], res[7], res[8], \
+        res[9]
+    signed = units if side > 0 else -units
+    acct[A_UNITS] += signed
+    acct[A_FLOW] += -signed * fill_price - fee
+    acct[A_TRADED] += fill_price * units
+    acct[A_FEES] += fee
+    # trades: a fill on the open side opens or adds, the other side closes or reverses
+    if acct[A_ENTRY_SIZE] == 0.0:
+        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES] = units, units * fill_price, fee
+        acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
+    elif (acct[A_TRADE_LONG] > 0) == (side > 0):
+        acct[A_ENTRY_SIZE] += units
+        acct[A_ENTRY_GROSS] += units * fill_price
+        acct[A_ENTRY_FEES] += fee
+    else:
+        pnl = _close_trade_nb(acct, units, fill_price, fee, side)
+        if math.isfinite(pnl):
+            acct[A_N_TRADES] += 1.0
+            acct[A_PNL_SUM] += pnl
+            if pnl > 0:
+                acct[A_WINS] += 1.0
+                acct[A_GROSS_PROFIT] += pnl
+            elif pnl < 0:
+                acct[A_GROSS_LOSS] -= pnl
+    # stops: cleared when flat, set from the fill when a position opens or flips
+    position = acct[A_POSITION]
+    if position == 0:
+        acct[A_SL], acct[A_TP] = np.nan, np.nan
+    elif old_position == 0 or (old_position > 0) != (position > 0):
+        acct[A_SL], acct[A_TP] = fill_price, fill_price
+    return -1
+
+
 @njit(cache=True)
 def _stop_price_nb(position, level_base, stop, open_, low, high, hit_below):
     """Fill price of a stop on this bar, NaN when it does not fire (open first, then level)."""
@@ -182,28 +261,13 @@ def _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup,
 
 
 @njit(cache=True)
-def _target_nb(kind, t, row_a, row_b, p1, p2, warmup, close, path, long_ok, short_ok):
-    """Clipped target decided at bar ``t`` (0 before the first bar) from the combination's
-    indicator rows ``row_a``/``row_b`` and parameters ``p1``/``p2``."""
-    if t < 0:
-        return 0.0
-    if kind == MA_CROSS or kind == EMA_CROSS:
-        target = _level_nb(row_a[t] > row_b[t], row_a[t] < row_b[t], t, warmup)
-    elif kind == RSI_REVERSION:
-        target = _level_nb(row_a[t] < p1, row_a[t] > p2, t, warmup)
-    elif kind == BOLLINGER:
-        mid, std = row_a[t], row_b[t]
-        target = _level_nb(close[t] < mid - p1 * std, close[t] > mid + p1 * std, t, warmup)
-    else:
-        target = path[t]
-    if target > 0 and not long_ok:
-        return 0.0
-    if target < 0 and not short_ok:
+def _clip_nb(target, long_ok, short_ok):
+    if (target > 0 and not long_ok) or (target < 0 and not short_ok):
         return 0.0
     return target
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
                        par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop,
                        trail, long_ok, short_ok, init_cash, block_len, out, block_sum,
@@ -213,25 +277,37 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     stats = out[c]
     stats[S_BAD_ARG] = -1.0
     sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
-    n_trades = wins = gross_profit = gross_loss = pnl_sum = traded = fees_sum = 0.0
     has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
-    # the order rule's account
-    cash, position, debt, free_cash = init_cash, 0.0, 0.0, init_cash
-    # the engine's sums over the order records (equity and exposure are read from these)
-    flow_sum, units_sum = 0.0, 0.0
-    sl_level, tp_level = np.nan, np.nan
-    entry_size, entry_gross, entry_fees, trade_long = 0.0, 0.0, 0.0, True
+    # The account, stops and trade sums live in one small array that _fill_nb updates, so the
+    # per-bar loop keeps only what every bar reads (position, equity sums) in registers.
+    acct = np.zeros(N_ACCOUNT)
+    acct[A_CASH], acct[A_FREE_CASH] = init_cash, init_cash
+    acct[A_SL], acct[A_TP] = np.nan, np.nan
+    position, flow_sum, units_sum = 0.0, 0.0, 0.0
     prev_value, peak, last_peak = init_cash, init_cash, 0
     max_dd, dd_bars, dd_invalid = 0.0, 0, False
     offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
-    blk, blk_s, blk_ss = 0, 0.0, 0.0
+    blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
     row_a = bank_a[idx_a[c]]
     row_b = bank_a[idx_b[c]] if kind == MA_CROSS or kind == EMA_CROSS else bank_b[idx_b[c]]
     p1, p2, warm = par1[c], par2[c], warmup[c]
     prev_target = 0.0
     for i in range(n):
-        target = _target_nb(kind, i - shift, row_a, row_b, p1, p2, warm, close, path, long_ok,
-                            short_ok)
+        # The target decided at bar t = i - shift (0 before the first bar), inline: a call
+        # taking arrays costs reference counting on every bar.
+        t = i - shift
+        if t < 0:
+            target = 0.0
+        elif kind == MA_CROSS or kind == EMA_CROSS:
+            target = _level_nb(row_a[t] > row_b[t], row_a[t] < row_b[t], t, warm)
+        elif kind == RSI_REVERSION:
+            target = _level_nb(row_a[t] < p1, row_a[t] > p2, t, warm)
+        elif kind == BOLLINGER:
+            target = _level_nb(close[t] < row_a[t] - p1 * row_b[t],
+                               close[t] > row_a[t] + p1 * row_b[t], t, warm)
+        else:
+            target = path[t]
+        target = _clip_nb(target, long_ok, short_ok)
         enter_long = target > 0 and not prev_target > 0
         exit_long = target == 0 and prev_target > 0
         enter_short = target < 0 and not prev_target < 0
@@ -241,121 +317,77 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
         if position != 0 and (has_sl or has_tp):
             stop_fill = np.nan
             if has_sl:
-                stop_fill = _stop_price_nb(position, sl_level, sl_stop, open_[i], low[i], high[i],
-                                           True)
+                stop_fill = _stop_price_nb(position, acct[A_SL], sl_stop, open_[i], low[i],
+                                           high[i], True)
             if math.isnan(stop_fill) and has_tp:
-                stop_fill = _stop_price_nb(position, tp_level, tp_stop, open_[i], low[i],
+                stop_fill = _stop_price_nb(position, acct[A_TP], tp_stop, open_[i], low[i],
                                            high[i], False)
             if has_sl and trail:  # the trailing level moves after this bar's check
-                if position > 0 and high[i] > sl_level:
-                    sl_level = high[i]
-                elif position < 0 and low[i] < sl_level:
-                    sl_level = low[i]
+                if position > 0 and high[i] > acct[A_SL]:
+                    acct[A_SL] = high[i]
+                elif position < 0 and low[i] < acct[A_SL]:
+                    acct[A_SL] = low[i]
             if not math.isnan(stop_fill):  # the stop replaces the bar's signals
                 enter_long, enter_short = False, False
                 exit_long, exit_short = position > 0, position < 0
                 order_price, order_slip = stop_fill, 0.0
         if enter_long or exit_long or enter_short or exit_short:
-            res = signal_fill_nb(cash, position, debt, free_cash, enter_long, exit_long,
-                                 enter_short, exit_short, size, sizing, order_price, fees,
-                                 order_slip)
-            if res[0] == BAD_INPUT:
-                stats[S_BAD_ARG] = res[1]
+            bad = _fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing,
+                           order_price, fees, order_slip)
+            if bad >= 0:
+                stats[S_BAD_ARG] = bad
                 return
-            if res[0] == FILLED:
-                side, units, fill_price, fee = res[2], res[3], res[4], res[5]
-                old_position = position
-                cash, position, debt, free_cash = res[6], res[7], res[8], res[9]
-                signed = units if side > 0 else -units
-                units_sum += signed
-                flow_sum += -signed * fill_price - fee
-                traded += fill_price * units
-                fees_sum += fee
-                # trades: a fill on the open side increases, the other side closes/reverses
-                if entry_size == 0.0:
-                    entry_size, entry_gross, entry_fees = units, units * fill_price, fee
-                    trade_long = side > 0
-                elif trade_long == (side > 0):
-                    entry_size += units
-                    entry_gross += units * fill_price
-                    entry_fees += fee
-                else:
-                    whole = _is_close_nb(units, entry_size)
-                    if whole or units < entry_size:
-                        closed = entry_size if whole else units
-                        pnl = _trade_pnl_nb(closed, entry_gross / entry_size,
-                                            closed / entry_size * entry_fees, fill_price, fee,
-                                            trade_long)
-                        if whole:
-                            entry_size, entry_gross, entry_fees = 0.0, 0.0, 0.0
-                        else:
-                            keep = (entry_size - units) / entry_size
-                            entry_size *= keep
-                            entry_gross *= keep
-                            entry_fees *= keep
-                    else:  # reversal: close every unit, open the rest the other way
-                        closed_fee = entry_size / units * fee
-                        pnl = _trade_pnl_nb(entry_size, entry_gross / entry_size, entry_fees,
-                                            fill_price, closed_fee, trade_long)
-                        entry_size = units - entry_size
-                        entry_gross = entry_size * fill_price
-                        entry_fees = fee - closed_fee
-                        trade_long = side > 0
-                    if math.isfinite(pnl):
-                        n_trades += 1.0
-                        pnl_sum += pnl
-                        if pnl > 0:
-                            wins += 1.0
-                            gross_profit += pnl
-                        elif pnl < 0:
-                            gross_loss -= pnl
-                # stops: cleared when flat, set from the fill when a position opens or flips
-                if position == 0:
-                    sl_level, tp_level = np.nan, np.nan
-                elif old_position == 0 or (old_position > 0) != (position > 0):
-                    sl_level, tp_level = fill_price, fill_price
+            position, flow_sum, units_sum = acct[A_POSITION], acct[A_FLOW], acct[A_UNITS]
         value = init_cash + flow_sum + units_sum * close[i]
-        ret = value / prev_value - 1.0
+        # An unchanged value is a return of exactly 0 (x / x == 1): the division and the
+        # zero terms of the sums are skipped, which leaves every sum bit-identical.
+        ret = 0.0 if value == prev_value and value != 0.0 else value / prev_value - 1.0
         prev_value = value
         r2 = ret * ret
-        sum_r += ret
-        sum_r2 += r2
-        sum_r3 += r2 * ret
-        sum_r4 += r2 * r2
-        if ret < 0.0:
-            down_sq += r2
+        if ret != 0.0:
+            sum_r += ret
+            sum_r2 += r2
+            sum_r3 += r2 * ret
+            sum_r4 += r2 * r2
+            if ret < 0.0:
+                down_sq += r2
         sum_value += value
         if units_sum != 0.0:
             exposed += 1.0
         if value >= peak:  # the path's row of this value is i + 1 (initial cash at row 0)
             peak = value
             last_peak = i + 1
-        dd = value / peak - 1.0
-        if dd != dd:
+        elif value < peak:
+            dd = value / peak - 1.0
+            if dd != dd:
+                dd_invalid = True
+            elif dd < max_dd:
+                max_dd = dd
+        else:  # NaN equity: numpy's min would propagate it
             dd_invalid = True
-        elif dd < max_dd:
-            max_dd = dd
         if i + 1 - last_peak > dd_bars:
             dd_bars = i + 1 - last_peak
-        if block_len > 0 and i >= offset:
+        if i >= offset:
             blk_s += ret
             blk_ss += r2
-            if (i - offset + 1) % block_len == 0:
+            left -= 1
+            if left == 0:  # a block ends: flush its sums
                 block_sum[blk, c] = blk_s
                 block_sumsq[blk, c] = blk_ss
-                blk, blk_s, blk_ss = blk + 1, 0.0, 0.0
+                blk, blk_s, blk_ss, left = blk + 1, 0.0, 0.0, block_len
     for k, v in ((S_SUM_R, sum_r), (S_SUM_R2, sum_r2), (S_SUM_R3, sum_r3), (S_SUM_R4, sum_r4),
                  (S_DOWN_SQ, down_sq), (S_SUM_VALUE, sum_value), (S_EXPOSED, exposed),
-                 (S_N_TRADES, n_trades), (S_WINS, wins), (S_GROSS_PROFIT, gross_profit),
-                 (S_GROSS_LOSS, gross_loss), (S_PNL_SUM, pnl_sum), (S_TRADED, traded),
-                 (S_FEES, fees_sum)):
+                 (S_N_TRADES, acct[A_N_TRADES]), (S_WINS, acct[A_WINS]),
+                 (S_GROSS_PROFIT, acct[A_GROSS_PROFIT]), (S_GROSS_LOSS, acct[A_GROSS_LOSS]),
+                 (S_PNL_SUM, acct[A_PNL_SUM]), (S_TRADED, acct[A_TRADED]),
+                 (S_FEES, acct[A_FEES])):
         stats[k] = v
     stats[S_MAX_DD] = np.nan if dd_invalid else max_dd
     stats[S_DD_BARS] = dd_bars
     stats[S_FINAL] = prev_value
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b, par1,
                      par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail,
                      long_ok, short_ok, init_cash, n_blocks):

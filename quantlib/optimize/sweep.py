@@ -1,10 +1,13 @@
 """Grid and random sweeps: vectorized, chunked under a memory budget, with a progress bar.
 
-Each chunk of parameter combinations is one broadcast :func:`quantlib.backtest.run_backtest`
-call (vectorbt columns, or one prange kernel call for the grid kind). From each chunk only the
-metrics rows and the per-trial return moments (:class:`~quantlib.optimize.stats.ReturnMoments`)
-are kept, so a 10,000-combination sweep over 100,000 bars never holds the full equity matrix;
-those moments are all the DSR and the CSCV PBO need.
+Built-in signal kinds run on the fused kernel (:mod:`quantlib.optimize.fused`): indicator rows
+once per distinct window, then every combination in one ``prange`` pass that keeps running sums
+only. Anything else (the grid kind, notebook kinds, several symbols, a metric the kernel does not
+produce) runs each chunk of combinations as one broadcast :func:`quantlib.backtest.run_backtest`
+call (vectorbt columns, or one prange kernel call for the grid kind). Either way only the metrics
+rows and the per-trial return moments (:class:`~quantlib.optimize.stats.ReturnMoments`) are
+kept, so a 10,000-combination sweep over 100,000 bars never holds the full equity matrix; those
+moments are all the DSR and the CSCV PBO need.
 """
 
 from __future__ import annotations
