@@ -352,10 +352,26 @@ def _pair_fills_by_dict(fills: pd.DataFrame) -> pd.DataFrame:
                                       "exit_price", "size", "pnl"])
 
 
+def _swings_then_a_crash(n: int = 3000, crash: int = 120) -> pd.DataFrame:
+    """Hourly bars swinging +-6 % around 100 (noisy sine), then ``crash`` bars falling 1 %
+    each: every grid within 10 % of 100 trades often, and every one with a stop-out is stopped
+    while holding inventory."""
+    rng = np.random.default_rng(4)
+    swing = 100.0 * (1 + 0.06 * np.sin(np.arange(n) / 40.0)) * (1 + rng.normal(0, 0.003, n))
+    closes = np.r_[swing, swing[-1] * 0.99 ** np.arange(1, crash + 1)]
+    opens = np.r_[100.0, closes[:-1]]
+    wick = np.abs(rng.normal(0, 0.002, len(closes)))
+    bars = zip(opens, np.maximum(opens, closes) * (1 + wick),
+               np.minimum(opens, closes) * (1 - wick), closes, strict=True)
+    return _frame(list(bars))
+
+
 def test_round_trips_equal_a_plain_walk_of_the_fill_log():
-    df = load("sample:seed=4,bars=3000")
-    params = [{"n_levels": n, "lower_pct": w, "upper_pct": w, "stop_out": s, "stop_margin": 0.01}
-              for n in (4, 9, 17) for w in (0.03, 0.08) for s in (False, True)]
+    df = _swings_then_a_crash()
+    params = [{"n_levels": n, "lower_pct": w, "upper_pct": w, "stop_out": s, "stop_margin": 0.01,
+               "fill_model": m}
+              for n in (4, 9, 17) for w in (0.03, 0.08) for s in (False, True)
+              for m in ("bar", "touch")]
     res = run_grid(df, params, BacktestConfig(fees=0.001, slippage_bps=3))
     assert (res.fills["level"] == -1).any(), "the case must include stop-outs"
     expected = _pair_fills_by_dict(res.fills)

@@ -158,13 +158,14 @@ def test_kernel_matches_reference_on_btc(shared_data, spacing, fill_model):
 
 @pytest.mark.parametrize("fill_model", FILL_MODELS)
 def test_fill_log_overflow_rerun_matches_reference(fill_model):
+    from quantlib.backtest import grid
     from quantlib.data import load
 
     df = load("sample:bars=4000,seed=3")
-    params = {"n_levels": 60, "lower_pct": 0.3, "upper_pct": 0.3, "order_size": 0.016,
+    params = {"n_levels": 120, "lower_pct": 0.3, "upper_pct": 0.3, "order_size": 0.008,
               "fill_model": fill_model}
     n_fills = assert_matches_reference(df, params, BacktestConfig())
-    assert n_fills > 1024  # beyond the first-pass log capacity
+    assert n_fills > grid._FILL_CAP  # beyond the first-pass log capacity
 
 
 @pytest.mark.parametrize("fill_model", FILL_MODELS)
