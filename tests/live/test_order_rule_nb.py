@@ -247,6 +247,7 @@ def test_arguments_outside_the_domain_are_named(index, value):
 def test_the_paper_broker_names_a_corrupt_account(tmp_path):
     from quantlib.errors import LiveError
     from quantlib.live.brokers import PaperBroker
+    from quantlib.live.feeds import Bar
     from quantlib.live.state import OrderRow, StateStore
     from tests.live.conftest import make_spec
 
@@ -259,4 +260,5 @@ def test_the_paper_broker_names_a_corrupt_account(tmp_path):
                                  order_type="market", price=None, status="new",
                                  exchange_id=None, detail="", attempts=0))
     with pytest.raises(LiveError, match=r"account cash = -5\.0 is outside"):
-        broker.on_bar(2, 100.0, 100.0)
+        broker.on_bar({"BTC/USD": Bar(time=2, open=100.0, high=100.0, low=100.0, close=100.0,
+                                      volume=1.0)})
