@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 _SECRETS: set[str] = set()
@@ -52,6 +52,9 @@ class JsonLogger:
         self.stream = stream if stream is not None else sys.stderr
         for secret in secrets:
             register_secret(secret)
+        # Watchers (notifications, /metrics: quantlib.live.watch) see every record, redacted;
+        # a sink only enqueues, so it never slows the trading thread.
+        self.sinks: list[Callable[[dict[str, Any]], None]] = []
 
     def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
         record = {"ts": round(time.time(), 3), "level": level, "event": event}
@@ -59,6 +62,17 @@ class JsonLogger:
                                  else str(v)) for k, v in fields.items()})
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
+        self._dispatch(record)
+
+    def _dispatch(self, record: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink(record)
+
+    def observe(self, event: str, **fields: Any) -> None:
+        """Hand ``event`` to the sinks only (per-bar observations: too frequent for the file;
+        free when nobody watches)."""
+        if self.sinks:
+            self._dispatch({"ts": time.time(), "level": "info", "event": event, **fields})
 
     def info(self, event: str, **fields: Any) -> None:
         self._write("info", event, fields)
