@@ -59,6 +59,18 @@ def run(
     ledger: Path | None = typer.Option(
         None, "--ledger", envvar="QUANTLIB_APPROVALS",
         help="approvals ledger (live mode; default: approvals.db beside the spec's folder)"),
+    notify: list[str] | None = typer.Option(
+        None, "--notify", help="apprise URL to notify (repeatable; tgram://TOKEN/CHAT, "
+        "json://HOST:PORT/PATH, ...); default: $QUANTLIB_NOTIFY_URLS (space separated)"),
+    notify_on: str = typer.Option(
+        "all", "--notify-on", help="events to notify, comma separated: start, stop, fill, "
+        "halt, kill_switch, exchange_error, stale_feed, stop_order, daily_summary (or all)"),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="serve Prometheus /metrics on this port (0: any free)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="/metrics address"),
+    stale_after: float | None = typer.Option(
+        None, "--stale-after", help="seconds without a new candle before a stale_feed "
+        "notification (default: two bar lengths)"),
 ) -> None:
     """Trade a spec once per closed candle (paper may run drafts; live needs a spec approved
     in the approvals ledger by `quantlib strategy promote`)."""
@@ -79,7 +91,7 @@ def run(
     from quantlib.strategy.spec import load_spec
 
     fresh_state = not state.exists()
-    store = None
+    store = watcher = None
     try:
         spec = load_spec(strategy)
         if mode == "live":
@@ -106,7 +118,16 @@ def run(
             raise LiveError(f"--feed {feed!r}: expected 'exchange' or 'replay:FILE'")
         runner = LiveRunner(spec, broker, store, bars, mode=mode, stop_file=stop_file_for(state),
                             status_file=status_file_for(state), logger=logger, max_bars=max_bars)
-        summary = runner.run()
+        from quantlib.live.watch import attach
+
+        watcher = attach(logger, state, spec, notify=notify, notify_on=notify_on,
+                         metrics_port=metrics_port, metrics_host=metrics_host,
+                         stale_after=stale_after)
+        try:
+            summary = runner.run()
+        finally:
+            if watcher is not None:
+                watcher.close()  # the stop (or error) notification goes out before exit
     except QuantlibError as exc:
         if fresh_state:
             _forget_failed_start(state, store)
