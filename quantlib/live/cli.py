@@ -84,7 +84,13 @@ def run(
         _fail(exc)
         return
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ExchangeFeed, PortfolioReplayFeed, ReplayFeed, parse_replay
+    from quantlib.live.feeds import (
+        ExchangeFeed,
+        PortfolioExchangeFeed,
+        PortfolioReplayFeed,
+        ReplayFeed,
+        parse_replay,
+    )
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.registry import get_kind
@@ -111,9 +117,13 @@ def run(
         elif feed == "exchange":
             kind = get_kind(spec.kind)
             exchange = exchange or _public_exchange(spec.exchange)
-            bars = ExchangeFeed(exchange, spec.symbol, spec.timeframe,
-                                history=kind.warmup(kind.validate(spec.params)) + 2,
-                                poll_seconds=poll_seconds)
+            history = kind.warmup(kind.validate(spec.params)) + 2
+            if len(spec.symbols) > 1:  # a portfolio: a bar once every market's candle closed
+                bars = PortfolioExchangeFeed(exchange, spec.symbols, spec.timeframe,
+                                             history=history, poll_seconds=poll_seconds)
+            else:
+                bars = ExchangeFeed(exchange, spec.symbol, spec.timeframe, history=history,
+                                    poll_seconds=poll_seconds)
         else:
             raise LiveError(f"--feed {feed!r}: expected 'exchange' or 'replay:FILE'")
         runner = LiveRunner(spec, broker, store, bars, mode=mode, stop_file=stop_file_for(state),

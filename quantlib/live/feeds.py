@@ -353,6 +353,73 @@ class ExchangeFeed:
             time.sleep(min(left, 0.1))
 
 
+class PortfolioExchangeFeed:
+    """Poll every market of a portfolio spec and yield ``{symbol: Bar}`` once the candle of a
+    bar time has closed in *every* market (in the spec's symbol order).
+
+    A bar time that one market never gets (a gap at that venue) is skipped for all, as the
+    backtest aligns frames on their common bar times. Candles that closed before the feed
+    started are ``warmup_only``. Parameters are those of :class:`ExchangeFeed`, with
+    ``symbols`` for ``symbol``.
+    """
+
+    stop_requested: Callable[[], bool] | None = None
+
+    def __init__(self, exchange, symbols: list[str], timeframe: str, history: int = 100,
+                 poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
+                 max_polls: int | None = None, retries: int = 5):
+        self.symbols, self.timeframe = list(symbols), timeframe
+        self.feeds = {s: ExchangeFeed(exchange, s, timeframe, history, poll_seconds, clock,
+                                      max_polls, retries) for s in self.symbols}
+        first = self.feeds[self.symbols[0]]
+        self.bar_ms, self.history, self.clock = first.bar_ms, history, first.clock
+        self.poll_seconds, self.max_polls = poll_seconds, max_polls
+        self.name = "exchange " + ",".join(self.symbols)
+
+    def _poll(self, seen: dict[str, int | None], waiting: dict[str, dict[int, list]],
+              since: int, first: bool) -> None:
+        for symbol, feed in self.feeds.items():
+            feed.stop_requested = self.stop_requested
+            last = seen[symbol]
+            rows = feed._fetch(since if last is None else last + self.bar_ms, None)
+            if first:
+                feed._check_spacing(rows)
+            now = self.clock()
+            for row in sorted(rows, key=lambda r: r[0]):
+                t = int(row[0])
+                if (last is not None and t <= last) or t + self.bar_ms > now:
+                    continue  # already seen, or still forming
+                waiting[symbol][t] = row
+                last = t
+            seen[symbol] = last
+
+    def __iter__(self) -> Iterator[dict[str, Bar]]:
+        start = self.clock()
+        since = start - (self.history + 2) * self.bar_ms
+        seen: dict[str, int | None] = dict.fromkeys(self.symbols)
+        waiting: dict[str, dict[int, list]] = {s: {} for s in self.symbols}
+        first, idle, done = True, 0, None
+        while not self._stopping():
+            self._poll(seen, waiting, since, first)
+            first = False
+            ready = sorted(set.intersection(*(set(w) for w in waiting.values())))
+            for t in ready:
+                done = t
+                yield {s: Bar(t, *(float(v) for v in waiting[s].pop(t)[1:6]),
+                              warmup_only=t + self.bar_ms <= start) for s in self.symbols}
+            if done is not None:  # a time some market skipped will never complete: drop it
+                for rows in waiting.values():
+                    for t in [t for t in rows if t < done]:
+                        del rows[t]
+            idle = 0 if ready else idle + 1
+            if self.max_polls is not None and idle >= self.max_polls:
+                return
+            self.feeds[self.symbols[0]]._wait(self.poll_seconds)
+
+    def _stopping(self) -> bool:
+        return self.stop_requested is not None and bool(self.stop_requested())
+
+
 def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str = "1h",
               history: int = 100, **kwargs) -> ReplayFeed | ExchangeFeed:
     """``"replay:FILE"`` -> :class:`ReplayFeed`; ``"exchange"`` -> :class:`ExchangeFeed`."""
@@ -366,7 +433,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "ReplayFeed", "PortfolioReplayFeed", "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
+__all__ = ["Bar", "ReplayFeed", "PortfolioReplayFeed", "PortfolioExchangeFeed", "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]
 
 
