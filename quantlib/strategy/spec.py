@@ -544,6 +544,23 @@ def _refuse_grid_exits(kind: str, values: dict[str, Any], where: str) -> None:
                         "parameters), so a spec cannot promise them")
 
 
+def _export_symbols(symbols: list[str] | None, result: Any, attrs: dict,
+                    where: str) -> list[str]:
+    """The spec's symbols: explicit, else the backtest's portfolio, else the data's market. A
+    portfolio backtest exported with another number of symbols is refused: the spec would
+    trade something else than the evidence is about."""
+    ran = list((getattr(result, "extras", None) or {}).get("symbols") or [])
+    if symbols:
+        if len(ran) > 1 and len(symbols) != len(ran):
+            raise SpecError(f"{where}: symbols: the backtest ran the {len(ran)}-symbol "
+                            f"portfolio {ran}, but {len(symbols)} symbol(s) {list(symbols)} were "
+                            "given; name one market per backtested symbol, in the same order")
+        return list(symbols)
+    if len(ran) > 1:
+        return ran
+    return [attrs["symbol"]] if attrs.get("symbol") else []
+
+
 def export(
     name: str,
     *,
@@ -611,7 +628,7 @@ def export(
         "kind": kind,
         "params": dict(params or {}),
         "exchange": exchange or attrs.get("exchange") or "kraken",
-        "symbols": symbols or ([attrs["symbol"]] if attrs.get("symbol") else []),
+        "symbols": _export_symbols(symbols, result, attrs, f"export({name!r})"),
         "timeframe": timeframe or attrs.get("timeframe") or "1h",
         "execution": exec_fields,
         "risk": risk_fields,

@@ -98,3 +98,11 @@ def test_stop_distances_must_be_positive(value):
     with pytest.raises(SpecError, match=r"\$\.risk\.tp_stop"):
         load_spec({"name": "x", "kind": "ma_cross", "symbols": ["BTC/USD"],
                    "risk": {"tp_stop": value}})
+
+
+def test_portfolio_export_keeps_every_symbol_or_says_which_are_missing():
+    frames = {s: load(f"sample:bars=200,seed={k}") for k, s in enumerate(("BTC/USD", "ETH/USD"))}
+    res = run_backtest("ma_cross", frames, {"fast": 5, "slow": 20}, BacktestConfig(size=0.5))
+    assert export("p", result=res).symbols == ["BTC/USD", "ETH/USD"]
+    with pytest.raises(SpecError, match=r"symbols: the backtest ran the 2-symbol portfolio"):
+        export("p", result=res, symbols=["BTC/USD"])
