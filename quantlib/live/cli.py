@@ -308,10 +308,20 @@ def stop(state: Path = typer.Option(..., "--state", help="state file of the run 
 
 
 @live_app.command("status")
-def status(state: Path = typer.Option(..., "--state", help="state file")) -> None:
-    """Print the last bar, position, equity, orders and health of a run."""
+def status(state: Path | None = typer.Option(None, "--state", help="state file"),
+           folder: Path | None = typer.Option(
+               None, "--dir", help="a folder of state files: one line per run; exit 1 when "
+               "any run is stale or halted (cron, container health checks)"),
+           stale_after: float | None = typer.Option(
+               None, "--stale-after", help="with --dir: seconds since the last bar closed "
+               "that make a run stale (default: two bar lengths)")) -> None:
+    """Print the last bar, position, equity, orders and health of a run (--state), or one
+    line per run of a folder (--dir)."""
     from quantlib.live.runner import read_status
 
+    if folder is not None or state is None:
+        _status_board(folder, stale_after)
+        return
     try:
         info = read_status(state)
     except QuantlibError as exc:
@@ -321,6 +331,21 @@ def status(state: Path = typer.Option(..., "--state", help="state file")) -> Non
         info["heartbeat"] = _read_heartbeat(state) or "unreadable"
     info["kill_switch"] = stop_file_for(state).exists()
     typer.echo(json.dumps(info, indent=2, default=str))
+
+
+def _status_board(folder: Path | None, stale_after: float | None) -> None:
+    from quantlib.live.status_board import format_lines, scan
+
+    if folder is None:
+        _fail(LiveError("live status: give --state STATE.db or --dir FOLDER"))
+    try:
+        lines = scan(folder, stale_after=stale_after)
+    except QuantlibError as exc:
+        _fail(exc)
+        return
+    typer.echo(format_lines(lines) if lines else f"no quantlib state files in {folder}")
+    if any(line.problem for line in lines):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
