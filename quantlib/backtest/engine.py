@@ -6,7 +6,9 @@ position does not re-open it until the target changes again. With ``execution="n
 target decided at bar t's close is filled at bar t+1's open (plus slippage and fees); the last
 bar's decision is never filled. All parameter combinations (and all symbols) are columns of ONE
 ``vectorbt.Portfolio.from_signals`` call; several symbols share one cash account per
-combination (``cash_sharing=True``, grouped by combination).
+combination (``cash_sharing=True``, grouped by combination), settled within a bar in
+column (symbol) order. Stop-loss, take-profit and trailing exits follow the rule stated in
+``quantlib/live/brokers/stop_rule.py``, which paper and live trading apply.
 """
 
 from __future__ import annotations
