@@ -37,6 +37,7 @@ import numpy as np
 
 from quantlib.errors import ParameterError
 from quantlib.strategy.bars import as_bars, is_frame
+from quantlib.strategy.informative import InformativeFn, attach, informative_warmup
 
 # (data, params) -> targets; data is a pandas frame or a Bars, as the kind's ``inputs`` says
 SignalFn = Callable[[Any, Mapping[str, Any]], np.ndarray]
@@ -180,6 +181,10 @@ class StrategyKind:
         ``active`` mask; the live runner evaluates it on its window. None for the plain grid.
     inputs : ``"frame"`` (a pandas OHLCV frame, the default) or ``"bars"``
         (:class:`~quantlib.strategy.bars.Bars`: numpy arrays, no pandas in the trading process).
+    informative : ``informative(params) -> tuple[InformativeInput, ...]``: other timeframes /
+        symbols the signal reads (:mod:`quantlib.strategy.informative` states the alignment
+        rule); the signal gets them aligned via ``informative(bars, name)``. ``"bars"`` kinds
+        only. Their history adds to the warm-up: see :meth:`warmup_bars`.
     """
 
     name: str
@@ -192,11 +197,25 @@ class StrategyKind:
     grid_params: GridParamsFn | None = None
     grid_allowed: GridAllowedFn | None = None
     inputs: str = "frame"
+    informative: InformativeFn | None = None
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS:
             raise ParameterError(f"strategy kind {self.name!r}: inputs {self.inputs!r} is not one "
                                  f"of {list(INPUTS)}")
+        if self.informative is not None and self.inputs != "bars":
+            raise ParameterError(f"strategy kind {self.name!r}: informative inputs need "
+                                 "inputs='bars'")
+
+    def informative_inputs(self, params: Mapping[str, Any]) -> tuple:
+        """The informative inputs declared for validated ``params`` (empty tuple: none)."""
+        return () if self.informative is None else tuple(self.informative(params))
+
+    def warmup_bars(self, params: Mapping[str, Any], timeframe: str) -> int:
+        """Base bars of history before a bar that its signal needs at base ``timeframe``: the
+        declared ``warmup`` and every informative input's history, whichever is longer."""
+        return max(int(self.warmup(params)),
+                   informative_warmup(self.informative_inputs(params), timeframe))
 
     def data_for(self, data: Any) -> Any:
         """``data`` (a pandas OHLCV frame or Bars) as this kind's functions take it."""
@@ -235,15 +254,25 @@ class StrategyKind:
         return out
 
     def signals(self, data: Any, params: Mapping[str, Any] | None = None, *,
-                validated: bool = False) -> np.ndarray:
+                validated: bool = False, informative: Mapping[str, Any] | None = None
+                ) -> np.ndarray:
         """Validated target positions for ``data`` (a pandas OHLCV frame or
         :class:`~quantlib.strategy.bars.Bars`): float array, one per bar, no NaN.
 
         ``validated=True`` says ``params`` already came out of :meth:`validate` (the live
-        runner checks once at start, not on every bar).
+        runner checks once at start, not on every bar). ``informative`` maps an informative
+        input's name to its data (frame or Bars) when it is not the base data resampled.
         """
         checked = dict(params) if validated else self.validate(params)
-        target = np.asarray(self.signal(self.data_for(data), checked), dtype=np.float64)
+        inputs = self.informative_inputs(checked)
+        if inputs:
+            given = attach(data, inputs, informative)
+        elif informative:
+            raise ParameterError(f"strategy kind {self.name!r}: declares no informative inputs, "
+                                 f"got data for {sorted(informative)}")
+        else:
+            given = self.data_for(data)
+        target = np.asarray(self.signal(given, checked), dtype=np.float64)
         if target.shape != (len(data),):
             raise ParameterError(
                 f"strategy kind {self.name!r}: signal returned shape {target.shape}, "
@@ -275,7 +304,8 @@ def _ensure_builtins_loaded() -> None:
     # the registry module itself stays dependency-free and importable from kernels' wrappers.
     import importlib
 
-    for module in ("quantlib.strategy.kinds", "quantlib.backtest.grid_kind",
+    for module in ("quantlib.strategy.kinds", "quantlib.strategy.trend",
+                   "quantlib.backtest.grid_kind",
                    "quantlib.regime.strategy", "quantlib.ml.strategy"):
         try:
             importlib.import_module(module)
