@@ -10,6 +10,7 @@ import pytest
 
 from quantlib.data import synthetic_ohlcv
 from quantlib.regime import MarkovChainRegime, regime_features
+from tests.regime.conftest import STICKY_MARKET
 
 # Asymmetric (cyclic) truth: calm -> middle -> volatile -> calm. Its transpose is off by 0.08 in
 # six entries, so a from/to mix-up cannot hide inside the tolerances below. Doubly stochastic, so
@@ -32,7 +33,7 @@ def _hand_counts(states, k):
 
 @pytest.fixture(scope="module")
 def two_features():
-    market = synthetic_ohlcv(3000, seed=7)
+    market = synthetic_ohlcv(3000, seed=7, **STICKY_MARKET)
     return regime_features(market.ohlcv, ["returns", "volatility"], vol_window=12)
 
 
@@ -104,7 +105,8 @@ def test_overlapping_bins_match_the_truth_seen_through_the_confusion_matrix():
     # transition counts and M[i, b] = P(bin b | regime i) (measured here). Tolerance 0.015: the
     # ~700 spurious transitions per row fluctuate by ~sqrt(700) / 6700 ~ 0.004 (about 3.5 SE).
     market = synthetic_ohlcv(20000, seed=2, transition_matrix=CYCLIC_P,
-                             hourly_vol=np.array([0.002, 0.01, 0.05]), hourly_drift=np.zeros(3))
+                             hourly_vol=np.array([0.002, 0.01, 0.05]), hourly_drift=np.zeros(3),
+                             tail_df=4.0)
     X = regime_features(market.ohlcv, ["range"])
     truth = market.regimes.loc[X.index].to_numpy()
     shares = np.cumsum(np.bincount(truth, minlength=3))[:-1] / len(truth)

@@ -18,13 +18,14 @@ from quantlib.regime import (
     compare_regime_grid,
     regime_features,
 )
+from tests.regime.conftest import STICKY_MARKET
 
 GRID = {"n_levels": 8, "lower_pct": 0.08, "upper_pct": 0.08}
 
 
 @pytest.fixture(scope="module")
 def small_X():
-    return regime_features(synthetic_ohlcv(900, seed=2).ohlcv, ["returns"])
+    return regime_features(synthetic_ohlcv(900, seed=2, **STICKY_MARKET).ohlcv, ["returns"])
 
 
 def test_bic_table_rows_are_direct_fits(small_X):
@@ -74,7 +75,7 @@ def test_switching_comparison_can_be_skipped(small_X):
 def chain_case():
     # A chain (volatility-tercile) regime grid: its active mask has a closed form, so the
     # filtered backtest can be rebuilt from the raw grid engine without the regime code.
-    df = synthetic_ohlcv(1500, seed=4).ohlcv
+    df = synthetic_ohlcv(1500, seed=4, **STICKY_MARKET).ohlcv
     vol = np.log(df["close"]).diff().rolling(12, min_periods=12).std(ddof=0)
     edges = [float(vol.quantile(1 / 3)), float(vol.quantile(2 / 3))]
     params = {"inner_kind": "grid", "inner_params": GRID, "model": "chain",

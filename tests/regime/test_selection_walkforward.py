@@ -15,11 +15,12 @@ from quantlib.regime import (
     select_n_regimes,
     walk_forward_regimes,
 )
+from tests.regime.conftest import STICKY_MARKET
 
 
 def test_bic_recovers_the_true_number_of_regimes():
     # Near-Gaussian shocks (tail_df=60): the Gaussian HMM is well specified and BIC should pick 3.
-    market = synthetic_ohlcv(4000, seed=5, tail_df=60.0)
+    market = synthetic_ohlcv(4000, seed=5, **{**STICKY_MARKET, "tail_df": 60.0})
     X = regime_features(market.ohlcv, ["returns"])
     best, table = select_n_regimes(GaussianHMMRegime(n_restarts=2, random_state=0), X, [1, 2, 3, 4])
     assert best.n_regimes_ == 3 and int(table["bic"].idxmin()) == 3

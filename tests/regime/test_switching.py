@@ -11,11 +11,12 @@ import pytest
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import DataError, NotFittedError, ParameterError
 from quantlib.regime import MarkovSwitchingRegime, filter_gaussian, regime_features
+from tests.regime.conftest import STICKY_MARKET
 
 
 @pytest.fixture(scope="module")
 def small():
-    market = synthetic_ohlcv(1500, seed=2)
+    market = synthetic_ohlcv(1500, seed=2, **STICKY_MARKET)
     X = regime_features(market.ohlcv, ["returns"])
     model = MarkovSwitchingRegime(n_regimes=3, n_restarts=2, random_state=0).fit(X)
     return market, X, model

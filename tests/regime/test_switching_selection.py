@@ -24,7 +24,8 @@ TRUE_P = np.array([[0.97, 0.03], [0.06, 0.94]])
 @pytest.fixture(scope="module")
 def market2():
     market = synthetic_ohlcv(1200, seed=3, transition_matrix=TRUE_P,
-                             hourly_vol=np.array([0.004, 0.02]), hourly_drift=np.zeros(2))
+                             hourly_vol=np.array([0.004, 0.02]), hourly_drift=np.zeros(2),
+                             tail_df=4.0)
     return market, regime_features(market.ohlcv, ["returns"])
 
 
