@@ -415,15 +415,36 @@ def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a
     ``(stats, block_sum, block_sumsq)``: ``stats`` is combinations x ``N_STATS``; the block
     arrays are ``n_blocks`` x combinations (the first ``n mod n_blocks`` returns are left out).
     """
-    n_combo = idx_a.shape[0]
-    n = close.shape[0]
-    block_len = n // n_blocks if n_blocks > 0 else 0
-    out = np.empty((n_combo, N_STATS))
-    block_sum = np.zeros((max(n_blocks, 1), n_combo))
-    block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
-    for c in prange(n_combo):
+    out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
+                                                          n_blocks)
+    for c in prange(idx_a.shape[0]):
         _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
                            par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
                            tp_stop, trail, long_ok, short_ok, init_cash, block_len, out,
                            block_sum, block_sumsq)
     return out, block_sum, block_sumsq
+
+
+@njit(cache=True, error_model="numpy")
+def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
+                            par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
+                            tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+    """:func:`sweep_signals_nb` on the calling thread: one optuna trial does not wake the
+    thread pool (whose start-up costs more than a single combination)."""
+    out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
+                                                          n_blocks)
+    for c in range(idx_a.shape[0]):
+        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
+                           par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
+                           tp_stop, trail, long_ok, short_ok, init_cash, block_len, out,
+                           block_sum, block_sumsq)
+    return out, block_sum, block_sumsq
+
+
+@njit(cache=True)
+def _outputs_nb(n_combo, n, n_blocks):
+    block_len = n // n_blocks if n_blocks > 0 else 0
+    out = np.empty((n_combo, N_STATS))
+    block_sum = np.zeros((max(n_blocks, 1), n_combo))
+    block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
+    return out, block_sum, block_sumsq, block_len

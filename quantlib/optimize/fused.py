@@ -203,7 +203,9 @@ class FusedPlan:
         part = slice(start, self.n_combos if stop is None else stop)
         next_open = cfg.execution == "next_open"
         stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
-        stats, block_sum, block_sumsq = snb.sweep_signals_nb(
+        n_part = len(range(*part.indices(self.n_combos)))
+        kernel = snb.sweep_signals_nb if n_part > 1 else snb.sweep_signals_serial_nb
+        stats, block_sum, block_sumsq = kernel(
             self.code, bars.open, bars.high, bars.low, bars.close,
             bars.open if next_open else bars.close, inp["bank_a"], inp["bank_b"],
             inp["idx_a"][part], inp["idx_b"][part], inp["par1"][part], inp["par2"][part],
@@ -226,9 +228,12 @@ class FusedPlan:
 
 
 def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
-               config: Any = None, n_splits: int = 16) -> FusedPlan:
+               config: Any = None, n_splits: int = 16, *,
+               data_validated: bool = False) -> FusedPlan:
     """Validate the request and build the indicator banks of a fused sweep (see
-    :func:`fused_evaluate`); raises ParameterError naming what the fused path cannot do."""
+    :func:`fused_evaluate`); raises ParameterError naming what the fused path cannot do.
+    ``data_validated=True``: the caller already ran ``validate_ohlcv`` on this frame (an optuna
+    objective checks its data once, not on every trial)."""
     from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import as_frames
     from quantlib.strategy.bars import as_bars
@@ -240,7 +245,7 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     checked = [kind.validate(p) for p in params]
     if not checked:
         raise ParameterError("params: expected at least one combination")
-    frame = next(iter(as_frames(data).values()))
+    frame = data if data_validated else next(iter(as_frames(data).values()))
     if n_splits < 2 or n_splits % 2:
         raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
     if len(frame) < 2 * n_splits:
@@ -254,7 +259,8 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
 
 
 def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
-                   config: Any = None, n_splits: int = 16) -> tuple[pd.DataFrame, Any]:
+                   config: Any = None, n_splits: int = 16, *,
+                   data_validated: bool = False) -> tuple[pd.DataFrame, Any]:
     """Metrics (one row per combination, :data:`FUSED_METRICS`) and return moments of a
     built-in signal kind, from one fused kernel call.
 
@@ -265,6 +271,7 @@ def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapp
     params : parameter dicts (validated here).
     config : :class:`~quantlib.backtest.BacktestConfig` or a dict of its fields.
     n_splits : CSCV blocks of the return moments (even, >= 2).
+    data_validated : skip ``validate_ohlcv`` (the caller checked this frame already).
 
     Examples
     --------
@@ -275,7 +282,8 @@ def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapp
     >>> m.shape[0], mo.n_trials
     (2, 2)
     """
-    return fused_plan(kind, data, params, config, n_splits).evaluate()
+    return fused_plan(kind, data, params, config, n_splits,
+                      data_validated=data_validated).evaluate()
 
 
 def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,

@@ -95,6 +95,7 @@ class Objective:
     n_splits: int = 16
     penalize: bool = False
     prune: bool = False
+    _checked: bool = field(default=False, init=False, repr=False)
 
     def _violation(self, metrics: pd.Series) -> list[float]:
         # optuna convention: each value <= 0 means satisfied.
@@ -134,7 +135,8 @@ class Objective:
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after {frac:.0%} of the data")
         metrics, moments = evaluate_chunk(self.kind, self.data, [params], self.config,
-                                          self.n_splits, self._fused())
+                                          self.n_splits, self._fused(), self._checked)
+        self._checked = True  # the data passed validation once in this process
         row = metrics.iloc[0]
         trial.set_user_attr("metrics", {k: _plain(v) for k, v in row.items()})
         trial.set_user_attr("moments", {

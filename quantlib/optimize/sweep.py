@@ -60,13 +60,14 @@ def chunk_size_for(n_bars: int, memory_budget_mb: float) -> int:
 
 
 def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
-                   config: Any = None, n_splits: int = 16,
-                   fused: bool | None = None) -> tuple[pd.DataFrame, ReturnMoments]:
+                   config: Any = None, n_splits: int = 16, fused: bool | None = None,
+                   data_validated: bool = False) -> tuple[pd.DataFrame, ReturnMoments]:
     """Backtest ``params`` in one broadcast call; return (metrics rows, return moments).
 
     ``fused``: True = the fused kernel (:mod:`quantlib.optimize.fused`; only
     :data:`~quantlib.optimize.fused.FUSED_METRICS`), False = :func:`run_backtest` (every
-    metric), None = fused whenever the kind and configuration allow it.
+    metric), None = fused whenever the kind and configuration allow it. ``data_validated``:
+    the caller already validated ``data`` (the fused path then skips ``validate_ohlcv``).
     A plain function of picklable arguments so dask workers and processes can run it.
     """
     from quantlib.backtest import run_backtest
@@ -76,7 +77,8 @@ def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
     if fused is None:
         fused = fused_unsupported(kind_obj, data, config) is None
     if fused:
-        return fused_evaluate(kind_obj, data, list(params), config, n_splits)
+        return fused_evaluate(kind_obj, data, list(params), config, n_splits,
+                              data_validated=data_validated)
     result = run_backtest(kind_obj, data, list(params), config)
     equity = result.equity
     init_cash = float(result.config.init_cash)
