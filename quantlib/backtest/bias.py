@@ -11,6 +11,14 @@
   state instead of re-deriving it from a window. For them the check asks the question that
   matters for that design: stepping bar by bar and resuming from the *persisted* state (the
   JSON the runner stores) at each checked bar must reproduce an uninterrupted run exactly.
+
+Kinds with informative inputs (:mod:`quantlib.strategy.informative`): every recomputation cuts
+the informative data the caller supplied at the same moment as the base data (bars opening
+after the last base bar's open are dropped; the alignment then hands over only bars closed by
+its close), and inputs resampled from the base are resampled from the cut base. A kind that
+reads a still-forming higher-timeframe bar therefore sees a different value on the prefix and
+fails. ``check_recursive`` uses the warm-up with every input's history
+(:meth:`~quantlib.strategy.registry.StrategyKind.warmup_bars`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import DataError, ParameterError
+from quantlib.strategy.informative import truncate_supplied
 from quantlib.strategy.registry import StrategyKind
 
 
@@ -80,9 +89,31 @@ def _result(check: str, kind: StrategyKind, data: pd.DataFrame, bad: list[int],
                            describe[first], bad)
 
 
+def _signals_on(kind: StrategyKind, data: pd.DataFrame, params: Mapping[str, Any],
+                informative: Mapping[str, Any] | None) -> np.ndarray:
+    """Signals on ``data`` (a slice) with the supplied informative data cut where it ends."""
+    if not informative:
+        return kind.signals(data, params)
+    end = data.index[-1].value + 1  # bars opening after the last base bar's open are future
+    return kind.signals(data, params, informative=truncate_supplied(informative, end))
+
+
+def _base_timeframe(data: pd.DataFrame) -> str:
+    timeframe = data.attrs.get("timeframe")
+    if timeframe:
+        return timeframe
+    from quantlib.data.timeframes import infer_timeframe
+
+    inferred = infer_timeframe(data.index)
+    if not inferred:
+        raise DataError("data: cannot tell the timeframe (no 'timeframe' attr, irregular index)")
+    return inferred
+
+
 def check_lookahead(kind: str | StrategyKind, data: pd.DataFrame,
                     params: Mapping[str, Any] | None = None, *, n_checks: int = 60,
-                    points: Sequence[int] | None = None) -> BiasCheckResult:
+                    points: Sequence[int] | None = None,
+                    informative: Mapping[str, Any] | None = None) -> BiasCheckResult:
     """Does the signal at bar t change when the bars after t are removed?
 
     Parameters
@@ -90,6 +121,8 @@ def check_lookahead(kind: str | StrategyKind, data: pd.DataFrame,
     kind, data, params : the kind, an OHLCV frame and its parameters.
     n_checks : number of prefix lengths tried (spread evenly from bar 0 to the end).
     points : explicit bar positions to check instead.
+    informative : informative input name -> its data (frame), for inputs that are not the base
+        data resampled; cut with the base data at every prefix.
 
     Examples
     --------
@@ -98,12 +131,12 @@ def check_lookahead(kind: str | StrategyKind, data: pd.DataFrame,
     True
     """
     kind, params = _prepare(kind, data, params)
-    full = kind.signals(data, params)
+    full = kind.signals(data, params, informative=informative)
     checks = np.asarray(points) if points is not None else _check_points(0, len(data), n_checks)
     bad, describe = [], {}
     for t in checks:
         t = int(t)
-        prefix_value = kind.signals(data.iloc[: t + 1], params)[t]
+        prefix_value = _signals_on(kind, data.iloc[: t + 1], params, informative)[t]
         if prefix_value != full[t]:
             bad.append(t)
             describe[t] = (f"bar {t} ({data.index[t]}): signal {full[t]:g} with the full data but "
@@ -113,7 +146,8 @@ def check_lookahead(kind: str | StrategyKind, data: pd.DataFrame,
 
 def check_recursive(kind: str | StrategyKind, data: pd.DataFrame,
                     params: Mapping[str, Any] | None = None, *, n_checks: int = 30,
-                    extra_history: Sequence[int] = (0, 1, 7, 50)) -> BiasCheckResult:
+                    extra_history: Sequence[int] = (0, 1, 7, 50),
+                    informative: Mapping[str, Any] | None = None) -> BiasCheckResult:
     """Does the signal at bar t change with the amount of history beyond the declared warm-up?
 
     For each checked bar ``t >= warmup + max(extra_history)`` the signal is recomputed on
@@ -130,19 +164,21 @@ def check_recursive(kind: str | StrategyKind, data: pd.DataFrame,
     if kind.engine == "grid":
         return _check_state_resume(kind, data, params, n_checks)
     warmup = int(kind.warmup(params))
+    if kind.informative_inputs(params):
+        warmup = kind.warmup_bars(params, _base_timeframe(data))
     if warmup < 0:
         raise ParameterError(f"strategy kind {kind.name!r}: warmup must be >= 0, got {warmup}")
     extras = sorted({int(e) for e in extra_history})
     if not extras or extras[0] < 0:
         raise ParameterError(f"extra_history: expected non-negative integers, got {extra_history}")
-    full = kind.signals(data, params)
+    full = kind.signals(data, params, informative=informative)
     checks = _check_points(warmup + extras[-1], len(data), n_checks)
     bad, describe = [], {}
     for t in checks:
         t = int(t)
         for e in extras:
             start = t - warmup - e
-            value = kind.signals(data.iloc[start: t + 1], params)[-1]
+            value = _signals_on(kind, data.iloc[start: t + 1], params, informative)[-1]
             if value != full[t]:
                 bad.append(t)
                 describe[t] = (f"bar {t} ({data.index[t]}): signal {full[t]:g} with all history "

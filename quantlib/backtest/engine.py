@@ -98,6 +98,7 @@ def run_backtest(
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     config: BacktestConfig | Mapping[str, Any] | None = None,
+    *, informative: Mapping[str, Any] | None = None,
 ) -> BacktestResult:
     """Backtest ``kind`` on ``data`` for one or many parameter combinations.
 
@@ -108,6 +109,8 @@ def run_backtest(
         combination (signal kinds only).
     params : None (defaults), a dict, or a list of dicts broadcast as columns in one call.
     config : :class:`BacktestConfig` or a dict of its fields.
+    informative : informative input name -> its data (frame), for a kind's inputs that are not
+        its base data resampled (e.g. another symbol); see :mod:`quantlib.strategy.informative`.
 
     Returns
     -------
@@ -138,11 +141,12 @@ def run_backtest(
     if kind.engine != "signals":
         raise ParameterError(f"strategy kind {kind.name!r}: unknown engine {kind.engine!r}; "
                              "expected 'signals' or 'grid'")
-    return _run_signals(kind, frames, params_list, config)
+    return _run_signals(kind, frames, params_list, config, informative)
 
 
 def target_matrix(kind: StrategyKind, frames: Mapping[str, pd.DataFrame],
-                  params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
+                  params_list: Sequence[Mapping[str, Any]],
+                  informative: Mapping[str, Any] | None = None) -> np.ndarray:
     """Targets for every (combination, symbol) column, combination-major: shape (bars, C*S)."""
     from quantlib.strategy.kinds import indicator_cache
 
@@ -152,7 +156,7 @@ def target_matrix(kind: StrategyKind, frames: Mapping[str, pd.DataFrame],
         col = 0
         for p in params_list:
             for df in frames.values():
-                out[:, col] = kind.signals(df, p)
+                out[:, col] = kind.signals(df, p, informative=informative)
                 col += 1
     return out
 
@@ -173,14 +177,15 @@ def _orders_from_targets(target: np.ndarray, direction: str) -> dict[str, np.nda
 
 
 def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
-                 params_list: list[dict[str, Any]], config: BacktestConfig) -> BacktestResult:
+                 params_list: list[dict[str, Any]], config: BacktestConfig,
+                 informative: Mapping[str, Any] | None = None) -> BacktestResult:
     import vectorbt as vbt
 
     symbols = list(frames)
     n_sym, n_combo = len(symbols), len(params_list)
     first = frames[symbols[0]]
     index = first.index
-    target = target_matrix(kind, frames, params_list)
+    target = target_matrix(kind, frames, params_list, informative)
     # With vectorbt's numba engine (the fallback when vectorbt-rust is absent) the simulator is
     # not cached on disk and numba specialises it on array layouts, which differ between one
     # group and several; simulating a lone combination twice keeps one compiled version per
