@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS fills (
     price REAL NOT NULL, size REAL NOT NULL, fee REAL NOT NULL, trade_id TEXT,
     UNIQUE (client_id, trade_id)
 );
+CREATE TABLE IF NOT EXISTS candles (   -- the closed candles the runner stepped (drift report)
+    symbol TEXT NOT NULL, time INTEGER NOT NULL, open REAL NOT NULL, high REAL NOT NULL,
+    low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL, PRIMARY KEY (symbol, time)
+);
 """
 
 
@@ -111,7 +115,8 @@ class StateStore:
             "SELECT name FROM sqlite_master WHERE type='table'")}
         tables.discard("sqlite_sequence")
         # Files written before the marker existed hold exactly our tables: adopt those too.
-        ours = owner == APPLICATION_ID or (owner == 0 and (not tables or tables == _TABLES))
+        ours = owner == APPLICATION_ID or (owner == 0 and (not tables or tables - {"candles"}
+                                                           == _TABLES))
         if not ours:
             raise LiveError(f"state file {self.path} is not a quantlib state file (SQLite "
                             f"application id {owner:#x}, tables {sorted(tables)}); refusing to "
@@ -277,6 +282,12 @@ class StateStore:
 
     def bars(self) -> list[tuple]:
         return self._rows("SELECT * FROM bars ORDER BY time")
+
+    def add_candle(self, symbol: str, bar: Any) -> None:
+        """Keep a stepped candle (``time open high low close volume``): the run's own data,
+        which ``quantlib live report`` backtests the spec on."""
+        self._execute("INSERT OR REPLACE INTO candles VALUES (?,?,?,?,?,?,?)",
+                      (symbol, bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything comparable between two runs (used by crash-safety tests and status)."""
