@@ -195,6 +195,10 @@ class LiveRunner:
             known = self.store.get_meta("spec_hash")
             if self.store.get_meta("symbols") is None:  # what `live status` lists positions of
                 self.store.set_meta("symbols", json.dumps(self.symbols))
+            if self.store.get_meta("spec") is None:  # what `live report` backtests
+                from quantlib.strategy.spec import dump_spec
+
+                self.store.set_meta("spec", dump_spec(self.spec))
             if known is None:
                 self.store.set_meta("spec_hash", digest)
                 self.store.set_meta("strategy", self.spec.name)
@@ -324,6 +328,7 @@ class LiveRunner:
             store.set_json("grid_state", grid.to_dict())
             store.set_meta("cash", repr(grid.cash))
             store.set_meta("position", repr(grid.inventory))
+            store.add_candle(spec.symbol, bar)
             store.add_bar(bar.time, bar.close, 0.0, grid.inventory, grid.cash, equity,
                           note="" if active else "buys off")
             store.set_meta("last_bar", bar.time)
@@ -350,6 +355,8 @@ class LiveRunner:
             for order in orders:
                 self.store.add_order(order)
             self.store.add_bar(bar.time, bar.close, target, position, cash, equity)
+            for symbol, candle in bars.items():  # the run's own data, for `live report`
+                self.store.add_candle(symbol, candle)
             self.store.set_meta("last_bar", bar.time)
         for order in orders:
             self.log.info("order_intent", bar=bar.time, client_id=order.client_id,
