@@ -78,4 +78,9 @@ summary = record_metrics({'best_n_levels': sweep.params[best]['n_levels'],
                 **{f'{m}_realized_pnl': comparison.loc['realized_pnl', m] for m in FILL_MODELS},
                 'touch_vs_bar_round_trips': comparison.loc['round_trips', 'touch_vs_bar'],
                 'touch_vs_bar_realized_pnl': comparison.loc['realized_pnl', 'touch_vs_bar']})"""),
+    ("code", """# Tearsheet of the sweep's best grid against buy & hold of the same market
+from quantlib.plotting import tearsheet
+record_metrics({k: sweep.metrics[k].iloc[best] for k in ('excess_return', 'benchmark_return')},
+               display_table=False)
+tearsheet(sweep, best, benchmark=df).show()"""),
 ])

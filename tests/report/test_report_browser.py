@@ -158,6 +158,7 @@ _ALL_CHARTS = {"cumulative", "underwater", "drawdowns", "monthly", "yearly", "ro
                "distribution", "trades", "exposure"}
 TEARSHEET_CHARTS = {
     "02_backtest": _ALL_CHARTS, "04_optimize": _ALL_CHARTS, "06_ml_xgboost": _ALL_CHARTS,
+    "07_grid_trading": _ALL_CHARTS,
     "08_promote": _ALL_CHARTS, "05_walk_forward": _ALL_CHARTS - {"trades", "exposure"},
 }
 
