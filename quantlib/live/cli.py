@@ -333,6 +333,31 @@ def status(state: Path | None = typer.Option(None, "--state", help="state file")
     typer.echo(json.dumps(info, indent=2, default=str))
 
 
+@live_app.command("report")
+def report(state: Path = typer.Option(..., "--state", help="state file of the run"),
+           out: Path = typer.Option(Path("reports"), "--out", help="reports folder (the page "
+                                    "goes to OUT/live/, listed in OUT/index.html)"),
+           tolerance: float = typer.Option(
+               0.001, "--tolerance", help="relative equity gap that counts as divergence"),
+           self_contained: bool = typer.Option(False, "--self-contained",
+                                               help="inline plotly.js in the page")) -> None:
+    """Drift report: live equity and fills against a backtest of the run's spec on the run's
+    own candles (reads the state read-only: safe while the runner writes). Prints the page's
+    path and the verdict; exits 1 when the run diverged."""
+    from quantlib.report.live_drift import write_drift_report
+
+    try:
+        page = write_drift_report(state, out, tolerance=tolerance, self_contained=self_contained)
+        verdict = json.loads(page.with_suffix(".json").read_text())
+    except QuantlibError as exc:
+        _fail(exc)
+        return
+    typer.echo(str(page))
+    typer.echo(verdict["verdict"])
+    if verdict["diverged"]:
+        raise typer.Exit(1)
+
+
 def _status_board(folder: Path | None, stale_after: float | None) -> None:
     from quantlib.live.status_board import format_lines, scan
 

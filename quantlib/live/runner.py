@@ -245,6 +245,7 @@ class LiveRunner:
         halt = self.risk.check(first.time, equity)
         if halt:
             self.log.warning("risk_halt", bar=first.time, reason=halt)
+            self.store.set_meta("halted_bar", first.time)  # the drift report's time line
         targets = {}
         exited = {order.symbol for order in orders}
         sizer = getattr(self.broker, "intent_amount", None)
@@ -421,6 +422,9 @@ class LiveRunner:
         processed = 0
         stopped_by = "feed_end"
         self.log.info("start", strategy=self.spec.name, mode=self.mode, resume_after=last)
+        with self.store.transaction():  # (re)starts, for the drift report's time line
+            starts = self.store.get_json("starts", [])
+            self.store.set_json("starts", [*starts, {"at": time.time(), "resume_after": last}])
         for item in self.feed:
             reason = self._stop_requested()
             if reason:

@@ -292,7 +292,9 @@ class StateStore:
     def snapshot(self) -> dict[str, Any]:
         """Everything comparable between two runs (used by crash-safety tests and status)."""
         return {
-            "meta": dict(self._rows("SELECT key, value FROM meta ORDER BY key")),
+            # 'starts' lists when each process started: a history, not a comparable value
+            "meta": dict(self._rows("SELECT key, value FROM meta WHERE key != 'starts' "
+                                    "ORDER BY key")),
             "orders": [tuple(r) for r in self._rows(
                 "SELECT client_id, bar_time, intent, side, amount, status FROM orders "
                 "ORDER BY bar_time, client_id")],

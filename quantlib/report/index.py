@@ -182,6 +182,9 @@ def render_index(out: Path) -> str:
     header = "".join(f"<th scope='col'>{h}</th>" for h in columns)
     colgroup = "".join(f"<col class='c-{c}'>" for c in classes)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
+    from quantlib.report.live_drift import live_index_html  # pandas: only when rendering
+
+    live = live_index_html(out)  # `quantlib live report` pages, under "Live"
     empty = "" if rows else "<p>No report runs yet: run <code>quantlib report</code>.</p>"
     controls = (
         "<div class='controls'><label>filter <input id='filter-text' type='search' "
@@ -199,7 +202,7 @@ def render_index(out: Path) -> str:
         "<i>vs buy &amp; hold</i>: the strategy's return minus holding the traded market over "
         f"the same bars.</p>{empty}{controls}"
         f"<table id='runs'><colgroup>{colgroup}</colgroup><thead><tr>{header}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table><script>{_JS}</script>"
+        f"<tbody>{''.join(rows)}</tbody></table>{live}<script>{_JS}</script>"
         "</body></html>"
     )
 

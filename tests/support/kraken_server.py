@@ -181,13 +181,16 @@ class KrakenServer:
     api_key, secret : the one valid credential pair.
     balances : starting balances by unified code, e.g. ``{"USD": 10_000}``.
     fee_rate : fee charged on fills, fraction of the quote value.
+    extra_slippage_bps : market orders fill this many basis points worse than the price
+        (buys higher, sells lower): a venue that slips more than the backtest models.
     """
 
     def __init__(self, ohlcv: pd.DataFrame | None = None, *, symbol: str = "BTC/USD",
                  timeframe: str | None = None, page_size: int = 720,
                  api_key: str = DEFAULT_API_KEY, secret: str = DEFAULT_SECRET,
                  balances: dict[str, float] | None = None, fee_rate: float = 0.0,
-                 ohlc_rule: str = "kraken", trades_page_size: int = 1000) -> None:
+                 ohlc_rule: str = "kraken", trades_page_size: int = 1000,
+                 extra_slippage_bps: float = 0.0) -> None:
         if ohlc_rule not in _OHLC_RULES:
             raise ValueError(f"ohlc_rule must be one of {_OHLC_RULES}, got {ohlc_rule!r}")
         self.page_size = page_size
@@ -197,6 +200,7 @@ class KrakenServer:
         self.api_key = api_key
         self.secret = secret
         self.fee_rate = fee_rate
+        self.extra_slippage_bps = extra_slippage_bps
         self.fault_delay = 1.0
         self.latency: dict[str, float] = {}  # endpoint -> seconds each answer takes (a far exchange)
         self.requests: list[RecordedRequest] = []
@@ -536,7 +540,8 @@ class KrakenServer:
             price = trigger
             descr = f"{side} {volume:.8f} {pair.altname} @ stop loss {_fmt(trigger)}"
         else:
-            price = limit if limit is not None else self._prices[pair.symbol]
+            price = limit if limit is not None else self._prices[pair.symbol] * (
+                1.0 + (1 if side == "buy" else -1) * self.extra_slippage_bps / 1e4)
             descr = f"{side} {volume:.8f} {pair.altname} @ " + (
                 f"limit {_fmt(limit)}" if limit is not None else "market")
         if params.get("validate") in ("true", "True", "1"):  # Kraken's dry run: check only
