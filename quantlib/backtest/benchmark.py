@@ -108,10 +108,12 @@ def relative_stats(rets: np.ndarray | None, path: np.ndarray, bench: np.ndarray,
     mean_b = bench.mean()
     centred = bench - mean_b
     var_b = centred @ centred / (n - 1)
-    # cov(r, b) = sum(r * (b - mean_b)) / (n - 1): centring b alone is enough, so the returns
-    # matrix is read once and never copied.
-    cov = rets.T @ centred / (n - 1)
     up, down = bench > 0, bench < 0
+    # cov(r, b) = sum(r * (b - mean_b)) / (n - 1): centring b alone is enough. One pass reads
+    # the returns matrix once for the covariance and the up/down sums together (einsum: BLAS
+    # on this thin (n x 3)' (n x k) product was 10-30x slower here, threads fighting).
+    sums = np.einsum("ij,ik->jk", np.column_stack([centred, up, down]), rets)
+    cov = sums[0] / (n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = cov / var_b if var_b > 0 else nan
         alpha = (mean - beta * mean_b) * periods_per_year
@@ -122,8 +124,8 @@ def relative_stats(rets: np.ndarray | None, path: np.ndarray, bench: np.ndarray,
         tracked = tracking_var > 1e-12 * (std**2 + var_b)
         information_ratio = np.where(tracked, (mean - mean_b) / np.sqrt(np.where(tracked, tracking_var, 1.0))
                                      * np.sqrt(periods_per_year), np.nan)
-        up_capture = (up @ rets / up.sum()) / bench[up].mean() if up.any() else nan
-        down_capture = (down @ rets / down.sum()) / bench[down].mean() if down.any() else nan
+        up_capture = (sums[1] / up.sum()) / bench[up].mean() if up.any() else nan
+        down_capture = (sums[2] / down.sum()) / bench[down].mean() if down.any() else nan
     return dict(alpha=alpha, beta=beta, correlation=correlation,
                 information_ratio=information_ratio, up_capture=up_capture,
                 down_capture=down_capture)
