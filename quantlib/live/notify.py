@@ -5,7 +5,8 @@ Sending never blocks or breaks trading:
 * :meth:`Notifier.send` only puts the message on a bounded queue (a full queue drops it and
   counts the drop); a background thread does the network work.
 * The sender merges bursts: after a send it waits ``min_interval`` seconds and sends everything
-  queued meanwhile as ONE message (a replay's hundred fills are one message, not a hundred).
+  queued meanwhile as ONE message (a replay's hundred fills are one message, not a hundred;
+  every message that is not a fill stays in full, fills beyond 20 are counted).
 * Each message gets ``retries`` attempts; every apprise request carries connect/read timeouts,
   so a receiver that hangs only holds the sender thread, never the trading thread.
 * A failing channel is logged once (``notify_failed``) until it works again (``notify_ok``).
@@ -188,16 +189,20 @@ def _drain(batch: list[Message], source: queue.Queue) -> tuple[list[Message], bo
 
 
 def _merge(batch: list[Message], max_lines: int = 20) -> Message:
-    """One message for a burst: the first title (with a count), each message one section."""
+    """One message for a burst. Every message that is not a fill is shown (a stop or a halt is
+    never hidden behind fills), then fills up to ``max_lines`` sections, then their count.
+    The title is the first non-fill message's (with the burst's size and events)."""
     if len(batch) == 1:
         return batch[0]
-    head = batch[0]
+    important = [m for m in batch if m.event != "fill"]
+    fills = [m for m in batch if m.event == "fill"]
+    shown_fills = fills[:max(0, max_lines - len(important))]
+    head = important[0] if important else batch[0]
     kinds = sorted({m.event for m in batch})
     title = f"{head.title} (+{len(batch) - 1} more: {', '.join(kinds)})"
-    shown = batch[:max_lines]
-    body = "\n\n".join(f"{m.title}\n{m.body}" for m in shown)
-    if len(batch) > len(shown):
-        body += f"\n\n... and {len(batch) - len(shown)} more"
+    body = "\n\n".join(f"{m.title}\n{m.body}" for m in [*important, *shown_fills])
+    if len(fills) > len(shown_fills):
+        body += f"\n\n... and {len(fills) - len(shown_fills)} more fills"
     return Message(head.event, title, body)
 
 

@@ -198,7 +198,7 @@ def test_bursts_are_merged_into_one_message_each_interval():
     assert len(titles) == 2  # the start, then the 30 fills of the next interval in one
     assert "+29 more" in titles[1]
     assert all(f"fill {i}\n" in bodies + "\n" for i in range(20))
-    assert "... and 10 more" in bodies
+    assert "... and 10 more fills" in bodies
 
 
 def test_only_the_chosen_events_are_sent():
