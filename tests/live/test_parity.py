@@ -180,7 +180,7 @@ def test_regime_kinds_parity(kind, how, tmp_path):
 EXITS = [
     {"sl_stop": 0.02, "tp_stop": 0.04},
     {"trail_stop": 0.015, "tp_stop": 0.05},
-    {"sl_stop": 0.008, "direction": "shortonly"},
+    {"sl_stop": 0.01, "tp_stop": 0.02, "direction": "shortonly"},
 ]
 
 
@@ -196,7 +196,7 @@ def _stop_exits(store) -> int:
 
 
 @pytest.mark.parametrize("how", HOW)
-@pytest.mark.parametrize("exits", EXITS, ids=["sl-tp", "trail-tp", "short-sl"])
+@pytest.mark.parametrize("exits", EXITS, ids=["sl-tp", "trail-tp", "short-sl-tp"])
 def test_exits_parity_synthetic(exits, how, replay_file, tmp_path):
     """Stops exported from a backtest: paper replay (and `quantlib backtest --strategy`) give
     the notebook's fills exactly, the stop exits included."""
