@@ -59,7 +59,7 @@ def _run(spec, tmp_path, feed, hook_urls, *, broker=None, name="s.db", **attach_
                         mode="live" if broker else "paper")
     min_interval = attach_kw.pop("min_interval", 0.2)
     watcher = attach(logger, state, spec, notify=hook_urls, **attach_kw)
-    if watcher.notifier is not None:
+    if watcher is not None and watcher.notifier is not None:
         watcher.notifier.min_interval = min_interval
     error = None
     try:
@@ -67,9 +67,25 @@ def _run(spec, tmp_path, feed, hook_urls, *, broker=None, name="s.db", **attach_
     except (ExchangeError, LiveError) as exc:
         error = exc
     finally:
-        watcher.close()
+        if watcher is not None:
+            watcher.close()
     records = [json.loads(line) for line in log.getvalue().splitlines()]
     return runner, store, records, error
+
+
+class TimedFeed:
+    """Replay bars and note when the runner asks for each: the gaps are whole bar iterations
+    (decide, commit, send, log, sinks)."""
+
+    timeframe, symbol = "1h", "BTC/USD"
+
+    def __init__(self, bars):
+        self.bars, self.asked = bars, []
+
+    def __iter__(self):
+        for bar in self.bars:
+            self.asked.append(time.perf_counter_ns())
+            yield bar
 
 
 def _event_time(records, event):
@@ -162,23 +178,29 @@ def test_a_bad_receiver_does_not_slow_the_step(tmp_path, mode, capsys):
 
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     bars = frame_to_bars(synthetic_ohlcv(n_bars=1500, seed=5).ohlcv)
-    base, *_ = _run(spec, tmp_path, bars, [], name="base.db", metrics_port=0)
+    base_feed, feed = TimedFeed(bars), TimedFeed(bars)
+    base, *_ = _run(spec, tmp_path, base_feed, [], name="base.db")  # nothing watching
     with WebhookReceiver(mode=mode, hang_seconds=20) as hook:
         # every event on (each fill too), no merging pause: the sender is as busy as it can be
-        runner, _, records, _ = _run(spec, tmp_path, bars, [hook.url], min_interval=0.0)
+        runner, _, records, _ = _run(spec, tmp_path, feed, [hook.url], min_interval=0.0)
         requests = hook.requests
     warm = 50  # the first calls compile and fill caches (as benchmarks/bench_live.py skips)
     steps = np.array(runner.latencies_ns[warm:])
     p99, p99_base = np.percentile(steps, 99), np.percentile(base.latencies_ns[warm:], 99)
+    whole = np.diff(feed.asked)[warm:]
+    whole_p99, whole_base = np.percentile(whole, 99), np.percentile(np.diff(base_feed.asked)[warm:],
+                                                                    99)
     with capsys.disabled():
-        print(f"\n[notify {mode}] per-bar step p99 {p99 / 1e3:.1f} us (same run without "
-              f"notifications: {p99_base / 1e3:.1f} us; budget {LATENCY_BUDGET_NS / 1e3:.0f} us),"
-              f" max {steps.max() / 1e3:.1f} us, {len(steps)} bars, {requests} webhook requests")
+        print(f"\n[notify {mode}] per-bar step (decision) p99 {p99 / 1e3:.1f} us, without "
+              f"notifications {p99_base / 1e3:.1f} us, budget {LATENCY_BUDGET_NS / 1e3:.0f} us; "
+              f"whole bar iteration p99 {whole_p99 / 1e3:.1f} us vs {whole_base / 1e3:.1f} us; "
+              f"max {whole.max() / 1e3:.1f} us; {len(steps)} bars, {requests} webhook requests")
     assert requests >= 1  # the receiver was really tried (and hung / failed)
     # Within the budget; on a machine so loaded that even the run without notifications
     # misses it, no worse than that run (a step waiting on the receiver would take seconds).
     assert p99 < max(LATENCY_BUDGET_NS, 2 * p99_base)
-    assert steps.max() < 1e9
+    assert whole_p99 < 2 * whole_base + LATENCY_BUDGET_NS
+    assert whole.max() < 1e9  # never a wait on the receiver's 3 s read timeout
     failures = [r for r in records if r["event"] == "notify_failed"]
     assert len(failures) <= 1  # said once, however many sends failed
     if mode == "500":
