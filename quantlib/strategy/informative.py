@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -225,7 +225,8 @@ def align(base: Bars, spec: InformativeInput, raw: Bars | None) -> Informative:
     n_closed = int(np.searchsorted(time + step, last_close, side="right"))
     info = _head(info, n_closed)  # the forming bar (and anything later) is never handed over
     index = visible_index(base_time, base_step, info.time, step)
-    _check_complete(what, base, base_time + base_step, index, info.time, step, spec.history)
+    _check_latest(what, base, base_time + base_step, index, info.time, step)
+    _check_history(what, index, info.time, step, spec.history)
     return Informative(spec, info, index)
 
 
@@ -236,9 +237,10 @@ def _head(bars: Bars, n: int) -> Bars:
     return Bars(bars.time[:n], columns, bars.attrs)
 
 
-def _check_complete(what: str, base: Bars, base_close: np.ndarray, index: np.ndarray,
-                    info_time: np.ndarray, step: int, history: int) -> None:
-    """DataError when, after the first informative bar closed, a needed bar is missing."""
+def _check_latest(what: str, base: Bars, base_close: np.ndarray, index: np.ndarray,
+                  info_time: np.ndarray, step: int) -> None:
+    """DataError when, after the first informative bar closed, the bar visible at a base bar
+    is not the one that closed last."""
     seen = np.flatnonzero(index >= 0)
     if not len(seen):
         return
@@ -249,6 +251,14 @@ def _check_complete(what: str, base: Bars, base_close: np.ndarray, index: np.nda
         raise DataError(f"{what}: bar {utc_label(expected[wrong[0]])} is missing (needed at base "
                         f"bar {t}, {base.label(t)}); informative bars are never forward-filled "
                         "across a gap")
+
+
+def _check_history(what: str, index: np.ndarray, info_time: np.ndarray, step: int,
+                   history: int) -> None:
+    """DataError when a bar of the declared history before the first visible bar is missing."""
+    seen = np.flatnonzero(index >= 0)
+    if not len(seen):
+        return
     first = max(int(index[seen[0]]) - max(int(history), 1) + 1, 0)
     gaps = np.flatnonzero(np.diff(info_time[first:]) != step)
     if len(gaps):
@@ -273,8 +283,16 @@ def attach(base: Any, inputs: tuple[InformativeInput, ...],
     aligned = {}
     for spec in inputs:
         raw = _raw_input(bars, spec, supplied.get(spec.name))
-        aligned[spec.name] = cached("informative", _aligner(bars, spec, raw), bars.close, spec,
-                                    None if raw is None else id(raw.close))
+        # the alignment does not depend on the history asked for: parameters that change only
+        # the history (a trend window) share it, and only the history check is repeated
+        key = (spec.name, spec.timeframe, spec.symbol, spec.source)
+        shared = cached("informative", _aligner(bars, spec, raw), bars.close, key,
+                        None if raw is None else id(raw.close))
+        if shared.input != spec:
+            _check_history(spec.describe(bars), shared.index, shared.bars.time,
+                           _step_of(shared.bars, spec.describe(bars)), spec.history)
+            shared = replace(shared, input=spec)
+        aligned[spec.name] = shared
     columns = {name: bars.column(name) for name in COLUMNS if bars.has(name)}
     return Bars(bars.time, columns, {**bars.attrs, "informative": aligned})
 

@@ -161,3 +161,33 @@ def test_a_base_gap_under_a_higher_timeframe_is_a_data_error(hourly):
     holed.attrs.update(hourly.attrs)
     with pytest.raises(DataError, match=r"4h\).*is missing"):
         get_kind("htf_trend").signals(holed, _params())
+
+
+def test_a_sweep_aligns_each_informative_input_once(hourly, monkeypatch):
+    import quantlib.strategy.informative as info
+    import quantlib.strategy.trend as trend_module
+
+    calls = {"align": 0, "average": 0}
+    real_align, real_sma = info.align, trend_module.sma
+
+    def counting_align(*args):
+        calls["align"] += 1
+        return real_align(*args)
+
+    def counting_sma(bars, window):
+        calls["average"] += 1 if len(bars) < len(hourly) else 0  # 4h bars only
+        return real_sma(bars, window)
+
+    monkeypatch.setattr(info, "align", counting_align)
+    monkeypatch.setattr(trend_module, "sma", counting_sma)
+    grid = [{**_params("ma", w), "inner_params": {"fast": f, "slow": 20}}
+            for f in (3, 5, 8) for w in (4, 6)]
+    result = run_backtest("htf_trend", hourly, grid)
+    assert calls["align"] == 1  # one 4h input, aligned once for the 6 combinations
+    assert calls["average"] == 6  # the gate asks per combination ...
+    # ... but the cached indicator makes the 6 combinations share 2 averages: same targets as
+    # each combination run alone
+    for col, p in enumerate(grid):
+        alone = run_backtest("htf_trend", hourly, p)
+        np.testing.assert_array_equal(result.equity.iloc[:, col].to_numpy(),
+                                      alone.equity.iloc[:, 0].to_numpy())
