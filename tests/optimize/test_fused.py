@@ -159,3 +159,25 @@ def test_walk_forward_searches_in_sample_on_the_fused_kernel():
     wf = walk_forward("ma_cross", _random_bars(8, 900, 0.0), WalkForwardSplitter(300, 200),
                       space={"fast": [3, 6], "slow": [20, 30]}, n_splits=4)
     assert (wf.splits["is_engine"] == "fused").all()
+
+
+def test_optuna_trials_score_with_the_fused_kernel():
+    from quantlib.optimize.space import SearchSpace
+    from quantlib.optimize.study import Objective, run_study
+
+    data = _random_bars(21, 600, 0.1)
+    space = {"fast": (2, 8), "slow": (15, 40)}
+    objective = Objective("ma_cross", data, SearchSpace.from_kind(get_kind("ma_cross"), space),
+                          ("sharpe",), n_splits=4)
+    assert objective._fused()
+    assert not Objective("ma_cross", data, objective.space, ("benchmark_sharpe",))._fused()
+    res = run_study("ma_cross", data, space=space, sampler="random", n_trials=5,
+                    storage="memory", seed=3, n_splits=4)
+    trials = [t for t in res.study.trials if "metrics" in t.user_attrs]
+    assert trials
+    params = [t.user_attrs["params"] for t in trials]
+    reference = run_backtest("ma_cross", data, params).metrics.reset_index(drop=True)
+    for i, trial in enumerate(trials):
+        for name in ("sharpe", "total_return", "max_drawdown", "n_trades"):
+            assert trial.user_attrs["metrics"][name] == pytest.approx(
+                float(reference.loc[i, name]), rel=RTOL, nan_ok=True), (name, params[i])
