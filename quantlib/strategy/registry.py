@@ -306,7 +306,7 @@ def _ensure_builtins_loaded() -> None:
 
     for module in ("quantlib.strategy.kinds", "quantlib.strategy.trend",
                    "quantlib.backtest.grid_kind",
-                   "quantlib.regime.strategy", "quantlib.ml.strategy"):
+                   "quantlib.regime.strategy", "quantlib.regime.cross", "quantlib.ml.strategy"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:  # a sub-package not built yet must not break the rest
