@@ -135,7 +135,12 @@ def _live_rss(df, tmp: Path) -> tuple[dict, int]:
     from tests.support.kraken_server import KrakenServer
 
     bars = save_ohlcv(df, tmp / "live_bars.csv")
-    spec = _spec_file(tmp, "ma_cross", {"fast": 10, "slow": 50}, approval={"status": "approved"})
+    from quantlib.strategy.spec import StrategySpec
+    from tests.live._approve import promoted
+
+    # Live mode trades only a spec whose hash `quantlib strategy promote` put in the ledger.
+    spec = promoted(StrategySpec(name="bench_ma_cross_live", kind="ma_cross",
+                                 params={"fast": 10, "slow": 50}, symbols=["BTC/USD"]), tmp)
     with KrakenServer(symbol="BTC/USD", balances={"USD": 10_000.0}) as server:
         server.set_price("BTC/USD", float(df["close"].iloc[-1]))
         env = {"QUANTLIB_KRAKEN_API_KEY": server.api_key, "QUANTLIB_KRAKEN_SECRET": server.secret,
