@@ -119,3 +119,38 @@ def test_trailing_stop_on_exchange_is_refused_by_name(server, tmp_path):
                      execution={"stop_on_exchange": True}, risk={"trail_stop": 0.02})
     with pytest.raises(LiveError, match="stop_on_exchange.*sl_stop"):
         _runner(server, spec, StateStore(tmp_path / "x.db"), iter([]))
+
+
+class _Died(Exception):
+    """The process dies here (the test stops the run at this exact point)."""
+
+
+def test_death_between_entry_fill_and_stop_placement_is_repaired_on_restart(
+        server, replay_frame, tmp_path, monkeypatch):
+    bars = frame_to_bars(replay_frame)
+    spec = _spec()
+    store = StateStore(tmp_path / "live.db")
+
+    def die(self):
+        raise _Died
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CcxtBroker, "place_stops", die)
+        runner, _ = _runner(server, spec, store, _market_feed(server, bars))
+        with pytest.raises(_Died):
+            runner.run()
+    # the entry filled at the exchange, its stop-loss was queued but never sent
+    queued = [o for o in store.orders() if o.order_type == "stop"]
+    assert [o.status for o in queued] == ["new"]
+    assert _stops(server) == [] and server.balance("BTC") > 0
+    # the restart sends it before trading any further bar
+    runner, _ = _runner(server, spec, store, iter([]))
+    runner.run()
+    (stop,) = _stops(server)
+    assert stop["cl_ord_id"] == queued[0].client_id
+    assert float(stop["vol"]) == pytest.approx(server.balance("BTC"), rel=1e-8)
+    assert store.get_order(queued[0].client_id).status == "sent"
+    # and a second restart does not send it again
+    runner, _ = _runner(server, spec, store, iter([]))
+    runner.run()
+    assert len(_stops(server)) == 1 and server.duplicate_client_ids() == {}
