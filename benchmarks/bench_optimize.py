@@ -93,7 +93,8 @@ def _real_or_sample(quick: bool):
 
     if REAL_DATA.exists() and not quick:
         return load_ohlcv(REAL_DATA), REAL_DATA.name
-    return load("sample:seed=1,bars=21453"), "synthetic 21,453 hourly bars (real file absent)"
+    why = "--quick" if quick else "real file absent"
+    return load("sample:seed=1,bars=21453"), f"synthetic hourly bars ({why})"
 
 
 def _best_of(fn, repeats: int = 3) -> float:
