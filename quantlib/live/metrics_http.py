@@ -56,6 +56,7 @@ class RunMetrics:
                                       "per-bar step: decide and commit", registry=r,
                                       buckets=_LATENCY_BUCKETS)
         self._bar_close_s: float | None = None
+        self.server = None  # the HTTP server, once serving
         self.last_bar_age.set_function(self._age)
 
     def _age(self) -> float:
@@ -95,6 +96,13 @@ class RunMetrics:
                 continue
         self.halted.set(1 if meta.get("halted") else 0)
 
+    def shutdown(self) -> None:
+        """Stop serving (the run is over)."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
@@ -105,6 +113,7 @@ class RunMetrics:
 
         try:
             server, _ = start_http_server(port, addr=host, registry=self.registry)
+            self.server = server
         except OSError as exc:
             raise LiveError(f"--metrics-port {port} on {host}: cannot listen ({exc.strerror})"
                             ) from None

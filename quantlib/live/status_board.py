@@ -2,8 +2,8 @@
 
 Each quantlib state file in the folder (``*.db``) gives one line: strategy, mode, the last bar's
 age, equity, position and health. A run is a *problem* when it is halted by a risk limit or
-stale: its last candle closed more than ``stale_after`` seconds ago (default two bar lengths,
-the bar length read from the run's own bar times). The command exits 1 when any run is a
+stale: its last candle closed more than ``stale_after`` seconds ago (default two bar lengths of
+the spec kept in the state; for older files, the spacing of the run's last bars). The command exits 1 when any run is a
 problem, so ``quantlib live status --dir runs/ || alert`` works from cron or as a container
 health check.
 
@@ -61,7 +61,7 @@ def run_line(path: Path, *, now: float, stale_after: float | None = None) -> Run
                        f"unreadable: {exc}", True)
     beat = _heartbeat(path)
     last = bars[0][0] if bars else None
-    bar_ms = _bar_length_ms(bars)
+    bar_ms = _spec_bar_ms(meta) or _bar_length_ms(bars)
     age = None if last is None or bar_ms is None else now - (last + bar_ms) / 1000
     limit = stale_after if stale_after is not None else (2 * bar_ms / 1000 if bar_ms else None)
     health, problem = str(beat.get("health") or "never ran"), False
@@ -85,6 +85,17 @@ def _read(path: Path) -> tuple[dict[str, str], list[tuple]]:
     finally:
         db.close()
     return meta, bars
+
+
+def _spec_bar_ms(meta: dict[str, str]) -> int | None:
+    """The bar length of the spec the run keeps in its state (None: an older state file)."""
+    from quantlib.data.timeframes import timeframe_to_seconds
+    from quantlib.errors import QuantlibError
+
+    try:
+        return timeframe_to_seconds(json.loads(meta["spec"])["timeframe"]) * 1000
+    except (KeyError, ValueError, TypeError, QuantlibError):
+        return None
 
 
 def _bar_length_ms(bars: list[tuple]) -> int | None:

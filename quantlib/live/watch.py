@@ -79,6 +79,8 @@ class RunWatcher:
             self._thread.join(timeout)
         if self.notifier is not None:
             self.notifier.close(timeout)
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
     # -- watcher thread -----------------------------------------------------------------------
     def _run(self) -> None:

@@ -283,3 +283,37 @@ def test_daily_figures_by_hand():
     assert daily_figures([100.0, 120.0, 90.0], 120.0) == {"equity": 90.0, "pnl": -30.0,
                                                          "drawdown": 0.25}
     assert daily_figures([100.0, 101.0], 100.0)["drawdown"] == 0.0
+
+
+def test_kill_switch_errors_and_stop_orders_are_named(tmp_path):
+    from quantlib.live.watch import RunWatcher
+
+    with WebhookReceiver() as hook:
+        notifier = Notifier([hook.url], min_interval=0.0).start()
+        watcher = RunWatcher(tmp_path / "none.db", "1h", notifier=notifier,
+                             strategy="bot").start()
+        for record in ({"event": "start", "mode": "live"},
+                       {"event": "stop", "reason": "kill_switch"},
+                       {"event": "grid_stop_out", "close": 90.0},
+                       {"event": "stop_filled_at_exchange", "client_id": "c1"},
+                       {"event": "run_error", "kind": "LiveError", "error": "feed broke"}):
+            watcher(record)
+            wait_until(lambda n=len(hook.received): len(hook.received) > n, 5)
+        watcher.close()
+        titles = [m["title"] for m in hook.received]
+    assert titles == ["quantlib bot: started (live)", "quantlib bot: stopped: kill_switch",
+                      "quantlib bot: grid stop-out",
+                      "quantlib bot: resting stop order filled at the exchange",
+                      "quantlib bot: stopped on an error (LiveError)"]
+
+
+def test_stop_loss_exits_are_said_as_stop_orders(tmp_path, replay_frame):
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, risk={"sl_stop": 0.004})
+    with WebhookReceiver() as hook:
+        _, store, _, _ = _run(spec, tmp_path, frame_to_bars(replay_frame), [hook.url],
+                              notify_on="stop_order")
+        received = list(hook.received)
+    exits = [o for o in store.orders() if o.intent.startswith("exit|") and o.status == "filled"]
+    said = sum((m["message"] if " more: " in m["title"] else m["title"]).count(": exit sl: ")
+               for m in received)
+    assert said == len(exits) > 0
