@@ -106,6 +106,11 @@ def backtest_spec(spec_file: Path, data: str | None = None):
     from quantlib.strategy.spec import load_spec
 
     spec = load_spec(spec_file)
+    if len(spec.symbols) > 1:  # one source string is one market: never a silent 1-symbol run
+        raise SpecError(f"{spec_file}: $.symbols: the spec trades the portfolio "
+                        f"{spec.symbols}; `quantlib backtest --strategy` backtests one-symbol "
+                        "specs (backtest a portfolio with run_backtest(kind, {symbol: frame}, "
+                        "params, spec.backtest_config()))")
     source = data or spec.provenance.data_source
     if not source:
         raise SpecError(f"{spec_file}: no --data given and $.provenance.data_source is empty")
