@@ -106,3 +106,13 @@ def test_portfolio_export_keeps_every_symbol_or_says_which_are_missing():
     assert export("p", result=res).symbols == ["BTC/USD", "ETH/USD"]
     with pytest.raises(SpecError, match=r"symbols: the backtest ran the 2-symbol portfolio"):
         export("p", result=res, symbols=["BTC/USD"])
+
+
+def test_cli_backtest_refuses_a_portfolio_spec_instead_of_running_one_market(tmp_path):
+    from quantlib.strategy.cli import backtest_spec
+    from quantlib.strategy.spec import save_spec
+
+    spec = StrategySpec(name="folio", kind="ma_cross", symbols=["BTC/USD", "ETH/USD"])
+    path = save_spec(spec, tmp_path / "folio.json")
+    with pytest.raises(SpecError, match=r"\$\.symbols: the spec trades the portfolio"):
+        backtest_spec(path, "sample:bars=200")
