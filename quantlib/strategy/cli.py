@@ -115,7 +115,29 @@ def backtest_spec(spec_file: Path, data: str | None = None):
     if not source:
         raise SpecError(f"{spec_file}: no --data given and $.provenance.data_source is empty")
     frame = load(source)
-    return run_backtest(spec.kind, frame, spec.params, spec.backtest_config())
+    return run_backtest(spec.kind, frame, spec.params, spec.backtest_config(),
+                        informative=_informative_data(spec, spec_file))
+
+
+def _informative_data(spec, spec_file: Path) -> dict:
+    """Data of the kind's inputs that are other symbols, from ``$.provenance.informative``
+    (inputs resampled from the base or with their own source string load themselves)."""
+    from quantlib.data import load
+    from quantlib.errors import SpecError
+    from quantlib.strategy.registry import get_kind
+
+    kind = get_kind(spec.kind)
+    out = {}
+    for item in kind.informative_inputs(kind.validate(spec.params)):
+        if item.source or item.symbol in (None, spec.symbol):
+            continue
+        recorded = spec.provenance.informative.get(item.name)
+        if recorded is None or not recorded.data_source:
+            raise SpecError(f"{spec_file}: $.provenance.informative.{item.name}.data_source is "
+                            f"needed: the kind reads {item.symbol} and the spec does not say "
+                            "where its data comes from")
+        out[item.name] = load(recorded.data_source)
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -111,6 +111,15 @@ class RiskSpec(_Model):
         return self.order_size
 
 
+class InformativeSpec(_Model):
+    """The data of one informative input (another timeframe or symbol the kind reads)."""
+
+    symbol: str | None = None
+    timeframe: str | None = None
+    data_source: str = ""
+    data_sha256: str | None = Field(None, pattern=_SHA256)
+
+
 class ProvenanceSpec(_Model):
     """Where the evidence came from, so anyone can rebuild it."""
 
@@ -122,6 +131,7 @@ class ProvenanceSpec(_Model):
     notebook: str | None = None
     notebook_params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
+    informative: dict[str, InformativeSpec] = Field(default_factory=dict)
 
 
 class EvidenceSpec(_Model):
@@ -450,6 +460,39 @@ def sha256_frame(df) -> str:
     return digest.hexdigest()
 
 
+def _informative_provenance(kind: str, params: Mapping[str, Any] | None, data: Any,
+                            given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Source and SHA-256 of every informative input's data: frames passed by the caller as
+    they are, inputs resampled from the base as the closed bars the kind was handed."""
+    from quantlib.strategy.bars import Bars
+    from quantlib.strategy.informative import align
+    from quantlib.strategy.registry import get_kind
+
+    try:
+        kind_obj = get_kind(kind)
+        inputs = kind_obj.informative_inputs(kind_obj.validate(params))
+    except ParameterError:
+        return {}  # validate_spec lists the kind/params problem with its JSON path
+    out = {}
+    for spec in inputs:
+        frame = (given or {}).get(spec.name)
+        source = spec.source or ""
+        if frame is None and spec.source:
+            from quantlib.data import load
+
+            frame = load(spec.source)
+        if frame is None:  # resampled from the base data: hash what the signal saw
+            frame = align(Bars.from_frame(data), spec, None).bars.frame()
+            base = (getattr(data, "attrs", {}) or {}).get("source_string", "")
+            source = f"{base}@{spec.timeframe}" if base and spec.timeframe else base
+        attrs = dict(getattr(frame, "attrs", {}) or {})
+        out[spec.name] = {"symbol": spec.symbol or attrs.get("symbol"),
+                          "timeframe": spec.timeframe or attrs.get("timeframe"),
+                          "data_source": source or attrs.get("source_string", ""),
+                          "data_sha256": sha256_frame(frame) if len(frame) else None}
+    return out
+
+
 def _git_commit() -> str | None:
     import subprocess
 
@@ -582,6 +625,7 @@ def export(
     notebook_params: Mapping[str, Any] | None = None,
     artifacts: list[str | Path] | None = None,
     path: str | Path | None = None,
+    informative: Mapping[str, Any] | None = None,
 ) -> StrategySpec:
     """Build a **draft** spec from a backtest (or study) result and its data.
 
@@ -620,6 +664,8 @@ def export(
     if notebook:
         provenance["notebook"] = notebook
     provenance["notebook_params"] = dict(notebook_params or {})
+    if kind is not None and data is not None and len(data):
+        provenance["informative"] = _informative_provenance(kind, params, data, informative)
     in_sample = _metrics_row(getattr(result, "metrics", None))
     out_sample = _metrics_row(oos_metrics)
     n_trades = out_sample.get("n_trades", in_sample.get("n_trades"))
@@ -645,7 +691,8 @@ def export(
 
 
 __all__ = [
-    "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "EvidenceSpec", "ApprovalSpec",
+    "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "InformativeSpec",
+    "EvidenceSpec", "ApprovalSpec",
     "ArtifactSpec", "validate_spec", "load_spec", "dump_spec", "save_spec", "export",
     "spec_json_schema", "write_json_schema", "sha256_file", "sha256_frame", "SCHEMA_VERSION",
     "MAX_SPEC_BYTES",
