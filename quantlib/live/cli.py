@@ -117,7 +117,7 @@ def run(
         elif feed == "exchange":
             kind = get_kind(spec.kind)
             exchange = exchange or _public_exchange(spec.exchange)
-            history = kind.warmup(kind.validate(spec.params)) + 2
+            history = kind.warmup_bars(kind.validate(spec.params), spec.timeframe) + 2
             if len(spec.symbols) > 1:  # a portfolio: a bar once every market's candle closed
                 bars = PortfolioExchangeFeed(exchange, spec.symbols, spec.timeframe,
                                              history=history, poll_seconds=poll_seconds)

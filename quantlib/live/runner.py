@@ -168,7 +168,9 @@ class LiveRunner:
             raise LiveError(f"spec {spec.name!r}: the grid engine trades one symbol without "
                             "sl/tp/trailing exits (its backtest applies neither)")
         self.symbols = list(spec.symbols)
-        self.windows = {s: SignalWindow(self.kind.warmup(self.params) + 1) for s in self.symbols}
+        # warmup_bars: the declared warm-up or, for informative inputs, their history if longer
+        size = self.kind.warmup_bars(self.params, spec.timeframe) + 1
+        self.windows = {s: SignalWindow(size) for s in self.symbols}
         self.window = self.windows[spec.symbol]  # the first symbol's (one-symbol specs: the only)
         self.risk = RiskManager(spec.risk, store)
         self.stop_file = Path(stop_file) if stop_file else None
