@@ -167,7 +167,8 @@ _TEARSHEET_JS = """
 return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (gd) {
   var meta = (gd.layout && gd.layout.meta) || {};
   var filled = (gd.data || []).some(function (t) {
-    function n(a) { return a && a.length ? a.length : 0; }
+    // numeric arrays reach the page as base64 typed arrays ({dtype, bdata})
+    function n(a) { return !a ? 0 : a.length ? a.length : a.bdata ? a.bdata.length : 0; }
     return n(t.x) + n(t.y) + n(t.z) > 0 ||
            (t.cells && t.cells.values && t.cells.values.length && n(t.cells.values[0]) > 0);
   });
