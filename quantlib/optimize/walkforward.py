@@ -117,7 +117,8 @@ def _oos_returns(kind: str, data: pd.DataFrame, params: dict, test: tuple[int, i
     from quantlib.backtest import run_backtest
 
     kind_obj = get_kind(kind)
-    warmup = int(kind_obj.warmup(params))
+    # warmup_bars: informative inputs (e.g. a 4h trend) need their history in base bars too
+    warmup = int(kind_obj.warmup_bars(params, config.timeframe or data.attrs.get("timeframe")))
     start = max(0, test[0] - warmup - 1)
     window = data.iloc[start:test[1]]
     result = run_backtest(kind, window, [params], config)

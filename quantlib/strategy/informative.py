@@ -331,6 +331,8 @@ def informative(bars: Bars, name: str) -> Informative:
 
 def informative_warmup(inputs: tuple[InformativeInput, ...], base_timeframe: str) -> int:
     """Base bars before ``t`` that the inputs need (see the module doc), 0 without inputs."""
+    if not inputs:
+        return 0
     base_step = timeframe_ns(base_timeframe)
     need = 0
     for spec in inputs:
