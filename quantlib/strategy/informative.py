@@ -304,13 +304,23 @@ def _aligner(bars: Bars, spec: InformativeInput, raw: Bars | None) -> Callable[.
     return run
 
 
+_SOURCES_KEY = np.zeros(0)  # a long-lived object for cached() to key loaded sources on
+
+
+def _loader(source: str) -> Callable[..., Any]:
+    def run(*_key: Any) -> Bars:
+        from quantlib.data import load  # research path only: the trader passes its own bars
+
+        return as_bars(load(source))
+    return run
+
+
 def _raw_input(base: Bars, spec: InformativeInput, given: Any) -> Bars | None:
     if given is not None:
         return as_bars(given)
     if spec.source is not None:
-        from quantlib.data import load  # research path only: the trader passes its own bars
-
-        return as_bars(load(spec.source))
+        # loaded once per indicator_cache (a sweep), so the alignment is shared as well
+        return cached("informative-source", _loader(spec.source), _SOURCES_KEY, spec.source)
     own = base.attrs.get("symbol")
     if spec.symbol is not None and spec.symbol != own:
         raise ParameterError(f"{spec.describe(base)}: no data; pass informative="

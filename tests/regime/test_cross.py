@@ -70,3 +70,25 @@ def test_a_gap_in_btc_is_an_error_naming_it(eth, btc):
     holed.attrs.update(btc.attrs)
     with pytest.raises(DataError, match=r"BTC/USDT 1h\): bar .* is missing"):
         get_kind("regime_filter_cross").signals(eth, _params(), informative={"regime": holed})
+
+
+def test_a_regime_source_string_is_loaded_once_per_sweep(eth, monkeypatch):
+    import quantlib.data
+
+    source = "sample:bars=800,timeframe=1h,seed=2"
+    calls = []
+    real_load = quantlib.data.load
+
+    def counting_load(text):
+        calls.append(text)
+        return real_load(text)
+
+    monkeypatch.setattr(quantlib.data, "load", counting_load)
+    grid = [_params(regime_source=source, min_proba=m) for m in (0.4, 0.5, 0.6)]
+    result = run_backtest("regime_filter_cross", eth, grid)
+    assert calls == [source]
+    # the same as passing the frame itself
+    given = run_backtest("regime_filter_cross", eth, grid[1],
+                         informative={"regime": real_load(source)})
+    np.testing.assert_array_equal(result.equity.iloc[:, 1].to_numpy(),
+                                  given.equity.iloc[:, 0].to_numpy())
