@@ -5,9 +5,9 @@ thread only appends each (already redacted) record to a queue. A watcher thread 
 
 * turns log events into notifications (start, stop and why, risk halt, kill switch, exchange
   errors after the retries, ...) and metric updates (errors and retries by kind, halts);
-* after the runner's per-bar ``bar`` observation, reads the state file READ-ONLY (its own
-  SQLite connection, ``mode=ro``: the runner's commit is already visible) for what the log does
-  not say: new fills (and exits among them), orders by status, equity, cash and positions, and
+* after the runner's per-bar ``bar`` observations, at most every ``poll_interval`` (0.25 s),
+  reads the state file READ-ONLY (its own SQLite connection, ``mode=ro``: the runner's commit is
+  already visible) for what the log does not say: new fills (and exits among them), orders by status, equity, cash and positions, and
   the daily summary when a bar opens a new UTC day;
 * says ``stale_feed`` once when no new closed candle arrived for ``stale_after`` seconds
   (default two bar lengths), and re-arms when bars come again.
@@ -51,7 +51,8 @@ class RunWatcher:
         self.stale_after = stale_after if stale_after is not None else 2 * self.bar_ms / 1000
         self.notifier, self.metrics, self.strategy = notifier, metrics, strategy
         self.records: queue.Queue[dict | None] = queue.Queue(100_000)
-        self._last_bar_seen = time.monotonic()
+        self.poll_interval = 0.25  # seconds between reads of the state file
+        self._last_bar_seen = time.time()  # when the runner said it (the record's ts)
         self._stale = False
         self._running = False
         self._fill_id = 0
@@ -68,6 +69,9 @@ class RunWatcher:
             pass
 
     def start(self) -> RunWatcher:
+        """Start watching; call before the run starts (fills already in the state, those of a
+        previous run, are not notified again)."""
+        self._fill_id = self._max_fill_id()  # now, not when the thread gets to it
         self._thread = threading.Thread(target=self._run, name="quantlib-watch", daemon=True)
         self._thread.start()
         return self
@@ -84,27 +88,29 @@ class RunWatcher:
 
     # -- watcher thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        unread = False  # bars processed since the state was last read
+        last_read = 0.0
         while True:
             try:
-                first = self.records.get(timeout=0.1)
+                batch = [self.records.get(timeout=0.1)]
             except queue.Empty:
-                self._check_stale()
-                continue
-            batch = [first]
-            while len(batch) < 10_000:
+                batch = []
+            while batch and len(batch) < 10_000:
                 try:
                     batch.append(self.records.get_nowait())
                 except queue.Empty:
                     break
-            saw_bar = False
             for record in batch:
                 if record is None:
-                    if saw_bar:
+                    if unread:
                         self._poll_state()
                     return
-                saw_bar |= self._handle(record)
-            if saw_bar:
+                unread |= self._handle(record)
+            # The state is read at most every poll_interval: a replay steps thousands of bars
+            # a second, and this thread must not compete with the trading thread for the GIL.
+            if unread and time.monotonic() - last_read >= self.poll_interval:
                 self._poll_state()
+                unread, last_read = False, time.monotonic()
             self._check_stale()
 
     def _handle(self, record: dict[str, Any]) -> bool:
@@ -115,8 +121,7 @@ class RunWatcher:
             return True
         if event == "start":
             self._running = True
-            self._last_bar_seen = time.monotonic()
-            self._fill_id = self._max_fill_id()  # a resumed run: old fills were said before
+            self._last_bar_seen = float(record.get("ts", time.time()))
             self._notify("start", f"started ({record.get('mode')})", record)
         elif event == "stop":
             self._running = False
@@ -144,7 +149,7 @@ class RunWatcher:
         return False
 
     def _on_bar(self, record: dict[str, Any]) -> None:
-        self._last_bar_seen = time.monotonic()
+        self._last_bar_seen = float(record.get("ts", time.time()))  # not when we got to it
         if self._stale:
             self._stale = False
             if self.metrics is not None:
@@ -160,7 +165,7 @@ class RunWatcher:
     def _check_stale(self) -> None:
         if not self._running or self._stale:
             return
-        idle = time.monotonic() - self._last_bar_seen
+        idle = time.time() - self._last_bar_seen
         if idle > self.stale_after:
             self._stale = True
             if self.metrics is not None:
