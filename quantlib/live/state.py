@@ -253,7 +253,10 @@ class StateStore:
             statuses = (status,) if isinstance(status, str) else status
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
             args = statuses
-        rows = self._rows(query + " ORDER BY bar_time, client_id", args)
+        # Within a bar, intents come back in the order they were written (the spec's symbol
+        # order, the backtest's order of execution), so orders re-sent after a restart reach
+        # the exchange in the sequence an uninterrupted run sends them; client ids are hashes.
+        rows = self._rows(query + " ORDER BY bar_time, rowid", args)
         return [OrderRow(*r) for r in rows]
 
     def get_order(self, client_id: str) -> OrderRow | None:

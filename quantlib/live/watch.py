@@ -54,6 +54,7 @@ class RunWatcher:
         self.poll_interval = 0.25  # seconds between reads of the state file
         self._last_bar_seen = time.time()  # when the runner said it (the record's ts)
         self._stale = False
+        self._stale_declared_at = 0.0
         self._running = False
         self._fill_id = 0
         self._day: int | None = None
@@ -150,7 +151,9 @@ class RunWatcher:
 
     def _on_bar(self, record: dict[str, Any]) -> None:
         self._last_bar_seen = float(record.get("ts", time.time()))  # not when we got to it
-        if self._stale:
+        # Only a bar stepped after the stall was reported re-arms the watchdog: bars this thread
+        # reads late, from before the stall, must not make it say "stale" a second time.
+        if self._stale and self._last_bar_seen > self._stale_declared_at:
             self._stale = False
             if self.metrics is not None:
                 self.metrics.stale.set(0)
@@ -168,6 +171,7 @@ class RunWatcher:
         idle = time.time() - self._last_bar_seen
         if idle > self.stale_after:
             self._stale = True
+            self._stale_declared_at = time.time()
             if self.metrics is not None:
                 self.metrics.stale.set(1)
             self._notify("stale_feed", f"no new candle for {idle:.0f} s",
