@@ -16,8 +16,8 @@ apprise is imported when the first notifier is built (only runs with ``--notify`
 
 Examples
 --------
->>> parse_notify_on("halt,stale_feed")
-frozenset({'halt', 'stale_feed'})
+>>> sorted(parse_notify_on("halt,stale_feed"))
+['halt', 'stale_feed']
 >>> sorted(parse_notify_on("all")) == sorted(EVENTS)
 True
 """
