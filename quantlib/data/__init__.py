@@ -24,6 +24,7 @@ _LAZY = {
     "DataSource": "sources", "load": "sources", "parse_source": "sources",
     "source_from_parts": "sources",
     "SyntheticMarket": "synthetic", "synthetic_ohlcv": "synthetic",
+    "synthetic_funding": "synthetic", "synthetic_mark": "synthetic",
     "bars_per_year": "timeframes", "timeframe_to_seconds": "timeframes",
     "timeframe_to_timedelta": "timeframes",
 }
@@ -64,6 +65,8 @@ __all__ = [
     "resample",
     "save_ohlcv",
     "source_from_parts",
+    "synthetic_funding",
+    "synthetic_mark",
     "synthetic_ohlcv",
     "timeframe_to_seconds",
     "timeframe_to_timedelta",
