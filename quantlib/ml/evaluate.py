@@ -4,7 +4,9 @@ Per fold: (optionally) fit the regime model on the training bars only, fit
 :class:`~quantlib.ml.model.XGBSignalClassifier` (early stopping on an inner validation split),
 a scikit-learn logistic regression and a buy-and-hold "model" (constant up-probability = the
 training base rate), then report accuracy, log-loss and AUC on the test samples and the trading
-metrics of each over the test window. The XGBoost fold model is saved as native JSON and
+metrics of each over the test window, beside buy-and-hold of the traded symbol over the same
+test bars (``benchmark_return``, ``excess_return``, alpha, beta...: the shared benchmark metrics
+of :mod:`quantlib.backtest.metrics`, held from the first test bar's close). The XGBoost fold model is saved as native JSON and
 backtested as the registered ``xgb_classifier`` kind through :func:`quantlib.backtest.run_backtest`;
 the baselines go through the same engine as ad-hoc kinds. Trading metrics cover the test window
 only (the warm-up bars that precede it are cut before :func:`compute_metrics_frame`).
@@ -33,7 +35,7 @@ MODELS = ("xgb", "logreg", "buy_hold")
 # Shown by WalkForwardResult.fold_table: fold identity and sizes, then the (rounded) metrics.
 FOLD_TABLE_COLUMNS = ("fold", "model", "test_start", "test_end", "n_train", "n_test", "accuracy",
                       "log_loss", "auc", "total_return", "sharpe", "max_drawdown", "n_trades",
-                      "exposure")
+                      "exposure", "benchmark_return", "excess_return", "excess_sharpe", "beta")
 
 
 @dataclass
@@ -73,7 +75,8 @@ class WalkForwardResult:
     def summary(self) -> pd.DataFrame:
         """Mean over folds of every numeric column, one row per model."""
         cols = ["accuracy", "log_loss", "auc", "total_return", "sharpe", "max_drawdown",
-                "n_trades", "exposure"]
+                "n_trades", "exposure", "benchmark_return", "excess_return", "excess_sharpe",
+                "beta"]
         return self.folds.groupby("model", sort=False)[cols].mean()
 
 
@@ -86,8 +89,9 @@ def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
             "log_loss": float(log_loss(y, clipped, labels=[0, 1])), "auc": auc}
 
 
-def _window_metrics(res: Any, start_row: int) -> pd.DataFrame:
-    """Metrics of every combination of ``res`` over bars ``start_row..`` (the test window)."""
+def _window_metrics(res: Any, start_row: int, close: pd.Series) -> pd.DataFrame:
+    """Metrics of every combination of ``res`` over bars ``start_row..`` (the test window),
+    against buy-and-hold of ``close`` over the same bars."""
     from quantlib.backtest.metrics import compute_metrics_frame
 
     equity = res.equity.iloc[start_row:]
@@ -100,7 +104,8 @@ def _window_metrics(res: Any, start_row: int) -> pd.DataFrame:
     position = (res.positions.iloc[start_row:].to_numpy() != 0)
     return compute_metrics_frame(equity, trade_pnl=pnl, position=position, traded_value=traded,
                                  fees_paid=fees, timeframe=res.config.timeframe,
-                                 year_days=res.config.year_days, init_cash=res.config.init_cash)
+                                 year_days=res.config.year_days, init_cash=res.config.init_cash,
+                                 benchmark=close.iloc[start_row:])
 
 
 def _positions_kind(name: str, targets: dict[str, np.ndarray]):
@@ -212,7 +217,8 @@ def walk_forward_evaluate(
         targets["logreg"][:warm] = 0.0
         res_base = run_backtest(_positions_kind("ml_baseline", targets), window,
                                 [{"model": "logreg"}, {"model": "buy_hold"}], config)
-        trading = pd.concat([_window_metrics(res_xgb, warm), _window_metrics(res_base, warm)])
+        trading = pd.concat([_window_metrics(res_xgb, warm, window["close"]),
+                             _window_metrics(res_base, warm, window["close"])])
         trading.index = list(MODELS)
         for name in MODELS:
             rows.append({"fold": fold, "model": name, "train_start": ds.X.index[train[0]],

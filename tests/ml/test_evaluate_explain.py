@@ -204,3 +204,23 @@ def test_xgboost_trains_on_two_threads_by_default(market):
     clf = XGBSignalClassifier(n_estimators=5, early_stopping_rounds=None).fit(ds.X, ds.y)
     config = json.loads(clf.booster_.save_config())
     assert config["learner"]["generic_param"]["nthread"] == "2"
+
+
+def test_fold_benchmark_is_buy_and_hold_over_the_test_bars(result, market):
+    """Each fold's benchmark columns: holding the traded symbol from the first test bar's close
+    to the last (closed form), its Sharpe by empyrical, excess = strategy - benchmark."""
+    empyrical = pytest.importorskip("empyrical")
+    close = market["close"]
+    for _, row in result.folds.iterrows():
+        s, e = market.index.get_loc(row["test_start"]), market.index.get_loc(row["test_end"])
+        assert row["benchmark_return"] == pytest.approx(close.iloc[e] / close.iloc[s] - 1.0,
+                                                        rel=1e-12)
+        assert row["excess_return"] == pytest.approx(row["total_return"] - row["benchmark_return"])
+        # the first test bar's return is 0 for the holder, as for the strategy (same base)
+        bench = np.r_[0.0, close.iloc[s: e + 1].pct_change().to_numpy()[1:]]
+        assert row["benchmark_sharpe"] == pytest.approx(
+            empyrical.sharpe_ratio(bench, annualization=365 * 24), rel=1e-9)
+        assert np.isfinite(row["beta"])
+    table = result.fold_table()
+    assert {"benchmark_return", "excess_return"} <= set(table.columns)
+    assert {"benchmark_return", "excess_return"} <= set(result.summary().columns)
