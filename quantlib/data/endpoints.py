@@ -10,6 +10,8 @@ Examples
 >>> ex = point_at_loopback(ccxt.kraken(), "http://127.0.0.1:8080", "test server")
 >>> ex.urls["api"]["public"], ex.rateLimit
 ('http://127.0.0.1:8080', 1)
+>>> point_at_loopback(ccxt.binanceusdm(), "http://127.0.0.1:8080", "test").urls["api"]["fapiPublic"]
+'http://127.0.0.1:8080/fapi/v1'
 >>> point_at_loopback(ccxt.kraken(), "https://example.com", "--base-url")
 Traceback (most recent call last):
 ...
@@ -45,7 +47,11 @@ def point_at_loopback(exchange: Any, url: str, what: str) -> Any:
         raise DataError(f"{what}={url!r} must be a loopback address (127.0.0.1 or localhost): "
                         "overrides exist to point tests at a local server")
     base = url.rstrip("/")
-    exchange.urls["api"] = {name: base for name in exchange.urls["api"]}
+    # Each family keeps its path (Binance USD-M: /fapi/v1, /fapi/v2, ...): only the host moves,
+    # so the loopback server sees the venue's real request paths.
+    exchange.urls["api"] = {
+        name: base + (urlsplit(value).path.rstrip("/") if isinstance(value, str) else "")
+        for name, value in exchange.urls["api"].items()}
     exchange.rateLimit = 1
     return exchange
 
