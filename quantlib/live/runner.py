@@ -237,7 +237,8 @@ class LiveRunner:
         symbol's own window) and the intents of the target changes, in the spec's order."""
         store, spec = self.store, self.spec
         first = bars[self.symbols[0]]
-        # live brokers may answer with exit intents of this bar (stops reached at its close)
+        # live brokers may answer with this bar's exit orders: resting exits to place (type
+        # "stop", the position stays open) or exits that close it now (replacing its signal)
         orders: list[OrderRow] = list(self.broker.on_bar(bars) or [])
         cash, _ = self.broker.account()
         positions = self.broker.positions(self.symbols)
@@ -249,7 +250,7 @@ class LiveRunner:
             self.log.warning("risk_halt", bar=first.time, reason=halt)
             self.store.set_meta("halted_bar", first.time)  # the drift report's time line
         targets = {}
-        exited = {order.symbol for order in orders}
+        exited = {order.symbol for order in orders if order.order_type != "stop"}
         sizer = getattr(self.broker, "intent_amount", None)
         budget = cash  # live sizing: later symbols size from what earlier entries leave
         for symbol in self.symbols:
