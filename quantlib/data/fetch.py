@@ -107,8 +107,9 @@ class _Pager:
     """Calls ``exchange.fetch_ohlcv`` page by page with retries; one instance per download."""
 
     def __init__(self, exchange: Any, symbol: str, timeframe: str, *, max_retries: int,
-                 backoff_base: float) -> None:
+                 backoff_base: float, params: dict | None = None) -> None:
         self.exchange = exchange
+        self.params = dict(params or {})  # e.g. {"price": "mark"}: mark-price candles
         self.symbol = symbol
         self.timeframe = timeframe
         self.tf_ms = timeframe_to_seconds(timeframe) * 1000
@@ -133,7 +134,7 @@ class _Pager:
             self.n_requests += 1
             try:
                 rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since_ms,
-                                                 limit=self.limit)
+                                                 limit=self.limit, params=dict(self.params))
             except retryable as exc:
                 last_error = exc
                 if attempt < self.max_retries:
@@ -257,17 +258,20 @@ def _plan(cached: pd.DataFrame | None, since_ms: int, until_ms: int | None, now_
 
 def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, until_ms: int | None,
           *, cache_dir: Any, progress: bool, max_retries: int, backoff_base: float,
-          allow_partial: bool = False) -> pd.DataFrame:
+          allow_partial: bool = False, params: dict | None = None,
+          path: Any = None) -> pd.DataFrame:
     """Bring the cache up to date for ``[since, until)`` and return the whole cached frame.
 
     Raises DataError (nothing written) when the exchange's history starts later than ``since``
-    and ``allow_partial`` is False; with ``allow_partial`` the frame's attrs say so.
+    and ``allow_partial`` is False; with ``allow_partial`` the frame's attrs say so. ``params``
+    go to every ``fetch_ohlcv`` call and ``path`` replaces the cache file (mark-price candles,
+    :mod:`quantlib.data.perp_fetch`).
     """
     from quantlib.data.ohlcv import validate_ohlcv
 
     tf_ms = timeframe_to_seconds(timeframe) * 1000
     exchange_id = exchange if isinstance(exchange, str) else exchange.id
-    path = cache_path(cache_dir, exchange_id, symbol, timeframe)
+    path = path if path is not None else cache_path(cache_dir, exchange_id, symbol, timeframe)
     cached = read_cache(path)
     requested = since_ms is not None
     if since_ms is None:
@@ -284,7 +288,8 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
     end_ms, ranges = _plan(cached, since_ms, until_ms, now_ms, tf_ms)
     if not ranges:
         return cached if cached is not None else _rows_to_frame([])
-    pager = _Pager(exchange, symbol, timeframe, max_retries=max_retries, backoff_base=backoff_base)
+    pager = _Pager(exchange, symbol, timeframe, max_retries=max_retries, backoff_base=backoff_base,
+                   params=params)
     total = sum(b - a for a, b in ranges) // tf_ms
     bar, advance = _progress_bar(total, progress and total > _PROGRESS_MIN_PAGES * pager.limit,
                                  f"{exchange_id} {symbol} {timeframe}")
