@@ -1,6 +1,6 @@
 """Exits in live mode against the loopback Kraken: the stop-loss resting at the exchange
-(``execution.stop_on_exchange``), a stop that fills while the runner is dead, and exits checked
-at bar closes with the backtest's rule."""
+(``execution.stop_on_exchange``), a stop that fills while the runner is dead, and what live mode
+refuses (trailing stops; exits without resting orders)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_stop_rests_at_the_exchange_fills_while_dead_and_is_recorded_once(server
     runner, exchange = _runner(server, spec, store,
                                _market_feed(server, bars, until=lambda s: bool(_stops(s))))
     first = runner.run()
-    # right after the entry filled, its stop-loss rests at the exchange
+    # from the close of the entry's bar on, its stop-loss rests at the exchange
     (stop,) = _stops(server)
     entry = next(f for f in store.fills() if f[2] > 0)
     expected = float(exchange.price_to_precision("BTC/USD", entry[3] * (1 - SL)))
@@ -111,14 +111,32 @@ def test_signal_exit_cancels_the_resting_stop(server, replay_frame, tmp_path):
     assert server.duplicate_client_ids() == {}
 
 
-def test_trailing_stop_on_exchange_is_refused_by_name(server, tmp_path):
-    from quantlib.errors import LiveError
+def test_trailing_stop_is_refused_in_live_mode_by_name(server, tmp_path):
+    from quantlib.errors import SpecError
 
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
                      approval={"status": "approved", "by": "test"},
                      execution={"stop_on_exchange": True}, risk={"trail_stop": 0.02})
-    with pytest.raises(LiveError, match="stop_on_exchange.*sl_stop"):
+    with pytest.raises(SpecError, match=r"\$\.risk\.trail_stop cannot trade live.*tick by tick"):
         _runner(server, spec, StateStore(tmp_path / "x.db"), iter([]))
+
+
+@pytest.mark.parametrize("risk, named", [({"sl_stop": 0.02}, r"\$\.risk\.sl_stop in"),
+                                         ({"tp_stop": 0.05}, r"\$\.risk\.tp_stop in"),
+                                         ({"sl_stop": 0.02, "tp_stop": 0.05},
+                                          r"\$\.risk\.sl_stop and \$\.risk\.tp_stop in")])
+def test_exits_without_resting_orders_are_refused_in_live_mode(server, tmp_path, risk, named):
+    from quantlib.errors import SpecError
+
+    spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
+                     approval={"status": "approved", "by": "test"}, risk=risk)
+    with pytest.raises(SpecError, match=named + r".*\$\.execution\.stop_on_exchange: true"):
+        _runner(server, spec, StateStore(tmp_path / "x.db"), iter([]))
+    # the same spec trades in paper mode, where exits fill at the level
+    from quantlib.live.brokers import PaperBroker
+
+    store = StateStore(":memory:")
+    LiveRunner(spec, PaperBroker(store, spec), store, iter([]))
 
 
 class _Died(Exception):
@@ -130,12 +148,15 @@ def test_death_between_entry_fill_and_stop_placement_is_repaired_on_restart(
     bars = frame_to_bars(replay_frame)
     spec = _spec()
     store = StateStore(tmp_path / "live.db")
+    send = CcxtBroker.submit
 
-    def die(self):
-        raise _Died
+    def die_on_exits(self, order):
+        if order.order_type == "stop":  # the exits are committed, the process dies sending
+            raise _Died
+        send(self, order)
 
     with monkeypatch.context() as patch:
-        patch.setattr(CcxtBroker, "place_stops", die)
+        patch.setattr(CcxtBroker, "submit", die_on_exits)
         runner, _ = _runner(server, spec, store, _market_feed(server, bars))
         with pytest.raises(_Died):
             runner.run()

@@ -37,10 +37,18 @@ Private (POST ``/0/private/<name>``, form-encoded body with ``nonce``): ``Balanc
 is checked exactly as Kraken does: ``API-Sign == base64(HMAC-SHA512(base64decode(secret),
 uri_path + SHA256(nonce + body)))``. Unknown key -> ``EAPI:Invalid key``; wrong signature ->
 ``EAPI:Invalid signature``; a nonce not above the key's previous one -> ``EAPI:Invalid nonce``.
-``AddOrder`` takes ``pair``, ``type`` (buy/sell), ``ordertype`` (market/limit), ``volume``,
-``price``, ``userref`` and/or ``cl_ord_id``. Market orders fill at once at
+``AddOrder`` takes ``pair``, ``type`` (buy/sell), ``ordertype`` (market/limit/stop-loss/
+take-profit), ``volume``, ``price``, ``userref`` and/or ``cl_ord_id``. Market orders fill at once at
 :meth:`KrakenServer.set_price` (default: last served close) with fee ``fee_rate`` in quote; limit
 orders rest (their funds on hold) until ``set_price`` crosses them, then fill at the limit price.
+``stop-loss`` and ``take-profit`` (``price`` = the trigger, as Kraken reads it) rest without a hold
+and become a market order when the price reaches the trigger from the unfavourable (stop-loss) or
+favourable (take-profit) side; without the funds by then they are cancelled
+(``Insufficient funds``), as a spot account cannot sell what it no longer holds.
+:meth:`KrakenServer.walk_bar` replays one bar against the resting orders: a trigger the bar opens
+beyond fills at the open, a trigger inside the bar's low..high fills at the trigger itself (the
+price passes through it; no slippage after the trigger is modelled), stop-losses before
+take-profits, then limits along the bar's path; the price ends at the close.
 Missing funds -> ``EOrder:Insufficient funds``. Errors are HTTP 200 ``{"error": [...]}`` like
 Kraken. The server never de-duplicates orders: tests detect a client that orders twice with
 :meth:`KrakenServer.duplicate_client_ids`.
@@ -112,6 +120,7 @@ _ASSET_IDS = {"BTC": ("XXBT", "XBT"), "ETH": ("XETH", "ETH"), "USD": ("ZUSD", "U
 _INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 _FAULT_KINDS = ("http", "timeout", "malformed", "lost")
 _OHLC_RULES = ("kraken", "page_forward")
+_CONDITIONAL = ("stop-loss", "take-profit")  # checked in this order within a bar
 
 
 class KrakenApiError(Exception):
@@ -311,7 +320,7 @@ class KrakenServer:
             for txid, order in list(self.orders.items()):
                 if order["status"] != "open" or order["_symbol"] != symbol:
                     continue
-                if order["descr"]["ordertype"] == "stop-loss":
+                if order["descr"]["ordertype"] in _CONDITIONAL:
                     self._trigger_stop(txid, order)
                     continue
                 limit = float(order["descr"]["price"])
@@ -319,6 +328,29 @@ class KrakenServer:
                 if (side == "buy" and price <= limit) or (side == "sell" and price >= limit):
                     self._release_hold(order)
                     self._fill(txid, order, limit)
+
+    def walk_bar(self, symbol: str, open_: float, high: float, low: float,
+                 close: float) -> list[str]:
+        """Replay one bar of ``symbol`` against the resting orders; returns the txids it filled.
+
+        The price opens at ``open_`` (a trigger or limit already passed fills there); then each
+        resting stop-loss, then take-profit, whose trigger lies in ``low..high`` fills at its
+        trigger; then the price walks the rest of the bar's path (low then high for a rising
+        bar, high then low for a falling one) filling limits, and ends at ``close``.
+        """
+        with self._lock:
+            before = {t for t, o in self.orders.items() if o["status"] == "closed"}
+            self.set_price(symbol, open_)
+            for kind in _CONDITIONAL:
+                for txid, order in list(self.orders.items()):
+                    if (order["status"] == "open" and order["_symbol"] == symbol
+                            and order["descr"]["ordertype"] == kind
+                            and low <= float(order["descr"]["price"]) <= high):
+                        self._trigger_stop(txid, order, float(order["descr"]["price"]))
+            for price in ((low, high, close) if close >= open_ else (high, low, close)):
+                self.set_price(symbol, price)
+            return [t for t, o in self.orders.items() if o["status"] == "closed"
+                    and t not in before]
 
     def set_balance(self, code: str, amount: float) -> None:
         with self._lock:
@@ -520,13 +552,14 @@ class KrakenServer:
     def _private_AddOrder(self, params: dict) -> dict:
         pair = self._pair_by_id(params.get("pair", ""))
         side, ordertype = params.get("type"), params.get("ordertype")
-        if side not in ("buy", "sell") or ordertype not in ("market", "limit", "stop-loss"):
+        if side not in ("buy", "sell") or ordertype not in ("market", "limit", *_CONDITIONAL):
             raise KrakenApiError("EGeneral:Invalid arguments")
         try:
             volume = float(params["volume"])
             limit = float(params["price"]) if ordertype == "limit" else None
-            # stop-loss: rests until the price crosses the trigger, then fills as a market order
-            trigger = float(params["price"]) if ordertype == "stop-loss" else None
+            # stop-loss / take-profit: rests until the price reaches the trigger, then fills as
+            # a market order
+            trigger = float(params["price"]) if ordertype in _CONDITIONAL else None
         except (KeyError, ValueError):
             raise KrakenApiError("EGeneral:Invalid arguments:volume") from None
         if volume <= 0:
@@ -538,7 +571,8 @@ class KrakenServer:
             raise KrakenApiError("EGeneral:Invalid arguments:userref")
         if trigger is not None:
             price = trigger
-            descr = f"{side} {volume:.8f} {pair.altname} @ stop loss {_fmt(trigger)}"
+            words = ordertype.replace("-", " ")
+            descr = f"{side} {volume:.8f} {pair.altname} @ {words} {_fmt(trigger)}"
         else:
             price = limit if limit is not None else self._prices[pair.symbol] * (
                 1.0 + (1 if side == "buy" else -1) * self.extra_slippage_bps / 1e4)
@@ -569,16 +603,17 @@ class KrakenServer:
             self._trigger_stop(txid, order)  # the market may already be past the trigger
         return {"descr": {"order": descr}, "txid": [txid]}
 
-    def _trigger_stop(self, txid: str, order: dict) -> None:
-        """A resting stop-loss whose trigger the price has crossed fills at the market price
-        (sell: price at or below the trigger; buy: at or above); without the funds by then
-        Kraken cancels it."""
-        price = self._prices.get(order["_symbol"])
+    def _trigger_stop(self, txid: str, order: dict, at: float | None = None) -> None:
+        """A resting stop-loss or take-profit whose trigger the price has reached fills at the
+        market price (``at`` when the price passed through the trigger inside a bar). A sell
+        stop-loss triggers at or below its trigger, a sell take-profit at or above (buys the
+        other way round); without the funds by then Kraken cancels it."""
+        price = self._prices.get(order["_symbol"]) if at is None else at
         trigger = float(order["descr"]["price"])
-        side = order["descr"]["type"]
-        if price is None or (side == "sell" and price > trigger) or (side == "buy"
-                                                                     and price < trigger):
+        falls = (order["descr"]["type"] == "sell") == (order["descr"]["ordertype"] == "stop-loss")
+        if price is None or (falls and price > trigger) or (not falls and price < trigger):
             return
+        side = order["descr"]["type"]
         try:
             self._check_funds(self._pairs[order["_symbol"]], side, float(order["vol"]), price)
         except KrakenApiError:

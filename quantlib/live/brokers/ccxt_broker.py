@@ -16,13 +16,13 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from quantlib.data.endpoints import api_url_variable, point_at_loopback
 from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
-from quantlib.live.brokers.base import FINAL_STATUS, Broker, client_order_id, symbol_key
-from quantlib.live.brokers.stop_rule import exit_price, stop_distances, trail_base
+from quantlib.live.brokers.base import FINAL_STATUS, Broker, symbol_key
+from quantlib.live.brokers.resting_exits import EXIT_TYPE, RestingExits, check_live_exits
+from quantlib.live.brokers.stop_rule import stop_distances
 from quantlib.live.logs import JsonLogger, redact, register_secret
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
@@ -67,8 +67,9 @@ def make_exchange(exchange: str, env: Mapping[str, str] | None = None, **config)
     return point_at_loopback(ex, env[variable], variable) if env.get(variable) else ex
 
 
-class CcxtBroker(Broker):
-    """Market orders via a ccxt exchange, idempotent by client order id.
+class CcxtBroker(RestingExits, Broker):
+    """Market orders via a ccxt exchange, idempotent by client order id; exits rest at the
+    exchange (:mod:`quantlib.live.brokers.resting_exits`).
 
     Parameters
     ----------
@@ -94,13 +95,10 @@ class CcxtBroker(Broker):
         if len(quotes) > 1:  # one cash account, as the backtest's shared cash
             raise LiveError(f"spec {spec.name!r}: a portfolio trades from one quote currency; "
                             f"its symbols {list(spec.symbols)} use {sorted(quotes)}")
+        check_live_exits(spec)  # SpecError naming the field: exits the exchange cannot fill
         self.sl_stop, self.tp_stop, self.trail = stop_distances(spec.risk)
         self.bar_ms = timeframe_to_seconds(spec.timeframe) * 1000
         self.stop_on_exchange = spec.execution.stop_on_exchange
-        if self.stop_on_exchange and (self.trail or spec.risk.sl_stop is None):
-            raise LiveError(f"spec {spec.name!r}: execution.stop_on_exchange rests a fixed "
-                            "stop-loss at the exchange; it needs risk.sl_stop (a trailing stop "
-                            "is checked at bar closes instead)")
 
     # -- helpers ------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kwargs):
@@ -157,10 +155,11 @@ class CcxtBroker(Broker):
         return symbol_key(name, symbol, self.spec.symbols[0])
 
     def _record(self, order: OrderRow, remote: dict) -> None:
+        """Write the exchange's outcome of ``order``; a fill arms or clears the exits in the
+        same transaction, and the exits a closed position leaves are cancelled after it."""
         status = FINAL_STATUS.get(remote.get("status"), "sent")
         filled = float(remote.get("filled") or 0.0)
-        if status == "filled" and filled > 0:
-            self._track_stops(order, remote)
+        siblings: list[OrderRow] = []
         with self.store.transaction():
             self.store.update_order(order.client_id, status=status, exchange_id=remote.get("id"),
                                     price=remote.get("average") or remote.get("price"))
@@ -170,104 +169,8 @@ class CcxtBroker(Broker):
                 self.store.add_fill(order.client_id, ts or order.bar_time, order.side,
                                     float(remote.get("average") or remote.get("price") or 0.0),
                                     filled, fee, trade_id=remote.get("id"))
-
-    # -- exits (brokers/stop_rule.py) ----------------------------------------------------------
-    def _track_stops(self, order: OrderRow, remote: dict) -> None:
-        """Arm the stops on an entry's fill (and queue its exchange stop-loss); clear them on
-        an exit's, cancelling a stop-loss still resting at the exchange."""
-        symbol = order.symbol
-        opens = order.intent.startswith("signal|") and order.side > 0
-        price = float(remote.get("average") or remote.get("price") or 0.0)
-        with self.store.transaction():
-            if opens and price > 0:
-                for name in ("sl_base", "tp_base"):
-                    self.store.set_meta(self._key(name, symbol), repr(price))
-                self.store.set_meta(self._key("stop_from", symbol), order.bar_time)
-                if self.stop_on_exchange:
-                    self.store.add_order(OrderRow(
-                        client_id=client_order_id(self.spec.name, symbol, order.bar_time,
-                                                  "exit|sl"),
-                        bar_time=order.bar_time, symbol=symbol, intent="exit|sl", side=-1,
-                        amount=float(remote.get("filled") or 0.0), target=order.target,
-                        order_type="stop", price=price * (1 - self.sl_stop), status="new",
-                        exchange_id=None, detail="", attempts=0))
-                return
-            for name in ("sl_base", "tp_base"):
-                self.store.set_meta(self._key(name, symbol), "nan")
-            resting = [o for o in self.store.orders(("new", "sent"))
-                       if o.symbol == symbol and o.order_type == "stop"
-                       and o.client_id != order.client_id]
-            for stop in resting:
-                self.store.update_order(stop.client_id, status="cancelling",
-                                        detail="the position was closed by another order")
-        for stop in resting:
-            self.cancel(stop)
-            with self.store.transaction():
-                if self.store.get_order(stop.client_id).status == "cancelling":
-                    self.store.update_order(stop.client_id, status="cancelled")
-
-    def place_stops(self) -> None:
-        """Send every stop-loss queued by an entry's fill (idempotent by client id): a bot
-        that dies after its entry is still protected at the exchange."""
-        for order in self.store.orders("new"):
-            if order.order_type == "stop":
-                self.submit(order)
-
-    def sync_stops(self) -> None:
-        """Record stop-losses the exchange filled since the last look (once each)."""
-        for order in self.store.orders("sent"):
-            if order.order_type != "stop":
-                continue
-            remote = self.find_order(order.client_id, order.symbol)
-            if remote is not None and remote.get("status") != "open":
-                self.log.info("stop_filled_at_exchange", client_id=order.client_id,
-                              status=remote.get("status"))
-                self._record(order, remote)
-                self.refresh_balance()
-
-    def on_bar(self, bars: Mapping[str, Any]) -> list[OrderRow]:
-        """At a bar's close: record exchange stops that filled, then check the exits of the
-        bar with the backtest's rule from the bar after the entry's; a hit becomes a market
-        exit intent of this bar (sent after the bar's commit). The backtest would have exited
-        inside the bar at the level; a market exit at the close is the nearest a bot that
-        acts at closes gets (``execution.stop_on_exchange`` rests the stop-loss instead)."""
-        if self.sl_stop is None and self.tp_stop is None:
-            return []
-        if self.stop_on_exchange:
-            self.sync_stops()
-        exits = []
-        for symbol, bar in bars.items():
-            order = self._exit_intent(symbol, bar)
-            if order is not None and self.store.add_order(order):
-                exits.append(order)
-        return exits
-
-    def _exit_intent(self, symbol: str, bar: Any) -> OrderRow | None:
-        store = self.store
-        position = store.get_float(self._key("position", symbol), 0.0)
-        armed_from = store.get_float(self._key("stop_from", symbol), math.inf) + self.bar_ms
-        if position <= 0 or bar.time <= armed_from:  # the entry's own bar is not checked
-            return None
-        sl_base = store.get_float(self._key("sl_base", symbol), math.nan)
-        tp_base = store.get_float(self._key("tp_base", symbol), math.nan)
-        if math.isnan(sl_base) and math.isnan(tp_base):
-            return None
-        resting = self.stop_on_exchange  # the exchange watches the stop-loss itself
-        price, which = exit_price(position, sl_base, None if resting else self.sl_stop,
-                                  tp_base, self.tp_stop, trail=self.trail, open_=bar.open,
-                                  high=bar.high, low=bar.low)
-        if self.trail:
-            store.set_meta(self._key("sl_base", symbol),
-                           repr(trail_base(position, sl_base, bar.high, bar.low)))
-        if math.isnan(price):
-            return None
-        intent = f"exit|{which}"
-        return OrderRow(client_id=client_order_id(self.spec.name, symbol, bar.time, intent),
-                        bar_time=bar.time, symbol=symbol, intent=intent, side=-1,
-                        amount=position, target=store.get_float(self._key("target", symbol), 0.0),
-                        order_type="market", price=None, status="new", exchange_id=None,
-                        detail=f"{which} level reached in the bar (backtest exit {price!r})",
-                        attempts=0)
+                siblings = self._track_stops(order, remote)
+        self._cancel_siblings(siblings)
 
     # -- broker API ---------------------------------------------------------------------------
     def intent_amount(self, flags: tuple[bool, bool, bool, bool], price: float, cash: float,
@@ -299,10 +202,16 @@ class CcxtBroker(Broker):
     def reconcile(self) -> None:
         self.load_markets()
         for order in self.store.orders(("new", "sent")):
+            current = self.store.get_order(order.client_id)
+            if current is None or current.status not in ("new", "sent"):
+                continue  # recorded meanwhile (an exit's fill cancelled its sibling)
             remote = self.find_order(order.client_id, order.symbol)
             if remote is not None:
                 self.log.info("reconciled", client_id=order.client_id, status=remote.get("status"))
-                self._record(order, remote)
+                self._record(current, remote)
+        # exits whose cancellation a crash interrupted (their position was closed)
+        self._cancel_siblings([o for o in self.store.orders("cancelling")
+                               if o.order_type == EXIT_TYPE])
         self.refresh_balance()
 
     def submit(self, order: OrderRow) -> None:
@@ -321,8 +230,6 @@ class CcxtBroker(Broker):
             self._record(current, remote)
             self.refresh_balance()
             self.log.info("order_sent", client_id=order.client_id, exchange_id=remote.get("id"))
-            if self.stop_on_exchange and current.order_type != "stop":
-                self.place_stops()
 
     def _send(self, current: OrderRow, amount: float, *, look_first: bool,
               mark_sent: bool) -> dict | None:
@@ -347,9 +254,10 @@ class CcxtBroker(Broker):
                         self.store.update_order(cid, status="sent",
                                                 attempts=current.attempts + attempt + 1)
                 params = {"clientOrderId": cid}
-                if current.order_type == "stop":  # Kraken ordertype stop-loss, market on trigger
-                    order_type, price = "market", None
-                    params["stopLossPrice"] = current.price
+                if current.order_type == EXIT_TYPE:  # Kraken stop-loss / take-profit:
+                    order_type, price = "market", None  # a market order on the trigger
+                    trigger = "takeProfitPrice" if current.intent == "exit|tp" else "stopLossPrice"
+                    params[trigger] = current.price
                 created = self.exchange.create_order(current.symbol, order_type, side, amount,
                                                      price, params)
             except ccxt.InsufficientFunds:
