@@ -7,6 +7,11 @@ flat and pays its own entry fee), and the test-window returns are stitched into 
 curve. Walk-forward efficiency compares OOS with IS performance; parameter stability shows how
 much the chosen parameters move between splits.
 
+Every OOS figure has its benchmark beside it: buy-and-hold of the traded symbol over the same
+test bars (per split ``oos_benchmark_return`` / ``oos_excess_return``; for the stitched curve
+:attr:`WalkForwardResult.oos_benchmark` and :meth:`WalkForwardResult.oos_metrics`, which hold the
+symbol only while a test window runs, so gaps between windows count for neither side).
+
 The in-sample searches of built-in signal kinds run on the fused sweep kernel
 (:mod:`quantlib.optimize.fused`, through :func:`~quantlib.optimize.sweep.sweep` and the optuna
 objective) whenever the configuration and objective allow it; the ``is_engine`` column says
@@ -82,6 +87,12 @@ class WalkForwardResult:
     objective: str
     param_names: list[str]
     sweep_reports: list[Any] = field(default_factory=list)
+    # Buy-and-hold of the traded symbol over the OOS bars (value per bar, starts at 1; the
+    # holder earns each OOS bar's close-to-close return, none between windows).
+    oos_benchmark: pd.Series | None = None
+    timeframe: str | None = None
+    year_days: float = 365.0
+    init_cash: float = 10_000.0
 
     @property
     def efficiency(self) -> float:
@@ -104,12 +115,47 @@ class WalkForwardResult:
                           "cv": cv}
         return pd.DataFrame(rows).T
 
+    def oos_metrics(self) -> pd.DataFrame:
+        """The shared metrics of the stitched OOS equity (one row, ``"oos"``) against
+        buy-and-hold over the same OOS bars: ``benchmark_return``, ``excess_return``, alpha,
+        beta, information ratio... (see :mod:`quantlib.backtest.metrics`).
+
+        Examples
+        --------
+        >>> # walk_forward(...).oos_metrics()[["total_return", "benchmark_return", "beta"]]
+        """
+        from quantlib.backtest.metrics import compute_metrics_frame
+
+        return compute_metrics_frame(
+            pd.DataFrame({"oos": self.oos_equity.to_numpy()}, index=self.oos_equity.index),
+            timeframe=self.timeframe, year_days=self.year_days, init_cash=self.init_cash,
+            benchmark=self.oos_benchmark)
+
     def summary(self) -> str:
         oos_total = float(np.prod(1.0 + self.oos_returns.to_numpy()) - 1.0)
+        bench = ("" if self.oos_benchmark is None else
+                 f" (buy-and-hold over the same bars "
+                 f"{self.oos_benchmark.iloc[-1] / self.oos_benchmark.iloc[0] - 1.0:.2%})")
         return (f"walk-forward: {len(self.splits)} splits, objective {self.objective}; "
                 f"mean IS {self.splits['is_value'].mean():.4g}, mean OOS "
                 f"{self.splits['oos_value'].mean():.4g}, efficiency {self.efficiency:.3g}; "
-                f"stitched OOS total return {oos_total:.2%}")
+                f"stitched OOS total return {oos_total:.2%}{bench}")
+
+
+def oos_benchmark_values(close: pd.Series, oos_index: pd.Index) -> pd.Series:
+    """Buy-and-hold value (starting at 1) over the bars of ``oos_index`` only: each OOS bar
+    after the first earns its own close-to-close return, bars outside the test windows none.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC")
+    >>> close = pd.Series([10.0, 11.0, 20.0, 22.0, 11.0], index=idx)
+    >>> oos_benchmark_values(close, idx[[0, 1, 3, 4]]).round(3).tolist()  # bar 2 skipped
+    [1.0, 1.1, 1.21, 0.605]
+    """
+    bar_returns = np.array(close.pct_change().reindex(oos_index), dtype=np.float64)
+    bar_returns[0] = 0.0  # held from the first OOS bar's close
+    return pd.Series(np.cumprod(1.0 + bar_returns), index=oos_index, name="oos_benchmark")
 
 
 def _oos_returns(kind: str, data: pd.DataFrame, params: dict, test: tuple[int, int],
@@ -180,12 +226,15 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
         oos_equity = cfg.init_cash * np.cumprod(1.0 + rets.to_numpy())
         oos_metrics = compute_metrics_frame(
             pd.DataFrame({"oos": oos_equity}, index=rets.index), timeframe=cfg.timeframe or
-            data.attrs.get("timeframe"), year_days=cfg.year_days, init_cash=cfg.init_cash)
+            data.attrs.get("timeframe"), year_days=cfg.year_days, init_cash=cfg.init_cash,
+            benchmark=data["close"])
         oos_value = float(oos_metrics[objective].iloc[0]) if objective in oos_metrics else np.nan
         rows.append({"train_start": data.index[tr0], "train_end": data.index[tr1 - 1],
                      "test_start": data.index[te0], "test_end": data.index[te1 - 1],
                      "is_value": is_value, "oos_value": oos_value,
                      "oos_return": float(np.prod(1.0 + rets.to_numpy()) - 1.0),
+                     "oos_benchmark_return": float(oos_metrics["benchmark_return"].iloc[0]),
+                     "oos_excess_return": float(oos_metrics["excess_return"].iloc[0]),
                      "n_trials": report.n_trials, "dsr": report.dsr, "pbo": report.pbo,
                      "is_engine": engine,
                      **{f"param_{k}": v for k, v in params.items()}})
@@ -198,7 +247,10 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
                        name="oos_equity")
     names = [p.name for p in kind_obj.params if f"param_{p.name}" in splits]
     return WalkForwardResult(splits=splits, oos_returns=oos, oos_equity=equity,
-                             objective=objective, param_names=names, sweep_reports=reports)
+                             objective=objective, param_names=names, sweep_reports=reports,
+                             oos_benchmark=oos_benchmark_values(data["close"], oos.index),
+                             timeframe=cfg.timeframe or data.attrs.get("timeframe"),
+                             year_days=cfg.year_days, init_cash=float(cfg.init_cash))
 
 
-__all__ = ["WalkForwardSplitter", "WalkForwardResult", "walk_forward"]
+__all__ = ["WalkForwardSplitter", "WalkForwardResult", "oos_benchmark_values", "walk_forward"]

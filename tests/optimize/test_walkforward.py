@@ -90,3 +90,49 @@ def test_walk_forward_with_an_optuna_sampler(data):
                        n_splits=4)
     assert len(res.splits) == 2 and (res.splits["n_trials"] == 4).all()
     assert len(res.oos_returns) == 700
+
+
+def test_oos_benchmark_is_buy_and_hold_over_the_test_bars(data, wf):
+    """Per split and stitched: buy-and-hold of the same symbol over the OOS bars (closed form
+    from the closes), alpha/beta of the stitched OOS returns against it by empyrical."""
+    empyrical = pytest.importorskip("empyrical")
+    close = data["close"]
+    for k, (_, (te0, te1)) in enumerate(WalkForwardSplitter(500, 300).split(len(data))):
+        row = wf.splits.iloc[k]
+        assert row["oos_benchmark_return"] == pytest.approx(
+            close.iloc[te1 - 1] / close.iloc[te0] - 1.0, rel=1e-12)
+        assert row["oos_excess_return"] == pytest.approx(
+            row["oos_return"] - row["oos_benchmark_return"], rel=1e-12)
+    m = wf.oos_metrics().loc["oos"]
+    first, last = wf.oos_returns.index[0], wf.oos_returns.index[-1]
+    # contiguous test windows: holding over them = holding from the first OOS close to the last
+    assert m["benchmark_return"] == pytest.approx(close.loc[last] / close.loc[first] - 1.0,
+                                                  rel=1e-12)
+    assert m["total_return"] == pytest.approx(np.prod(1.0 + wf.oos_returns) - 1.0, rel=1e-12)
+    assert m["excess_return"] == pytest.approx(m["total_return"] - m["benchmark_return"])
+    bench = close.pct_change().loc[first:last].to_numpy().copy()
+    bench[0] = 0.0
+    r = wf.oos_returns.to_numpy()
+    assert m["beta"] == pytest.approx(empyrical.beta(r, bench), rel=1e-9)
+    hours = 365 * 24
+    assert (1 + m["alpha"] / hours) ** hours - 1 == pytest.approx(
+        empyrical.alpha(r, bench, annualization=hours), rel=1e-7)
+    assert "buy-and-hold over the same bars" in wf.summary()
+
+
+def test_oos_benchmark_skips_the_bars_between_test_windows(data):
+    """step > test leaves bars out of the OOS curve: the holder earns nothing there either."""
+    from quantlib.optimize.walkforward import oos_benchmark_values
+
+    wf = walk_forward("ma_cross", data, WalkForwardSplitter(train=500, test=200, step=400),
+                      space={"fast": [3], "slow": [20]}, n_splits=4)
+    close = data["close"].to_numpy()
+    expected = 1.0
+    for k, (_, (te0, te1)) in enumerate(WalkForwardSplitter(500, 200, 400).split(len(data))):
+        # window k: its first bar earns its own close-to-close return except the very first
+        start = te0 + 1 if k == 0 else te0
+        expected *= close[te1 - 1] / close[start - 1]
+    assert wf.oos_metrics().loc["oos", "benchmark_return"] == pytest.approx(expected - 1.0,
+                                                                            rel=1e-12)
+    values = oos_benchmark_values(data["close"], wf.oos_returns.index)
+    assert values.iloc[-1] == pytest.approx(expected, rel=1e-12)
