@@ -305,6 +305,7 @@ def _ensure_builtins_loaded() -> None:
     import importlib
 
     for module in ("quantlib.strategy.kinds", "quantlib.strategy.trend",
+                   "quantlib.strategy.perp_kinds",
                    "quantlib.backtest.grid_kind",
                    "quantlib.regime.strategy", "quantlib.regime.cross", "quantlib.ml.strategy"):
         try:

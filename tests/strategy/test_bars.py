@@ -74,9 +74,10 @@ def test_a_sweep_converts_each_frame_once(frame):
 
 
 def _params(name: str) -> dict | None:
-    # the kinds that need fitted parameters come with their own tests (regime, ML)
+    # the kinds that need fitted parameters come with their own tests (regime, ML), and so
+    # does funding_carry, which reads a funding column OHLCV frames lack (tests/backtest/test_perp*)
     kind = get_kind(name)
-    if name.startswith(("regime_", "xgb_")) or name.startswith("test_"):
+    if name.startswith(("regime_", "xgb_", "funding_")) or name.startswith("test_"):
         return None
     return kind.defaults()
 
