@@ -1,0 +1,533 @@
+"""A loopback Binance USD-M futures REST server for tests: real ``ccxt.binanceusdm`` talks to it.
+
+A threaded server on ``127.0.0.1`` (port 0) answering Binance's USD-M futures REST API in its
+documented wire format, so ccxt's own request building and parsing run. Point ccxt at it with
+:func:`make_ccxt_binanceusdm` (or ``QUANTLIB_BINANCEUSDM_API_URL=server.url`` for
+``quantlib.data.load``): only the host changes, each API family keeps its path (``/fapi/v1``).
+
+Routes
+------
+One table, ``server.routes``: ``(method, path) -> Route(handler, signed)``. Public routes:
+
+- ``GET /fapi/v1/ping``, ``GET /fapi/v1/time`` (``{"serverTime": ms}``: :meth:`clock_ms`);
+- ``GET /fapi/v1/exchangeInfo``: every market added with :meth:`add_market`, ``PERPETUAL``
+  contracts with ``PRICE_FILTER``/``LOT_SIZE``/``MIN_NOTIONAL`` filters;
+- ``GET /fapi/v1/klines`` and ``/fapi/v1/markPriceKlines``: ``symbol``, ``interval``,
+  ``startTime``, ``endTime``, ``limit`` (default 500, at most 1500, else error -1130). Rows with
+  open time in ``[startTime, endTime]`` and at most "now" (the still-forming candle is served,
+  as Binance does); with ``startTime`` the first ``limit`` of them, else the last ``limit``.
+  Each row is ``[openTime, open, high, low, close, volume, closeTime, quoteVolume, trades,
+  takerBuyBase, takerBuyQuote, "0"]``, numbers as strings; mark rows carry ``"0"`` volumes;
+- ``GET /fapi/v1/fundingRate``: ``symbol``, ``startTime``, ``endTime`` (both inclusive),
+  ``limit`` (default 100, at most 1000). Records with ``fundingTime`` at most now; with
+  ``startTime`` the first ``limit`` from it, else the most recent ``limit``; each
+  ``{"symbol", "fundingRate" (8 decimals), "fundingTime" (ms), "markPrice"}``. ``funding_jitter_ms``
+  adds Binance's few milliseconds of settlement delay to the times;
+- ``GET /fapi/v1/premiumIndex``: mark price, last funding rate, next funding time.
+
+Private (signed) routes are declared with ``signed=True``: :meth:`_authenticate` checks them as
+Binance does (``X-MBX-APIKEY`` header, ``timestamp``, ``signature = HMAC-SHA256(secret, query
+string + body)``), answering -2014/-2015/-1022 on a bad key or signature. ``GET /fapi/v2/balance``,
+``/fapi/v3/account`` (ccxt's ``fetch_balance``) and ``GET /sapi/v1/capital/config/getall`` and ``/sapi/v1/margin/allPairs`` (ccxt's
+``load_markets`` asks them whenever a key is set; no margin pairs here) are the first; positions, leverage, marginType, orders and income come next (add a method and a
+route).
+
+Errors are Binance's: HTTP 400 ``{"code": -1121, "msg": "Invalid symbol."}`` and so on (ccxt maps
+the codes to its exception classes).
+
+Faults and recording
+--------------------
+``server.inject_fault("/fapi/v1/fundingRate", "http", status=503)`` queues a fault for the next
+request to a path (``"http"``: that status without acting; ``"timeout"``: wait ``delay`` and
+close; ``"malformed"``: a truncated JSON body). Every request is appended to ``server.requests``
+(``method``, ``path``, ``params``, ``fault``); ``requests_for(path)`` filters them. Handler bugs
+land in ``server.errors`` (the fixture fails the test on them).
+
+Example
+-------
+>>> with BinanceUsdmServer() as server:                                  # doctest: +SKIP
+...     server.set_klines(df, symbol="BTC/USDT:USDT")
+...     server.set_funding(funding, symbol="BTC/USDT:USDT")
+...     exchange = make_ccxt_binanceusdm(server)
+...     exchange.fetch_funding_rate_history("BTC/USDT:USDT", since=ms)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from bisect import bisect_left, bisect_right
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+
+DEFAULT_API_KEY = "quantlib-loopback-binance-key"
+DEFAULT_SECRET = hashlib.sha256(b"quantlib-loopback-binance-secret").hexdigest()
+KLINE_LIMIT_DEFAULT, KLINE_LIMIT_MAX = 500, 1500
+FUNDING_LIMIT_DEFAULT, FUNDING_LIMIT_MAX = 100, 1000
+_PERPETUAL_DELIVERY = 4133404800000  # Binance's delivery date of every perpetual (2100-12-25)
+_INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
+              "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}
+_FAULT_KINDS = ("http", "timeout", "malformed")
+
+
+class BinanceApiError(Exception):
+    """An error answered in Binance's ``{"code": ..., "msg": ...}`` envelope."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+@dataclass
+class Route:
+    handler: Callable[[dict[str, str]], Any]
+    signed: bool = False
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    fault: str | None = None
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class Fault:
+    kind: str
+    status: int | None = None
+    delay: float | None = None
+
+
+@dataclass
+class _Market:
+    symbol: str  # unified, "BTC/USDT:USDT"
+    market_id: str  # "BTCUSDT"
+    base: str
+    quote: str
+    settle: str
+
+
+def _market_for(symbol: str) -> _Market:
+    pair, _, settle = symbol.partition(":")
+    base, _, quote = pair.partition("/")
+    return _Market(symbol, f"{base}{quote}", base, quote, settle or quote)
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+class BinanceUsdmServer:
+    """Threaded loopback server speaking Binance's USD-M futures REST API; see the module doc.
+
+    Parameters
+    ----------
+    symbol : unified symbol of the first market (more with :meth:`add_market`).
+    api_key, secret : the one valid credential pair of signed routes.
+    funding_jitter_ms : milliseconds added to every served ``fundingTime`` (Binance's records
+        carry a few ms of settlement delay).
+    """
+
+    def __init__(self, *, symbol: str = "BTC/USDT:USDT", api_key: str = DEFAULT_API_KEY,
+                 secret: str = DEFAULT_SECRET, funding_jitter_ms: int = 0) -> None:
+        self.now_ms: int | None = None  # the server clock; None: see clock_ms()
+        self.api_key, self.secret = api_key, secret
+        self.funding_jitter_ms = funding_jitter_ms
+        self.fault_delay = 1.0
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[Exception] = []
+        self.balances: dict[str, float] = defaultdict(float)
+        self._lock = threading.RLock()
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._markets: dict[str, _Market] = {}
+        # (market id, interval, price kind) -> (open times in ms, rows as Binance sends them)
+        self._klines: dict[tuple[str, str, str], tuple[list[int], list[list]]] = {}
+        self._funding: dict[str, tuple[list[int], list[dict]]] = {}
+        self._httpd: ThreadingHTTPServer | None = None
+        self.routes: dict[tuple[str, str], Route] = {
+            ("GET", "/fapi/v1/ping"): Route(lambda params: {}),
+            ("GET", "/fapi/v1/time"): Route(self._time),
+            ("GET", "/fapi/v1/exchangeInfo"): Route(self._exchange_info),
+            ("GET", "/fapi/v1/klines"): Route(lambda params: self._klines_route(params, "last")),
+            ("GET", "/fapi/v1/markPriceKlines"): Route(
+                lambda params: self._klines_route(params, "mark")),
+            ("GET", "/fapi/v1/fundingRate"): Route(self._funding_rate),
+            ("GET", "/fapi/v1/premiumIndex"): Route(self._premium_index),
+            ("GET", "/fapi/v2/balance"): Route(self._balance, signed=True),
+            ("GET", "/fapi/v3/account"): Route(self._account, signed=True),
+            # ccxt's load_markets asks the spot wallet's coin list whenever a key is set.
+            ("GET", "/sapi/v1/capital/config/getall"): Route(self._coins, signed=True),
+            # ... and the spot margin pairs (none here: this venue is futures only).
+            ("GET", "/sapi/v1/margin/allPairs"): Route(lambda params: [], signed=True),
+            ("GET", "/sapi/v1/margin/isolated/allPairs"): Route(lambda params: [], signed=True),
+        }
+        self.add_market(symbol)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> BinanceUsdmServer:
+        handler = type("_Handler", (_Handler,), {"venue": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> BinanceUsdmServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:53121``."""
+        if self._httpd is None:
+            raise RuntimeError("BinanceUsdmServer is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    # ------------------------------------------------------------------ configuration
+    def add_market(self, symbol: str) -> None:
+        with self._lock:
+            market = _market_for(symbol)
+            self._markets[market.market_id] = market
+
+    def set_klines(self, df: pd.DataFrame, *, symbol: str = "BTC/USDT:USDT",
+                   timeframe: str | None = None, price: str = "last") -> None:
+        """Serve ``df`` (canonical OHLCV) as ``klines`` (``price="last"``) or
+        ``markPriceKlines`` (``price="mark"``: volumes sent as ``"0"``)."""
+        timeframe = timeframe or df.attrs["timeframe"]
+        step_ms = _INTERVALS[timeframe] * 1000
+        opens = [int(v) for v in df.index.as_unit("ms").asi8]
+        rows = []
+        for t, o, h, low, c, v in zip(opens, df["open"], df["high"], df["low"], df["close"],
+                                      df["volume"], strict=True):
+            volume = "0" if price == "mark" else _num(v)
+            quote_volume = "0" if price == "mark" else _num(v * c)
+            rows.append([t, _num(o), _num(h), _num(low), _num(c), volume, t + step_ms - 1,
+                         quote_volume, 0 if price == "mark" else 100, "0", "0", "0"])
+        with self._lock:
+            self.add_market(symbol)
+            self._klines[(_market_for(symbol).market_id, timeframe, price)] = (opens, rows)
+
+    def set_funding(self, funding: pd.DataFrame, *, symbol: str = "BTC/USDT:USDT",
+                    mark: pd.Series | None = None) -> None:
+        """Serve the ``funding_rate`` column of ``funding`` (indexed by funding time) from
+        ``fundingRate``; ``markPrice`` is ``mark`` at those times when given, else ``""``
+        (as Binance sends for old records)."""
+        market = _market_for(symbol)
+        times = [int(v) + self.funding_jitter_ms for v in funding.index.as_unit("ms").asi8]
+        marks = (mark.reindex(funding.index).to_numpy() if mark is not None
+                 else np.full(len(funding), np.nan))
+        records = [{"symbol": market.market_id, "fundingRate": f"{rate:.8f}", "fundingTime": t,
+                    "markPrice": "" if np.isnan(m) else f"{m:.8f}"}
+                   for t, rate, m in zip(times, funding["funding_rate"], marks, strict=True)]
+        with self._lock:
+            self.add_market(symbol)
+            self._funding[market.market_id] = (times, records)
+
+    def clock_ms(self) -> int:
+        """``now_ms`` when set, else the wall clock."""
+        return int(self.now_ms) if self.now_ms is not None else int(time.time() * 1000)
+
+    def inject_fault(self, path: str, kind: str, *, times: int = 1, status: int | None = None,
+                     delay: float | None = None) -> None:
+        if kind not in _FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {_FAULT_KINDS}, got {kind!r}")
+        with self._lock:
+            self._faults[path].extend(Fault(kind, status, delay) for _ in range(times))
+
+    def requests_for(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults.get(path)
+            return queue.popleft() if queue else None
+
+    def _record(self, method: str, path: str, params: dict, fault: Fault | None) -> None:
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, params,
+                                                 fault.kind if fault else None))
+
+    # ------------------------------------------------------------------ helpers
+    def _market(self, params: dict[str, str]) -> _Market:
+        market_id = params.get("symbol", "")
+        if market_id not in self._markets:
+            raise BinanceApiError(-1121, "Invalid symbol.")
+        return self._markets[market_id]
+
+    @staticmethod
+    def _int(params: dict[str, str], name: str) -> int | None:
+        if name not in params:
+            return None
+        try:
+            return int(params[name])
+        except ValueError:
+            raise BinanceApiError(-1100, f"Illegal characters found in parameter '{name}'; "
+                                         "legal range is '^[0-9]{1,20}$'.") from None
+
+    def _limit(self, params: dict[str, str], default: int, maximum: int) -> int:
+        limit = self._int(params, "limit")
+        if limit is None:
+            return default
+        if not 0 < limit <= maximum:
+            raise BinanceApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        return limit
+
+    def _window(self, times: list[int], params: dict[str, str], limit: int) -> slice:
+        """Rows with time in ``[startTime, endTime]`` and <= now: the first ``limit`` from
+        ``startTime`` when it is given, else the last ``limit``."""
+        start, end = self._int(params, "startTime"), self._int(params, "endTime")
+        end = self.clock_ms() if end is None else min(end, self.clock_ms())
+        lo = bisect_left(times, start) if start is not None else 0
+        hi = bisect_right(times, end)
+        if start is not None:
+            return slice(lo, max(lo, min(hi, lo + limit)))
+        return slice(max(lo, hi - limit), hi)
+
+    def _authenticate(self, method: str, query: str, body: str, headers: Any) -> None:
+        """Binance's HMAC-SHA256 signed-request check (key header, timestamp, signature)."""
+        if headers.get("X-MBX-APIKEY") != self.api_key:
+            raise BinanceApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        payload, _, signature = (query + body).rpartition("signature=")
+        payload = payload[:-1] if payload.endswith("&") else payload
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            raise BinanceApiError(-1022, "Signature for this request is not valid.")
+        if "timestamp" not in dict(parse_qsl(query + "&" + body)):
+            raise BinanceApiError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
+                                         "empty/null, or malformed.")
+
+    # ------------------------------------------------------------------ public routes
+    def _time(self, params: dict) -> dict:
+        return {"serverTime": self.clock_ms()}
+
+    def _exchange_info(self, params: dict) -> dict:
+        symbols = [{
+            "symbol": m.market_id, "pair": m.market_id, "contractType": "PERPETUAL",
+            "deliveryDate": _PERPETUAL_DELIVERY, "onboardDate": 1569398400000,
+            "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+            "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.settle,
+            "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+            "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
+            "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764",
+                 "tickSize": "0.10"},
+                {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000",
+                 "stepSize": "0.001"},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "120",
+                 "stepSize": "0.001"},
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
+                 "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                           "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        } for m in self._markets.values()]
+        return {"timezone": "UTC", "serverTime": self.clock_ms(), "futuresType": "U_MARGINED",
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                     "limit": 2400},
+                    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
+                     "limit": 1200}],
+                "exchangeFilters": [],
+                "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"}
+                           for a in sorted({m.settle for m in self._markets.values()})],
+                "symbols": symbols}
+
+    def _klines_route(self, params: dict[str, str], price: str) -> list:
+        market = self._market(params)
+        interval = params.get("interval", "")
+        if interval not in _INTERVALS:
+            raise BinanceApiError(-1120, "Invalid interval.")
+        limit = self._limit(params, KLINE_LIMIT_DEFAULT, KLINE_LIMIT_MAX)
+        times, rows = self._klines.get((market.market_id, interval, price), ([], []))
+        return rows[self._window(times, params, limit)]
+
+    def _funding_rate(self, params: dict[str, str]) -> list:
+        limit = self._limit(params, FUNDING_LIMIT_DEFAULT, FUNDING_LIMIT_MAX)
+        if "symbol" not in params:  # every market's records, as Binance does without a symbol
+            merged = sorted((r for _, recs in self._funding.values() for r in recs),
+                            key=lambda r: r["fundingTime"])
+            times, records = [r["fundingTime"] for r in merged], merged
+        else:
+            times, records = self._funding.get(self._market(params).market_id, ([], []))
+        return records[self._window(times, params, limit)]
+
+    def _premium_one(self, market: _Market) -> dict:
+        now = self.clock_ms()
+        times, records = self._funding.get(market.market_id, ([], []))
+        last = records[bisect_right(times, now) - 1] if bisect_right(times, now) else None
+        _, marks = self._klines.get((market.market_id, "1h", "mark"), ([], []))
+        mark = marks[-1][4] if marks else "0.00000000"
+        step = 8 * 3600 * 1000
+        return {"symbol": market.market_id, "markPrice": mark, "indexPrice": mark,
+                "estimatedSettlePrice": mark,
+                "lastFundingRate": last["fundingRate"] if last else "0.00000000",
+                "interestRate": "0.00010000", "nextFundingTime": (now // step + 1) * step,
+                "time": now}
+
+    def _premium_index(self, params: dict[str, str]) -> Any:
+        if "symbol" in params:
+            return self._premium_one(self._market(params))
+        return [self._premium_one(m) for m in self._markets.values()]
+
+    # ------------------------------------------------------------------ signed routes
+    def _coins(self, params: dict[str, str]) -> list:
+        assets = sorted({a for m in self._markets.values() for a in (m.base, m.quote, m.settle)})
+        return [{"coin": a, "name": a, "depositAllEnable": True, "withdrawAllEnable": True,
+                 "free": _num(self.balances.get(a, 0.0)), "locked": "0", "freeze": "0",
+                 "withdrawing": "0", "ipoing": "0", "ipoable": "0", "storage": "0",
+                 "isLegalMoney": False, "trading": True, "networkList": []} for a in assets]
+
+    def _balance(self, params: dict[str, str]) -> list:
+        now = self.clock_ms()
+        return [{"accountAlias": "SgsR", "asset": asset, "balance": _num(amount),
+                 "crossWalletBalance": _num(amount), "crossUnPnl": "0.0",
+                 "availableBalance": _num(amount), "maxWithdrawAmount": _num(amount),
+                 "marginAvailable": True, "updateTime": now}
+                for asset, amount in sorted(self.balances.items())]
+
+    def _account(self, params: dict[str, str]) -> dict:
+        """``/fapi/v3/account`` (what ccxt's ``fetch_balance`` reads): no positions yet."""
+        total = _num(sum(self.balances.values()))
+        assets = [{"asset": asset, "walletBalance": _num(amount), "unrealizedProfit": "0.0",
+                   "marginBalance": _num(amount), "maintMargin": "0.0", "initialMargin": "0.0",
+                   "positionInitialMargin": "0.0", "openOrderInitialMargin": "0.0",
+                   "crossWalletBalance": _num(amount), "crossUnPnl": "0.0",
+                   "availableBalance": _num(amount), "maxWithdrawAmount": _num(amount),
+                   "updateTime": self.clock_ms()}
+                  for asset, amount in sorted(self.balances.items())]
+        return {"totalInitialMargin": "0.0", "totalMaintMargin": "0.0",
+                "totalWalletBalance": total, "totalUnrealizedProfit": "0.0",
+                "totalMarginBalance": total, "totalPositionInitialMargin": "0.0",
+                "totalOpenOrderInitialMargin": "0.0", "totalCrossWalletBalance": total,
+                "totalCrossUnPnl": "0.0", "availableBalance": total, "maxWithdrawAmount": total,
+                "assets": assets, "positions": []}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    venue: BinanceUsdmServer
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def _serve(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        server = self.venue
+        fault = server._next_fault(parts.path)
+        server._record(method, parts.path, params, fault)
+        if fault is not None and fault.kind == "http":
+            status = fault.status or 503
+            self._send(status, f"<html>{status} injected fault</html>".encode(), "text/html")
+            return
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "malformed":
+            self._send(200, b'[{"symbol":"BTCUSDT","fundingRate":"0.0001', "application/json")
+            return
+        route = server.routes.get((method, parts.path))
+        if route is None:
+            self._send(404, b"<html><body><h2>404 Not found</h2></body></html>", "text/html")
+            return
+        status = 200
+        try:
+            if route.signed:
+                server._authenticate(method, parts.query, body, self.headers)
+            with server._lock:
+                payload = route.handler(params)
+        except BinanceApiError as exc:
+            status, payload = exc.status, {"code": exc.code, "msg": exc.msg}
+        except Exception as exc:  # a server bug must not look like a network fault
+            server.errors.append(exc)
+            status, payload = 500, {"code": -1000, "msg": "An unknown error occurred."}
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture(name="binanceusdm_server")
+def binanceusdm_server_fixture():
+    """pytest fixture: a started :class:`BinanceUsdmServer` with the BTC/USDT:USDT market.
+
+    Import it into a test module: ``from tests.support.binanceusdm_server import
+    binanceusdm_server_fixture  # noqa: F401``.
+    """
+    with BinanceUsdmServer() as server:
+        yield server
+        assert not server.errors, f"loopback Binance USD-M server raised: {server.errors!r}"
+
+
+def make_ccxt_binanceusdm(server: BinanceUsdmServer, api_key: str | None = None,
+                          secret: str | None = None, **config: Any):
+    """A real ``ccxt.binanceusdm`` aimed at ``server`` (each API family keeps its path).
+
+    ``config`` overrides ccxt options (defaults: ``rateLimit=1`` ms, ``timeout=2000`` ms, the
+    server's valid key pair).
+    """
+    import ccxt
+
+    from quantlib.data.endpoints import point_at_loopback
+
+    options = {"enableRateLimit": True, "rateLimit": 1, "timeout": 2000,
+               "apiKey": api_key if api_key is not None else server.api_key,
+               "secret": secret if secret is not None else server.secret}
+    options.update(config)
+    return point_at_loopback(ccxt.binanceusdm(options), server.url, "test server")
+
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET", "BinanceApiError", "BinanceUsdmServer",
+           "Fault", "RecordedRequest", "Route", "binanceusdm_server_fixture",
+           "make_ccxt_binanceusdm"]
