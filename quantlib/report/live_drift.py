@@ -9,6 +9,8 @@ state) over the run's own candles (also kept there, one row per stepped bar). Th
 * per live fill, the realised slippage and fee against what the spec models: slippage is
   measured from the open of the bar after the order's decision bar (where the backtest fills);
 * time in market of both;
+* the shared metrics of both (return, Sharpe, drawdown...) beside buy-and-hold of the traded
+  symbol over the same bars (``benchmark_return``, ``excess_return``, alpha, beta);
 * (re)starts and risk halts on the equity time line;
 * a verdict line: DIVERGED when the equity gap exceeds the stated tolerance anywhere, or any
   fill differs; MATCHES otherwise.
@@ -20,7 +22,6 @@ header, offline plotly.js from ``reports/assets``) into ``OUT/live/<state name>.
 
 from __future__ import annotations
 
-import html
 import json
 import sqlite3
 import time
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import ReportError
+from quantlib.report.live_drift_page import live_index_html
 
 DEFAULT_TOLERANCE = 1e-3  # relative equity gap that counts as divergence (0.1 %)
 _FILL_RTOL = 1e-9  # a fill "matches" when time and side agree and price/size within this
@@ -66,6 +68,8 @@ class Drift:
     fills_matching: int
     diverged: bool
     verdict: str
+    # live and backtest rows of the shared metrics, against buy-and-hold over the same bars
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -157,7 +161,32 @@ def compute_drift(run: LiveRun, tolerance: float = DEFAULT_TOLERANCE) -> Drift:
     verdict = _verdict(max_gap, tolerance, matching, len(side_by_side), len(run.fills),
                        len(result.fills), gap)
     return Drift(run, live, backtest, gap, side_by_side, _costs(run), in_market, tolerance,
-                 max_gap, matching, diverged, verdict)
+                 max_gap, matching, diverged, verdict,
+                 drift_metrics(live.loc[common], backtest.loc[common], run.candles["close"],
+                               spec.timeframe))
+
+
+def drift_metrics(live: pd.Series, backtest: pd.Series, close: pd.Series,
+                  timeframe: str | None = None) -> pd.DataFrame:
+    """The shared metrics of the live and the backtest equity (rows ``live``, ``backtest``) from
+    the first common bar, against buy-and-hold of ``close`` over the same bars (held from that
+    bar's close, as both equity curves are measured from their value there).
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    >>> m = drift_metrics(pd.Series([100.0, 110.0, 99.0], idx), pd.Series([100.0, 100.0, 100.0], idx),
+    ...                   pd.Series([10.0, 12.0, 9.0], idx))
+    >>> m["benchmark_return"].round(3).tolist(), m["excess_return"].round(3).tolist()
+    ([-0.1, -0.1], [0.09, 0.1])
+    """
+    from quantlib.backtest.metrics import compute_metrics_frame
+
+    if not len(live):
+        return pd.DataFrame()
+    equity = pd.DataFrame({"live": live.to_numpy(dtype=np.float64),
+                           "backtest": backtest.to_numpy(dtype=np.float64)}, index=live.index)
+    return compute_metrics_frame(equity, timeframe=timeframe, benchmark=close)
 
 
 def _side_by_side(live: pd.DataFrame, backtest: pd.DataFrame) -> pd.DataFrame:
@@ -243,6 +272,7 @@ def write_drift_report(state: str | Path, out: str | Path = "reports", *,
     """Write ``OUT/live/<state name>.html`` (+ ``.json`` summary) and refresh the index."""
     from quantlib.report.html import plotly_script_tag, render_html
     from quantlib.report.index import update_index
+    from quantlib.report.live_drift_page import page_header, page_notebook
     from quantlib.report.store import atomic_write_text
 
     started = time.time()
@@ -251,8 +281,8 @@ def write_drift_report(state: str | Path, out: str | Path = "reports", *,
     out = Path(out)
     target = out / "live" / f"{run.path.name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    header = _header(drift, started)
-    page = render_html(_notebook(drift), header, hide_code=True,
+    header = page_header(drift, started)
+    page = render_html(page_notebook(drift), header, hide_code=True,
                        plotly_script=plotly_script_tag(target, out, self_contained=self_contained))
     atomic_write_text(target, page)
     atomic_write_text(target.with_suffix(".json"), json.dumps(summary(drift), default=str))
@@ -267,174 +297,13 @@ def summary(drift: Drift) -> dict[str, Any]:
             "verdict": drift.verdict, "diverged": drift.diverged, "max_gap": drift.max_gap,
             "tolerance": drift.tolerance, "fills_live": len(run.fills),
             "fills_matching": drift.fills_matching, "bars": len(run.bars),
+            **{f"live_{name}": (float(drift.metrics.loc["live", name]) if len(drift.metrics)
+                                else None)
+               for name in ("total_return", "benchmark_return", "excess_return")},
             "first_bar": run.bars.index[0].isoformat(), "last_bar": run.bars.index[-1].isoformat(),
             "generated": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
 
 
-def _header(drift: Drift, started: float) -> dict[str, Any]:
-    from quantlib import __version__ as version
-
-    run = drift.run
-    return {
-        "notebook": "live drift", "param_set": run.spec.name, "run_id": run.path.name,
-        "status": "failed" if drift.diverged else "ok",
-        "error": drift.verdict if drift.diverged else None,
-        "started_at": pd.Timestamp(started, unit="s", tz="UTC").isoformat(timespec="seconds"),
-        "duration_s": time.time() - started, "parameters": dict(run.spec.params),
-        "source": f"state:{run.path}",
-        "data": {"source": "the run's own candles (state file)", "symbol": run.spec.symbol,
-                 "timeframe": run.spec.timeframe, "n_bars": len(run.candles),
-                 "start": run.candles.index[0].isoformat(),
-                 "end": run.candles.index[-1].isoformat()},
-        "quantlib_version": version, "git_commit": "",
-    }
-
-
-def _notebook(drift: Drift):
-    """The report as a notebook with outputs (rendered like the notebook reports)."""
-    import nbformat
-
-    cells = [
-        _markdown(f"## Verdict\n\n**{drift.verdict}**"),
-        _html_cell(_verdict_html(drift)),
-        _markdown("## Equity: live against the backtest of the same spec on the same bars\n"
-                  "Dashed lines: (re)starts of the runner; red: the risk halt."),
-        _figure_cell(_equity_figure(drift)),
-        _markdown("## Fills side by side (n-th live fill, n-th backtest fill)"),
-        _html_cell(_table_html(_fills_display(drift.fills), "quantlib-fills")),
-        _markdown("## Costs per live fill: realised against modelled\nSlippage in basis points "
-                  "from the open of the bar after the decision (where the backtest fills), "
-                  "signed so that positive is worse; fee as a fraction of the fill's value."),
-        _html_cell(_table_html(_costs_display(drift.costs), "quantlib-costs")),
-        _markdown("## Time in market"),
-        _html_cell(_table_html(pd.DataFrame(
-            {"time in market": [f"{drift.time_in_market['live']:.2%}",
-                                f"{drift.time_in_market['backtest']:.2%}"]},
-            index=["live", "backtest"]), "quantlib-exposure")),
-    ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells
-    nb.metadata["kernelspec"] = {"name": "quantlib", "display_name": "quantlib",
-                                 "language": "python"}
-    return nb
-
-
-def _markdown(text: str):
-    import nbformat
-
-    return nbformat.v4.new_markdown_cell(text)
-
-
-def _output_cell(data: dict[str, Any]):
-    import nbformat
-
-    cell = nbformat.v4.new_code_cell("")
-    cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
-    return cell
-
-
-def _html_cell(markup: str):
-    return _output_cell({"text/html": markup, "text/plain": "<table>"})
-
-
-def _figure_cell(figure: Any):
-    from quantlib.report.html import PLOTLY_MIME
-
-    return _output_cell({PLOTLY_MIME: json.loads(figure.to_json()), "text/plain": "<figure>"})
-
-
-def _verdict_html(drift: Drift) -> str:
-    css = "failed" if drift.diverged else "ok"
-    return (f"<div class='quantlib-verdict quantlib-badge {css}' id='quantlib-verdict' "
-            f"style='font-size:1.1em;padding:6px 10px'>{html.escape(drift.verdict)}</div>")
-
-
-def _equity_figure(drift: Drift):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3],
-                        vertical_spacing=0.06)
-    fig.add_trace(go.Scatter(x=drift.backtest_equity.index, y=drift.backtest_equity.to_numpy(),
-                             name="backtest", line={"color": "#64748b"}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=drift.live_equity.index, y=drift.live_equity.to_numpy(),
-                             name="live", line={"color": "#2563eb", "dash": "dot"}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=drift.gap.index, y=drift.gap.to_numpy() * 100,
-                             name="gap (%)", line={"color": "#dc2626"}), row=2, col=1)
-    for start in drift.run.starts:
-        resume = start.get("resume_after")
-        at = (pd.Timestamp(resume, unit="ms", tz="UTC") if resume is not None
-              else drift.live_equity.index[0])
-        fig.add_vline(x=at, line_dash="dash", line_color="#334155")
-    halted = drift.run.meta.get("halted_bar")
-    if halted:
-        fig.add_vline(x=pd.Timestamp(int(halted), unit="ms", tz="UTC"), line_color="#dc2626")
-    fig.update_yaxes(title_text="equity", row=1, col=1)
-    fig.update_yaxes(title_text="live - backtest (%)", row=2, col=1)
-    fig.update_layout(height=560, margin={"t": 30, "l": 60, "r": 20, "b": 40},
-                      legend={"orientation": "h"})
-    return fig
-
-
-def _fmt_time(ms: Any) -> str:
-    if ms != ms or ms is None:  # NaN: no such fill
-        return ""
-    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
-
-
-def _fills_display(table: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({
-        "n": table["n"],
-        "live time": table["live_time"].map(_fmt_time), "live side": table["live_side"],
-        "live price": table["live_price"], "live size": table["live_size"],
-        "backtest time": table["bt_time"].map(_fmt_time), "backtest side": table["bt_side"],
-        "backtest price": table["bt_price"], "backtest size": table["bt_size"],
-        "price gap (bps)": table["price_gap_bps"].round(3),
-        "same": table["match"].map({True: "yes", False: "NO"}),
-    })
-    return shown.set_index("n")
-
-
-def _costs_display(costs: pd.DataFrame) -> pd.DataFrame:
-    shown = costs.copy()
-    shown["time"] = shown["time"].map(_fmt_time)
-    for column in ("slippage_bps", "modelled_slippage_bps"):
-        shown[column] = shown[column].round(3)
-    return shown.rename(columns=lambda c: c.replace("_", " "))
-
-
-def _table_html(frame: pd.DataFrame, css: str) -> str:
-    return frame.to_html(classes=f"quantlib-metrics {css}", border=0, na_rep="",
-                         float_format=lambda v: f"{v:.8g}")
-
-
-# -- the index's "Live" section -----------------------------------------------------------------
-def live_index_html(out: str | Path) -> str:
-    """The "Live" section of ``reports/index.html``: one row per drift report under
-    ``OUT/live`` (verdict, largest gap, fills), or "" when there is none."""
-    folder = Path(out) / "live"
-    rows = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        status = "failed" if info.get("diverged") else "ok"
-        label = "DIVERGED" if info.get("diverged") else "MATCHES"
-        esc = html.escape
-        rows.append(
-            f"<tr class='{'failed' if status == 'failed' else ''}'>"
-            f"<td>{esc(str(info.get('strategy')))}</td><td><code>{esc(str(info.get('state')))}"
-            f"</code></td><td><span class='badge status-{status}'>{label}</span><br><small>"
-            f"{esc(str(info.get('verdict')))}</small></td><td>{esc(str(info.get('last_bar')))}"
-            f"</td><td><a href='live/{esc(path.with_suffix('.html').name)}'>report</a></td></tr>")
-    if not rows:
-        return ""
-    return ("<h2 id='live'>Live</h2><p>Live and paper runs against a backtest of their own "
-            "spec on their own candles (<code>quantlib live report</code>).</p><table "
-            "id='live-runs'><thead><tr><th>strategy</th><th>state file</th><th>verdict</th>"
-            f"<th>last bar</th><th>links</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
-
-
-__all__ = ["DEFAULT_TOLERANCE", "Drift", "LiveRun", "compute_drift", "live_index_html",
+__all__ = ["DEFAULT_TOLERANCE", "Drift", "LiveRun", "compute_drift", "drift_metrics",
+           "live_index_html",
            "read_live_run", "summary", "write_drift_report"]

@@ -142,6 +142,41 @@ def test_the_command_writes_the_page_lists_it_and_exits_by_verdict(paper_state, 
     assert index.count("MATCHES</span>") == 1 and index.count("DIVERGED</span>") == 1
 
 
+def test_live_and_backtest_metrics_beside_buy_and_hold(paper_state, slipped_state, frame,
+                                                      tmp_path):
+    """Both curves' metrics against holding the symbol over the same bars: closed forms from
+    the replayed closes, beta and alpha by empyrical on the bar returns."""
+    empyrical = pytest.importorskip("empyrical")
+    drift = compute_drift(read_live_run(paper_state[0]))
+    m = drift.metrics
+    assert list(m.index) == ["live", "backtest"]
+    close = frame["close"].loc[drift.live_equity.index]
+    hold = close.iloc[-1] / close.iloc[0] - 1.0
+    assert m["benchmark_return"].tolist() == pytest.approx([hold, hold], rel=1e-12)
+    live = drift.live_equity
+    assert m.loc["live", "total_return"] == pytest.approx(live.iloc[-1] / live.iloc[0] - 1.0)
+    assert m.loc["live", "excess_return"] == pytest.approx(
+        live.iloc[-1] / live.iloc[0] - 1.0 - hold, rel=1e-12)
+    r, b = live.pct_change().iloc[1:].to_numpy(), close.pct_change().iloc[1:].to_numpy()
+    assert m.loc["live", "beta"] == pytest.approx(empyrical.beta(r, b), rel=1e-9)
+    hours = 365 * 24
+    assert (1 + m.loc["live", "alpha"] / hours) ** hours - 1 == pytest.approx(
+        empyrical.alpha(r, b, annualization=hours), rel=1e-7)
+    # the slipped run's live row is worse than its backtest against the same holder
+    slipped = compute_drift(read_live_run(slipped_state[0])).metrics
+    assert slipped.loc["live", "excess_return"] < slipped.loc["backtest", "excess_return"]
+    # the page shows the table formatted, the index the live excess return
+    from quantlib.report.format import format_metric
+    from quantlib.report.live_drift import write_drift_report
+
+    page = write_drift_report(paper_state[0], tmp_path).read_text()
+    assert "quantlib-drift-metrics" in page
+    assert format_metric("benchmark_return", hold) in page
+    index = (tmp_path / "index.html").read_text()
+    assert "live vs buy &amp; hold" in index
+    assert format_metric("excess_return", m.loc["live", "excess_return"]) in index
+
+
 def test_the_state_is_read_read_only_while_a_runner_writes(paper_state, tmp_path):
     import shutil
 
