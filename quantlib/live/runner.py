@@ -53,6 +53,7 @@ from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.bars import COLUMNS, Bars
+from quantlib.strategy.informative import foreign_symbols
 from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import StrategySpec
 
@@ -97,16 +98,24 @@ class SignalWindow:
                                 {"timeframe": timeframe, "symbol": symbol, "source": "live"})
 
 
-def check_feed_matches(spec: StrategySpec, feed: Iterable[Bar]) -> None:
+def check_feed_matches(spec: StrategySpec, feed: Iterable[Bar], inputs: list[str] = ()) -> None:
     """Refuse a feed of another timeframe or market than the spec's (a 1h spec replayed on
     5m bars would trade parameters on bars they were never chosen for). A feed tells what it
-    knows through ``timeframe`` and ``symbol`` attributes (None: unknown, not checked)."""
+    knows through ``timeframe`` and ``symbol`` attributes (None: unknown, not checked).
+    ``inputs``: the other markets the kind reads, which the feed must carry too."""
     name = getattr(feed, "name", None) or type(feed).__name__
     timeframe = getattr(feed, "timeframe", None)
     if timeframe is not None and _timeframe_ms(timeframe) != _timeframe_ms(spec.timeframe):
         raise LiveError(f"feed {name} has {timeframe} bars but spec {spec.name!r} trades "
                         f"{spec.timeframe} bars; replay data of the spec's timeframe")
     symbols = getattr(feed, "symbols", None)
+    if inputs:  # a one-symbol spec reading other markets: the feed carries them all
+        if symbols is None or sorted(symbols) != sorted([spec.symbol, *inputs]):
+            raise LiveError(f"spec {spec.name!r} trades {spec.symbol} and its kind reads "
+                            f"{list(inputs)} (informative inputs): the feed ({name}) must give "
+                            f"each of those markets (--feed replay:{spec.symbol}=FILE,"
+                            f"{inputs[0]}=FILE,... or exchange)")
+        return
     if symbols is not None:  # a portfolio feed: one market per spec symbol, same order
         if list(symbols) != list(spec.symbols):
             raise LiveError(f"feed {name} has the markets {list(symbols)} but spec "
@@ -171,6 +180,14 @@ class LiveRunner:
         # warmup_bars: the declared warm-up or, for informative inputs, their history if longer
         size = self.kind.warmup_bars(self.params, spec.timeframe) + 1
         self.windows = {s: SignalWindow(size) for s in self.symbols}
+        # other markets the kind reads (e.g. BTC's regime gating ETH): fed with the traded one,
+        # kept in windows of the same length, handed to the signal as the backtest's inputs
+        self.inputs = self.kind.informative_inputs(self.params)
+        self.input_symbols = foreign_symbols(self.inputs, self.symbols)
+        if self.input_symbols and (len(self.symbols) > 1 or self.kind.engine == "grid"):
+            raise LiveError(f"spec {spec.name!r}: informative inputs of other markets "
+                            f"{self.input_symbols} run for one-symbol signal kinds only")
+        self.windows.update({s: SignalWindow(size) for s in self.input_symbols})
         self.window = self.windows[spec.symbol]  # the first symbol's (one-symbol specs: the only)
         self.risk = RiskManager(spec.risk, store)
         self.stop_file = Path(stop_file) if stop_file else None
@@ -186,7 +203,7 @@ class LiveRunner:
         self.max_bars = max_bars
         self._signalled = False
         self.latencies_ns: list[int] = []
-        check_feed_matches(spec, feed)
+        check_feed_matches(spec, feed, self.input_symbols)
         self._check_state_identity()
 
     def _check_state_identity(self) -> None:
@@ -256,7 +273,8 @@ class LiveRunner:
         for symbol in self.symbols:
             bar = bars[symbol]
             target = float(self.kind.signals(self.windows[symbol].bars(spec.timeframe, symbol),
-                                             self.params, validated=True)[-1])
+                                             self.params, validated=True,
+                                             informative=self._input_data(symbol))[-1])
             target = self.risk.cap(target)
             prev_target = store.get_float(self._key("target", symbol), 0.0)
             if self.risk.halted:
@@ -281,6 +299,17 @@ class LiveRunner:
         for symbol, target in targets.items():
             store.set_meta(self._key("target", symbol), repr(target))
         return targets[self.symbols[0]], orders, cash, positions[self.symbols[0]], equity
+
+    def _input_data(self, symbol: str) -> dict[str, Bars] | None:
+        """The window of each informative input that reads data, not the traded bars
+        resampled (another market; or a source string, which this process must not load):
+        what a backtest passes as ``informative={name: frame}``."""
+        data = {}
+        for spec in self.inputs:
+            if spec.symbol not in (None, symbol) or spec.source is not None:
+                market = spec.symbol or symbol
+                data[spec.name] = self.windows[market].bars(self.spec.timeframe, market)
+        return data or None
 
     def _grid_params(self) -> dict:
         """The grid's own parameters (a wrapping kind such as regime_grid names them)."""
@@ -436,6 +465,10 @@ class LiveRunner:
             bars = self._bars_of(item)
             for symbol, one in bars.items():
                 self.windows[symbol].push(one)
+            if self.input_symbols:  # inputs fill their windows; the traded market is decided
+                if self.symbols[0] not in bars:  # an input's candle at a time it lacks
+                    continue
+                bars = {self.symbols[0]: bars[self.symbols[0]]}
             bar = bars[self.symbols[0]]
             if bar.warmup_only or (last is not None and bar.time <= last):
                 continue
@@ -466,6 +499,8 @@ class LiveRunner:
         if not isinstance(item, dict):
             return {self.spec.symbol: item}
         times = {bar.time for bar in item.values()}
+        if self.input_symbols and len(times) == 1 and set(item) <= set(self.windows):
+            return item  # the traded market and/or inputs, those with a candle at that time
         if list(item) != self.symbols or len(times) != 1:
             raise LiveError(f"feed gave {sorted(item)} at times {sorted(times)}; a portfolio "
                             f"bar is one closed candle of each of {self.symbols} at one time")

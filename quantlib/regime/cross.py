@@ -27,23 +27,32 @@ from quantlib.regime.strategy import (
     regime_ok,
 )
 from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import InformativeInput, informative
+from quantlib.strategy.informative import InformativeInput, handed_down, informative, nest
 from quantlib.strategy.registry import Param, StrategyKind, register
 
 REGIME_INPUT = "regime"
 
 
+def _nested(p: Mapping[str, Any]) -> tuple[tuple[InformativeInput, ...], dict[str, str]]:
+    # the regime input, then the wrapped kind's own (a higher-timeframe trend...): declared
+    # here, the warm-up covers them and the caller's data reaches the wrapped kind
+    inner, inner_params = _inner(p, "signals")
+    own = (InformativeInput(REGIME_INPUT, symbol=p["regime_symbol"],
+                            source=p["regime_source"] or None, history=_regime_warmup(p) + 1),)
+    return nest(own, inner.informative_inputs(inner_params))
+
+
 def _inputs(p: Mapping[str, Any]) -> tuple[InformativeInput, ...]:
-    return (InformativeInput(REGIME_INPUT, symbol=p["regime_symbol"],
-                             source=p["regime_source"] or None,
-                             history=_regime_warmup(p) + 1),)
+    return _nested(p)[0]
 
 
 def _signal(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
     inner, inner_params = _inner(p, "signals")
     other = informative(bars, REGIME_INPUT)
     ok = other.at_base(regime_ok(other.bars, p).astype(np.float64))
-    return inner.signals(bars, inner_params, validated=True) * np.nan_to_num(ok, nan=0.0)
+    target = inner.signals(bars, inner_params, validated=True,
+                           informative=handed_down(bars, _nested(p)[1]))
+    return target * np.nan_to_num(ok, nan=0.0)
 
 
 REGIME_FILTER_CROSS = register(StrategyKind(

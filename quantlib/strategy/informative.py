@@ -316,6 +316,8 @@ def _loader(source: str) -> Callable[..., Any]:
 
 
 def _raw_input(base: Bars, spec: InformativeInput, given: Any) -> Bars | None:
+    if isinstance(given, Informative):  # handed down by a wrapping kind: its closed bars
+        return given.bars
     if given is not None:
         return as_bars(given)
     if spec.source is not None:
@@ -337,6 +339,59 @@ def informative(bars: Bars, name: str) -> Informative:
         raise ParameterError(f"no informative input {name!r} on these bars (declared: "
                              f"{sorted(aligned)}); declare it in the kind's `informative`"
                              ) from None
+
+
+def nest(own: tuple[InformativeInput, ...], inner: tuple[InformativeInput, ...]
+         ) -> tuple[tuple[InformativeInput, ...], dict[str, str]]:
+    """The inputs of a kind wrapping another: its ``own`` followed by the wrapped kind's
+    ``inner`` ones, and ``{inner name: name in the result}``.
+
+    A wrapper declares both, so its warm-up covers the wrapped kind's inputs as well as its own
+    (:func:`informative_warmup` takes the longest) and the caller passes data for every input
+    at the top. An inner input reading the same data as one already declared (same timeframe,
+    symbol and source) is merged into it with the longer history; one whose name is taken by
+    other data is renamed ``'inner.NAME'``.
+
+    Examples
+    --------
+    >>> own = (InformativeInput("trend", timeframe="4h", history=20),)
+    >>> inner = (InformativeInput("regime", symbol="BTC/USDT", history=60),
+    ...          InformativeInput("trend", timeframe="1d", history=5))
+    >>> inputs, names = nest(own, inner)
+    >>> [i.name for i in inputs], names
+    (['trend', 'regime', 'inner.trend'], {'regime': 'regime', 'trend': 'inner.trend'})
+    """
+    out = {spec.name: spec for spec in own}
+    names = {}
+    for spec in inner:
+        name = spec.name
+        while name in out and _data_of(out[name]) != _data_of(spec):
+            name = "inner." + name
+        held = out.get(name)
+        out[name] = replace(spec, name=name) if held is None else \
+            replace(held, history=max(held.history, spec.history))
+        names[spec.name] = name
+    return tuple(out.values()), names
+
+
+def _data_of(spec: InformativeInput) -> tuple:
+    return spec.timeframe, spec.symbol, spec.source
+
+
+def handed_down(bars: Bars, names: Mapping[str, str]) -> dict[str, Informative] | None:
+    """The aligned inputs a wrapper passes to its wrapped kind (``signals(...,
+    informative=...)``), by the wrapped kind's own names (``names`` from :func:`nest`)."""
+    return {inner: informative(bars, outer) for inner, outer in names.items()} or None
+
+
+def foreign_symbols(inputs: tuple[InformativeInput, ...], traded: list[str]) -> list[str]:
+    """Symbols the inputs read that are not traded, in declaration order (the markets a runner
+    must feed besides the traded ones)."""
+    out: list[str] = []
+    for spec in inputs:
+        if spec.symbol is not None and spec.symbol not in traded and spec.symbol not in out:
+            out.append(spec.symbol)
+    return out
 
 
 def informative_warmup(inputs: tuple[InformativeInput, ...], base_timeframe: str) -> int:
@@ -361,6 +416,6 @@ def truncate_supplied(supplied: Mapping[str, Any] | None, end_ns: int) -> dict[s
     return out
 
 
-__all__ = ["Informative", "InformativeInput", "aggregate", "align", "attach", "informative",
-           "informative_warmup", "timeframe_ns", "truncate_supplied", "utc_label",
-           "visible_index"]
+__all__ = ["Informative", "InformativeInput", "aggregate", "align", "attach", "foreign_symbols",
+           "handed_down", "informative", "informative_warmup", "nest", "timeframe_ns",
+           "truncate_supplied", "utc_label", "visible_index"]

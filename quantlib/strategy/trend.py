@@ -33,7 +33,13 @@ import numpy as np
 
 from quantlib.errors import ParameterError
 from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import InformativeInput, informative, timeframe_ns
+from quantlib.strategy.informative import (
+    InformativeInput,
+    handed_down,
+    informative,
+    nest,
+    timeframe_ns,
+)
 from quantlib.strategy.kinds import ema, ema_length, sma
 from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 
@@ -63,9 +69,17 @@ def trend_history(p: Mapping[str, Any]) -> int:
     return window if p["trend_kind"] == "ma" else ema_length(window)
 
 
+def _nested(p: Mapping[str, Any]) -> tuple[tuple[InformativeInput, ...], dict[str, str]]:
+    # the trend input, then the wrapped kind's own inputs (a regime filter's other symbol...):
+    # declared here, the warm-up covers them and the caller's data reaches the wrapped kind
+    inner, inner_params = _inner(p)
+    own = (InformativeInput(TREND_INPUT, timeframe=p["trend_timeframe"],
+                            history=trend_history(p)),)
+    return nest(own, inner.informative_inputs(inner_params))
+
+
 def _inputs(p: Mapping[str, Any]) -> tuple[InformativeInput, ...]:
-    return (InformativeInput(TREND_INPUT, timeframe=p["trend_timeframe"],
-                             history=trend_history(p)),)
+    return _nested(p)[0]
 
 
 def trend_direction(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
@@ -80,7 +94,8 @@ def trend_direction(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
 
 def _signal(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
     inner, inner_params = _inner(p)
-    target = inner.signals(bars, inner_params, validated=True)
+    target = inner.signals(bars, inner_params, validated=True,
+                           informative=handed_down(bars, _nested(p)[1]))
     return np.where(np.sign(target) == trend_direction(bars, p), target, 0.0)
 
 
