@@ -87,9 +87,8 @@ def run(
     from quantlib.live.feeds import (
         ExchangeFeed,
         PortfolioExchangeFeed,
-        PortfolioReplayFeed,
-        ReplayFeed,
-        parse_replay,
+        make_feed,
+        spec_input_symbols,
     )
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
@@ -111,14 +110,18 @@ def run(
             broker = CcxtBroker(store, spec, exchange, logger=logger)
         else:
             broker = PaperBroker(store, spec)
+        inputs = spec_input_symbols(spec)  # other markets the kind reads (informative inputs)
         if feed.startswith("replay:"):
-            files = parse_replay(feed)
-            bars = PortfolioReplayFeed(files) if isinstance(files, dict) else ReplayFeed(files)
+            bars = make_feed(feed, inputs=inputs)
         elif feed == "exchange":
             kind = get_kind(spec.kind)
             exchange = exchange or _public_exchange(spec.exchange)
             history = kind.warmup_bars(kind.validate(spec.params), spec.timeframe) + 2
-            if len(spec.symbols) > 1:  # a portfolio: a bar once every market's candle closed
+            if inputs and len(spec.symbols) == 1:  # decided once every input's candle closed
+                bars = make_feed(feed, exchange=exchange, symbol=spec.symbol, inputs=inputs,
+                                 timeframe=spec.timeframe, history=history,
+                                 poll_seconds=poll_seconds)
+            elif len(spec.symbols) > 1:  # a portfolio: a bar once every market's candle closed
                 bars = PortfolioExchangeFeed(exchange, spec.symbols, spec.timeframe,
                                              history=history, poll_seconds=poll_seconds)
             else:
