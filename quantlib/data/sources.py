@@ -7,6 +7,9 @@
 ``EXCHANGE:BASE/QUOTE:TF[:SINCE[:UNTIL]]`` exchange data through ccxt, served from the cache
                                            ``data/<exchange>/``, fetched when missing; built
                                            from the trade cache when it covers the span
+``EXCHANGE:BASE/QUOTE:SETTLE:TF[:...]``    a perpetual swap (``binanceusdm:BTC/USDT:USDT:1h``);
+                                           ``quantlib.data.perp.load_perp`` adds its mark and
+                                           funding series
 =========================================  ===============================================
 
 Tests point exchange sources at a loopback server with ``QUANTLIB_<EXCHANGE>_API_URL`` (the same
@@ -24,8 +27,9 @@ from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ParameterError
 
 _SAMPLE_KEYS = {"seed": int, "bars": int, "timeframe": str}
-_SYMBOL = re.compile(r"^[A-Za-z0-9.\-_]+/[A-Za-z0-9.\-_]+$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9.\-_]+/[A-Za-z0-9.\-_]+(:[A-Z0-9]+)?$")
 _EXCHANGE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SETTLE = re.compile(r"^[A-Z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,18 @@ def _check_timeframe(timeframe: str, text: str) -> None:
         raise DataError(f"data source {text!r}: {exc}") from None
 
 
+def _join_settle(parts: list[str]) -> list[str]:
+    """``[ex, "BTC/USDT", "USDT", "1h", ...]`` -> ``[ex, "BTC/USDT:USDT", "1h", ...]``: a swap's
+    settle currency (ccxt's ``BASE/QUOTE:SETTLE``) is the part after the pair that is not a
+    timeframe."""
+    if len(parts) >= 4 and _SETTLE.match(parts[2]) and "/" in parts[1]:
+        try:
+            timeframe_to_seconds(parts[2])
+        except ParameterError:
+            return [parts[0], f"{parts[1]}:{parts[2]}", *parts[3:]]
+    return parts
+
+
 def parse_source(text: str) -> DataSource:
     """Parse a data source string; raise DataError saying what is malformed.
 
@@ -85,6 +101,8 @@ def parse_source(text: str) -> DataSource:
     'BTC/USD'
     >>> parse_source("sample:seed=3").options
     {'seed': 3}
+    >>> parse_source("binanceusdm:BTC/USDT:USDT:1h:2024-01-01").symbol  # a swap: BASE/QUOTE:SETTLE
+    'BTC/USDT:USDT'
     """
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"data source must be a non-empty string, got {text!r}")
@@ -96,12 +114,12 @@ def parse_source(text: str) -> DataSource:
         if not rest:
             raise DataError(f"data source {text!r}: 'file:' needs a path, e.g. file:data/btc.csv")
         return DataSource("file", text, path=rest)
-    parts = text.split(":")
+    parts = _join_settle(text.split(":"))
     if len(parts) < 3 or len(parts) > 5:
         raise DataError(
             f"data source {text!r} is not understood; expected 'sample[:key=value,...]', "
-            "'file:PATH' or 'EXCHANGE:BASE/QUOTE:TIMEFRAME[:SINCE[:UNTIL]]' "
-            "(e.g. kraken:BTC/USD:1h:2024-01-01)"
+            "'file:PATH' or 'EXCHANGE:BASE/QUOTE[:SETTLE]:TIMEFRAME[:SINCE[:UNTIL]]' "
+            "(e.g. kraken:BTC/USD:1h:2024-01-01, binanceusdm:BTC/USDT:USDT:1h:2024-01-01)"
         )
     exchange, symbol, timeframe = parts[:3]
     if not _EXCHANGE.match(exchange):

@@ -1,0 +1,232 @@
+"""Perpetual-swap data: candles plus their ``mark`` and ``funding`` companion series.
+
+One source string names all three (the same scheme as OHLCV, :mod:`quantlib.data.sources`):
+
+=============================================  ==========================================
+``sample[:seed=..,bars=..,timeframe=..]``      the synthetic market with its synthetic mark
+                                               and funding (:mod:`quantlib.data.synthetic`)
+``binanceusdm:BTC/USDT:USDT:1h:SINCE[:UNTIL]``  Binance USD-M through ccxt, cached as Parquet
+                                               (:mod:`quantlib.data.perp_fetch`)
+=============================================  ==========================================
+
+:func:`load_perp` returns a :class:`PerpData`; ``quantlib.data.load`` keeps returning the OHLCV
+alone. The canonical funding frame: a tz-aware UTC ``DatetimeIndex`` named ``timestamp`` (the
+funding times, strictly increasing), one float64 column ``funding_rate`` (fraction of the
+position's notional per interval; positive: longs pay shorts); attrs ``source``, ``symbol``,
+``funding_interval`` (``"8h"``). :func:`validate_funding` checks it and reports payments missing
+from the interval's UTC grid (gaps) and payments off that grid; nothing is ever filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.errors import DataError, ParameterError
+
+FUNDING_COLUMNS = ("funding_rate",)
+# Venues whose perps load_perp can fetch, and why others are refused (named in the message).
+PERP_EXCHANGES = ("binanceusdm",)
+# A rate of 100 % of the notional per interval is no real funding: a percent/fraction mix-up.
+_MAX_ABS_RATE = 1.0
+_DEFAULT_INTERVAL = "8h"
+
+
+@dataclass
+class FundingSummary:
+    """What :func:`validate_funding` found."""
+
+    interval: str
+    n_payments: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    gaps: pd.DataFrame = field(repr=False)
+    n_missing: int = 0
+    n_off_grid: int = 0
+
+    def to_dict(self) -> dict:
+        return {"funding_interval": self.interval, "n_payments": self.n_payments,
+                "first_payment": str(self.first) if self.first is not None else None,
+                "last_payment": str(self.last) if self.last is not None else None,
+                "n_gaps": len(self.gaps), "n_missing_payments": self.n_missing,
+                "n_off_grid_payments": self.n_off_grid}
+
+
+def _where(name: str | None) -> str:
+    return f"{name}: " if name else ""
+
+
+def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{_where(name)}funding must be a DataFrame, got {type(frame).__name__}")
+    if list(frame.columns) != list(FUNDING_COLUMNS):
+        raise DataError(f"{_where(name)}funding columns must be exactly {list(FUNDING_COLUMNS)}, "
+                        f"got {list(frame.columns)}")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise DataError(f"{_where(name)}funding index must be a tz-aware UTC DatetimeIndex "
+                        f"(funding times), got {type(index).__name__}")
+    if len(index) > 1:
+        steps = np.diff(index.as_unit("ns").asi8)
+        if np.any(steps <= 0):
+            row = int(np.flatnonzero(steps <= 0)[0]) + 1
+            what = "duplicates" if steps[row - 1] == 0 else "is earlier than"
+            raise DataError(f"{_where(name)}funding row {row} (timestamp {index[row]}): the time "
+                            f"{what} the previous row's ({index[row - 1]}); funding times must "
+                            "strictly increase")
+    rates = frame["funding_rate"]
+    if rates.dtype != np.float64:
+        raise DataError(f"{_where(name)}funding column 'funding_rate' must be float64 "
+                        f"(fraction per interval), got {rates.dtype}")
+    values = rates.to_numpy()
+    bad = ~np.isfinite(values) | (np.abs(values) >= _MAX_ABS_RATE)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        problem = ("is not a finite number" if not np.isfinite(values[row]) else
+                   f"is {values[row]!r}, 100 % or more of the notional per interval (a rate in "
+                   "percent instead of a fraction?)")
+        more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
+        raise DataError(f"{_where(name)}funding row {row} (timestamp {index[row]}), field "
+                        f"'funding_rate' {problem}{more}")
+
+
+def infer_funding_interval(index: pd.DatetimeIndex) -> str | None:
+    """The most common step between funding times as ``"<hours>h"`` (None below 2 payments).
+
+    Examples
+    --------
+    >>> infer_funding_interval(pd.date_range("2024-01-01", periods=4, freq="8h", tz="UTC"))
+    '8h'
+    """
+    if len(index) < 2:
+        return None
+    steps = pd.Series(np.diff(index.as_unit("s").asi8)).mode()
+    seconds = int(steps.iloc[0])
+    if seconds % 3600 or 86400 % seconds:
+        return None  # not a whole number of hours dividing a day: no grid to check against
+    return f"{seconds // 3600}h"
+
+
+def validate_funding(frame: pd.DataFrame, interval: str | None = None, *,
+                     name: str | None = None) -> FundingSummary:
+    """Check a canonical funding frame; report missing and off-grid payments, fill nothing.
+
+    Parameters
+    ----------
+    frame : funding frame (index = funding times, column ``funding_rate``).
+    interval : hours between payments (``"8h"``); default ``attrs["funding_interval"]``, else
+        the most common step, else 8h.
+    name : what the frame is (a source string or file), put in front of every message.
+
+    Raises
+    ------
+    DataError : naming the row (timestamp) and field that is wrong.
+
+    Examples
+    --------
+    >>> times = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 08:00", "2024-01-02 00:00"],
+    ...                          tz="UTC", name="timestamp")
+    >>> summary = validate_funding(pd.DataFrame({"funding_rate": [1e-4, 2e-4, 1e-4]}, index=times))
+    >>> summary.interval, summary.n_missing, str(summary.gaps["start"].iloc[0])
+    ('8h', 1, '2024-01-01 16:00:00+00:00')
+    """
+    from quantlib.data.ohlcv import find_gaps, misaligned_rows
+
+    _check_funding_frame(frame, name)
+    interval = (interval or frame.attrs.get("funding_interval")
+                or infer_funding_interval(frame.index) or _DEFAULT_INTERVAL)
+    try:
+        timeframe_to_seconds(interval)
+    except ParameterError as exc:
+        raise DataError(f"{_where(name)}funding interval: {exc}") from None
+    gaps = find_gaps(frame.index, interval).rename(columns={"missing_bars": "missing_payments"})
+    return FundingSummary(
+        interval=interval, n_payments=len(frame),
+        first=frame.index[0] if len(frame) else None, last=frame.index[-1] if len(frame) else None,
+        gaps=gaps, n_missing=int(gaps["missing_payments"].sum()) if len(gaps) else 0,
+        n_off_grid=len(misaligned_rows(frame.index, interval)))
+
+
+@dataclass
+class PerpData:
+    """A perpetual swap's data: last-price candles, mark-price candles and funding payments.
+
+    ``ohlcv`` and ``mark`` are canonical OHLCV frames on the same timeframe (the mark's volume is
+    0 where the venue sends none); ``funding`` is a canonical funding frame covering the span of
+    the candles. ``source`` is the source string they were loaded from.
+    """
+
+    ohlcv: pd.DataFrame
+    mark: pd.DataFrame
+    funding: pd.DataFrame
+    source: str
+
+    def validate(self) -> dict:
+        """Summaries of the three series plus the mark's bars missing where candles exist.
+
+        Returns ``{"ohlcv": ValidationSummary, "mark": ValidationSummary, "funding":
+        FundingSummary, "mark_missing": DatetimeIndex}``; raises DataError on invalid data.
+        """
+        from quantlib.data.ohlcv import validate_ohlcv
+
+        timeframe = self.ohlcv.attrs.get("timeframe")
+        return {"ohlcv": validate_ohlcv(self.ohlcv, timeframe, name=f"{self.source} ohlcv"),
+                "mark": validate_ohlcv(self.mark, timeframe, name=f"{self.source} mark"),
+                "funding": validate_funding(self.funding, name=f"{self.source} funding"),
+                "mark_missing": self.ohlcv.index.difference(self.mark.index)}
+
+
+def _sample_perp(parsed) -> PerpData:
+    from quantlib.data.synthetic import synthetic_funding, synthetic_mark, synthetic_ohlcv
+
+    opts = parsed.options
+    seed = opts.get("seed", 0)
+    market = synthetic_ohlcv(opts.get("bars", 5000), opts.get("timeframe", "1h"), seed)
+    ohlcv = market.ohlcv
+    ohlcv.attrs["source_string"] = parsed.text
+    mark, funding = synthetic_mark(ohlcv, seed), synthetic_funding(ohlcv, seed)
+    funding.attrs["source_string"] = parsed.text
+    return PerpData(ohlcv, mark, funding, parsed.text)
+
+
+def load_perp(source: str = "sample", *, allow_partial: bool = False,
+              cache_dir: str | None = None) -> PerpData:
+    """Candles, mark-price candles and funding of the perpetual swap named by ``source``.
+
+    ``sample...`` gives the synthetic market with its synthetic companions (offline). An
+    exchange source must name a venue in :data:`PERP_EXCHANGES` and a swap symbol with its
+    settle currency (``BTC/USDT:USDT``); the three series are served from their Parquet caches
+    and only what is missing is fetched. History starting later than SINCE is refused unless
+    ``allow_partial=True``. Gaps stay gaps (see :meth:`PerpData.validate`).
+
+    Examples
+    --------
+    >>> perp = load_perp("sample:bars=48,seed=2")
+    >>> len(perp.ohlcv), len(perp.mark), len(perp.funding), perp.funding.attrs["funding_interval"]
+    (48, 48, 6, '8h')
+    """
+    from quantlib.data.sources import parse_source
+
+    parsed = parse_source(source)
+    if parsed.kind == "sample":
+        return _sample_perp(parsed)
+    if parsed.kind != "exchange":
+        raise DataError(f"data source {parsed.text!r}: perpetual-swap data needs 'sample[:...]' "
+                        "or an exchange source like binanceusdm:BTC/USDT:USDT:1h:2024-01-01 "
+                        "(a file holds no funding or mark series)")
+    if parsed.exchange not in PERP_EXCHANGES:
+        raise DataError(f"data source {parsed.text!r}: exchange {parsed.exchange!r} has no "
+                        f"perpetual-swap loader; supported: {', '.join(PERP_EXCHANGES)}")
+    if ":" not in parsed.symbol:
+        raise DataError(f"data source {parsed.text!r}: symbol {parsed.symbol!r} is not a swap; "
+                        "name its settle currency, e.g. BTC/USDT:USDT")
+    from quantlib.data.perp_fetch import load_perp_exchange
+
+    return load_perp_exchange(parsed, allow_partial=allow_partial, cache_dir=cache_dir)
+
+
+__all__ = ["FUNDING_COLUMNS", "PERP_EXCHANGES", "FundingSummary", "PerpData",
+           "infer_funding_interval", "load_perp", "validate_funding"]
