@@ -25,6 +25,8 @@ _LAZY = {
     "source_from_parts": "sources",
     "SyntheticMarket": "synthetic", "synthetic_ohlcv": "synthetic",
     "synthetic_funding": "synthetic", "synthetic_mark": "synthetic",
+    "PerpData": "perp", "FundingSummary": "perp", "load_perp": "perp",
+    "validate_funding": "perp",
     "bars_per_year": "timeframes", "timeframe_to_seconds": "timeframes",
     "timeframe_to_timedelta": "timeframes",
 }
@@ -54,6 +56,8 @@ __all__ = [
     "OHLCV_COLUMNS",
     "DataError",
     "DataSource",
+    "FundingSummary",
+    "PerpData",
     "SyntheticMarket",
     "ValidationSummary",
     "bars_per_year",
@@ -61,6 +65,7 @@ __all__ = [
     "find_gaps",
     "load",
     "load_ohlcv",
+    "load_perp",
     "parse_source",
     "resample",
     "save_ohlcv",
@@ -70,5 +75,6 @@ __all__ = [
     "synthetic_ohlcv",
     "timeframe_to_seconds",
     "timeframe_to_timedelta",
+    "validate_funding",
     "validate_ohlcv",
 ]

@@ -1,4 +1,5 @@
-"""``quantlib data ...``: fetch exchange data into the cache, validate and inspect OHLCV files.
+"""``quantlib data ...``: fetch exchange data into the cache, validate and inspect OHLCV files,
+funding files and perpetual-swap sources (candles, mark and funding together).
 
 Every quantlib error becomes one ``error: ...`` line on stderr and exit code 1, never a traceback.
 """
@@ -108,19 +109,101 @@ def _fetch_from_trades(instance, symbol: str, timeframe: str, since: str, until:
     return df, folder
 
 
+def _perp_source(target: str, perp: bool) -> str | None:
+    """``target`` when it names perpetual-swap data (not an existing file), else None."""
+    looks_like_source = ":" in target or (perp and target.startswith("sample"))
+    if Path(target).exists() or not looks_like_source:
+        return None  # a file (or a missing one: the file loader says so)
+    from quantlib.data.sources import parse_source
+
+    parsed = parse_source(target)
+    if parsed.kind == "exchange" and ":" in (parsed.symbol or ""):
+        return target
+    if parsed.kind == "sample" and perp:
+        return target
+    raise QuantlibError(f"{target}: no such file, and not a perpetual-swap source (e.g. "
+                        "binanceusdm:BTC/USDT:USDT:1h:2024-01-01, or sample with --perp)")
+
+
+def _funding_file(path: Path):
+    """The funding frame of a Parquet file holding only ``funding_rate`` (a funding cache),
+    else None (the file is then read as OHLCV)."""
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception:  # damaged: load_ohlcv says what is wrong with it
+        return None
+    return frame if list(frame.columns) == ["funding_rate"] else None
+
+
+def _print_funding(summary, *, max_gaps: int = 10) -> None:
+    for key, value in summary.to_dict().items():
+        typer.echo(f"{key:>20}: {value}")
+    gaps = summary.gaps
+    if len(gaps):
+        typer.echo(f"funding gaps (first {min(len(gaps), max_gaps)} of {len(gaps)}):")
+        for row in gaps.head(max_gaps).itertuples(index=False):
+            typer.echo(f"  {row.start} .. {row.end}  ({row.missing_payments} missing payments)")
+
+
+def _print_perp(source: str, summaries: dict) -> None:
+    typer.echo(f"source: {source}")
+    for part in ("ohlcv", "mark"):
+        typer.echo(f"[{part}]")
+        _print_summary(summaries[part])
+    missing = summaries["mark_missing"]
+    typer.echo(f"mark bars missing where candles exist: {len(missing)}"
+               + (f" (first {missing[0]})" if len(missing) else ""))
+    typer.echo("[funding]")
+    _print_funding(summaries["funding"])
+
+
+def _perp_report(source: str) -> None:
+    from quantlib.data.perp import load_perp
+
+    perp = load_perp(source)
+    summaries = perp.validate()
+    _print_perp(source, summaries)
+    for part, frame in (("ohlcv", perp.ohlcv), ("funding", perp.funding)):
+        if "partial_history" in frame.attrs:
+            typer.echo(f"PARTIAL HISTORY ({part}): {frame.attrs['partial_history']}")
+
+
+_TARGET_HELP = ("CSV or Parquet OHLCV file, a funding cache file, or a perpetual-swap source "
+                "(binanceusdm:BTC/USDT:USDT:1h:2024-01-01) whose candles, mark and funding are "
+                "loaded (fetched when not cached).")
+_PERP_HELP = "Treat a sample source as a perpetual swap (synthetic mark and funding)."
+
+
 @data_app.command("validate")
 def validate_command(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet OHLCV file.")],
+    file: Annotated[str, typer.Argument(help=_TARGET_HELP)],
     timeframe: Annotated[str | None, typer.Option(help="Bar length; default inferred.")] = None,
+    perp: Annotated[bool, typer.Option("--perp", help=_PERP_HELP)] = False,
 ) -> None:
-    """Check a file against the canonical OHLCV rules; print the summary and gaps.
+    """Check a file (or perp source) against the canonical rules; print the summary and gaps.
 
     Exit code 1 with the problem (row, column) when the data is invalid.
     """
     from quantlib.data.io import load_ohlcv
     from quantlib.data.ohlcv import validate_ohlcv
+    from quantlib.data.perp import validate_funding
 
     try:
+        source = _perp_source(file, perp)
+        if source is not None:
+            _perp_report(source)
+            typer.echo(f"{source}: valid perpetual-swap data")
+            return
+        funding = _funding_file(Path(file))
+        if funding is not None:
+            summary = validate_funding(funding, name=file)
+            typer.echo(f"{file}: valid funding")
+            _print_funding(summary)
+            return
         df = load_ohlcv(file, timeframe=timeframe)
         summary = validate_ohlcv(df, timeframe, name=str(file))
     except QuantlibError as exc:
@@ -129,17 +212,50 @@ def validate_command(
     _print_summary(summary)
 
 
+def _info_funding(file: Path, funding) -> None:
+    from quantlib.data.cache import stored_metadata
+    from quantlib.data.perp import validate_funding
+
+    summary = validate_funding(funding, name=str(file))
+    typer.echo(f"file: {file} ({file.stat().st_size:,} bytes)")
+    rates = funding["funding_rate"]
+    if len(rates):
+        typer.echo(f"funding_rate: mean {rates.mean():.6g}  min {rates.min():.6g}  "
+                   f"max {rates.max():.6g}  (fraction per interval)")
+    _print_funding(summary)
+    meta = {**funding.attrs, **stored_metadata(file)}
+    for key in ("source", "exchange", "symbol"):
+        if key in meta:
+            typer.echo(f"{key}: {meta[key]}")
+    if "partial_history" in meta:
+        typer.echo(f"PARTIAL HISTORY (accepted with --allow-partial): {meta['partial_history']}")
+
+
 @data_app.command("info")
-def info_command(file: Annotated[Path, typer.Argument(help="CSV or Parquet OHLCV file.")]) -> None:
-    """Describe an OHLCV file: span, timeframe, prices, volume, gaps, metadata."""
+def info_command(
+    file: Annotated[str, typer.Argument(help=_TARGET_HELP)],
+    perp: Annotated[bool, typer.Option("--perp", help=_PERP_HELP)] = False,
+) -> None:
+    """Describe an OHLCV file (span, timeframe, prices, volume, gaps, metadata), a funding file,
+    or a perpetual swap's three series (funding interval and gaps included)."""
     from quantlib.data.io import load_ohlcv
     from quantlib.data.ohlcv import validate_ohlcv
 
     try:
-        df = load_ohlcv(file)
-        summary = validate_ohlcv(df, name=str(file))
+        source = _perp_source(file, perp)
+        if source is not None:
+            _perp_report(source)
+            return
+        path = Path(file)
+        funding = _funding_file(path)
+        if funding is not None:
+            _info_funding(path, funding)
+            return
+        df = load_ohlcv(path)
+        summary = validate_ohlcv(df, name=str(path))
     except QuantlibError as exc:
         _fail(exc)
+    file = path
     typer.echo(f"file: {file} ({file.stat().st_size:,} bytes)")
     typer.echo(f"bars: {len(df)}  timeframe: {summary.timeframe}")
     typer.echo(f"span: {summary.first_bar} .. {summary.last_bar}")
