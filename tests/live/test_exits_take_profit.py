@@ -1,0 +1,182 @@
+"""Live exits on the loopback Kraken fill where the backtest fills them.
+
+A spec with a stop-loss and a take-profit trades live against the loopback Kraken, whose price
+replays each bar (:meth:`KrakenServer.walk_bar`: a trigger the bar opens beyond fills at the
+open, a trigger inside the bar's range at the trigger). The independent computation is
+:func:`quantlib.backtest.run_backtest` (vectorbt) on the same bars: every fill must agree in
+bar, side and price (to the 1e-8 price tick of the test market), amounts to the 1e-8 lot.
+
+One kind of bar differs, by construction of the backtest's rule, and is checked as such: a
+signal exit due at a bar's open that the backtest replaces by a stop-loss or take-profit
+reached later in the same bar (:func:`signal_stop_clashes`); live sells at the open.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from quantlib.backtest.config import BacktestConfig
+from quantlib.backtest.engine import run_backtest
+from quantlib.data import synthetic_ohlcv
+from quantlib.live.brokers.ccxt_broker import CcxtBroker
+from quantlib.live.feeds import Bar
+from quantlib.live.logs import JsonLogger
+from quantlib.live.runner import LiveRunner
+from quantlib.live.state import StateStore
+from tests.live.conftest import make_spec
+from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
+
+SL, TP = 0.02, 0.03
+PARAMS = {"fast": 3, "slow": 10}
+TICK = LOT = 1e-8
+
+
+class FineTickKraken(KrakenServer):
+    """The loopback Kraken with a 1e-8 price tick: triggers reach it unrounded to 1e-8."""
+
+    def _public_AssetPairs(self, params: dict) -> dict:
+        pairs = super()._public_AssetPairs(params)
+        for pair in pairs.values():
+            pair.update(pair_decimals=8, tick_size="0.00000001")
+        return pairs
+
+
+def exits_spec():
+    return make_spec("ma_cross", PARAMS, exchange="kraken",
+                     approval={"status": "approved", "by": "test"},
+                     execution={"fees": 0.0, "slippage_bps": 0.0, "stop_on_exchange": True},
+                     risk={"sl_stop": SL, "tp_stop": TP})
+
+
+def backtest_fills(frame: pd.DataFrame) -> list[tuple[int, int, float, float]]:
+    """(bar time ms, side, price, size) of the backtest's fills."""
+    res = run_backtest("ma_cross", frame, PARAMS,
+                       BacktestConfig(fees=0.0, slippage_bps=0.0, sl_stop=SL, tp_stop=TP))
+    f = res.fills
+    times = pd.DatetimeIndex(f["time"]).as_unit("ms").asi8
+    return [(int(t), int(s), float(p), float(z)) for t, s, p, z in
+            zip(times, f["side"], f["price"], f["size"], strict=True)]
+
+
+class WalkedReplay:
+    """Closed bars for the runner; before bar i is handed over the exchange walks it. A
+    resting exit the walk of bar i fills is a fill of bar i; a market order sent at bar i's
+    close fills at that close, the backtest's open of bar i+1."""
+
+    def __init__(self, server: KrakenServer, frame: pd.DataFrame):
+        self.server, self.frame = server, frame
+        self.fill_bar: dict[str, int] = {}
+        self.times = frame.index.as_unit("ms").asi8
+
+    def _note(self, bar: int) -> None:
+        for txid, order in self.server.orders.items():
+            if order["status"] == "closed" and txid not in self.fill_bar:
+                self.fill_bar[txid] = bar
+
+    def __iter__(self):
+        rows = self.frame[["open", "high", "low", "close", "volume"]].itertuples(name=None)
+        for i, (_, o, h, lo, c, v) in enumerate(rows):
+            self._note(i)  # market orders of bar i-1's close: the backtest's open of bar i
+            for txid in self.server.walk_bar("BTC/USD", o, h, lo, c):
+                self.fill_bar.setdefault(txid, i)
+            yield Bar(int(self.times[i]), o, h, lo, c, v)
+
+    def fills(self) -> list[tuple[int, int, float, float]]:
+        self._note(len(self.frame))
+        out = []
+        for txid, bar in self.fill_bar.items():
+            order = self.server.orders[txid]
+            side = 1 if order["descr"]["type"] == "buy" else -1
+            out.append((int(self.times[bar]) if bar < len(self.times) else -1, side,
+                        float(order["price"]), float(order["vol_exec"])))
+        return sorted(out)
+
+
+def signal_stop_clashes(frame: pd.DataFrame, backtest: list[tuple]) -> dict[int, float]:
+    """Bars where the backtest's rule looks ahead inside the bar: the target went flat at the
+    previous close (a signal exit filling at this bar's open) and the backtest exits instead at
+    a stop level reached *later* in the bar (the stop is checked before the bar's orders; see
+    quantlib/live/brokers/stop_rule.py). No bot can know at the open that the bar will reach
+    the level, so live sells at the open. Returns {bar time: the open}."""
+    from quantlib.strategy.bars import Bars
+    from quantlib.strategy.registry import get_kind
+
+    target = get_kind("ma_cross").signals(Bars.from_frame(frame), PARAMS)
+    times = list(frame.index.as_unit("ms").asi8)
+    out = {}
+    for t, side, price, _ in backtest:
+        i = times.index(t)
+        opened = float(frame["open"].iloc[i])
+        if side < 0 and i >= 2 and target[i - 1] <= 0 < target[i - 2] and price != opened:
+            assert frame["low"].iloc[i] <= price <= frame["high"].iloc[i]
+            out[t] = opened
+    return out
+
+
+def assert_same_fills(exchange: list[tuple], backtest: list[tuple],
+                      clashes: dict[int, float]) -> None:
+    """Bar and side exactly, price to the tick (at a clash bar: live at the open); amounts
+    truncated to the lot (cash / price rounded down to 1e-8 BTC) until the first clash (after
+    it the two accounts hold different cash), and each exit sells what its entry bought."""
+    assert len(exchange) == len(backtest), (exchange, backtest)
+    first_clash = min(clashes, default=None)
+    bought = None
+    for got, want in zip(exchange, sorted(backtest), strict=True):
+        assert got[:2] == want[:2], (got, want)
+        price = clashes.get(want[0], want[2]) if want[1] < 0 else want[2]
+        assert got[2] == pytest.approx(price, abs=TICK), (got, want)
+        if first_clash is None or want[0] < first_clash:
+            assert got[3] == pytest.approx(want[3], abs=2 * LOT), (got, want)
+        if got[1] > 0:
+            bought = got[3]
+        else:
+            assert got[3] == bought, (got, want)
+
+
+def exit_kinds(server: KrakenServer) -> dict[str, list[str]]:
+    """Statuses of the resting exits at the exchange, by Kraken order type."""
+    out: dict[str, list[str]] = {"stop-loss": [], "take-profit": []}
+    for order in server.orders.values():
+        if order["descr"]["ordertype"] in out:
+            out[order["descr"]["ordertype"]].append(order["status"])
+    return out
+
+
+def test_stop_loss_and_take_profit_fill_as_the_backtest_does(tmp_path):
+    frame = synthetic_ohlcv(n_bars=200, seed=5).ohlcv
+    expected = backtest_fills(frame)
+    spec = exits_spec()
+    with FineTickKraken(symbol="BTC/USD") as server:
+        server.set_balance("USD", spec.risk.init_cash)
+        server.set_price("BTC/USD", float(frame["open"].iloc[0]))
+        feed = WalkedReplay(server, frame)
+        store = StateStore(tmp_path / "live.db")
+        log = JsonLogger(io.StringIO())
+        broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=2000), logger=log,
+                            backoff=0.01)
+        assert LiveRunner(spec, broker, store, feed, mode="live", logger=log).run() \
+            .bars_processed == len(frame)
+        assert server.errors == [] and server.duplicate_client_ids() == {}
+        kinds = exit_kinds(server)
+        got = feed.fills()
+    # both exits must have fired at the exchange for the comparison to prove anything
+    assert kinds["stop-loss"].count("closed") >= 2 and kinds["take-profit"].count("closed") >= 1
+    clashes = signal_stop_clashes(frame, expected)
+    assert len(clashes) == 1  # this data has one (see signal_stop_clashes)
+    assert_same_fills(got, expected, clashes)
+    # one position, two exits: each fill of one cancelled the other; none left behind
+    n_closed = kinds["stop-loss"].count("closed") + kinds["take-profit"].count("closed")
+    assert kinds["stop-loss"].count("open") + kinds["take-profit"].count("open") <= 2
+    assert (kinds["stop-loss"].count("canceled") + kinds["take-profit"].count("canceled")
+            >= n_closed)
+    # the state file recorded each exchange fill once
+    recorded = sorted((s, round(p, 8), round(z, 8)) for _, _, s, p, z, _ in store.fills())
+    assert recorded == sorted((s, round(p, 8), round(z, 8)) for _, s, p, z in got)
+    statuses = {o.intent: set() for o in store.orders()}
+    for order in store.orders():
+        statuses[order.intent].add(order.status)
+    assert statuses["exit|tp"] <= {"filled", "cancelled", "sent"}
+    assert "cancelling" not in {o.status for o in store.orders()}
