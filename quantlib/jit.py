@@ -66,6 +66,8 @@ KERNEL_MODULES = (
     "quantlib.ml.features_nb",
     "quantlib.ml.trees_nb",
     "quantlib.live.brokers.order_rule_nb",
+    "quantlib.live.brokers.perp_rule_nb",
+    "quantlib.backtest.perp_nb",
 )
 
 _PACKAGE_DIR = Path(__file__).resolve().parent

@@ -184,8 +184,41 @@ def test_aot_vol_levels_fill_the_same_output(ext):
     assert _same(*outs) and outs[0][4] == 101.7
 
 
+# The perp account rule (quantlib/live/brokers/perp_rule_nb.py): symbol -> argument rows
+# (long and short, percent and value sizing, a cut to the cash, no cash, funding both ways, a
+# liquidation with the fee capped and one below the cap).
+PERP_CASES = {
+    "live_brokers_perp_rule_nb__liquidation_price_nb": [
+        (1.5, 101.3, 15.2, 0.005), (-2.0, 99.7, 40.0, 0.01), (1.0, 100.0, 100.0, 0.005),
+        (0.0, 0.0, 0.0, 0.005)],
+    "live_brokers_perp_rule_nb__mark_reaches_nb": [
+        (1.0, 90.0, 89.5, 95.0), (1.0, 90.0, 90.5, 95.0), (-1.0, 110.0, 100.0, 110.0),
+        (-1.0, 110.0, 100.0, 109.0), (0.0, 0.0, 1.0, 2.0)],
+    "live_brokers_perp_rule_nb__open_position_nb": [
+        (10_000.0, 1, 1.0, 0, 101.3, 0.0005, 0.0003, 5.0),
+        (10_000.0, -1, 0.4, 0, 99.0, 0.0004, 0.0, 20.0),
+        (10_000.0, 1, 3_000.0, 1, 101.3, 0.0005, 0.0003, 2.0),
+        (1_000.0, -1, 50_000.0, 1, 101.3, 0.0005, 0.0003, 3.0),
+        (0.0, 1, 1.0, 0, 101.3, 0.0005, 0.0, 5.0)],
+    "live_brokers_perp_rule_nb__close_position_nb": [
+        (100.0, 2.0, 101.0, 40.4, 103.7, 0.0005, 0.0002),
+        (100.0, -3.0, 99.0, 29.7, 97.1, 0.0005, 0.0002)],
+    "live_brokers_perp_rule_nb__funding_nb": [
+        (2.0, 40.0, 101.3, 0.0001), (-2.0, 40.0, 101.3, 0.0001), (2.0, 40.0, 101.3, -0.0003)],
+    "live_brokers_perp_rule_nb__liquidate_nb": [
+        (50.0, 1.0, 100.0, 10.0, 0.005, 0.0125), (50.0, -1.0, 100.0, 10.0, 0.01, 0.004)],
+}
+
+
+@pytest.mark.parametrize(("symbol", "case"), [(s, i) for s, rows in sorted(PERP_CASES.items())
+                                              for i in range(len(rows))])
+def test_aot_perp_rule_equals_the_jit(ext, symbol, case):
+    args = PERP_CASES[symbol][case]
+    assert _same(getattr(ext, symbol)(*args), jit.EXPORTS[symbol].dispatcher(*args))
+
+
 def test_every_export_is_compared_here():
-    compared = set(PURE) | {"live_brokers_order_rule_nb__signal_fill_nb",
+    compared = set(PURE) | set(PERP_CASES) | {"live_brokers_order_rule_nb__signal_fill_nb",
                             "backtest_grid_nb__grid_init_nb", "backtest_grid_nb__grid_step_nb",
                             "backtest_grid_nb__vol_levels_nb"}
     assert set(jit.EXPORTS) == compared
