@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,25 +101,84 @@ def retire_cmd(
     typer.echo(f"retired: {file} (hash {approvals.approval_hash(spec)}; ledger {book})")
 
 
-def backtest_spec(spec_file: Path, data: str | None = None):
-    """Backtest a spec on ``data`` (a source string; default: the spec's provenance source)."""
-    from quantlib.backtest.engine import run_backtest
+def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
+    """Backtest a spec on ``data``; default: the spec's provenance source.
+
+    ``data`` is a source string for a one-symbol spec; a portfolio spec needs one source per
+    symbol, ``SYMBOL=SOURCE`` each (a list, or joined with commas), and runs as one shared-cash
+    portfolio exactly as ``run_backtest(kind, {symbol: frame}, ...)`` does. Signal kinds run on
+    the project's own order and stop rules (:mod:`quantlib.backtest.rule_engine`, no vectorbt
+    import); grid kinds on the grid engine.
+
+    Examples
+    --------
+    >>> per_symbol_sources(["BTC/USD=sample:seed=1,bars=300", "ETH/USD=sample"], ["BTC/USD", "ETH/USD"])
+    {'BTC/USD': 'sample:seed=1,bars=300', 'ETH/USD': 'sample'}
+    """
+    from quantlib.backtest.rule_engine import run_signal_rules
     from quantlib.data import load
     from quantlib.errors import SpecError
+    from quantlib.strategy.registry import get_kind
     from quantlib.strategy.spec import load_spec
 
     spec = load_spec(spec_file)
-    if len(spec.symbols) > 1:  # one source string is one market: never a silent 1-symbol run
-        raise SpecError(f"{spec_file}: $.symbols: the spec trades the portfolio "
-                        f"{spec.symbols}; `quantlib backtest --strategy` backtests one-symbol "
-                        "specs (backtest a portfolio with run_backtest(kind, {symbol: frame}, "
-                        "params, spec.backtest_config()))")
-    source = data or spec.provenance.data_source
-    if not source:
+    given = [data] if isinstance(data, str) else list(data or [])
+    given = given or ([spec.provenance.data_source] if spec.provenance.data_source else [])
+    if not given:
         raise SpecError(f"{spec_file}: no --data given and $.provenance.data_source is empty")
-    frame = load(source)
-    return run_backtest(spec.kind, frame, spec.params, spec.backtest_config(),
-                        informative=_informative_data(spec, spec_file))
+    if len(spec.symbols) == 1 and len(given) == 1 and not _SYMBOL_SOURCE.match(given[0]):
+        frames: Any = load(given[0])
+    else:
+        sources = per_symbol_sources(given, spec.symbols, where=str(spec_file))
+        frames = {symbol: load(sources[symbol]) for symbol in spec.symbols}
+        frames = frames if len(frames) > 1 else frames[spec.symbol]
+    informative = _informative_data(spec, spec_file)
+    if get_kind(spec.kind).engine == "signals":
+        return run_signal_rules(spec.kind, frames, spec.params, spec.backtest_config(),
+                                informative=informative)
+    from quantlib.backtest.engine import run_backtest
+
+    return run_backtest(spec.kind, frames, spec.params, spec.backtest_config(),
+                        informative=informative)
+
+
+# "BTC/USD=" at the start of a --data value: a source for one symbol of the spec
+_SYMBOL_SOURCE = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+=")
+# a comma that starts another SYMBOL=SOURCE (source strings have commas of their own)
+_NEXT_SYMBOL = re.compile(r",(?=[A-Z0-9]+/[A-Z0-9]+=)")
+
+
+def per_symbol_sources(values: Sequence[str], symbols: Sequence[str],
+                       where: str = "--data") -> dict[str, str]:
+    """``{symbol: source}`` from ``SYMBOL=SOURCE`` values (each may join several with commas);
+    every spec symbol exactly once, nothing else.
+
+    Examples
+    --------
+    >>> per_symbol_sources(["A/B=file:a.csv,C/D=sample:bars=9,seed=2"], ["A/B", "C/D"])
+    {'A/B': 'file:a.csv', 'C/D': 'sample:bars=9,seed=2'}
+    """
+    from quantlib.errors import SpecError
+
+    out: dict[str, str] = {}
+    for value in values:
+        for part in _NEXT_SYMBOL.split(value):
+            if not _SYMBOL_SOURCE.match(part):
+                raise SpecError(f"{where}: --data {part!r}: $.symbols: the spec trades "
+                                f"{list(symbols)}; give one SYMBOL=SOURCE per symbol (e.g. --data "
+                                f"'{symbols[0]}=file:bars.csv')")
+            symbol, source = part.split("=", 1)
+            if symbol not in symbols:
+                raise SpecError(f"{where}: --data {part!r}: {symbol} is not one of the spec's "
+                                f"$.symbols {list(symbols)}")
+            if symbol in out:
+                raise SpecError(f"{where}: --data: {symbol} is given twice")
+            out[symbol] = source
+    missing = [s for s in symbols if s not in out]
+    if missing:
+        raise SpecError(f"{where}: --data: no source for {missing} of the spec's $.symbols "
+                        f"{list(symbols)} (give SYMBOL=SOURCE for each)")
+    return out
 
 
 def _informative_data(spec, spec_file: Path) -> dict:
@@ -143,14 +205,12 @@ def _informative_data(spec, spec_file: Path) -> dict:
 def register(app: typer.Typer) -> None:
     """Attach ``quantlib strategy ...`` and ``quantlib backtest --strategy`` to the root app."""
     app.add_typer(strategy_app, name="strategy")
-    registered = {getattr(c, "name", None) for c in app.registered_commands}
-    registered |= {getattr(g, "name", None) for g in app.registered_groups}
-    if "backtest" in registered:
-        return  # the backtest package owns the command; it should accept --strategy itself
 
     @app.command("backtest")
     def backtest(strategy: Path = typer.Option(..., "--strategy", help="strategy spec JSON"),
-                 data: str | None = typer.Option(None, "--data", help="data source string")
+                 data: list[str] | None = typer.Option(
+                     None, "--data", help="data source string; a portfolio spec takes "
+                     "SYMBOL=SOURCE for each symbol (repeat --data, or join with commas)")
                  ) -> None:
         """Backtest a strategy spec and print its metrics."""
         try:
@@ -163,4 +223,4 @@ def register(app: typer.Typer) -> None:
                                for k, v in row.items()}, indent=2))
 
 
-__all__ = ["register", "strategy_app", "backtest_spec"]
+__all__ = ["register", "strategy_app", "backtest_spec", "per_symbol_sources"]

@@ -108,11 +108,12 @@ def test_portfolio_export_keeps_every_symbol_or_says_which_are_missing():
         export("p", result=res, symbols=["BTC/USD"])
 
 
-def test_cli_backtest_refuses_a_portfolio_spec_instead_of_running_one_market(tmp_path):
+def test_cli_backtest_refuses_one_source_for_a_portfolio_spec(tmp_path):
+    # one source string is one market: a portfolio spec needs SYMBOL=SOURCE for each symbol
     from quantlib.strategy.cli import backtest_spec
     from quantlib.strategy.spec import save_spec
 
     spec = StrategySpec(name="folio", kind="ma_cross", symbols=["BTC/USD", "ETH/USD"])
     path = save_spec(spec, tmp_path / "folio.json")
-    with pytest.raises(SpecError, match=r"\$\.symbols: the spec trades the portfolio"):
+    with pytest.raises(SpecError, match=r"\$\.symbols: the spec trades .* SYMBOL=SOURCE"):
         backtest_spec(path, "sample:bars=200")
