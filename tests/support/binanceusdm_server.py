@@ -383,8 +383,11 @@ class BinanceUsdmServer:
         now = self.clock_ms()
         times, records = self._funding.get(market.market_id, ([], []))
         last = records[bisect_right(times, now) - 1] if bisect_right(times, now) else None
-        _, marks = self._klines.get((market.market_id, "1h", "mark"), ([], []))
-        mark = marks[-1][4] if marks else "0.00000000"
+        mark, mark_time = "0.00000000", -1
+        for (market_id, _, price), (times, rows) in self._klines.items():
+            i = bisect_right(times, now) - 1  # the latest mark candle up to now, any interval
+            if market_id == market.market_id and price == "mark" and i >= 0 and times[i] > mark_time:
+                mark, mark_time = rows[i][4], times[i]
         step = 8 * 3600 * 1000
         return {"symbol": market.market_id, "markPrice": mark, "indexPrice": mark,
                 "estimatedSettlePrice": mark,
