@@ -77,7 +77,7 @@ def test_sigkill_paper_portfolio_resumes_exactly(portfolio_files, tmp_path):
 def test_sigkill_live_portfolio_never_orders_twice(portfolio_files, tmp_path):
     files, closes = portfolio_files
     spec_json = dump_spec(_spec(exchange="kraken", approval={"status": "approved", "by": "t"},
-                                execution={"fees": 0.0}))
+                                execution={"fees": 0.0, "stop_on_exchange": True}))
     n_bars = 600
     results = {}
     short = {}

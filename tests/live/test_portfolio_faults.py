@@ -22,7 +22,8 @@ N_BARS = 200
 
 def _run(frames, tmp_path, label, faults):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, symbols=SYMBOLS, exchange="kraken",
-                     approval={"status": "approved", "by": "t"}, execution={"fees": 0.0},
+                     approval={"status": "approved", "by": "t"},
+                     execution={"fees": 0.0, "stop_on_exchange": True},
                      risk={"order_size": 0.3, "sl_stop": 0.02})
     with KrakenServer(symbol=SYMBOLS[0]) as server:
         for symbol in SYMBOLS[1:]:
