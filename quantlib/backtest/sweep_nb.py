@@ -40,14 +40,16 @@ import math
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import (
-    fir_ema_nb,
-    fir_rsi_nb,
-    hold_nb,
-    rolling_max_nb,
-    rolling_mean_nb,
-    rolling_min_nb,
-    rolling_std_nb,
+from quantlib.backtest.indicators_nb import fir_weights_nb, hold_nb
+from quantlib.backtest.sweep_rows_nb import (
+    U2,
+    ema_err_nb,
+    exact_ema_nb,
+    exact_macd_nb,
+    exact_rsi_nb,
+    exact_sma_nb,
+    exact_std_nb,
+    max_abs_nb,
 )
 from quantlib.jit import njit, prange
 from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
@@ -76,35 +78,11 @@ S_FEES = 16
 S_BAD_ARG = 17  # -1, or the order rule's BAD_INPUT argument index (a broken configuration)
 N_STATS = 18
 
-# indicators of the banks (rows computed by indicator_rows_nb)
-ROW_SMA, ROW_EMA, ROW_RSI, ROW_STD, ROW_MAX, ROW_MIN = 0, 1, 2, 3, 4, 5
+# columns of the per-row metadata of a bank (meta_a, meta_b)
+M_WINDOW, M_ALPHA, M_ERR = 0, 1, 2
 
 REL_TOL = 1e-9  # vectorbt's tolerance for "the whole position" in its trade records
 ABS_TOL = 1e-12
-
-
-@njit(cache=True, parallel=True)
-def indicator_rows_nb(x, indicator, windows, alphas):
-    """One row per window of an indicator of ``x``, rows in parallel, each computed by the
-    kinds' own kernel (``ROW_SMA``: ``rolling_mean_nb(x, w)``, ``ROW_EMA``: ``fir_ema_nb(x,
-    alpha, w)``, ``ROW_RSI``: ``fir_rsi_nb(x, alpha, w)``, ``ROW_STD/MAX/MIN``: the rolling
-    std/max/min of ``w``), so every value is bit-identical to the signal's."""
-    out = np.empty((windows.shape[0], x.shape[0]))
-    for k in prange(windows.shape[0]):
-        w = windows[k]
-        if indicator == ROW_SMA:
-            out[k] = rolling_mean_nb(x, w)
-        elif indicator == ROW_EMA:
-            out[k] = fir_ema_nb(x, alphas[k], w)
-        elif indicator == ROW_RSI:
-            out[k] = fir_rsi_nb(x, alphas[k], w)
-        elif indicator == ROW_STD:
-            out[k] = rolling_std_nb(x, w)
-        elif indicator == ROW_MAX:
-            out[k] = rolling_max_nb(x, w)
-        else:
-            out[k] = rolling_min_nb(x, w)
-    return out
 
 
 @njit(cache=True)
@@ -235,29 +213,68 @@ def _level_nb(up, down, t, warmup):
 
 
 @njit(cache=True)
-def _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close):
-    """The whole target path of kinds whose state is per combination (MACD's signal line,
-    Donchian's held breakout); a 1-element placeholder for the others."""
+def _donchian_targets_nb(c, bank_a, bank_b, idx_a, par1, warmup, close):
+    """Donchian's whole target path (its breakout is held per combination): the kind's rule
+    on the exact rolling high/low rows."""
     n = close.shape[0]
+    upper, lower = bank_a[idx_a[c]], bank_b[idx_a[c]]
+    event = np.full(n, np.nan)
+    for t in range(1, n):  # the channel of the bars before t
+        if close[t] > upper[t - 1]:
+            event[t] = 1.0
+        elif close[t] < lower[t - 1]:
+            event[t] = -1.0
+    held = hold_nb(event, int(par1[c]) - 1)
+    held[: min(warmup[c], n)] = 0.0
+    return held
+
+
+@njit(cache=True)
+def _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2):
+    """The target at bar ``t`` from the kind's own indicator values (the approximate rows
+    could not decide it: see :mod:`quantlib.backtest.sweep_rows_nb`)."""
+    wa, wb = int(meta_a[ia, M_WINDOW]), int(meta_a[ib, M_WINDOW])
+    if kind == MA_CROSS or kind == EMA_CROSS:
+        if t - wb + 1 < 0 or t - wa + 1 < 0:
+            return 0.0
+        if kind == MA_CROSS:
+            a, b = exact_sma_nb(close, t, wa), exact_sma_nb(close, t, wb)
+        else:
+            a = exact_ema_nb(close, t, meta_a[ia, M_ALPHA], wa)
+            b = exact_ema_nb(close, t, meta_a[ib, M_ALPHA], wb)
+        return _level_nb(a > b, a < b, t, 0)
+    if kind == RSI_REVERSION:
+        if t - wa < 0:
+            return 0.0
+        v = exact_rsi_nb(close, t, meta_a[ia, M_ALPHA], wa)
+        return _level_nb(v < p1, v > p2, t, 0)
+    if kind == BOLLINGER:
+        if t - wa + 1 < 0:
+            return 0.0
+        mid, std = exact_sma_nb(close, t, wa), exact_std_nb(close, t, wa)
+        return _level_nb(close[t] < mid - p1 * std, close[t] > mid + p1 * std, t, 0)
+    # MACD
+    len_g = int(p2)
+    if t - len_g - wb + 2 < 0:
+        return 0.0
+    line, signal_line = exact_macd_nb(close, t, meta_a[ia, M_ALPHA], wa, meta_a[ib, M_ALPHA],
+                                      wb, p1, len_g)
+    return _level_nb(line > signal_line, line < signal_line, t, 0)
+
+
+@njit(cache=True)
+def _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale):
+    """Gap below which two approximate values (or a value and a threshold) cannot decide a
+    comparison: the rows' bounds plus the roundings of the kernel's own arithmetic."""
+    if kind == MA_CROSS or kind == EMA_CROSS:
+        return meta_a[ia, M_ERR] + meta_a[ib, M_ERR] + 4.0 * U2 * scale
+    if kind == BOLLINGER:
+        return meta_a[ia, M_ERR] + p1 * meta_b[ib, M_ERR] + 8.0 * U2 * (1.0 + p1) * scale
     if kind == MACD:
-        line = bank_a[idx_a[c]] - bank_a[idx_b[c]]
-        signal_line = fir_ema_nb(line, par1[c], int(par2[c]))
-        out = np.empty(n)
-        for t in range(n):
-            out[t] = _level_nb(line[t] > signal_line[t], line[t] < signal_line[t], t, warmup[c])
-        return out
-    if kind == DONCHIAN:
-        upper, lower = bank_a[idx_a[c]], bank_b[idx_a[c]]
-        event = np.full(n, np.nan)
-        for t in range(1, n):  # the channel of the bars before t
-            if close[t] > upper[t - 1]:
-                event[t] = 1.0
-            elif close[t] < lower[t - 1]:
-                event[t] = -1.0
-        held = hold_nb(event, int(par1[c]) - 1)
-        held[: min(warmup[c], n)] = 0.0
-        return held
-    return np.zeros(1)
+        e_line = meta_a[ia, M_ERR] + meta_a[ib, M_ERR] + 4.0 * U2 * scale
+        e_signal = e_line + ema_err_nb(p1, p2, 2.0 * scale + e_line)
+        return e_line + e_signal + 16.0 * U2 * scale
+    return 0.0
 
 
 @njit(cache=True)
@@ -268,12 +285,13 @@ def _clip_nb(target, long_ok, short_ok):
 
 
 @njit(cache=True, error_model="numpy")
-def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
-                       par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop,
-                       trail, long_ok, short_ok, init_cash, block_len, out, block_sum,
-                       block_sumsq):
+def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
+                       idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage,
+                       sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale, block_len,
+                       out, block_sum, block_sumsq):
     n = close.shape[0]
-    path = _combo_targets_nb(kind, c, bank_a, bank_b, idx_a, idx_b, par1, par2, warmup, close)
+    path = (_donchian_targets_nb(c, bank_a, bank_b, idx_a, par1, warmup, close)
+            if kind == DONCHIAN else np.zeros(1))
     stats = out[c]
     stats[S_BAD_ARG] = -1.0
     sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
@@ -288,23 +306,56 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     max_dd, dd_bars, dd_invalid = 0.0, 0, False
     offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
     blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
-    row_a = bank_a[idx_a[c]]
-    row_b = bank_a[idx_b[c]] if kind == MA_CROSS or kind == EMA_CROSS else bank_b[idx_b[c]]
+    ia, ib = idx_a[c], idx_b[c]
+    row_a = bank_a[ia]
+    row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
     p1, p2, warm = par1[c], par2[c], warmup[c]
+    tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
+    # MACD's signal line: the truncated EMA of the line, by recursion from its first value
+    len_g = int(p2) if kind == MACD else 1
+    w_g = fir_weights_nb(p1, len_g) if kind == MACD else np.ones(1)
+    q_g, c_first, c_last = 1.0 - p1, w_g[0], w_g[len_g - 1] * (1.0 - p1)
+    signal_line = np.nan
     prev_target = 0.0
     for i in range(n):
         # The target decided at bar t = i - shift (0 before the first bar), inline: a call
-        # taking arrays costs reference counting on every bar.
+        # taking arrays costs reference counting on every bar. Approximate rows decide unless
+        # the gap is within their bound; then the kind's own values do (_exact_level_nb).
         t = i - shift
-        if t < 0:
+        if t < 0 or t < warm:
             target = 0.0
         elif kind == MA_CROSS or kind == EMA_CROSS:
-            target = _level_nb(row_a[t] > row_b[t], row_a[t] < row_b[t], t, warm)
+            d = row_a[t] - row_b[t]
+            if abs(d) > tol:
+                target = 1.0 if d > 0 else -1.0
+            else:
+                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
         elif kind == RSI_REVERSION:
-            target = _level_nb(row_a[t] < p1, row_a[t] > p2, t, warm)
+            v, bound = row_a[t], row_b[t]
+            if abs(v - p1) > bound and abs(v - p2) > bound:
+                target = _level_nb(v < p1, v > p2, t, 0)
+            else:
+                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
         elif kind == BOLLINGER:
-            target = _level_nb(close[t] < row_a[t] - p1 * row_b[t],
-                               close[t] > row_a[t] + p1 * row_b[t], t, warm)
+            lower, upper = row_a[t] - p1 * row_b[t], row_a[t] + p1 * row_b[t]
+            if abs(close[t] - lower) > tol and abs(close[t] - upper) > tol:
+                target = _level_nb(close[t] < lower, close[t] > upper, t, 0)
+            else:
+                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
+        elif kind == MACD:
+            line = row_a[t] - row_b[t]
+            if math.isnan(signal_line):
+                signal_line = 0.0
+                for k in range(len_g):
+                    signal_line += w_g[k] * (row_a[t - k] - row_b[t - k])
+            else:
+                signal_line = (q_g * signal_line + c_first * line
+                               - c_last * (row_a[t - len_g] - row_b[t - len_g]))
+            d = line - signal_line
+            if abs(d) > tol:
+                target = 1.0 if d > 0 else -1.0
+            else:
+                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
         else:
             target = path[t]
         target = _clip_nb(target, long_ok, short_ok)
@@ -388,17 +439,21 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b, par1,
-                     par2, warmup, shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail,
-                     long_ok, short_ok, init_cash, n_blocks):
+def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b, idx_a,
+                     idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
+                     tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
     """Backtest every combination of one signal kind on one symbol (see the module docstring).
 
     Parameters
     ----------
     kind : one of ``MA_CROSS .. MACD``.
     open_, high, low, close : the bars; ``price`` the order price per bar (open or close).
-    bank_a, bank_b : indicator rows (distinct windows x bars): SMA/EMA/RSI/Bollinger middle or
-        Donchian rolling high; Bollinger std or Donchian rolling low (unused: 1 x 1).
+    bank_a, bank_b : indicator rows (distinct windows x bars) of
+        :mod:`quantlib.backtest.sweep_rows_nb`: SMA/EMA/RSI/Bollinger middle or Donchian
+        rolling high; Bollinger std, the RSI's bound per bar or Donchian rolling low (unused:
+        1 x 1).
+    meta_a, meta_b : per row of the banks, ``(window or length, alpha, bound)``
+        (``M_WINDOW, M_ALPHA, M_ERR``): what the exact path recomputes, and the row's bound.
     idx_a, idx_b : per combination, rows of the banks (fast/slow, or the window in both).
     par1, par2 : per combination, RSI lower/upper, Bollinger ``k``, Donchian window, MACD
         signal-line ``alpha`` and length.
@@ -417,27 +472,29 @@ def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a
     """
     out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
                                                           n_blocks)
+    scale = max_abs_nb(close)
     for c in prange(idx_a.shape[0]):
-        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
-                           par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
-                           tp_stop, trail, long_ok, short_ok, init_cash, block_len, out,
-                           block_sum, block_sumsq)
+        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
+                           meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees,
+                           slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
+                           block_len, out, block_sum, block_sumsq)
     return out, block_sum, block_sumsq
 
 
 @njit(cache=True, error_model="numpy")
-def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
-                            par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
-                            tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
+                            idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage,
+                            sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
     """:func:`sweep_signals_nb` on the calling thread: one optuna trial does not wake the
     thread pool (whose start-up costs more than a single combination)."""
     out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
                                                           n_blocks)
+    scale = max_abs_nb(close)
     for c in range(idx_a.shape[0]):
-        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, idx_a, idx_b,
-                           par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
-                           tp_stop, trail, long_ok, short_ok, init_cash, block_len, out,
-                           block_sum, block_sumsq)
+        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
+                           meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees,
+                           slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
+                           block_len, out, block_sum, block_sumsq)
     return out, block_sum, block_sumsq
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
+from quantlib.backtest import sweep_rows_nb as rows_nb
 from quantlib.errors import KernelError, ParameterError
 from quantlib.strategy.registry import StrategyKind
 
@@ -71,12 +72,12 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
     return None
 
 
-def _rows(x: np.ndarray, indicator: int, windows: list[int],
-          alphas: list[float] | None = None) -> np.ndarray:
-    return snb.indicator_rows_nb(np.ascontiguousarray(x, dtype=np.float64), indicator,
-                                 np.asarray(windows, dtype=np.int64),
-                                 np.asarray(alphas if alphas is not None else
-                                            np.zeros(len(windows)), dtype=np.float64))
+def _meta(windows: list[int], alphas: list[float] | None, err: np.ndarray) -> np.ndarray:
+    meta = np.zeros((len(windows), 3))
+    meta[:, snb.M_WINDOW] = windows
+    meta[:, snb.M_ALPHA] = alphas if alphas is not None else 0.0
+    meta[:, snb.M_ERR] = err
+    return meta
 
 
 def _indexed(values: list[Any]) -> tuple[list[Any], np.ndarray]:
@@ -85,47 +86,60 @@ def _indexed(values: list[Any]) -> tuple[list[Any], np.ndarray]:
     return distinct, np.array([where[v] for v in values], dtype=np.int64)
 
 
+def _i64(values: list[int]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
 def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
                    params: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Indicator banks and per-combination indices/parameters for ``sweep_signals_nb``: the
-    arguments the kinds pass to their indicator kernels (``quantlib.strategy.kinds``), one row
-    per distinct window."""
+    """Indicator banks (one row per distinct window, O(bars) each, with their error bounds:
+    :mod:`quantlib.backtest.sweep_rows_nb`) and per-combination indices/parameters for
+    ``sweep_signals_nb``: the arguments the kinds pass to their indicator kernels
+    (``quantlib.strategy.kinds``)."""
     from quantlib.strategy import kinds
 
     m = len(params)
     par1, par2 = np.zeros(m), np.zeros(m)
     warmup = np.array([kind.warmup(p) for p in params], dtype=np.int64)
-    unused = np.zeros((1, 1))
-    close = bars.close
+    unused, no_meta = np.zeros((1, 1)), np.zeros((1, 3))
+    close = np.ascontiguousarray(bars.close, dtype=np.float64)
+    bank_b, meta_b = unused, no_meta
     if code in (snb.MA_CROSS, snb.EMA_CROSS, snb.MACD):
         windows, idx = _indexed([p["fast"] for p in params] + [p["slow"] for p in params])
         if code == snb.MA_CROSS:
-            bank_a = _rows(close, snb.ROW_SMA, windows)
+            bank_a, err = rows_nb.sma_rows_nb(close, _i64(windows))
+            meta_a = _meta(windows, None, err)
         else:  # kinds.ema: alpha 2 / (span + 1) over ema_length(span) bars
-            bank_a = _rows(close, snb.ROW_EMA, [kinds.ema_length(w) for w in windows],
-                           [2.0 / (w + 1.0) for w in windows])
-        bank_b, idx_a, idx_b = unused, idx[:m], idx[m:]
+            lengths = [kinds.ema_length(w) for w in windows]
+            alphas = [2.0 / (w + 1.0) for w in windows]
+            bank_a, err = rows_nb.ema_rows_nb(close, _i64(lengths), np.asarray(alphas))
+            meta_a = _meta(lengths, alphas, err)
+        idx_a, idx_b = idx[:m], idx[m:]
         if code == snb.MACD:
             par1[:] = [2.0 / (p["signal"] + 1.0) for p in params]
             par2[:] = [kinds.ema_length(p["signal"]) for p in params]
     else:
         windows, idx_a = _indexed([p["window"] for p in params])
-        idx_b, bank_b = idx_a, unused
+        idx_b = idx_a
         if code == snb.RSI_REVERSION:  # kinds.rsi: alpha 1 / window over 2 ema_length changes
-            bank_a = _rows(close, snb.ROW_RSI, [kinds.ema_length(w) * 2 for w in windows],
-                           [1.0 / w for w in windows])
+            lengths = [kinds.ema_length(w) * 2 for w in windows]
+            alphas = [1.0 / w for w in windows]
+            bank_a, bank_b = rows_nb.rsi_rows_nb(close, _i64(lengths), np.asarray(alphas))
+            meta_a = _meta(lengths, alphas, np.zeros(len(windows)))
             par1[:] = [p["lower"] for p in params]
             par2[:] = [p["upper"] for p in params]
         elif code == snb.BOLLINGER:
-            bank_a = _rows(close, snb.ROW_SMA, windows)
-            bank_b = _rows(close, snb.ROW_STD, windows)
+            bank_a, err_mid = rows_nb.sma_rows_nb(close, _i64(windows))
+            bank_b, err_std = rows_nb.std_rows_nb(close, _i64(windows))
+            meta_a, meta_b = _meta(windows, None, err_mid), _meta(windows, None, err_std)
             par1[:] = [p["k"] for p in params]
-        else:  # Donchian: the rolling high and low of each window
-            bank_a = _rows(bars.high, snb.ROW_MAX, windows)
-            bank_b = _rows(bars.low, snb.ROW_MIN, windows)
+        else:  # Donchian: the rolling high and low of each window (exact)
+            bank_a = rows_nb.extreme_rows_nb(np.ascontiguousarray(bars.high), _i64(windows), 1)
+            bank_b = rows_nb.extreme_rows_nb(np.ascontiguousarray(bars.low), _i64(windows), -1)
+            meta_a = _meta(windows, None, np.zeros(len(windows)))
             par1[:] = [p["window"] for p in params]
-    return dict(bank_a=bank_a, bank_b=bank_b, idx_a=idx_a, idx_b=idx_b, par1=par1, par2=par2,
-                warmup=warmup)
+    return dict(bank_a=bank_a, bank_b=bank_b, meta_a=meta_a, meta_b=meta_b, idx_a=idx_a,
+                idx_b=idx_b, par1=par1, par2=par2, warmup=warmup)
 
 
 def _metrics(stats: np.ndarray, n_bars: int, init_cash: float, periods_per_year: float,
@@ -208,7 +222,7 @@ class FusedPlan:
         stats, block_sum, block_sumsq = kernel(
             self.code, bars.open, bars.high, bars.low, bars.close,
             bars.open if next_open else bars.close, inp["bank_a"], inp["bank_b"],
-            inp["idx_a"][part], inp["idx_b"][part], inp["par1"][part], inp["par2"][part],
+            inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part], inp["par1"][part], inp["par2"][part],
             inp["warmup"][part], 1 if next_open else 0, float(cfg.size),
             rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
             float(cfg.slippage), np.nan if stop_loss is None else float(stop_loss),

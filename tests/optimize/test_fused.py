@@ -18,14 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantlib.backtest import run_backtest
-from quantlib.backtest import sweep_nb as snb
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_unsupported
 from quantlib.optimize.stats import ReturnMoments
 from quantlib.optimize.sweep import sweep
 from quantlib.strategy import get_kind
-from quantlib.strategy import kinds as K
-from quantlib.strategy.bars import as_bars
 
 RTOL = 1e-9
 
@@ -113,17 +110,27 @@ def test_fused_metrics_equal_run_backtest_on_real_bars(shared_data, config):
         _check(kind, data, params, config, n_splits=8)
 
 
-def test_indicator_rows_are_the_kinds_own_arrays():
-    bars = as_bars(_random_bars(3, 400, 0.3))
-    windows = np.array([2, 7, 30], dtype=np.int64)
-    zeros = np.zeros(3)
-    sma = snb.indicator_rows_nb(bars.close, snb.ROW_SMA, windows, zeros)
-    alphas = np.array([2.0 / (w + 1.0) for w in windows])
-    lengths = np.array([K.ema_length(w) for w in windows], dtype=np.int64)
-    ema = snb.indicator_rows_nb(bars.close, snb.ROW_EMA, lengths, alphas)
-    for k, w in enumerate(windows):  # bit for bit, so signal ties break the same way
-        np.testing.assert_array_equal(sma[k], K.sma(bars, int(w)))
-        np.testing.assert_array_equal(ema[k], K.ema(bars, int(w)))
+def _plateaus(seed: int, n: int) -> pd.DataFrame:
+    """Prices that sit on long plateaus (every SMA/EMA/band ties exactly there: the
+    approximate rows cannot decide those bars, the kinds' own values must) and jump between
+    them, at a price scale where running sums lose the most bits."""
+    rng = np.random.default_rng(seed)
+    level = 3e4 * np.exp(np.cumsum(rng.normal(0.0, 0.02, n // 40 + 1)))
+    close = np.repeat(level, 40)[:n]
+    df = _random_bars(seed, n, 0.0)
+    df["close"] = close
+    df["open"] = np.r_[close[0], close[:-1]]
+    df["high"] = np.maximum(df["open"], close) * 1.001
+    df["low"] = np.minimum(df["open"], close) * 0.999
+    return df
+
+
+@pytest.mark.parametrize("kind", sorted(PARAMS))
+def test_exact_ties_on_plateaus_decide_like_the_kind(kind):
+    data = _plateaus(2, 900)
+    params = [{**p, "fast": 3, "slow": 9} if kind == "macd" else p for p in PARAMS[kind]]
+    for config in ({}, {"direction": "both", "size_type": "value", "size": 2500.0}):
+        _check(kind, data, params, config)
 
 
 def test_a_sweep_runs_fused_and_matches_the_vectorbt_sweep():
