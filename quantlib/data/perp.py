@@ -86,7 +86,7 @@ def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         problem = ("is not a finite number" if not np.isfinite(values[row]) else
-                   f"is {values[row]!r}, 100 % or more of the notional per interval (a rate in "
+                   f"is {float(values[row])!r}, 100 % or more of the notional per interval (a rate in "
                    "percent instead of a fraction?)")
         more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
         raise DataError(f"{_where(name)}funding row {row} (timestamp {index[row]}), field "

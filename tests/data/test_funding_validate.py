@@ -1,0 +1,80 @@
+"""validate_funding: the canonical funding frame, gaps and off-grid payments, named errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantlib.data.perp import infer_funding_interval, validate_funding
+from quantlib.errors import DataError
+
+
+def _funding(times: list[str], rates: list[float] | None = None) -> pd.DataFrame:
+    index = pd.DatetimeIndex(times, tz="UTC", name="timestamp")
+    values = rates if rates is not None else [1e-4] * len(times)
+    return pd.DataFrame({"funding_rate": np.asarray(values, dtype=np.float64)}, index=index)
+
+
+def _grid(start: str, n: int, hours: int) -> list[str]:
+    return [str(t) for t in pd.date_range(start, periods=n, freq=f"{hours}h")]
+
+
+def test_gaps_listed_against_a_plain_python_grid_walk():
+    times = _grid("2024-01-01", 30, 8)
+    kept = [t for i, t in enumerate(times) if i not in (3, 4, 10, 25, 26, 27)]
+    summary = validate_funding(_funding(kept))
+    # Reference: walk the 8 h grid from the first to the last payment, collecting runs.
+    present = {pd.Timestamp(t, tz="UTC") for t in kept}
+    runs, run = [], []
+    slot = pd.Timestamp(kept[0], tz="UTC")
+    while slot <= pd.Timestamp(kept[-1], tz="UTC"):
+        if slot in present:
+            if run:
+                runs.append((run[0], run[-1], len(run)))
+            run = []
+        else:
+            run.append(slot)
+        slot += pd.Timedelta(hours=8)
+    got = list(summary.gaps.itertuples(index=False, name=None))
+    assert got == runs and summary.n_missing == 6 and summary.interval == "8h"
+    assert summary.n_payments == 24 and summary.n_off_grid == 0
+
+
+def test_interval_from_attrs_else_inferred_and_off_grid_payments_counted():
+    four_hourly = _funding(_grid("2024-01-01", 12, 4))
+    assert infer_funding_interval(four_hourly.index) == "4h"
+    assert validate_funding(four_hourly).n_missing == 0
+    # Told 8 h, the same payments are half off the 8 h grid.
+    assert validate_funding(four_hourly, "8h").n_off_grid == 6
+    four_hourly.attrs["funding_interval"] = "8h"
+    assert validate_funding(four_hourly).interval == "8h"
+    late = _funding(["2024-01-01 00:00", "2024-01-01 08:00", "2024-01-01 16:00:05"])
+    summary = validate_funding(late)
+    assert summary.n_off_grid == 1 and summary.interval == "8h"
+    assert infer_funding_interval(late.index[:1]) is None
+
+
+@pytest.mark.parametrize("frame, message", [
+    (_funding(["2024-01-01 08:00", "2024-01-01 00:00"]),
+     r"funding row 1 \(timestamp 2024-01-01 00:00:00\+00:00\): the time is earlier than"),
+    (_funding(["2024-01-01 00:00", "2024-01-01 00:00"]), r"funding row 1 .*duplicates"),
+    (_funding(["2024-01-01", "2024-01-01 08:00", "2024-01-01 16:00"], [1e-4, np.inf, np.nan]),
+     r"row 1 \(timestamp 2024-01-01 08:00:00\+00:00\), field 'funding_rate' is not a finite "
+     r"number \(and 1 more rows\)"),
+    (_funding(["2024-01-01"], [1.5]), r"field 'funding_rate' is 1.5, 100 % or more .*percent"),
+    (pd.DataFrame({"rate": [1e-4]}, index=pd.DatetimeIndex(["2024-01-01"], tz="UTC")),
+     r"columns must be exactly \['funding_rate'\], got \['rate'\]"),
+    (pd.DataFrame({"funding_rate": [1e-4]}, index=pd.DatetimeIndex(["2024-01-01"])),
+     "tz-aware UTC DatetimeIndex"),
+    (pd.DataFrame({"funding_rate": ["0.0001"]}, index=pd.DatetimeIndex(["2024-01-01"], tz="UTC")),
+     "must be float64"),
+])
+def test_bad_frames_name_row_and_field(frame, message):
+    with pytest.raises(DataError, match=rf"^BTC funding: .*{message}"):
+        validate_funding(frame, name="BTC funding")
+
+
+def test_bad_interval_named():
+    with pytest.raises(DataError, match="x.parquet: funding interval: timeframe 'eight'"):
+        validate_funding(_funding(["2024-01-01"]), "eight", name="x.parquet")
