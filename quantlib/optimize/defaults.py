@@ -49,6 +49,9 @@ SWEEP_LOWER = (0.125, 0.25, 0.5)
 SWEEP_UPPER = (0.25, 0.5)
 STUDY_LEVELS = (4, 32)
 STUDY_WIDTH = (0.05, 0.75)
+GRID_RANGE = 0.25  # one grid's lower_pct = upper_pct
+COMPARE_RANGE = 0.15  # the tight grid of notebook 07's fill-rule comparison
+SWEEP_WIDTHS = (0.1, 0.2, 0.3, 0.45, 0.6)  # notebook 07's level-count x width sweep
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,16 @@ class MoveScale:
         values = _multiples(multiples, "multiples")
         out = {min(max(_three_digits(m * self.scale), MIN_WIDTH), MAX_WIDTH) for m in values}
         return sorted(out)
+
+    def width(self, multiple: float) -> float:
+        """One width: ``multiple`` x the scale (rounded and capped as :meth:`widths`).
+
+        Examples
+        --------
+        >>> MoveScale(0.01, 100, 2500).width(0.25)
+        0.125
+        """
+        return self.widths([multiple])[0]
 
     def describe(self) -> str:
         """One line for a notebook: where the widths come from."""
@@ -188,6 +201,51 @@ def grid_study_space(data: pd.DataFrame, *, n_levels: tuple[int, int] = STUDY_LE
             "upper_pct": tuple(bounds)}
 
 
+def fill_widths(params: dict[str, Any], data: pd.DataFrame, multiple: float = GRID_RANGE,
+                **scale_options: Any) -> dict[str, Any]:
+    """``params`` with ``lower_pct`` / ``upper_pct`` set to ``multiple`` x the data's move scale
+    where they are missing or None (given values are kept). ``scale_options`` go to
+    :func:`move_scale` (e.g. the training part as ``data`` with ``fit_fraction=1.0`` and the
+    traded part's length as ``horizon``).
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> data = load("sample:seed=1,bars=800")
+    >>> p = fill_widths({"n_levels": 10, "upper_pct": 0.3}, data)
+    >>> p["upper_pct"], p["lower_pct"] == move_scale(data).width(GRID_RANGE)
+    (0.3, True)
+    """
+    out = dict(params)
+    missing = [name for name in WIDTH_PARAMS if out.get(name) is None]
+    if missing:
+        width = move_scale(data, **scale_options).width(multiple)
+        out.update({name: width for name in missing})
+    return out
+
+
+def grid_notebook_defaults(data: pd.DataFrame, *, range_pct: float | None = None,
+                           compare_range_pct: float | None = None,
+                           sweep_widths: Sequence[float] | None = None) -> dict[str, Any]:
+    """Notebook 07's widths: the given ones, or :data:`GRID_RANGE`, :data:`COMPARE_RANGE` and
+    :data:`SWEEP_WIDTHS` x the data's move scale; ``note`` says where they come from.
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> d = grid_notebook_defaults(load("sample:bars=2000"), range_pct=0.15)
+    >>> d["range_pct"], len(d["sweep_widths"]), d["compare_range_pct"] < 0.15
+    (0.15, 5, True)
+    """
+    scale = move_scale(data)
+    return {"range_pct": range_pct if range_pct is not None else scale.width(GRID_RANGE),
+            "compare_range_pct": (compare_range_pct if compare_range_pct is not None
+                                  else scale.width(COMPARE_RANGE)),
+            "sweep_widths": (list(sweep_widths) if sweep_widths is not None
+                             else scale.widths(SWEEP_WIDTHS)),
+            "note": f"range widths not given are multiples of the {scale.describe()}"}
+
+
 def notebook_space(kind: Any, data: pd.DataFrame, space: Any = None, *,
                    study: bool = False) -> Any:
     """``space`` when given; else the data-chosen default of a grid kind (sweep or study);
@@ -208,5 +266,6 @@ def notebook_space(kind: Any, data: pd.DataFrame, space: Any = None, *,
     return grid_study_space(data) if study else grid_sweep_space(data)
 
 
-__all__ = ["MAX_WIDTH", "MIN_WIDTH", "MoveScale", "WIDTH_PARAMS", "grid_study_space",
+__all__ = ["COMPARE_RANGE", "GRID_RANGE", "MAX_WIDTH", "MIN_WIDTH", "MoveScale", "SWEEP_WIDTHS",
+           "WIDTH_PARAMS", "fill_widths", "grid_notebook_defaults", "grid_study_space",
            "grid_sweep_space", "move_scale", "notebook_space"]

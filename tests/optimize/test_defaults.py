@@ -120,3 +120,30 @@ def test_bad_input_is_named():
         move_scale(good).widths([0.5, -1])
     with pytest.raises(ParameterError, match="width"):
         grid_study_space(good, width=(0.5, 0.5))
+
+
+def test_notebook_helpers_fill_only_missing_widths():
+    from quantlib.data import load
+    from quantlib.optimize.defaults import (
+        COMPARE_RANGE,
+        GRID_RANGE,
+        SWEEP_WIDTHS,
+        fill_widths,
+        grid_notebook_defaults,
+    )
+
+    data = load("sample:seed=2,bars=900")
+    s = move_scale(data)
+    d = grid_notebook_defaults(data)
+    assert d["range_pct"] == float(f"{GRID_RANGE * s.scale:.3g}")
+    assert d["compare_range_pct"] == float(f"{COMPARE_RANGE * s.scale:.3g}")
+    assert d["sweep_widths"] == [float(f"{m * s.scale:.3g}") for m in SWEEP_WIDTHS]
+    assert grid_notebook_defaults(data, sweep_widths=[0.1])["sweep_widths"] == [0.1]
+    # the training part's volatility over the traded part's length (notebook 03's use)
+    train, test = data.iloc[:600], data.iloc[600:]
+    p = fill_widths({"n_levels": 10, "lower_pct": None}, train, 0.5, fit_fraction=1.0,
+                    horizon=len(test))
+    vol = np.log(train["close"]).diff().std()
+    assert p["lower_pct"] == p["upper_pct"] == float(f"{0.5 * vol * math.sqrt(300):.3g}")
+    assert fill_widths({"lower_pct": 0.2, "upper_pct": 0.3}, train) == {"lower_pct": 0.2,
+                                                                      "upper_pct": 0.3}
