@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from quantlib.backtest import run_backtest
@@ -39,6 +40,11 @@ def test_notebook_runs_and_records_consistent_metrics(tmp_path):
     df = load(params["source"])
     X = regime_features(df, ["returns"], 24)
     split = X.index[int(len(X) * 0.5)]
-    plain = run_backtest("grid", df.loc[split:], {"n_levels": 10, "lower_pct": 0.1,
-                                                  "upper_pct": 0.1})
+    # the notebook's default range: 0.25 x the training bars' log-return std x sqrt(held-out
+    # bars), three significant digits (quantlib.optimize.defaults)
+    train_close = df["close"].loc[:split].iloc[:-1].to_numpy()
+    width = 0.25 * np.diff(np.log(train_close)).std(ddof=1) * np.sqrt(len(df.loc[split:]))
+    width = float(f"{width:.3g}")
+    plain = run_backtest("grid", df.loc[split:], {"n_levels": 10, "lower_pct": width,
+                                                  "upper_pct": width})
     assert metrics["plain_grid_return"] == pytest.approx(plain.metrics["total_return"].iloc[0])
