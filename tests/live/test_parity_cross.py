@@ -32,7 +32,7 @@ from tests.live.test_parity import CONFIG, EQUITY_RTOL, _aot_kernels, _backtest_
 
 __all__ = ["_aot_kernels"]  # the session fixture that builds the AOT kernels once
 
-N_BARS = 2000  # of each real file (2022-01-01 on): enough to trade, short enough to replay
+N_BARS = 1200  # of each real file (2022-01-01 on): enough to trade, short enough to replay
 REGIME = {"vol_window": 12, "filter_window": 48, "allowed_regimes": [0], "min_proba": 0.5}
 CROSS = {"inner_kind": "ma_cross", "inner_params": {"fast": 8, "slow": 30},
          "regime_symbol": "BTC/USDT", **REGIME}
@@ -96,8 +96,11 @@ def _replay(spec, files: dict, tmp_path, how: str):
     return bars, equity, fills, store
 
 
-@pytest.mark.parametrize("how", ["in-process", "trading-process"])
-@pytest.mark.parametrize("case", list(CASES))
+# the trading process (a minute per case under load) for the case holding both inputs
+RUNS = [(case, "in-process") for case in CASES] + [("trend-around-cross", "trading-process")]
+
+
+@pytest.mark.parametrize(("case", "how"), RUNS, ids=[f"{c}-{h}" for c, h in RUNS])
 def test_cross_asset_paper_replay_matches_backtest(case, how, markets, tmp_path):
     kind, params = CASES[case]
     eth, btc = markets["ETH/USDT"][0], markets["BTC/USDT"][0]
