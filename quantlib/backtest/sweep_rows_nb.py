@@ -221,12 +221,16 @@ def _block_scan_nb(x, w, out, sign):
     block suffix and the next block's prefix (van Herk / Gil-Werman)."""
     n = x.shape[0]
     prefix, suffix = np.empty(n), np.empty(n)
+    pos = 0  # position inside the block (a counter: an integer modulo per bar costs more)
     for i in range(n):
         v = sign * x[i]
-        prefix[i] = v if i % w == 0 or v > prefix[i - 1] else prefix[i - 1]
+        prefix[i] = v if pos == 0 or v > prefix[i - 1] else prefix[i - 1]
+        pos = pos + 1 if pos + 1 < w else 0
+    pos = (n - 1) % w
     for i in range(n - 1, -1, -1):
         v = sign * x[i]
-        suffix[i] = v if i % w == w - 1 or i == n - 1 or v > suffix[i + 1] else suffix[i + 1]
+        suffix[i] = v if pos == w - 1 or i == n - 1 or v > suffix[i + 1] else suffix[i + 1]
+        pos = pos - 1 if pos > 0 else w - 1
     for t in range(n):
         if t < w - 1:
             out[t] = np.nan
