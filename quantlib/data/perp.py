@@ -66,9 +66,11 @@ def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
         raise DataError(f"{_where(name)}funding columns must be exactly {list(FUNDING_COLUMNS)}, "
                         f"got {list(frame.columns)}")
     index = frame.index
-    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+    if not isinstance(index, pd.DatetimeIndex) or str(index.tz) != "UTC":
+        got = (f"tz {index.tz}" if isinstance(index, pd.DatetimeIndex)
+               else type(index).__name__)
         raise DataError(f"{_where(name)}funding index must be a tz-aware UTC DatetimeIndex "
-                        f"(funding times), got {type(index).__name__}")
+                        f"(funding times), got {got}")
     if len(index) > 1:
         steps = np.diff(index.as_unit("ns").asi8)
         if np.any(steps <= 0):
@@ -139,6 +141,8 @@ def validate_funding(frame: pd.DataFrame, interval: str | None = None, *,
     interval = (interval or frame.attrs.get("funding_interval")
                 or infer_funding_interval(frame.index) or _DEFAULT_INTERVAL)
     try:
+        if not isinstance(interval, str):
+            raise ParameterError(f"expected a string like '8h', got {interval!r}")
         timeframe_to_seconds(interval)
     except ParameterError as exc:
         raise DataError(f"{_where(name)}funding interval: {exc}") from None

@@ -67,6 +67,9 @@ def test_interval_from_attrs_else_inferred_and_off_grid_payments_counted():
      r"columns must be exactly \['funding_rate'\], got \['rate'\]"),
     (pd.DataFrame({"funding_rate": [1e-4]}, index=pd.DatetimeIndex(["2024-01-01"])),
      "tz-aware UTC DatetimeIndex"),
+    (pd.DataFrame({"funding_rate": [1e-4]},
+                  index=pd.DatetimeIndex(["2024-01-01"], tz="Europe/Paris")),
+     "UTC DatetimeIndex .*got tz Europe/Paris"),
     (pd.DataFrame({"funding_rate": ["0.0001"]}, index=pd.DatetimeIndex(["2024-01-01"], tz="UTC")),
      "must be float64"),
 ])
