@@ -25,6 +25,13 @@ The rule, in words
     cleared once flat; the target must change again before a new entry (a stopped-out long
     whose signal is still long stays flat).
 
+Where the rule looks inside the bar
+    Checking the stops before the bar's orders means a signal exit due at bar ``t``'s open is
+    replaced by a level bar ``t`` reaches only *later* (a stop-loss under the open: the backtest
+    is pessimistic; a take-profit above it: optimistic). No bot can know at the open what the
+    bar will reach: live trading sells at the open there (``resting_exits.py``; measured in the
+    README, tested in ``tests/live/test_exits_take_profit.py``).
+
 Examples
 --------
 >>> exit_price(1.0, 100.0, 0.05, 100.0, 0.10, trail=False, open_=99.0, high=101.0, low=94.0)
