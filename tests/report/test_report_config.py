@@ -12,7 +12,7 @@ from quantlib.report.config import load_config, missing_notebooks
 
 REPO = Path(__file__).resolve().parents[2]
 PLANNED = ["01_data", "02_backtest", "03_regimes", "04_optimize", "05_walk_forward",
-           "06_ml_xgboost", "07_grid_trading", "08_promote", "09_multi_timeframe"]
+           "06_ml_xgboost", "07_grid_trading", "08_promote", "09_multi_timeframe", "10_perps"]
 
 
 @pytest.fixture
