@@ -5,7 +5,8 @@ Commands timed (the console script ``.venv/bin/quantlib``, as a user runs it):
 
 - ``quantlib --help``
 - ``quantlib backtest --strategy SPEC --data file:FILE`` on 10,000 synthetic hourly bars
-  (``ma_cross``, a signal kind: simulated by vectorbt)
+  (``ma_cross``, a signal kind: simulated on the project's own order and stop rules,
+  ``quantlib/backtest/rule_engine.py``; vectorbt is not imported)
 - ``quantlib data validate FILE`` on the same file
 
 and, for scale, an interpreter that imports nothing and one that runs ``import vectorbt``. Each

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from quantlib.costs import FIELDS, MAX_PERCENT_SIZE
 from quantlib.errors import ParameterError
 
 _SIZE_TYPES = ("percent", "value")
@@ -21,8 +22,8 @@ class BacktestConfig:
     ----------
     init_cash : starting cash in quote currency (per combination; shared by all symbols of a
         multi-asset portfolio).
-    fees : fee as a fraction of traded value (``0.001`` = 10 bps per side).
-    slippage_bps : adverse price move applied to every fill, in basis points (buys pay
+    fees : fee as a fraction of traded value (``0.001`` = 10 bps per side), at most 0.1.
+    slippage_bps : adverse price move applied to every fill, in basis points, at most 1000 (buys pay
         ``price * (1 + bps/1e4)``, sells receive ``price * (1 - bps/1e4)``).
     size : with ``size_type="percent"`` the fraction of available cash used by an entry (``1.0``
         = all of it); with ``size_type="value"`` a fixed quote notional per entry.
@@ -35,6 +36,9 @@ class BacktestConfig:
     year_days : days per year used for annualisation (365 for crypto, ~252 for equities on
         daily bars).
     timeframe : bar timeframe (``"1h"``...) overriding ``df.attrs["timeframe"]``/index inference.
+
+    Bounds of the cost and sizing fields come from :data:`quantlib.costs.FIELDS`, which the
+    strategy spec reads too.
 
     Examples
     --------
@@ -56,26 +60,13 @@ class BacktestConfig:
     timeframe: str | None = None
 
     def __post_init__(self) -> None:
-        def number(name: str, low: float, high: float = math.inf, *, low_open: bool = False):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ParameterError(f"BacktestConfig.{name}: expected a number, got {value!r}")
-            bad_low = value <= low if low_open else value < low
-            if not math.isfinite(value) or bad_low or value > high:
-                bound = f"> {low}" if low_open else f">= {low}"
-                raise ParameterError(
-                    f"BacktestConfig.{name}: expected a finite number {bound}"
-                    + (f" and <= {high}" if math.isfinite(high) else "") + f", got {value!r}"
-                )
-
-        number("init_cash", 0.0, low_open=True)
-        number("fees", 0.0, 0.5)
-        number("slippage_bps", 0.0, 10_000.0)
-        number("size", 0.0, low_open=True)
-        number("year_days", 0.0, 366.0, low_open=True)
+        # cost and sizing bounds are those of the spec: one definition, quantlib/costs.py
+        for name in ("init_cash", "fees", "slippage_bps", "size"):
+            FIELDS[name].check(getattr(self, name), f"BacktestConfig.{name}")
         for name in ("sl_stop", "tp_stop", "trail_stop"):
             if getattr(self, name) is not None:
-                number(name, 0.0, low_open=True)
+                FIELDS[name].check(getattr(self, name), f"BacktestConfig.{name}")
+        _check_year_days(self.year_days)
         for name, allowed in (("size_type", _SIZE_TYPES), ("direction", _DIRECTIONS),
                               ("execution", _EXECUTIONS)):
             if getattr(self, name) not in allowed:
@@ -83,7 +74,7 @@ class BacktestConfig:
                     f"BacktestConfig.{name}: expected one of {list(allowed)}, "
                     f"got {getattr(self, name)!r}"
                 )
-        if self.size_type == "percent" and self.size > 1.0:
+        if self.size_type == "percent" and self.size > MAX_PERCENT_SIZE:
             raise ParameterError(
                 f"BacktestConfig.size: with size_type='percent' expected a fraction in (0, 1], "
                 f"got {self.size!r}"
@@ -119,6 +110,13 @@ class BacktestConfig:
         raise ParameterError(
             f"config: expected a BacktestConfig, a dict or None, got {type(config).__name__}"
         )
+
+
+def _check_year_days(value: Any) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, int | float)
+    if not (ok and math.isfinite(value) and 0.0 < value <= 366.0):
+        raise ParameterError(f"BacktestConfig.year_days: expected a finite number > 0.0 and "
+                             f"<= 366.0, got {value!r}")
 
 
 __all__ = ["BacktestConfig"]

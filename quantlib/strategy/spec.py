@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from quantlib.costs import FIELDS as COST_FIELDS
 from quantlib.errors import ParameterError, SpecError
 
 SCHEMA_VERSION = 2
@@ -57,11 +58,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+def _bounds(name: str) -> dict[str, Any]:
+    """Bounds and description of a cost or sizing field: the one definition in
+    :mod:`quantlib.costs`, which ``BacktestConfig`` checks with too."""
+    field = COST_FIELDS[name]
+    return {**field.pydantic_bounds(), "description": field.description()}
+
+
 class ExecutionSpec(_Model):
     """How orders are priced: the backtest's cost model, which paper trading reproduces."""
 
-    fees: float = Field(0.001, ge=0.0, le=0.1, description="fraction of traded value")
-    slippage_bps: float = Field(0.0, ge=0.0, le=1000.0)
+    fees: float = Field(0.001, **_bounds("fees"))
+    slippage_bps: float = Field(0.0, **_bounds("slippage_bps"))
     order_type: Literal["market", "limit"] = "market"
     execution: Literal["next_open"] = "next_open"
     direction: Literal["longonly", "shortonly", "both"] = "longonly"
@@ -72,8 +80,8 @@ class ExecutionSpec(_Model):
 class RiskSpec(_Model):
     """Sizing and the limits that halt trading."""
 
-    init_cash: float = Field(10_000.0, gt=0.0, description="starting quote balance (paper)")
-    order_size: float = Field(1.0, gt=0.0, description="size of a full target (see size_type)")
+    init_cash: float = Field(10_000.0, **_bounds("init_cash"))
+    order_size: float = Field(1.0, **_bounds("size"))
     size_type: Literal["percent", "value"] = "percent"
     max_position: float = Field(1.0, gt=0.0, le=1.0,
                                 description="cap on |target position|, fraction of a full target")
@@ -82,12 +90,9 @@ class RiskSpec(_Model):
     max_drawdown: float | None = Field(None, gt=0.0, le=1.0,
                                        description="halt when equity falls this fraction from its peak")
     flatten_on_halt: bool = False
-    sl_stop: float | None = Field(None, gt=0.0, description="stop-loss distance, fraction of "
-                                  "the entry fill price (as BacktestConfig.sl_stop)")
-    tp_stop: float | None = Field(None, gt=0.0, description="take-profit distance, fraction of "
-                                  "the entry fill price (as BacktestConfig.tp_stop)")
-    trail_stop: float | None = Field(None, gt=0.0, description="trailing stop-loss distance, "
-                                     "fraction of the best price since entry")
+    sl_stop: float | None = Field(None, **_bounds("sl_stop"))
+    tp_stop: float | None = Field(None, **_bounds("tp_stop"))
+    trail_stop: float | None = Field(None, **_bounds("trail_stop"))
 
     @model_validator(mode="after")
     def _one_stop_loss(self) -> RiskSpec:
@@ -525,14 +530,8 @@ def _metrics_row(metrics: Any) -> dict[str, float | None]:
 # changes no fill (only how metrics are annualised). Every field must be listed here: a new
 # config field that export does not know is refused, never dropped.
 CONFIG_TO_SPEC: dict[str, tuple[str, str] | None] = {
-    "init_cash": ("risk", "init_cash"),
-    "fees": ("execution", "fees"),
-    "slippage_bps": ("execution", "slippage_bps"),
-    "size": ("risk", "order_size"),
+    **{name: tuple(field.spec_path.split(".")) for name, field in COST_FIELDS.items()},
     "size_type": ("risk", "size_type"),
-    "sl_stop": ("risk", "sl_stop"),
-    "tp_stop": ("risk", "tp_stop"),
-    "trail_stop": ("risk", "trail_stop"),
     "direction": ("execution", "direction"),
     "execution": ("execution", "execution"),
     "timeframe": ("spec", "timeframe"),
