@@ -308,11 +308,7 @@ def _ensure_builtins_loaded() -> None:
                    "quantlib.strategy.perp_kinds",
                    "quantlib.backtest.grid_kind",
                    "quantlib.regime.strategy", "quantlib.regime.cross", "quantlib.ml.strategy"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a sub-package not built yet must not break the rest
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def get_kind(name: str) -> StrategyKind:
