@@ -63,6 +63,10 @@ def fetch_command(
         "--from-trades", help="Build the candles from the exchange's public trades (full "
         "history where OHLC is short, e.g. Kraken); slow: paced by the rate limit, resumable.")
     ] = False,
+    perp: Annotated[bool, typer.Option(
+        "--perp", help="A perpetual swap (--symbol BASE/QUOTE:SETTLE, e.g. --exchange "
+        "binanceusdm --symbol BTC/USDT:USDT): also its mark-price candles and funding history, "
+        "each in its own cache.")] = False,
     base_url: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Download closed candles into the incremental cache (only missing bars are requested)."""
@@ -72,6 +76,12 @@ def fetch_command(
 
     try:
         instance = _build_exchange(exchange, base_url)
+        if perp:
+            if from_trades:
+                raise QuantlibError("--perp and --from-trades do not combine: a swap's mark and "
+                                    "funding series are not built from trades")
+            _fetch_perp(instance, symbol, timeframe, since, until, cache_dir, allow_partial)
+            return
         if from_trades:
             df, where = _fetch_from_trades(instance, symbol, timeframe, since, until, cache_dir,
                                            progress, max_retries)
@@ -88,6 +98,23 @@ def fetch_command(
         typer.echo(f"PARTIAL HISTORY (accepted with --allow-partial): {df.attrs['partial_history']}")
     typer.echo(f"cache: {where}")
     _print_summary(summary)
+
+
+def _fetch_perp(instance, symbol: str, timeframe: str, since: str, until: str | None,
+               cache_dir: Path | None, allow_partial: bool) -> None:
+    from quantlib.data.cache import cache_path
+    from quantlib.data.perp_fetch import fetch_perp, funding_cache_path, mark_cache_path
+
+    data = fetch_perp(instance, symbol, timeframe, since, until, cache_dir=cache_dir,
+                      allow_partial=allow_partial)
+    summaries = data.validate()
+    typer.echo(f"{data.source}: {len(data.ohlcv)} bars, {len(data.mark)} mark bars, "
+               f"{len(data.funding)} funding payments")
+    for what, path in (("cache", cache_path(cache_dir, instance.id, symbol, timeframe)),
+                       ("mark cache", mark_cache_path(cache_dir, instance.id, symbol, timeframe)),
+                       ("funding cache", funding_cache_path(cache_dir, instance.id, symbol))):
+        typer.echo(f"{what}: {path}")
+    _print_perp(data.source, summaries)
 
 
 def _fetch_from_trades(instance, symbol: str, timeframe: str, since: str, until: str | None,

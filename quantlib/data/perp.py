@@ -217,6 +217,14 @@ def load_perp(source: str = "sample", *, allow_partial: bool = False,
     parsed = parse_source(source)
     if parsed.kind == "sample":
         return _sample_perp(parsed)
+    from quantlib.data.perp_fetch import load_perp_exchange
+
+    return load_perp_exchange(_check_perp_source(parsed), allow_partial=allow_partial,
+                              cache_dir=cache_dir)
+
+
+def _check_perp_source(parsed):
+    """``parsed`` when it names a swap on a supported venue, else DataError saying why."""
     if parsed.kind != "exchange":
         raise DataError(f"data source {parsed.text!r}: perpetual-swap data needs 'sample[:...]' "
                         "or an exchange source like binanceusdm:BTC/USDT:USDT:1h:2024-01-01 "
@@ -227,9 +235,7 @@ def load_perp(source: str = "sample", *, allow_partial: bool = False,
     if ":" not in parsed.symbol:
         raise DataError(f"data source {parsed.text!r}: symbol {parsed.symbol!r} is not a swap; "
                         "name its settle currency, e.g. BTC/USDT:USDT")
-    from quantlib.data.perp_fetch import load_perp_exchange
-
-    return load_perp_exchange(parsed, allow_partial=allow_partial, cache_dir=cache_dir)
+    return parsed
 
 
 __all__ = ["FUNDING_COLUMNS", "PERP_EXCHANGES", "FundingSummary", "PerpData",

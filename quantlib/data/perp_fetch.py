@@ -248,15 +248,50 @@ def _source_text(exchange_id: str, symbol: str, timeframe: str, since_ms: int | 
     return ":".join(parts)
 
 
-def load_perp_exchange(parsed: Any, *, allow_partial: bool = False, cache_dir: Any = None):
-    """:class:`~quantlib.data.perp.PerpData` of a parsed exchange source (see the module doc)."""
+def fetch_perp(exchange: Any, symbol: str, timeframe: str, since: Any, until: Any = None, *,
+               cache_dir: Any = None, allow_partial: bool = False):
+    """Candles, mark candles and funding of a swap through ccxt into the caches: a PerpData.
+
+    ``exchange`` is a ccxt id in :data:`~quantlib.data.perp.PERP_EXCHANGES` or an instance of
+    one (tests aim one at a loopback server); ``since``/``until`` as for
+    :func:`quantlib.data.fetch.fetch_ohlcv`.
+
+    Examples
+    --------
+    >>> perp = fetch_perp("binanceusdm", "BTC/USDT:USDT", "1h", "2024-01-01")  # doctest: +SKIP
+    >>> perp.funding.attrs["funding_interval"]                                # doctest: +SKIP
+    '8h'
+    """
+    from dataclasses import replace
+
+    from quantlib.data.perp import _check_perp_source
+    from quantlib.data.sources import parse_source
+
+    exchange_id = exchange if isinstance(exchange, str) else getattr(exchange, "id", None)
+    since_ms, until_ms = _fetch._to_ms(since, "since"), _fetch._to_ms(until, "until")
+    if since_ms is None or (until_ms is not None and until_ms <= since_ms):
+        raise DataError(f"{exchange_id} {symbol} {timeframe}: since is required and until must "
+                        f"be after it (got since={since!r}, until={until!r})")
+    # The same checks as a source string (venue, symbol, timeframe); dates kept as given.
+    parsed = _check_perp_source(parse_source(f"{exchange_id}:{symbol}:{timeframe}"))
+    stamp = lambda ms: pd.Timestamp(ms, unit="ms", tz="UTC") if ms is not None else None  # noqa: E731
+    parsed = replace(parsed, text=_source_text(exchange_id, symbol, timeframe, since_ms, until_ms),
+                     since=stamp(since_ms), until=stamp(until_ms))
+    return load_perp_exchange(parsed, allow_partial=allow_partial, cache_dir=cache_dir,
+                              exchange=None if isinstance(exchange, str) else exchange)
+
+
+def load_perp_exchange(parsed: Any, *, allow_partial: bool = False, cache_dir: Any = None,
+                       exchange: Any = None):
+    """:class:`~quantlib.data.perp.PerpData` of a parsed exchange source (see the module doc);
+    ``exchange`` injects a ccxt instance, else ``$QUANTLIB_<EXCHANGE>_API_URL`` or the id."""
     from quantlib.data.perp import PerpData
     from quantlib.data.sources import _loopback_exchange
 
     exchange_id, symbol, timeframe = parsed.exchange, parsed.symbol, parsed.timeframe
     since_ms = _fetch._to_ms(parsed.since, "since")
     until_ms = _fetch._to_ms(parsed.until, "until")
-    instance = _loopback_exchange(exchange_id)
+    instance = exchange if exchange is not None else _loopback_exchange(exchange_id)
     ohlcv = _fetch.load_exchange(exchange_id, symbol, timeframe, since_ms, until_ms, cache_dir,
                                  exchange=instance, allow_partial=allow_partial)
     if not len(ohlcv):
@@ -287,5 +322,5 @@ def load_perp_exchange(parsed: Any, *, allow_partial: bool = False, cache_dir: A
     return PerpData(ohlcv, mark, funding, text)
 
 
-__all__ = ["FUNDING_PAGE_LIMIT", "funding_cache_path", "load_perp_exchange", "mark_cache_path",
+__all__ = ["FUNDING_PAGE_LIMIT", "fetch_perp", "funding_cache_path", "load_perp_exchange", "mark_cache_path",
            "read_funding_cache", "sync_funding"]

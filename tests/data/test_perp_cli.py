@@ -69,3 +69,23 @@ def test_sample_needs_perp_and_spot_sources_are_refused():
     spot = runner.invoke(app, ["data", "info", "kraken:BTC/USD:1h:2024-01-01"])
     assert spot.exit_code == 1 and "not a perpetual-swap source" in spot.output
     assert "Traceback" not in spot.output
+
+
+def test_fetch_perp_fills_three_caches_through_base_url(server, tmp_path, monkeypatch):
+    monkeypatch.delenv("QUANTLIB_BINANCEUSDM_API_URL")  # --base-url alone aims ccxt
+    cache = tmp_path / "cache"
+    args = ["data", "fetch", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--timeframe",
+            "8h", "--since", "2024-01-02 08:00", "--cache-dir", str(cache), "--base-url",
+            server.url, "--no-progress", "--perp"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # From 2024-01-02 08:00: bars 4..58 closed (55), the payments at their opens but 20..22.
+    assert ("binanceusdm:BTC/USDT:USDT:8h:2024-01-02T08:00: 55 bars, 55 mark bars, "
+            "52 funding payments") in result.output
+    assert funding_cache_path(cache, "binanceusdm", SYMBOL).exists()
+    assert "n_missing_payments: 3" in result.output
+    server.requests.clear()
+    assert runner.invoke(app, args).exit_code == 0
+    assert not server.requests_for("/fapi/v1/fundingRate")  # all cached: nothing asked again
+    both = runner.invoke(app, [*args, "--from-trades"])
+    assert both.exit_code == 1 and "--perp and --from-trades do not combine" in both.output
