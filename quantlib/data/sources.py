@@ -30,6 +30,8 @@ _SAMPLE_KEYS = {"seed": int, "bars": int, "timeframe": str}
 _SYMBOL = re.compile(r"^[A-Za-z0-9.\-_]+/[A-Za-z0-9.\-_]+(:[A-Z0-9]+)?$")
 _EXCHANGE = re.compile(r"^[a-z][a-z0-9_]*$")
 _SETTLE = re.compile(r"^[A-Z0-9]+$")
+_HAS_HOUR = re.compile(r"[T ]\d{1,2}(:\d{2})?$")  # a date ending in a time of day so far
+_TIME_TAIL = re.compile(r"^\d{2}(\.\d+)?(Z|[+-]\d{2})?$")  # minutes or seconds
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,19 @@ def _join_settle(parts: list[str]) -> list[str]:
     return parts
 
 
+def _join_times(parts: list[str]) -> list[str]:
+    """Glue the minutes and seconds of a date with a time of day back on: ``["2024-01-01T12",
+    "00"]`` -> ``["2024-01-01T12:00"]`` (sources name dates like that, e.g. the
+    ``source_string`` of a download starting mid-day)."""
+    out = parts[:3]
+    for part in parts[3:]:
+        if out[3:] and _TIME_TAIL.match(part) and _HAS_HOUR.search(out[-1]):
+            out[-1] = f"{out[-1]}:{part}"
+        else:
+            out.append(part)
+    return out
+
+
 def parse_source(text: str) -> DataSource:
     """Parse a data source string; raise DataError saying what is malformed.
 
@@ -103,6 +118,8 @@ def parse_source(text: str) -> DataSource:
     {'seed': 3}
     >>> parse_source("binanceusdm:BTC/USDT:USDT:1h:2024-01-01").symbol  # a swap: BASE/QUOTE:SETTLE
     'BTC/USDT:USDT'
+    >>> str(parse_source("kraken:BTC/USD:1h:2024-01-01T12:00:2024-02-01").since)
+    '2024-01-01 12:00:00+00:00'
     """
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"data source must be a non-empty string, got {text!r}")
@@ -114,7 +131,7 @@ def parse_source(text: str) -> DataSource:
         if not rest:
             raise DataError(f"data source {text!r}: 'file:' needs a path, e.g. file:data/btc.csv")
         return DataSource("file", text, path=rest)
-    parts = _join_settle(text.split(":"))
+    parts = _join_times(_join_settle(text.split(":")))
     if len(parts) < 3 or len(parts) > 5:
         raise DataError(
             f"data source {text!r} is not understood; expected 'sample[:key=value,...]', "
