@@ -44,12 +44,12 @@ def reference_perp(open_, close, mopen, mhigh, mlow, target, fund_times, fund_ra
     n = len(close)
     slip, fee_rate, lev = cfg.slippage_bps / 1e4, cfg.fees, cfg.leverage
     mmr, liq_fee = cfg.maint_margin_rate, cfg.liquidation_fee
-    events = {}
-    for t, r in zip(fund_times, fund_rates, strict=True):
-        for k in range(n):
-            if bar_times[k] >= t:
-                events.setdefault(k, []).append(r)
-                break
+    events, k = {}, 0
+    for t, r in zip(fund_times, fund_rates, strict=True):  # times are increasing
+        while k < n and bar_times[k] < t:
+            k += 1
+        if k < n:  # paid at the first bar opening at or after it
+            events.setdefault(k, []).append(r)
     acct = {"cash": cfg.init_cash, "qty": 0.0, "entry": 0.0, "margin": 0.0}
     equity, held, paid, fills = [], [], [0.0] * n, []
 
