@@ -181,13 +181,34 @@ class CcxtBroker(RestingExits, Broker):
         if short_entry or short_exit:
             raise LiveError(f"{self.spec.exchange}: short signals need a margin venue; live "
                             "trading supports direction 'longonly' only")
-        risk = self.spec.risk
         if long_exit:
             return float(position)
+        if symbol is not None:  # the entry is sized again when sent (_entry_amount)
+            self.store.set_meta(self._key("sizing_price", symbol), repr(float(price)))
+        return self._entry_units(cash, price)
+
+    def _entry_units(self, cash: float, price: float) -> float:
+        """Units of a long entry from ``cash`` at ``price`` (the backtest's order rule:
+        percent = that fraction of cash, fee included; value = the notional, cut to the cash)."""
+        risk, fees = self.spec.risk, self.spec.execution.fees
         if risk.size_type == "percent":
-            return float(risk.signal_size * cash
-                         / (price * (1.0 + self.spec.execution.fees)))
-        return float(min(risk.order_size, cash / (1.0 + self.spec.execution.fees)) / price)
+            return float(risk.signal_size * cash / (price * (1.0 + fees)))
+        return float(min(risk.order_size, cash / (1.0 + fees)) / price)
+
+    def _entry_amount(self, order: OrderRow) -> float:
+        """A long entry's units sized when it is sent, from the quote balance the exchange
+        reports then (after the bar's earlier orders filled), at the close it was decided on.
+
+        The backtest sizes a portfolio's later symbol from the cash the earlier ones' fills
+        left; the runner's estimate (earlier entries costed at the close) differs from that by
+        the earlier fills' slippage, this does not: the one difference left is the price, the
+        close here and the fill price in the backtest, so an entry spends the backtest rule's
+        budget times ``fill price / close``."""
+        price = self.store.get_float(self._key("sizing_price", order.symbol), math.nan)
+        if not (order.intent.startswith("signal|") and order.side > 0) or not price > 0:
+            return order.amount
+        self.refresh_balance()
+        return self._entry_units(self.free_balance(), price)
 
     def load_markets(self) -> None:
         """The exchange's markets, with the same bounded back-off as trading (start-up without
@@ -218,6 +239,12 @@ class CcxtBroker(RestingExits, Broker):
         current = self.store.get_order(order.client_id)
         if current is None or current.status not in ("new", "sent"):
             return
+        if current.status == "new" and current.amount > 0:
+            amount = self._entry_amount(current)
+            if amount != current.amount:
+                with self.store.transaction():
+                    self.store.update_order(order.client_id, amount=amount)
+                current.amount = amount
         if current.amount <= 0 or not math.isfinite(current.amount):
             with self.store.transaction():
                 self.store.update_order(order.client_id, status="cancelled",
