@@ -89,10 +89,6 @@ def as_frames(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.D
     return frames
 
 
-def _timeframe(df: pd.DataFrame, config: BacktestConfig) -> str | None:
-    return config.timeframe or df.attrs.get("timeframe")
-
-
 def run_backtest(
     kind: str | StrategyKind,
     data: pd.DataFrame | Mapping[str, pd.DataFrame],

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from scipy import stats as sps
 
 from quantlib.errors import ParameterError
@@ -340,14 +339,8 @@ def overfitting_report(moments: ReturnMoments, best_index: int | None = None,
     )
 
 
-def returns_from_equity(equity: pd.DataFrame | pd.Series) -> pd.DataFrame:
-    """Bar returns of equity curves (first bar 0), the input PBO and DSR expect."""
-    eq = equity.to_frame() if isinstance(equity, pd.Series) else equity
-    return eq.pct_change().fillna(0.0)
-
-
 __all__ = [
     "sharpe_ratio", "probabilistic_sharpe_ratio", "expected_max_sharpe", "deflated_sharpe_ratio",
     "ReturnMoments", "PBOResult", "pbo_from_moments", "probability_of_backtest_overfitting",
-    "OverfittingReport", "overfitting_report", "returns_from_equity",
+    "OverfittingReport", "overfitting_report",
 ]
