@@ -13,29 +13,39 @@ are documented in `quantlib.backtest.grid_nb`."""),
     ("params", """# Parameters (papermill overrides these)
 source = "sample:bars=2000"     # sample[:seed=..,bars=..], file:PATH, or EXCHANGE:BASE/QUOTE:TF
 n_levels = 12
-range_pct = 0.15                # bounds = first open x (1 -/+ range_pct)
+range_pct = None                # bounds = first open x (1 -/+ range_pct); None: from the data*
 order_size = 0.08               # fraction of init_cash per level
 stop_out = False
 atr_period = 24
 atr_k = 2.0
 fill_model = "bar"              # "bar" (orders change at bar closes, as at an exchange) | "touch"
 compare_n_levels = 41           # the fill-rule comparison's tight arithmetic grid
-compare_range_pct = 0.1
+compare_range_pct = None        # None: from the data*
 fees = 0.001
 slippage_bps = 2.0
 sweep_levels = [4, 8, 12, 16, 24]
-sweep_widths = [0.05, 0.1, 0.15, 0.2, 0.3]
-heatmap_metric = "sharpe\""""),
+sweep_widths = None             # range widths swept; None: from the data*
+heatmap_metric = "sharpe"
+# *multiples of the data's move scale (bar volatility x sqrt(bars), quantlib.optimize.defaults),
+#  so the ranges fit the market given instead of one synthetic seed"""),
     ("code", """from quantlib.backtest import BacktestConfig
 from quantlib.backtest.grid import (FILL_MODELS, SPACINGS, compare_fill_models,
                                     fill_model_summary, run_grid)
 from quantlib.data import load
+from quantlib.optimize.defaults import grid_notebook_defaults
 from quantlib.plotting.backtest import plot_param_heatmap
 from quantlib.plotting.grid import plot_grid_equity, plot_grid_fills
 from quantlib.report.record import record_data, record_metrics
 
 df = load(source)
 record_data(df)
+widths = grid_notebook_defaults(df, range_pct=range_pct, compare_range_pct=compare_range_pct,
+                                sweep_widths=sweep_widths)
+range_pct, compare_range_pct, sweep_widths = (widths["range_pct"], widths["compare_range_pct"],
+                                              widths["sweep_widths"])
+print(f"range_pct {range_pct}, compare_range_pct {compare_range_pct}, sweep_widths "
+      f"{sweep_widths}")
+print(f"({widths['note']})")
 config = BacktestConfig(fees=fees, slippage_bps=slippage_bps)
 base = dict(n_levels=n_levels, lower_pct=range_pct, upper_pct=range_pct,
             order_size=order_size, stop_out=stop_out, atr_period=atr_period, atr_k=atr_k,
