@@ -175,3 +175,53 @@ def test_death_between_entry_fill_and_stop_placement_is_repaired_on_restart(
     runner, _ = _runner(server, spec, store, iter([]))
     runner.run()
     assert len(_stops(server)) == 1 and server.duplicate_client_ids() == {}
+
+
+def _both_exits_resting(server) -> bool:
+    kinds = [o["descr"]["ordertype"] for o in server.orders.values() if o["status"] == "open"]
+    return sorted(kinds) == ["stop-loss", "take-profit"]
+
+
+@pytest.mark.parametrize("deposit", [0.0, 5.0], ids=["spot", "sibling-filled-anyway"])
+def test_both_exits_triggered_while_dead_are_reconciled_once(server, replay_frame, tmp_path,
+                                                              deposit):
+    """While the bot is dead the market falls through the stop-loss, then rises through the
+    take-profit. On a spot account the take-profit finds nothing to sell and the exchange
+    cancels it; with more BTC in the account (a deposit meanwhile) it sells anyway. Either
+    way the restarted runner records what the exchange did, once, sends no further sell, and
+    its position is the exchange's balance."""
+    bars = frame_to_bars(replay_frame)
+    spec = _spec(tp_stop=0.03)
+    store = StateStore(tmp_path / "live.db")
+    runner, _ = _runner(server, spec, store, _market_feed(server, bars, until=_both_exits_resting))
+    runner.run()
+    sl_row, tp_row = (next(o for o in store.orders() if o.intent == f"exit|{w}")
+                      for w in ("sl", "tp"))
+    held = server.balance("BTC")
+    server.set_balance("BTC", held + deposit)
+    server.set_price("BTC/USD", sl_row.price * 0.99)  # the stop-loss sells the position
+    server.set_price("BTC/USD", tp_row.price * 1.01)  # the take-profit triggers
+    tp = next(o for o in server.orders.values() if o["cl_ord_id"] == tp_row.client_id)
+    assert tp["status"] == ("canceled" if deposit == 0 else "closed")
+    sells_before = len(server.requests_for("AddOrder"))
+    log = io.StringIO()
+    restarted = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=2000),
+                           logger=JsonLogger(log), backoff=0.01)
+    LiveRunner(spec, restarted, store, iter([]), mode="live",
+               logger=JsonLogger(io.StringIO())).run()
+    assert len(server.requests_for("AddOrder")) == sells_before  # nothing sold again
+    assert store.get_order(sl_row.client_id).status == "filled"
+    fills = [f[0] for f in store.fills()]
+    assert fills.count(sl_row.client_id) == 1
+    if deposit == 0:
+        assert store.get_order(tp_row.client_id).status == "cancelled"
+        assert tp_row.client_id not in fills
+    else:
+        assert store.get_order(tp_row.client_id).status == "filled"
+        assert fills.count(tp_row.client_id) == 1  # recorded as the exchange made it, once
+        assert "sibling_exit_filled" in log.getvalue()
+    assert store.get_float("position", math.nan) == pytest.approx(server.balance("BTC"),
+                                                                   abs=1e-12)
+    assert server.balance("BTC") == pytest.approx(deposit if deposit == 0 else
+                                                  held + deposit - 2 * held, abs=1e-9)
+    assert server.duplicate_client_ids() == {}

@@ -161,8 +161,10 @@ class CcxtBroker(RestingExits, Broker):
         filled = float(remote.get("filled") or 0.0)
         siblings: list[OrderRow] = []
         with self.store.transaction():
+            # a resting exit keeps its trigger until the exchange reports a fill price
             self.store.update_order(order.client_id, status=status, exchange_id=remote.get("id"),
-                                    price=remote.get("average") or remote.get("price"))
+                                    price=remote.get("average") or remote.get("price")
+                                    or order.price)
             if filled > 0 and status == "filled":
                 fee = float((remote.get("fee") or {}).get("cost") or 0.0)
                 ts = int(remote.get("lastTradeTimestamp") or remote.get("timestamp") or 0)
