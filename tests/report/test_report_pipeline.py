@@ -276,3 +276,29 @@ def test_parallel_jobs_overlap_and_keep_config_order(quantlib_kernel, notebook_f
     assert [e["metrics"] for e in run.entries] == [{"met": "b", "n": 1}, {"met": "a", "n": 2}]
     with pytest.raises(ReportError, match="--jobs 0"):
         run_report(config, out=tmp_path / "reports", jobs=0)
+
+
+def test_report_kernels_skip_only_the_iri_grammar(quantlib_kernel, notebook_factory, tmp_path):
+    """A report kernel starts with rfc3987_syntax blanked (jsonschema's optional IRI check), and
+    jsonschema still validates; a plain papermill kernel imports as usual."""
+    import papermill
+
+    cells = ["import sys\nimport jsonschema\nfrom quantlib.report.record import record_metrics",
+             "bad = 0\ntry:\n    jsonschema.validate('x', {'type': 'integer'})\n"
+             "except jsonschema.ValidationError:\n    bad = 1\n"
+             "jsonschema.validate(3, {'type': 'integer'})\n"
+             "record_metrics({'n': n, 'blanked': 'rfc3987_syntax' in sys.modules and "
+             "sys.modules['rfc3987_syntax'] is None, 'caught': bad})"]
+    notebook_factory(tmp_path / "nb" / "probe.ipynb", cells, "source = 'sample'\nn = 1")
+    (tmp_path / "nb" / "r.yaml").write_text("notebooks: [{name: probe}]\n")
+    run = run_report(tmp_path / "nb" / "r.yaml", out=tmp_path / "out")
+    (entry,) = run.entries
+    assert entry["status"] == "ok", entry["error"]
+    assert entry["metrics"]["blanked"] is True and entry["metrics"]["caught"] == 1
+    plain = tmp_path / "plain.ipynb"
+    papermill.execute_notebook(str(tmp_path / "nb" / "probe.ipynb"), str(plain),
+                               kernel_name=quantlib_kernel, progress_bar=False)
+    from quantlib.report.index import read_recorded
+
+    metrics, _ = read_recorded(nbformat.read(str(plain), as_version=4))
+    assert metrics["blanked"] is False and metrics["caught"] == 1
