@@ -10,7 +10,7 @@ from quantlib.data import fetch, load, load_perp, validate_funding
 from quantlib.data.perp_fetch import funding_cache_path, mark_cache_path
 from quantlib.data.synthetic import synthetic_funding, synthetic_mark, synthetic_ohlcv
 from quantlib.errors import DataError, ExchangeError
-from tests.support.binanceusdm_server import BinanceUsdmServer
+from tests.support.binanceusdm_server import BinanceUsdmServer, make_ccxt_binanceusdm
 
 SYMBOL = "BTC/USDT:USDT"
 HOUR_MS = 3_600_000
@@ -204,3 +204,62 @@ def test_sample_perp_is_the_synthetic_market_and_its_companions():
     assert perp.mark.equals(synthetic_mark(bars, seed=4))
     assert perp.funding.equals(synthetic_funding(bars, seed=4))
     assert validate_funding(perp.funding).n_missing == 0
+
+
+def test_resume_after_the_clock_moves_asks_from_the_end_of_the_last_span(env):
+    server, bars, _, funding = _venue(200, "1h", jitter_ms=5)
+    with server:
+        env(server)
+        server.now_ms = _ms(bars.index[99]) + 10 * 60 * 1000  # bar 99 forming
+        first = load_perp(f"binanceusdm:{SYMBOL}:1h:2024-01-01")
+        assert first.funding.index[-1] == funding.index[funding.index < bars.index[99]][-1]
+        server.requests.clear()
+        server.now_ms = _ms(bars.index[-1]) + 10 * 60 * 1000
+        env(server)  # the local clock follows
+        second = load_perp(f"binanceusdm:{SYMBOL}:1h:2024-01-01")
+    calls = server.requests_for("/fapi/v1/fundingRate")
+    # The first load covered the candles' span, up to bar 99's open: asked again from there.
+    assert [int(r.params["startTime"]) for r in calls] == [_ms(bars.index[99])]
+    expected = funding.loc[funding.index < bars.index[-1]]
+    assert second.funding.index.equals(expected.index)
+    np.testing.assert_array_equal(second.funding["funding_rate"].to_numpy(),
+                                  _rounded(expected["funding_rate"]))
+    assert second.mark.index.equals(bars.index[:-1])
+
+
+def test_fetch_perp_arguments_checked():
+    from quantlib.data.perp_fetch import fetch_perp
+    from quantlib.errors import ParameterError
+
+    with pytest.raises(DataError, match="since is required"):
+        fetch_perp("binanceusdm", SYMBOL, "1h", None)
+    with pytest.raises(DataError, match="until must be after it"):
+        fetch_perp("binanceusdm", SYMBOL, "1h", "2024-02-01", "2024-01-01")
+    with pytest.raises(ParameterError, match="since='soon' is not a date"):
+        fetch_perp("binanceusdm", SYMBOL, "1h", "soon")
+    with pytest.raises(DataError, match="exchange 'bybit' has no perpetual-swap loader"):
+        fetch_perp("bybit", SYMBOL, "1h", "2024-01-01")
+
+
+def test_a_span_ending_after_now_is_covered_only_to_the_last_payment_seen(env, tmp_path):
+    from quantlib.data.perp_fetch import read_funding_cache, sync_funding
+
+    server, bars, _, funding = _venue(100, "1h", jitter_ms=5)
+    with server:
+        env(server)
+        server.now_ms = _ms(bars.index[50]) + 10 * 60 * 1000
+        far = _ms(bars.index[-1]) + 10 * HOUR_MS
+        exchange = make_ccxt_binanceusdm(server, api_key="", secret="")
+        sync_funding(exchange, SYMBOL, _ms(bars.index[0]), far)
+        seen = funding.loc[funding.index <= bars.index[50]]
+        cached = read_funding_cache(funding_cache_path(tmp_path, "binanceusdm", SYMBOL))
+        assert cached.index.equals(seen.index)
+        # A payment being settled at "now" may not be published yet: ask again after the last.
+        assert cached.attrs["covered_to_ms"] == _ms(seen.index[-1]) + 5 + 1
+        server.requests.clear()
+        server.now_ms = _ms(bars.index[-1]) + 10 * 60 * 1000
+        env(server)
+        merged = sync_funding(exchange, SYMBOL, _ms(bars.index[0]), far)
+    calls = server.requests_for("/fapi/v1/fundingRate")
+    assert [int(r.params["startTime"]) for r in calls] == [_ms(seen.index[-1]) + 6]
+    assert merged.index.equals(funding.index)
