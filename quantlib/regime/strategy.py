@@ -140,9 +140,19 @@ def _inner_ok(engine: str):
     return check
 
 
+def _filter_inputs(p: Mapping[str, Any]) -> tuple:
+    # the wrapped kind's informative inputs (a 4h trend, another market): declared here, the
+    # warm-up covers them and the caller's data reaches the wrapped kind
+    inner, inner_params = _inner(p, "signals")
+    return inner.informative_inputs(inner_params)
+
+
 def _filter_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
+    from quantlib.strategy.informative import handed_down
+
     inner, inner_params = _inner(params, "signals")
-    return inner.signals(bars, inner_params) * regime_ok(bars, params)
+    given = handed_down(bars, {i.name: i.name for i in _filter_inputs(params)})
+    return inner.signals(bars, inner_params, informative=given) * regime_ok(bars, params)
 
 
 def _filter_warmup(p: Mapping[str, Any]) -> int:
@@ -228,7 +238,7 @@ REGIME_FILTER_KIND = register(StrategyKind(
     signal=_filter_signal, warmup=_filter_warmup,
     constraints=(_check_regime_params, _inner_ok("signals")), engine="signals",
     doc="trade the wrapped kind only while the allowed regimes hold (causal regime filter)",
-    inputs="bars",
+    inputs="bars", informative=_filter_inputs,
 ), replace=True)
 
 REGIME_GRID_KIND = register(StrategyKind(
