@@ -22,12 +22,18 @@ CROSS = {"inner_kind": "ma_cross", "inner_params": {"fast": 8, "slow": 30},
          "regime_symbol": "BTC/USDT", **REGIME}
 TREND = {"inner_kind": "ma_cross", "inner_params": {"fast": 8, "slow": 30},
          "trend_timeframe": "4h", "trend_kind": "ema", "trend_window": 24}
+OWN_REGIME = {**REGIME, "filter_window": 24}  # the outer regime_filter's own (own symbol)
+# kind, params, how many inputs are the wrapper's own (declared first)
 NESTED = {
     "trend-around-cross": ("htf_trend", {"inner_kind": "regime_filter_cross",
                                          "inner_params": CROSS, "trend_timeframe": "4h",
-                                         "trend_window": 6}),
+                                         "trend_window": 6}, 1),
     "cross-around-trend": ("regime_filter_cross", {**CROSS, "inner_kind": "htf_trend",
-                                                   "inner_params": TREND}),
+                                                   "inner_params": TREND}, 1),
+    "regime-around-trend": ("regime_filter", {**OWN_REGIME, "inner_kind": "htf_trend",
+                                              "inner_params": TREND}, 0),
+    "regime-around-cross": ("regime_filter", {**OWN_REGIME, "inner_kind": "regime_filter_cross",
+                                              "inner_params": CROSS}, 0),
 }
 
 
@@ -43,26 +49,31 @@ def _window_signal(kind, params, eth, btc, t: int, warmup: int) -> float:
     """The signal at bar t from the last ``warmup + 1`` bars only (both markets)."""
     start = t - warmup
     return float(kind.signals(eth.iloc[start:t + 1], params,
-                              informative={"regime": btc.iloc[start:t + 1]})[-1])
+                              informative=_btc(kind, params, btc.iloc[start:t + 1]))[-1])
 
 
-def _own_only_warmup(kind, params) -> int:
-    """What the wrapper declared before nesting: its own input's history and its declared
+def _btc(kind, params, btc) -> dict | None:
+    reads_btc = any(i.symbol for i in kind.informative_inputs(params))
+    return {"regime": btc} if reads_btc else None
+
+
+def _own_only_warmup(kind, params, n_own: int) -> int:
+    """What the wrapper declared before nesting: its own inputs' history and its declared
     warm-up, not the wrapped kind's inputs."""
-    own = kind.informative_inputs(params)[:1]
+    own = kind.informative_inputs(params)[:n_own]
     return max(int(kind.warmup(params)), informative_warmup(own, "1h"))
 
 
 @pytest.mark.parametrize("case", list(NESTED))
 def test_warmup_bars_of_history_give_the_full_history_decision(case, markets):
     eth, btc = markets
-    name, raw = NESTED[case]
+    name, raw, n_own = NESTED[case]
     kind = get_kind(name)
     params = kind.validate(raw)
     warmup = kind.warmup_bars(params, "1h")
-    old = _own_only_warmup(kind, params)
+    old = _own_only_warmup(kind, params, n_own)
     assert warmup > old  # the wrapped kind's input needs the longer history
-    full = kind.signals(eth, params, informative={"regime": btc})
+    full = kind.signals(eth, params, informative=_btc(kind, params, btc))
     assert 0.1 < np.mean(full != 0) < 0.9, "the gates must switch for the test to mean much"
     bars = range(warmup + 10, N_BARS, 23)
     windowed = [_window_signal(kind, params, eth, btc, t, warmup) for t in bars]
@@ -75,21 +86,24 @@ def test_warmup_bars_of_history_give_the_full_history_decision(case, markets):
 @pytest.mark.parametrize("case", list(NESTED))
 def test_the_runner_windows_are_what_the_backtest_needs(case, markets, tmp_path):
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import InformativeReplayFeed
+    from quantlib.live.feeds import InformativeReplayFeed, ReplayFeed
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.spec import StrategySpec
 
     eth, btc = markets
-    name, raw = NESTED[case]
+    name, raw, _ = NESTED[case]
     kind = get_kind(name)
     spec = StrategySpec(name="nested", kind=name, params=raw, symbols=["ETH/USDT"],
                         timeframe="1h")
     store = StateStore(tmp_path / "s.db")
-    runner = LiveRunner(spec, PaperBroker(store, spec), store,
-                        InformativeReplayFeed({"ETH/USDT": eth, "BTC/USDT": btc}))
+    reads_btc = _btc(kind, kind.validate(raw), btc) is not None
+    feed = InformativeReplayFeed({"ETH/USDT": eth, "BTC/USDT": btc}) if reads_btc else \
+        ReplayFeed(eth)
+    runner = LiveRunner(spec, PaperBroker(store, spec), store, feed)
     need = kind.warmup_bars(kind.validate(raw), "1h") + 1
-    assert runner.window.size == runner.windows["BTC/USDT"].size == need
+    assert runner.window.size == need
+    assert [w.size for w in runner.windows.values()] == [need] * (1 + reads_btc)
     store.close()
 
 
