@@ -18,6 +18,26 @@ _FILL_STYLE = {  # (side, stop-out?) -> name, marker symbol, colour
 }
 
 
+def _step_points(index: pd.Index, values: np.ndarray) -> tuple[pd.Index, np.ndarray]:
+    """The points where a piecewise-constant series changes (and its last bar): drawn with
+    ``line_shape="hv"`` they give the very same line as every bar, in far fewer points (a
+    grid level changes a few times, not at every bar; the report stores each point as text).
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC")
+    >>> x, y = _step_points(idx, np.array([1.0, 1.0, np.nan, np.nan, 2.0, 2.0]))
+    >>> [t.hour for t in x], y.tolist()
+    ([0, 2, 4, 5], [1.0, nan, 2.0, 2.0])
+    """
+    if len(values) == 0:
+        return index, values
+    same = (values[1:] == values[:-1]) | (np.isnan(values[1:]) & np.isnan(values[:-1]))
+    keep = np.r_[True, ~same]
+    keep[-1] = True
+    return index[keep], values[keep]
+
+
 def plot_grid_fills(data: pd.DataFrame, result: BacktestResult, combo: int = 0, *,
                     max_bars: int = 5000, active: np.ndarray | None = None) -> go.Figure:
     """Close price with the grid levels in force and the fills of one combination, inventory below.
@@ -53,8 +73,9 @@ def plot_grid_fills(data: pd.DataFrame, result: BacktestResult, combo: int = 0, 
     fig.add_trace(go.Scatter(x=view.index, y=view["close"], name="close",
                              line=dict(color="#1f77b4", width=1)), row=1, col=1)
     for name in levels.columns:
-        fig.add_trace(go.Scatter(x=view.index, y=levels[name].iloc[start:], name=name,
-                                 mode="lines", line=dict(color="#999999", width=0.7, dash="dot"),
+        x, y = _step_points(view.index, levels[name].to_numpy(dtype=np.float64)[start:])
+        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line_shape="hv",
+                                 line=dict(color="#999999", width=0.7, dash="dot"),
                                  showlegend=False, hoverinfo="skip"), row=1, col=1)
     fills = result.fills_of(combo)
     fills = fills[fills["bar"] >= start]
