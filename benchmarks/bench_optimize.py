@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -121,32 +122,67 @@ def _raw_vectorbt_ma(data, params) -> None:
     pf.sharpe_ratio()
 
 
-def bench_fused(quick: bool) -> None:
-    """MA-cross 90 combos three ways side by side, then every kind's fused rate."""
+PATHS = {
+    "fused": "fused sweep (engine='fused': metrics, DSR, PBO)",
+    "kernel": "fused kernel call (fused_evaluate: metrics + moments)",
+    "vectorbt": "today's vectorbt path (engine='vectorbt', run_backtest)",
+    "raw": "raw vectorbt (MA.run + from_signals + 2 metrics)",
+}
+
+
+def _path_child(path: str, quick: bool) -> None:
+    """One path of the MA-cross comparison in a fresh process: best-of wall time, the CPU time
+    of that run (all threads) and peak RSS above the after-warm-up baseline, as JSON."""
     from quantlib.optimize.fused import fused_evaluate
     from quantlib.optimize.sweep import sweep
     from quantlib.strategy import get_kind
 
+    data, _ = _real_or_sample(quick)
+    params = KIND_PARAMS["ma_cross"]
+    run = {"fused": lambda p: sweep("ma_cross", data, p, progress=False, engine="fused"),
+           "kernel": lambda p: fused_evaluate(get_kind("ma_cross"), data, p),
+           "vectorbt": lambda p: sweep("ma_cross", data, p, progress=False, engine="vectorbt"),
+           "raw": lambda p: _raw_vectorbt_ma(data, p)}[path]
+    run(params[:2])  # compile, warm caches
+    base = peak_rss_mb()
+    best = (np.inf, np.inf)
+    for _ in range(5 if path in ("fused", "kernel") else 2):
+        c0, t0 = time.process_time(), time.perf_counter()
+        run(params)
+        best = min(best, (time.perf_counter() - t0, time.process_time() - c0))
+    print(json.dumps({"wall": best[0], "cpu": best[1], "base_mb": base, "peak_mb": peak_rss_mb(),
+                      "cells": len(data) * len(params)}))
+
+
+def _child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         cwd=ROOT)
+    if out.returncode:
+        print(out.stderr[-3000:])
+        raise SystemExit(out.returncode)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_fused(quick: bool) -> None:
+    """MA-cross 90 combos: the fused sweep, today's vectorbt path and raw vectorbt side by side
+    (each in its own process: time and peak memory), then every kind's fused rate."""
+    from quantlib.optimize.fused import fused_evaluate
+    from quantlib.strategy import get_kind
+
     data, label = _real_or_sample(quick)
     n = len(data)
-    params = KIND_PARAMS["ma_cross"]
-    cells = n * len(params)
-    sweep("ma_cross", data, params[:2], progress=False, engine="fused")  # compile
-    sweep("ma_cross", data, params[:2], progress=False, engine="vectorbt")
-    _raw_vectorbt_ma(data, params[:2])
-    fused = _best_of(lambda: sweep("ma_cross", data, params, progress=False, engine="fused"))
-    kernel = _best_of(lambda: fused_evaluate(get_kind("ma_cross"), data, params))
-    today = _best_of(lambda: sweep("ma_cross", data, params, progress=False,
-                                   engine="vectorbt"), 2)
-    raw = _best_of(lambda: _raw_vectorbt_ma(data, params), 2)
-    print(f"MA-cross {len(params)} combos on {label} ({n:,} bars), metrics + DSR/PBO moments:")
-    for name, dt in (("fused sweep (engine='fused', DSR and PBO)", fused),
-                     ("fused kernel call (fused_evaluate: metrics + moments)", kernel),
-                     ("today's sweep (engine='vectorbt', run_backtest)", today),
-                     ("raw vectorbt (MA.run + from_signals + 2 metrics)", raw)):
-        print(f"  {name:58s} {dt * 1e3:9.1f} ms  {cells / dt:10.3g} bar x combo/s")
-    print(f"  fused sweep / today's sweep: {today / fused:.1f}x faster; fused / raw vectorbt: "
-          f"{raw / fused:.1f}x faster")
+    load = os.getloadavg()[0]
+    print(f"MA-cross {len(KIND_PARAMS['ma_cross'])} combos on {label} ({n:,} bars), load "
+          f"average {load:.1f} on {os.cpu_count()} CPUs (wall figures shrink with load; CPU "
+          f"time counts every thread, numba's idle spinning included):")
+    res = {path: _child("--path-child", path, str(int(quick))) for path in PATHS}
+    for path, r in res.items():
+        print(f"  {PATHS[path]:58s} {r['wall'] * 1e3:8.1f} ms {r['cells'] / r['wall']:9.3g} "
+              f"bar x combo/s  (CPU {r['cpu'] * 1e3:7.1f} ms)  peak RSS {r['peak_mb']:6.0f} MB "
+              f"(+{max(r['peak_mb'] - r['base_mb'], 0.0):.0f} MB over the warmed-up process)")
+    fused = res["fused"]["wall"]
+    print(f"  fused sweep vs today's vectorbt path: {res['vectorbt']['wall'] / fused:.1f}x "
+          f"faster; vs raw vectorbt: {res['raw']['wall'] / fused:.1f}x faster")
     for kind, kparams in KIND_PARAMS.items():
         k = get_kind(kind)
         fused_evaluate(k, data, kparams[:2])
@@ -249,6 +285,9 @@ def bench_memory(kind: str, bars: int, combos: int, budget: float) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--path-child":
+        _path_child(sys.argv[2], bool(int(sys.argv[3])))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         _memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
         return

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,7 @@ from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfitting_report
 from quantlib.optimize.storage import default_storage, load_study, make_storage, storage_label
+from quantlib.optimize.study_batch import BATCH_SIZE, optimize_batched
 from quantlib.optimize.study_checks import (
     SAMPLERS,
     check_splits,
@@ -95,6 +96,7 @@ class Objective:
     n_splits: int = 16
     penalize: bool = False
     prune: bool = False
+    informative: Mapping[str, Any] | None = None  # other symbols' frames (run_backtest's)
     _checked: bool = field(default=False, init=False, repr=False)
 
     def _violation(self, metrics: pd.Series) -> list[float]:
@@ -114,36 +116,54 @@ class Objective:
         from quantlib.optimize.fused import fused_unsupported
 
         kind = get_kind(self.kind)
+        if self.informative:
+            return False
         return all(fused_unsupported(kind, self.data, self.config, o) is None
                    for o in self.objectives)
 
-    def __call__(self, trial: optuna.Trial):
+    def trial_params(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The trial's parameter set (suggested by the sampler), recorded on the trial; raises
+        ``TrialPruned`` when the kind's constraints reject it."""
         params = self.space.suggest(trial)
         if params is None:  # the kind's constraints (e.g. fast < slow) reject this point
             trial.set_user_attr("invalid", True)
             raise optuna.TrialPruned("parameters violate the kind's constraints")
         trial.set_user_attr("params", params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        return params
+
+    def evaluate(self, params: list[dict[str, Any]]) -> tuple[pd.DataFrame, ReturnMoments]:
+        """Metrics and return moments of parameter sets, in one call (fused when it can)."""
+        out = evaluate_chunk(self.kind, self.data, params, self.config, self.n_splits,
+                             self._fused(), self._checked, self.informative)
+        self._checked = True  # the data passed validation once in this process
+        return out
+
+    def __call__(self, trial: optuna.Trial):
+        params = self.trial_params(trial)
         if self.prune:
             for step, frac in enumerate(PRUNE_FRACTIONS):
                 prefix = self.data.iloc[: max(int(len(self.data) * frac), 4 * self.n_splits)]
                 metrics, _ = evaluate_chunk(self.kind, prefix, [params], self.config, 2,
-                                            self._fused())
+                                            self._fused(), informative=self.informative)
                 value = _objective_value(metrics.iloc[0], self.objectives[0])
                 if math.isfinite(value):
                     trial.report(value, step)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after {frac:.0%} of the data")
-        metrics, moments = evaluate_chunk(self.kind, self.data, [params], self.config,
-                                          self.n_splits, self._fused(), self._checked)
-        self._checked = True  # the data passed validation once in this process
-        row = metrics.iloc[0]
+        metrics, moments = self.evaluate([params])
+        return self.record(trial, metrics.iloc[0], moments, 0)
+
+    def record(self, trial: optuna.Trial, row: pd.Series, moments: ReturnMoments,
+               j: int) -> float | tuple[float, ...]:
+        """Store a trial's metrics, return moments (column ``j`` of ``moments``) and
+        constraints on it; return its objective value(s), penalised when infeasible."""
         trial.set_user_attr("metrics", {k: _plain(v) for k, v in row.items()})
         trial.set_user_attr("moments", {
-            "n_obs": int(moments.n_obs[0]), "sharpe": float(moments.sharpe[0]),
-            "skew": float(moments.skew[0]), "kurtosis": float(moments.kurtosis[0]),
-            "block_n": moments.block_n.tolist(), "block_sum": moments.block_sum[:, 0].tolist(),
-            "block_sumsq": moments.block_sumsq[:, 0].tolist()})
+            "n_obs": int(moments.n_obs[j]), "sharpe": float(moments.sharpe[j]),
+            "skew": float(moments.skew[j]), "kurtosis": float(moments.kurtosis[j]),
+            "block_n": moments.block_n.tolist(), "block_sum": moments.block_sum[:, j].tolist(),
+            "block_sumsq": moments.block_sumsq[:, j].tolist()})
         violation = self._violation(row)
         values = [_objective_value(row, o) for o in self.objectives]
         if any(not math.isfinite(v) for v in values):
@@ -289,7 +309,9 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
               min_trades: int | None = None, max_drawdown: float | None = None,
               storage: str | None = None, study_name: str | None = None, seed: int | None = 0,
               pruner: str | None = None, config: Any = None, n_workers: int = 1,
-              n_splits: int = 16) -> StudyResult:
+              n_splits: int = 16, enqueue: Sequence[dict[str, Any]] = (),
+              batch_size: int = BATCH_SIZE,
+              informative: Mapping[str, Any] | None = None) -> StudyResult:
     """Create (or resume) an optuna study and run ``n_trials`` trials over ``n_workers`` processes.
 
     Parameters
@@ -305,6 +327,10 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     pruner : ``"median"`` reports the objective on 25 % and 50 % prefixes of the data and stops
         bad trials early (single objective only); None = no pruning.
     n_workers : processes sharing the study through ``storage`` (needs a database URL).
+    enqueue : parameter sets to try first (``study.enqueue_trial``), e.g. a previous best.
+    batch_size : trials evaluated in one backtest call where the sampler allows it (the random
+        sampler, enqueued trials; :mod:`quantlib.optimize.study_batch`) in a single-worker
+        study without pruning; 1 = every trial on its own. The values are the same either way.
 
     Examples
     --------
@@ -326,7 +352,8 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     constrained = min_trades is not None or max_drawdown is not None
     objective = Objective(kind_obj.name, data, space, objectives, min_trades, max_drawdown,
                           config, n_splits, penalize=constrained and sampler not in
-                          _CONSTRAINT_SAMPLERS, prune=pruner not in (None, "none"))
+                          _CONSTRAINT_SAMPLERS, prune=pruner not in (None, "none"),
+                          informative=informative)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage_obj = make_storage(storage)
     study_name = study_name or f"{kind_obj.name}-{sampler}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
@@ -338,8 +365,14 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     with warnings.catch_warnings():  # set_metric_names is flagged experimental by optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objectives))
+    if batch_size < 1:
+        raise ParameterError(f"batch_size: expected >= 1, got {batch_size}")
+    for params in enqueue:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
     ran: list[int] = []
-    if n_workers == 1:
+    if n_workers == 1 and not objective.prune and batch_size > 1:
+        ran = optimize_batched(study, objective, n_trials, batch_size)
+    elif n_workers == 1:
         study.optimize(objective, n_trials=n_trials, catch=(),
                        callbacks=[lambda s, t: ran.append(t.number)])
     else:
@@ -367,7 +400,8 @@ def load_study_result(study_name: str, storage: str,
 def run_worker(study_name: str, storage: str, kind: str, data: pd.DataFrame, n_trials: int, *,
                space: Any = None, sampler: str = "tpe", seed: int | None = None,
                min_trades: int | None = None, max_drawdown: float | None = None,
-               config: Any = None, n_splits: int = 16) -> list[int]:
+               config: Any = None, n_splits: int = 16,
+               informative: Mapping[str, Any] | None = None) -> list[int]:
     """Join an existing study from this process (another machine): run ``n_trials`` trials.
 
     Refused (ParameterError) when the study was made for another kind, data, space or
@@ -383,7 +417,8 @@ def run_worker(study_name: str, storage: str, kind: str, data: pd.DataFrame, n_t
                                               n_splits), storage_label(storage))
     constrained = min_trades is not None or max_drawdown is not None
     objective = Objective(kind, data, space, objectives, min_trades, max_drawdown, config,
-                          n_splits, penalize=constrained and sampler not in _CONSTRAINT_SAMPLERS)
+                          n_splits, penalize=constrained and sampler not in _CONSTRAINT_SAMPLERS,
+                          informative=informative)
     return _worker(dict(study_name=study_name, storage=storage, sampler=sampler, seed=seed,
                         constrained=constrained, pruner=None, objective=objective,
                         n_trials=n_trials))

@@ -61,13 +61,17 @@ def chunk_size_for(n_bars: int, memory_budget_mb: float) -> int:
 
 def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
                    config: Any = None, n_splits: int = 16, fused: bool | None = None,
-                   data_validated: bool = False) -> tuple[pd.DataFrame, ReturnMoments]:
+                   data_validated: bool = False,
+                   informative: Mapping[str, Any] | None = None,
+                   ) -> tuple[pd.DataFrame, ReturnMoments]:
     """Backtest ``params`` in one broadcast call; return (metrics rows, return moments).
 
     ``fused``: True = the fused kernel (:mod:`quantlib.optimize.fused`; only
     :data:`~quantlib.optimize.fused.FUSED_METRICS`), False = :func:`run_backtest` (every
     metric), None = fused whenever the kind and configuration allow it. ``data_validated``:
     the caller already validated ``data`` (the fused path then skips ``validate_ohlcv``).
+    ``informative``: other symbols' frames for a kind's informative inputs, as
+    :func:`run_backtest` takes them (such kinds run on ``run_backtest``).
     A plain function of picklable arguments so dask workers and processes can run it.
     """
     from quantlib.backtest import run_backtest
@@ -76,10 +80,10 @@ def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
     kind_obj = get_kind(kind) if isinstance(kind, str) else kind
     if fused is None:
         fused = fused_unsupported(kind_obj, data, config) is None
-    if fused:
+    if fused and not informative:
         return fused_evaluate(kind_obj, data, list(params), config, n_splits,
                               data_validated=data_validated)
-    result = run_backtest(kind_obj, data, list(params), config)
+    result = run_backtest(kind_obj, data, list(params), config, informative=informative)
     equity = result.equity
     init_cash = float(result.config.init_cash)
     values = equity.to_numpy(dtype=np.float64)
@@ -164,7 +168,8 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
           method: str = "grid", n_samples: int | None = None, seed: int = 0,
           config: Any = None, objective: str = "sharpe", memory_budget_mb: float = 512,
           chunk_size: int | None = None, progress: bool = True, n_splits: int = 16,
-          scheduler: Any = None, engine: str = "auto") -> SweepResult:
+          scheduler: Any = None, engine: str = "auto",
+          informative: Mapping[str, Any] | None = None) -> SweepResult:
     """Evaluate every combination of a kind's search space and rank them.
 
     Parameters
@@ -186,6 +191,8 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
         (refused with the reason when it cannot run) or ``"vectorbt"``. The fused path's table
         holds :data:`~quantlib.optimize.fused.FUSED_METRICS` only; ``result.engine`` says
         which path ran and why.
+    informative : informative input name -> its data (another symbol's frame), as
+        :func:`run_backtest` takes it (e.g. ``{"regime": btc}`` for ``regime_filter_cross``).
 
     Examples
     --------
@@ -203,6 +210,8 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
         raise ParameterError(f"engine: expected 'auto', 'fused' or 'vectorbt', got {engine!r}")
     reason = ("engine='vectorbt' was asked for" if engine == "vectorbt"
               else fused_unsupported(kind_obj, data, config, objective))
+    if reason is None and informative:
+        reason = "informative inputs were given"
     if engine == "fused" and reason is not None:
         raise ParameterError(f"sweep of {kind_obj.name!r}: engine='fused' cannot run: {reason}")
     fused = reason is None
@@ -213,13 +222,14 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     chunks = [params[i:i + size] for i in range(0, len(params), size)]
     if scheduler is None:
         outputs = _run_in_process(kind_obj, data, params, chunks, config, n_splits, fused,
-                                  progress)
+                                  progress, informative)
     else:
         from functools import partial
 
         from quantlib.optimize.distributed import map_chunks
 
-        outputs = map_chunks(partial(evaluate_chunk, fused=fused), chunks, data=data,
+        outputs = map_chunks(partial(evaluate_chunk, fused=fused, informative=informative),
+                             chunks, data=data,
                              scheduler=scheduler, kind=kind_obj.name, config=config,
                              n_splits=n_splits, progress=progress)
     metrics = pd.concat([m for m, _ in outputs], ignore_index=True)
@@ -231,7 +241,8 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
 
 def _run_in_process(kind: StrategyKind, data: pd.DataFrame, params: list[dict[str, Any]],
                     chunks: list[list[dict[str, Any]]], config: Any, n_splits: int,
-                    fused: bool, progress: bool) -> list[tuple[pd.DataFrame, ReturnMoments]]:
+                    fused: bool, progress: bool, informative: Mapping[str, Any] | None = None,
+                    ) -> list[tuple[pd.DataFrame, ReturnMoments]]:
     from tqdm.auto import tqdm
 
     plan = None
@@ -247,7 +258,8 @@ def _run_in_process(kind: StrategyKind, data: pd.DataFrame, params: list[dict[st
             if plan is not None:
                 outputs.append(plan.evaluate(start, start + len(chunk)))
             else:
-                outputs.append(evaluate_chunk(kind.name, data, chunk, config, n_splits, False))
+                outputs.append(evaluate_chunk(kind.name, data, chunk, config, n_splits, False,
+                                              informative=informative))
             start += len(chunk)
             bar.update(len(chunk))
     return outputs
