@@ -10,6 +10,7 @@ the kind computes on the whole history with BTC's data passed (the backtest's co
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -140,3 +141,53 @@ def test_each_bar_decided_once_after_every_input_candle_closed(frames, tmp_path)
     assert targets[0] == 1.0 and targets[-1] == 0.0  # the gate really switched
     assert sides == ["buy", "sell"]  # entered at the first decision, out when BTC said so
     reader.close()
+
+
+def test_live_run_cli_polls_every_market_the_kind_reads(tmp_path):
+    """``quantlib live run --feed exchange`` of an ETH spec gated by BTC builds the informative
+    exchange feed: it polls BTC's candles as well as ETH's (a plain feed would poll ETH only
+    and the first decision would fail for want of BTC's data), then stops on the kill switch."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from quantlib.data import synthetic_ohlcv
+    from quantlib.strategy.spec import save_spec
+    from tests.support.ready import OutputTail
+
+    root = Path(__file__).resolve().parents[2]
+    hour = pd.Timestamp(int(time.time()) // 3600 * 3600, unit="s", tz="UTC")
+    params = {**PARAMS, "vol_window": 4, "filter_window": 5, "inner_params": {"fast": 3,
+                                                                               "slow": 8}}
+    spec_path = save_spec(make_spec("regime_filter_cross", params, symbols=[ETH],
+                                    exchange="kraken"), tmp_path / "spec.json")
+    state = tmp_path / "cli.db"
+    with KrakenServer(symbol=ETH) as server:
+        for seed, symbol in ((41, ETH), (42, BTC)):
+            frame = synthetic_ohlcv(n_bars=80, seed=seed).ohlcv
+            frame.index = pd.date_range(end=hour, periods=80, freq="1h", name="timestamp")
+            frame.attrs["timeframe"] = "1h"
+            server.set_ohlcv(frame, symbol=symbol)  # the last one is forming now
+        env = dict(os.environ, PYTHONPATH=str(root), QUANTLIB_KRAKEN_API_URL=server.url)
+        proc = subprocess.Popen([sys.executable, "-m", "quantlib.cli", "live", "run",
+                                 "--strategy", str(spec_path), "--mode", "paper", "--feed",
+                                 "exchange", "--state", str(state), "--poll-seconds", "0.2",
+                                 "--kernels", "jit", "--log-file", str(tmp_path / "run.log")],
+                                env=env, cwd=root, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        output = OutputTail(proc.stdout)
+        try:
+            wait_until(lambda: _ohlc_polls(server, BTC) >= 2 and _ohlc_polls(server, ETH) >= 2,
+                       300, describe="polls of both markets", process=proc, output=output)
+            Path(str(state) + ".stop").write_text("stop")
+            assert proc.wait(120) == 0, output()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    summary = json.loads(output().strip().splitlines()[-1])
+    assert summary["stopped_by"] == "kill_switch"
+    assert summary["bars_processed"] == 0  # every closed candle was start-up history
