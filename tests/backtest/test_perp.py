@@ -80,6 +80,24 @@ def test_a_gap_through_the_liquidation_price_closes_there_with_the_loss_capped(g
     assert (res.positions[0].to_numpy()[3:] == 0).all()
 
 
+def test_a_gap_is_a_liquidation_before_the_funding_and_the_order_at_that_open():
+    # the target goes flat at bar 2's close and funding falls due at bar 3's open, but the mark
+    # opens bar 3 beyond the liquidation price: the exchange liquidated the position first, so
+    # no close at the open (which would lose more than the isolated margin) and no funding
+    df = _bars([100.0, 100.0, 100.0, 80.0, 80.0], lows=[100, 100, 99, 80, 80])
+    funding = _funding(["2024-01-01 03:00"], [0.01])
+    cfg = PerpConfig(leverage=10, fees=0.001, maint_margin_rate=0.005, liquidation_fee=0.002)
+    res = run_perp_backtest(_given([1.0, 1.0, 0.0, 0.0, 0.0]), df, None, cfg, funding=funding)
+    units = 10_000 / (0.1 + 0.001) / 100.0
+    margin = units * 100.0 / 10
+    liq = (100.0 - margin / units) / (1 - 0.005)
+    fills = res.fills_of(0)
+    assert list(fills["kind"]) == ["open", "liquidation"]
+    assert fills.loc[1, "price"] == pytest.approx(liq)
+    assert res.metrics.loc[0, "funding_net"] == 0.0
+    assert res.equity[0].iloc[-1] == pytest.approx((0.005 - 0.002) * units * liq, rel=1e-12)
+
+
 def test_a_liquidation_fee_above_the_maintenance_margin_takes_the_whole_margin():
     df = _bars([100.0, 100.0, 100.0, 80.0], lows=[100, 100, 99, 80])
     res = run_perp_backtest(_given([1.0] * 4), df, None,
