@@ -30,6 +30,8 @@ _LAZY = {
     "check_lookahead": "quantlib.backtest.bias",
     "check_recursive": "quantlib.backtest.bias",
     "BiasCheckResult": "quantlib.backtest.bias",
+    "PerpConfig": "quantlib.backtest.perp",
+    "run_perp_backtest": "quantlib.backtest.perp",
 }
 
 
@@ -44,9 +46,11 @@ __all__ = [
     "BacktestResult",
     "BiasCheckResult",
     "METRIC_NAMES",
+    "PerpConfig",
     "check_lookahead",
     "check_recursive",
     "compute_metrics",
     "compute_metrics_frame",
     "run_backtest",
+    "run_perp_backtest",
 ]
