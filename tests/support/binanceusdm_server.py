@@ -7,7 +7,8 @@ documented wire format, so ccxt's own request building and parsing run. Point cc
 
 Routes
 ------
-One table, ``server.routes``: ``(method, path) -> Route(handler, signed)``. Public routes:
+One table, ``server.routes``: ``(method, path) -> Route(handler, signed)``; the HTTP plumbing,
+signing check, faults and recording live in :mod:`tests.support.binance_wire`. Public routes:
 
 - ``GET /fapi/v1/ping``, ``GET /fapi/v1/time`` (``{"serverTime": ms}``: :meth:`clock_ms`);
 - ``GET /fapi/v1/exchangeInfo``: every market added with :meth:`add_market`, ``PERPETUAL``
@@ -55,21 +56,23 @@ Example
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
-import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.support.binance_wire import (
+    BinanceApiError,
+    Fault,
+    RecordedRequest,
+    Route,
+    RouteServer,
+)
 
 DEFAULT_API_KEY = "quantlib-loopback-binance-key"
 DEFAULT_SECRET = hashlib.sha256(b"quantlib-loopback-binance-secret").hexdigest()
@@ -78,37 +81,6 @@ FUNDING_LIMIT_DEFAULT, FUNDING_LIMIT_MAX = 100, 1000
 _PERPETUAL_DELIVERY = 4133404800000  # Binance's delivery date of every perpetual (2100-12-25)
 _INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
               "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}
-_FAULT_KINDS = ("http", "timeout", "malformed")
-
-
-class BinanceApiError(Exception):
-    """An error answered in Binance's ``{"code": ..., "msg": ...}`` envelope."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code, self.msg, self.status = code, msg, status
-
-
-@dataclass
-class Route:
-    handler: Callable[[dict[str, str]], Any]
-    signed: bool = False
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    params: dict[str, str]
-    fault: str | None = None
-    time: float = field(default_factory=time.time)
-
-
-@dataclass
-class Fault:
-    kind: str
-    status: int | None = None
-    delay: float | None = None
 
 
 @dataclass
@@ -130,7 +102,7 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class BinanceUsdmServer:
+class BinanceUsdmServer(RouteServer):
     """Threaded loopback server speaking Binance's USD-M futures REST API; see the module doc.
 
     Parameters
@@ -143,21 +115,15 @@ class BinanceUsdmServer:
 
     def __init__(self, *, symbol: str = "BTC/USDT:USDT", api_key: str = DEFAULT_API_KEY,
                  secret: str = DEFAULT_SECRET, funding_jitter_ms: int = 0) -> None:
+        super().__init__(api_key, secret)
         self.now_ms: int | None = None  # the server clock; None: see clock_ms()
-        self.api_key, self.secret = api_key, secret
         self.funding_jitter_ms = funding_jitter_ms
-        self.fault_delay = 1.0
-        self.requests: list[RecordedRequest] = []
-        self.errors: list[Exception] = []
         self.balances: dict[str, float] = defaultdict(float)
-        self._lock = threading.RLock()
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._markets: dict[str, _Market] = {}
         # (market id, interval, price kind) -> (open times in ms, rows as Binance sends them)
         self._klines: dict[tuple[str, str, str], tuple[list[int], list[list]]] = {}
         self._funding: dict[str, tuple[list[int], list[dict]]] = {}
-        self._httpd: ThreadingHTTPServer | None = None
-        self.routes: dict[tuple[str, str], Route] = {
+        self.routes = {
             ("GET", "/fapi/v1/ping"): Route(lambda params: {}),
             ("GET", "/fapi/v1/time"): Route(self._time),
             ("GET", "/fapi/v1/exchangeInfo"): Route(self._exchange_info),
@@ -175,35 +141,6 @@ class BinanceUsdmServer:
             ("GET", "/sapi/v1/margin/isolated/allPairs"): Route(lambda params: [], signed=True),
         }
         self.add_market(symbol)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> BinanceUsdmServer:
-        handler = type("_Handler", (_Handler,), {"venue": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> BinanceUsdmServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:53121``."""
-        if self._httpd is None:
-            raise RuntimeError("BinanceUsdmServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # ------------------------------------------------------------------ configuration
     def add_market(self, symbol: str) -> None:
@@ -249,27 +186,6 @@ class BinanceUsdmServer:
         """``now_ms`` when set, else the wall clock."""
         return int(self.now_ms) if self.now_ms is not None else int(time.time() * 1000)
 
-    def inject_fault(self, path: str, kind: str, *, times: int = 1, status: int | None = None,
-                     delay: float | None = None) -> None:
-        if kind not in _FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {_FAULT_KINDS}, got {kind!r}")
-        with self._lock:
-            self._faults[path].extend(Fault(kind, status, delay) for _ in range(times))
-
-    def requests_for(self, path: str) -> list[RecordedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.path == path]
-
-    def _next_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            queue = self._faults.get(path)
-            return queue.popleft() if queue else None
-
-    def _record(self, method: str, path: str, params: dict, fault: Fault | None) -> None:
-        with self._lock:
-            self.requests.append(RecordedRequest(method, path, params,
-                                                 fault.kind if fault else None))
-
     # ------------------------------------------------------------------ helpers
     def _market(self, params: dict[str, str]) -> _Market:
         market_id = params.get("symbol", "")
@@ -305,19 +221,6 @@ class BinanceUsdmServer:
         if start is not None:
             return slice(lo, max(lo, min(hi, lo + limit)))
         return slice(max(lo, hi - limit), hi)
-
-    def _authenticate(self, method: str, query: str, body: str, headers: Any) -> None:
-        """Binance's HMAC-SHA256 signed-request check (key header, timestamp, signature)."""
-        if headers.get("X-MBX-APIKEY") != self.api_key:
-            raise BinanceApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
-        payload, _, signature = (query + body).rpartition("signature=")
-        payload = payload[:-1] if payload.endswith("&") else payload
-        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not signature or not hmac.compare_digest(signature, expected):
-            raise BinanceApiError(-1022, "Signature for this request is not valid.")
-        if "timestamp" not in dict(parse_qsl(query + "&" + body)):
-            raise BinanceApiError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
-                                         "empty/null, or malformed.")
 
     # ------------------------------------------------------------------ public routes
     def _time(self, params: dict) -> dict:
@@ -432,73 +335,6 @@ class BinanceUsdmServer:
                 "totalOpenOrderInitialMargin": "0.0", "totalCrossWalletBalance": total,
                 "totalCrossUnPnl": "0.0", "availableBalance": total, "maxWithdrawAmount": total,
                 "assets": assets, "positions": []}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    venue: BinanceUsdmServer
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def _serve(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        params.update(parse_qsl(body, keep_blank_values=True))
-        server = self.venue
-        fault = server._next_fault(parts.path)
-        server._record(method, parts.path, params, fault)
-        if fault is not None and fault.kind == "http":
-            status = fault.status or 503
-            self._send(status, f"<html>{status} injected fault</html>".encode(), "text/html")
-            return
-        if fault is not None and fault.kind == "timeout":
-            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "malformed":
-            self._send(200, b'[{"symbol":"BTCUSDT","fundingRate":"0.0001', "application/json")
-            return
-        route = server.routes.get((method, parts.path))
-        if route is None:
-            self._send(404, b"<html><body><h2>404 Not found</h2></body></html>", "text/html")
-            return
-        status = 200
-        try:
-            if route.signed:
-                server._authenticate(method, parts.query, body, self.headers)
-            with server._lock:
-                payload = route.handler(params)
-        except BinanceApiError as exc:
-            status, payload = exc.status, {"code": exc.code, "msg": exc.msg}
-        except Exception as exc:  # a server bug must not look like a network fault
-            server.errors.append(exc)
-            status, payload = 500, {"code": -1000, "msg": "An unknown error occurred."}
-        self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 @pytest.fixture(name="binanceusdm_server")

@@ -1,0 +1,208 @@
+"""Binance's REST wire plumbing for loopback test servers: routes, signing, faults, recording.
+
+:class:`RouteServer` is the base of a loopback Binance venue (:mod:`tests.support.binanceusdm_server`):
+a threaded HTTP server on 127.0.0.1 (port 0) dispatching ``(method, path)`` through
+``self.routes`` to handlers that take the request's parameters (query and form body merged) and
+return JSON-able data. Routes declared ``signed=True`` are checked as Binance does
+(``X-MBX-APIKEY`` header; ``signature = hex HMAC-SHA256(secret, query string + body without the
+signature)``; a ``timestamp`` parameter). A handler raises :class:`BinanceApiError` to answer
+Binance's ``{"code": ..., "msg": ...}`` envelope with its HTTP status; any other exception is a
+server bug, kept in ``errors`` and answered as code -1000. Faults queued with
+:meth:`RouteServer.inject_fault` are consumed per path before routing; every request is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+FAULT_KINDS = ("http", "timeout", "malformed")
+
+
+class BinanceApiError(Exception):
+    """An error answered in Binance's ``{"code": ..., "msg": ...}`` envelope."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+@dataclass
+class Route:
+    handler: Callable[[dict[str, str]], Any]
+    signed: bool = False
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    fault: str | None = None
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class Fault:
+    kind: str
+    status: int | None = None
+    delay: float | None = None
+
+
+class RouteServer:
+    """Lifecycle, routing, signing, faults and recording shared by loopback Binance venues.
+
+    Subclasses fill ``self.routes`` and call ``super().__init__(api_key, secret)`` first.
+    """
+
+    def __init__(self, api_key: str, secret: str) -> None:
+        self.api_key, self.secret = api_key, secret
+        self.fault_delay = 1.0
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[Exception] = []  # unexpected exceptions inside handlers (server bugs)
+        self.routes: dict[tuple[str, str], Route] = {}
+        self._lock = threading.RLock()
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> RouteServer:
+        handler = type("_Handler", (_Handler,), {"venue": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> RouteServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:53121``."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def inject_fault(self, path: str, kind: str, *, times: int = 1, status: int | None = None,
+                     delay: float | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
+        with self._lock:
+            self._faults[path].extend(Fault(kind, status, delay) for _ in range(times))
+
+    def requests_for(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults.get(path)
+            return queue.popleft() if queue else None
+
+    def _record(self, method: str, path: str, params: dict, fault: Fault | None) -> None:
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, params,
+                                                 fault.kind if fault else None))
+
+    def _authenticate(self, method: str, query: str, body: str, headers: Any) -> None:
+        """Binance's HMAC-SHA256 signed-request check (key header, timestamp, signature)."""
+        if headers.get("X-MBX-APIKEY") != self.api_key:
+            raise BinanceApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        payload, _, signature = (query + body).rpartition("signature=")
+        payload = payload[:-1] if payload.endswith("&") else payload
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            raise BinanceApiError(-1022, "Signature for this request is not valid.")
+        if "timestamp" not in dict(parse_qsl(query + "&" + body)):
+            raise BinanceApiError(-1102, "Mandatory parameter 'timestamp' was not sent, was "
+                                         "empty/null, or malformed.")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    venue: RouteServer
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def _serve(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        server = self.venue
+        fault = server._next_fault(parts.path)
+        server._record(method, parts.path, params, fault)
+        if fault is not None and fault.kind == "http":
+            status = fault.status or 503
+            self._send(status, f"<html>{status} injected fault</html>".encode(), "text/html")
+            return
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "malformed":
+            self._send(200, b'[{"symbol":"BTCUSDT","fundingRate":"0.0001', "application/json")
+            return
+        route = server.routes.get((method, parts.path))
+        if route is None:
+            self._send(404, b"<html><body><h2>404 Not found</h2></body></html>", "text/html")
+            return
+        status = 200
+        try:
+            if route.signed:
+                server._authenticate(method, parts.query, body, self.headers)
+            with server._lock:
+                payload = route.handler(params)
+        except BinanceApiError as exc:
+            status, payload = exc.status, {"code": exc.code, "msg": exc.msg}
+        except Exception as exc:  # a server bug must not look like a network fault
+            server.errors.append(exc)
+            status, payload = 500, {"code": -1000, "msg": "An unknown error occurred."}
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+__all__ = ["FAULT_KINDS", "BinanceApiError", "Fault", "RecordedRequest", "Route", "RouteServer"]
