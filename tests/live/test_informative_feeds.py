@@ -105,3 +105,14 @@ def test_exchange_feed_yields_a_skipped_time_without_that_market_and_the_runner_
     with pytest.raises(DataError, match=str(eth.index[49]).replace("+", r"\+")):
         run_backtest("regime_filter_cross", eth.iloc[:52], PARAMS,
                      informative={"regime": btc.iloc[:52].drop(btc.index[49])})
+
+
+def test_a_portfolio_reading_another_market_is_refused_by_name(frames, tmp_path):
+    from quantlib.errors import LiveError
+    from quantlib.live.feeds import PortfolioReplayFeed
+
+    spec = make_spec("regime_filter_cross", PARAMS, symbols=[ETH, "SOL/USD"])
+    store = StateStore(tmp_path / "p.db")
+    feed = PortfolioReplayFeed({ETH: frames[ETH], "SOL/USD": frames[BTC]})
+    with pytest.raises(LiveError, match=r"other markets \['BTC/USD'\] run for one-symbol"):
+        LiveRunner(spec, PaperBroker(store, spec), store, feed)
