@@ -9,7 +9,16 @@ builds a :class:`~quantlib.backtest.result.BacktestResult` whose metrics are tho
 
 Funding events are assigned to the first bar opening at or after their timestamp (the position,
 which changes only at opens, is the one held at that time; it is paid at that bar's mark open).
-Events after the last bar's open are outside the backtest.
+Events after the last bar's open are outside the backtest. Equity is valued at the last price's
+close; the mark only triggers liquidations and prices funding.
+
+Perp metrics (one value per combination)
+    ``funding_paid`` / ``funding_received``: sums over bars of the funding settled at each bar's
+    open when it was paid / received (several events at one bar, as on daily bars, are netted
+    first); ``funding_net`` = paid - received; ``n_liquidations``: liquidation fills;
+    ``max_leverage``: the largest ``|qty| * close / equity`` at a bar close with positive equity
+    (0 when never in a position). The trade log's ``pnl`` is net of both fees and the funding
+    paid while the trade was open.
 """
 
 from __future__ import annotations
