@@ -202,3 +202,22 @@ def test_kernel_equals_the_reference_on_real_data(shared_data):
     target = np.nan_to_num(np.sign(fast - slow))
     res, fills = _compare(ohlcv, mark, funding, target, PerpConfig(leverage=20, slippage_bps=1))
     assert sum(f[1] == "liquidation" for f in fills) >= 1
+
+
+def test_kernel_equals_the_reference_with_several_fundings_per_bar():
+    # daily bars and 8-hourly funding: three payments fall due at each open, each followed by
+    # its own liquidation check
+    ohlcv, mark, _, target = _random_market(5, n=300)
+    days = pd.date_range("2024-01-01", periods=len(ohlcv), freq="1D", tz="UTC", name="timestamp")
+    ohlcv.index = mark.index = days
+    ohlcv.attrs["timeframe"] = "1d"
+    stamps = pd.date_range(days[0], days[-1], freq="8h", name="timestamp")
+    rates = np.random.default_rng(6).normal(0.001, 0.01, len(stamps))
+    funding = pd.DataFrame({"funding_rate": rates}, index=stamps)
+    res, fills = _compare(ohlcv, mark, funding, target,
+                          PerpConfig(leverage=15, size=0.2, slippage_bps=2))
+    assert (res.extras["funding"][0] != 0).sum() > 50
+    assert any(f[1] == "liquidation" for f in fills)
+    none = run_perp_backtest(_given_targets(np.zeros(len(ohlcv))), ohlcv, None,
+                             PerpConfig(), funding=funding, mark=mark)
+    assert none.fills.empty and none.trades.empty and (none.equity[0] == 10_000).all()
