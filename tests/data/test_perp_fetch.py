@@ -263,3 +263,16 @@ def test_a_span_ending_after_now_is_covered_only_to_the_last_payment_seen(env, t
     calls = server.requests_for("/fapi/v1/fundingRate")
     assert [int(r.params["startTime"]) for r in calls] == [_ms(seen.index[-1]) + 6]
     assert merged.index.equals(funding.index)
+
+
+@pytest.mark.parametrize("bad", ["abc", "NaN", None])
+def test_a_malformed_funding_record_is_named_and_nothing_cached(env, tmp_path, bad):
+    server, bars, _, funding = _venue(30)
+    with server:
+        env(server)
+        times, records = server._funding["BTCUSDT"]
+        records[4]["fundingRate"] = bad
+        with pytest.raises(ExchangeError, match=r"malformed funding record #4: .*'fundingTime': "
+                                                rf"{_ms(funding.index[4])}"):
+            load_perp(f"binanceusdm:{SYMBOL}:8h:2024-01-01")
+    assert not funding_cache_path(tmp_path, "binanceusdm", SYMBOL).exists()
