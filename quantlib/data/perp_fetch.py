@@ -63,7 +63,14 @@ def mark_cache_path(cache_dir: Any, exchange_id: str, symbol: str, timeframe: st
 
 
 def read_funding_cache(path) -> pd.DataFrame | None:
-    """The cached funding frame, or None without a file; DataError naming a damaged file."""
+    """The cached funding frame, or None without a file; DataError naming a damaged file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> read_funding_cache(Path("no/such/BTC-USDT_USDT_funding.parquet")) is None
+    True
+    """
     from quantlib.data.perp import validate_funding
 
     if not path.exists():
@@ -185,6 +192,13 @@ def sync_funding(exchange: Any, symbol: str, since_ms: int, until_ms: int, *, ca
     Raises DataError (nothing written) when the history starts more than 8 h after
     ``since_ms`` and ``allow_partial`` is False; ExchangeError when the exchange fails or sends
     something unusable (the cache is left untouched).
+
+    Examples
+    --------
+    >>> frame = sync_funding("binanceusdm", "BTC/USDT:USDT", 1704067200000,
+    ...                      1706745600000)                       # doctest: +SKIP
+    >>> frame.attrs["funding_interval"], frame.attrs["covered_to_ms"]  # doctest: +SKIP
+    ('8h', 1706745600000)
     """
     from quantlib.data.perp import infer_funding_interval, validate_funding
 
