@@ -135,6 +135,11 @@ def test_refuses_what_the_vectorbt_engine_refuses(frame):
                 run("ma_cross", frame, {}, config)
     with pytest.raises(ParameterError, match="grid"):
         run_signal_rules("grid", frame)
+    # funding_carry reads a funding column plain OHLCV lacks (a perp backtest's input): both
+    # engines say so instead of simulating without it
+    for run in (run_backtest, run_signal_rules):
+        with pytest.raises(ParameterError, match="funding_rate"):
+            run("funding_carry", frame)
 
 
 # -- the command ------------------------------------------------------------------------------
