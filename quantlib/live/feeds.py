@@ -3,6 +3,11 @@
 A feed yields :class:`Bar` objects in time order, each a **closed** candle. ``warmup_only`` bars
 (history fetched at start-up) fill the signal window but are never traded.
 
+A portfolio spec's feeds yield ``{symbol: Bar}`` on the bar times every market has. A one-symbol
+spec whose kind reads other markets (informative inputs, e.g. BTC's regime gating ETH) gets the
+informative feeds (:mod:`quantlib.live.informative_feeds`): ``{symbol: Bar}`` per bar time of any market, a time yielded only once it is
+settled in every market, so the traded bar is decided once, after every input's candle closed.
+
 Replayed files are read and validated by :func:`quantlib.data.load_ohlcv` (one loader, one set
 of checks and messages for research and trading). When pandas is not loaded yet, as in the
 ``quantlib live run`` process, the loader runs in a short-lived child process that hands back
@@ -230,31 +235,6 @@ class PortfolioReplayFeed:
             yield {symbol: bars[i] for symbol, bars in rows.items()}
 
 
-class InformativeReplayFeed(PortfolioReplayFeed):
-    """Replay the traded symbol's file with the files of the other symbols its kind reads
-    (informative inputs), as ``{symbol: Bar}`` per bar time.
-
-    Unlike a portfolio's, the bar times are those of *any* file, each item holding the candles
-    that exist at that time: the runner decides only at the traded symbol's bars, and an input
-    bar missing at a time it is needed is the alignment's DataError (symbol, timeframe, time),
-    as in the backtest, never a silently skipped bar.
-
-    Parameters
-    ----------
-    sources : ``{symbol: path or frame}``, the traded symbol first.
-    """
-
-    def __init__(self, sources: dict[str, Any]):
-        super().__init__(sources)
-        self.times = np.unique(np.concatenate([f.times for f in self.feeds.values()]))
-
-    def __iter__(self) -> Iterator[dict[str, Bar]]:
-        rows = {s: dict(zip(f.times.tolist(), arrays_to_bars(f.times, f.values), strict=True))
-                for s, f in self.feeds.items()}
-        for t in self.times.tolist():
-            yield {s: rows[s][t] for s in self.symbols if t in rows[s]}
-
-
 def parse_replay(feed: str) -> str | dict[str, str]:
     """The file(s) of a ``--feed replay:...`` option: ``replay:FILE`` (one symbol) or
     ``replay:SYMBOL=FILE,SYMBOL=FILE,...`` (a portfolio, one file per spec symbol).
@@ -445,67 +425,29 @@ class PortfolioExchangeFeed:
         return self.stop_requested is not None and bool(self.stop_requested())
 
 
-class InformativeExchangeFeed(PortfolioExchangeFeed):
-    """Poll the traded market and the other markets its kind reads (informative inputs); yield
-    ``{symbol: Bar}`` for a bar time once it is settled in *every* market: each has closed its
-    candle at that time, or a later one (then it never will have that time).
-
-    So the traded bar ``t`` is decided once, after every input's candle for ``t`` closed; a
-    market still holding its candle back holds the decision back. An item lacks a market only
-    when that market skipped the time; if an input needs that bar, the runner's alignment
-    names it (symbol, timeframe, time) instead of forward-filling. Parameters are those of
-    :class:`PortfolioExchangeFeed`, ``symbols`` = the traded symbol, then the inputs'.
-    """
-
-    def __iter__(self) -> Iterator[dict[str, Bar]]:
-        start = self.clock()
-        since = start - (self.history + 2) * self.bar_ms
-        seen: dict[str, int | None] = dict.fromkeys(self.symbols)
-        waiting: dict[str, dict[int, list]] = {s: {} for s in self.symbols}
-        first, idle = True, 0
-        while not self._stopping():
-            self._poll(seen, waiting, since, first)
-            first = False
-            ready: list[int] = []
-            if all(last is not None for last in seen.values()):
-                settled = min(last for last in seen.values() if last is not None)
-                ready = sorted({t for rows in waiting.values() for t in rows if t <= settled})
-            for t in ready:
-                yield {s: Bar(t, *(float(v) for v in waiting[s].pop(t)[1:6]),
-                              warmup_only=t + self.bar_ms <= start)
-                       for s in self.symbols if t in waiting[s]}
-            idle = 0 if ready else idle + 1
-            if self.max_polls is not None and idle >= self.max_polls:
-                return
-            self.feeds[self.symbols[0]]._wait(self.poll_seconds)
-
-
-def spec_input_symbols(spec: Any) -> list[str]:
-    """The markets a spec's kind reads besides those it trades (its informative inputs' other
-    symbols), in declaration order: what its feed must carry too."""
-    from quantlib.strategy.informative import foreign_symbols
-    from quantlib.strategy.registry import get_kind
-
-    kind = get_kind(spec.kind)
-    return foreign_symbols(kind.informative_inputs(kind.validate(spec.params)), list(spec.symbols))
-
-
 def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str = "1h",
               history: int = 100, inputs: list[str] | None = None, **kwargs
               ) -> ReplayFeed | PortfolioReplayFeed | ExchangeFeed | PortfolioExchangeFeed:
     """``"replay:FILE"`` -> :class:`ReplayFeed`; ``"replay:SYM=FILE,..."`` ->
-    :class:`PortfolioReplayFeed`, or :class:`InformativeReplayFeed` when ``inputs`` (the other
-    markets a one-symbol spec reads, :func:`spec_input_symbols`) are given; ``"exchange"`` ->
-    :class:`ExchangeFeed`, or :class:`InformativeExchangeFeed` of ``symbol`` and ``inputs``."""
+    :class:`PortfolioReplayFeed`, or an ``InformativeReplayFeed`` when ``inputs`` (the other
+    markets a one-symbol spec reads, :func:`~quantlib.live.informative_feeds.spec_input_symbols`)
+    are given; ``"exchange"`` -> :class:`ExchangeFeed`, or an ``InformativeExchangeFeed`` of
+    ``symbol`` and ``inputs`` (:mod:`quantlib.live.informative_feeds`)."""
     if spec_feed.startswith("replay:"):
         files = parse_replay(spec_feed)
         if isinstance(files, dict):
-            return InformativeReplayFeed(files) if inputs else PortfolioReplayFeed(files)
+            if inputs:
+                from quantlib.live.informative_feeds import InformativeReplayFeed
+
+                return InformativeReplayFeed(files)
+            return PortfolioReplayFeed(files)
         return ReplayFeed(files)
     if spec_feed == "exchange":
         if exchange is None:
             raise LiveError("feed 'exchange' needs an exchange connection")
         if inputs:
+            from quantlib.live.informative_feeds import InformativeExchangeFeed
+
             return InformativeExchangeFeed(exchange, [symbol, *inputs], timeframe,
                                            history=history, **kwargs)
         return ExchangeFeed(exchange, symbol, timeframe, history=history, **kwargs)
@@ -513,9 +455,8 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
 
 
 __all__ = ["Bar", "ReplayFeed", "PortfolioReplayFeed", "PortfolioExchangeFeed",
-           "InformativeReplayFeed", "InformativeExchangeFeed", "parse_replay", "ExchangeFeed",
-           "arrays_to_bars", "frame_to_bars", "make_feed", "read_replay_file", "infer_timeframe",
-           "market_symbol", "spec_input_symbols"]
+           "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
+           "read_replay_file", "infer_timeframe", "market_symbol"]
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ Warm-up: an input needing ``history`` informative bars at each base bar makes a 
 ``(history + 1) * ratio - 2`` base bars before ``t`` (``ratio = H / base_step``): the visible bar
 may have closed up to ``H - base_step`` before ``close_t`` and reaches ``history * H`` back.
 
+Wrapping kinds (a trend filter around a regime filter, ...) declare their own inputs followed by
+the wrapped kind's (:func:`nest`) and hand the aligned ones down (:func:`handed_down`): the
+warm-up covers every input of every level, and data the caller passes at the top (another
+market's bars) reaches the level that reads it. The live runner feeds inputs of other markets
+from their own closed candles (:func:`foreign_symbols` names the markets it must carry).
+
 This module imports numpy only: the trading process uses it as it is.
 
 Examples

@@ -14,7 +14,8 @@ import pytest
 from quantlib.data import save_ohlcv, synthetic_ohlcv
 from quantlib.errors import DataError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import InformativeExchangeFeed, InformativeReplayFeed, make_feed
+from quantlib.live.feeds import make_feed
+from quantlib.live.informative_feeds import InformativeExchangeFeed, InformativeReplayFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore

@@ -18,7 +18,8 @@ import pytest
 
 from quantlib.data import load_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
-from quantlib.live.feeds import InformativeExchangeFeed, make_feed
+from quantlib.live.feeds import make_feed
+from quantlib.live.informative_feeds import InformativeExchangeFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore

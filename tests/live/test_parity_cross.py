@@ -21,7 +21,8 @@ from quantlib.backtest.engine import run_backtest
 from quantlib.data import load_ohlcv, save_ohlcv
 from quantlib.errors import DataError, LiveError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import InformativeReplayFeed, ReplayFeed, make_feed
+from quantlib.live.feeds import ReplayFeed, make_feed
+from quantlib.live.informative_feeds import InformativeReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.strategy.registry import get_kind
