@@ -88,8 +88,8 @@ def run(
         ExchangeFeed,
         PortfolioExchangeFeed,
         make_feed,
-        spec_input_symbols,
     )
+    from quantlib.live.informative_feeds import spec_input_symbols
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.registry import get_kind
