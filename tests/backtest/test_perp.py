@@ -246,3 +246,15 @@ def test_bad_funding_and_mark_are_named():
         run_perp_backtest("ma_cross", df, {"fast": 1, "slow": 2}, mark=df.iloc[:3])
     with pytest.raises(ParameterError, match="'funding_carry': needs the column 'funding_rate'"):
         run_perp_backtest("funding_carry", df)
+
+
+def test_a_perp_result_cannot_be_exported_as_a_spot_spec(ohlcv):
+    # research = live: specs have no perp fields yet (leverage, margin, funding), so export must
+    # refuse a perp backtest rather than approve it as a spot strategy
+    from quantlib.errors import SpecError
+    from quantlib.strategy.spec import export
+
+    frame = ohlcv.iloc[:300]
+    res = run_perp_backtest("ma_cross", frame, {"fast": 5, "slow": 20}, PerpConfig(leverage=3))
+    with pytest.raises(SpecError, match="got PerpConfig"):
+        export("perp_draft", result=res, data=frame)
