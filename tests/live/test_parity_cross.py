@@ -6,8 +6,9 @@ of each market at a time, keeps a window of ``warmup_bars + 1`` bars per market 
 window to the kind as its informative input. The independent computation is
 :func:`quantlib.backtest.run_backtest` on the whole files (``informative={"regime": btc}``); the
 fills must agree exactly, the equity to the last ulps. Also: a multi-timeframe kind on the
-real file, and a missing BTC bar stops the runner with the backtest's error (symbol, timeframe,
-time) instead of a forward fill.
+real file; a kind reading BTC at 4h (resampled in the runner from BTC's 1h window); a missing
+BTC bar stops the runner with the backtest's error (symbol, timeframe, time) instead of a
+forward fill.
 """
 
 from __future__ import annotations
@@ -168,3 +169,50 @@ def test_the_feed_must_carry_every_market_the_kind_reads(markets, tmp_path):
                                    "SOL/USDT": markets["BTC/USDT"][1]})
     with pytest.raises(LiveError, match="informative inputs"):
         LiveRunner(spec, PaperBroker(store, spec), store, wrong)
+
+
+def _btc_4h_gate_kind():
+    """A kind reading ANOTHER market at a HIGHER timeframe (no built-in does): ma_cross on the
+    traded bars, kept while BTC's last closed 4h close is above its 4h SMA."""
+    from quantlib.strategy.informative import InformativeInput, informative
+    from quantlib.strategy.kinds import sma
+    from quantlib.strategy.registry import Param, StrategyKind
+
+    def signal(bars, p):
+        inner = get_kind("ma_cross").signals(bars, {"fast": 8, "slow": 30})
+        btc = informative(bars, "btc4h")
+        with np.errstate(invalid="ignore"):
+            up = btc.at_base((btc.bars.close > sma(btc.bars, p["window"])).astype(float))
+        return inner * np.nan_to_num(up, nan=0.0)
+
+    return StrategyKind(
+        "test_btc_4h_gate", params=(Param("window", int, 10, low=2, high=100),),
+        signal=signal, warmup=lambda p: 29, inputs="bars",
+        informative=lambda p: (InformativeInput("btc4h", timeframe="4h", symbol="BTC/USDT",
+                                                history=p["window"]),))
+
+
+def test_another_markets_higher_timeframe_input_paper_replay_matches_backtest(
+        markets, tmp_path, monkeypatch):
+    """BTC's 4h bars, resampled in the runner from BTC's 1h window, gate ETH's 1h trades."""
+    from quantlib.strategy import registry
+
+    kind = _btc_4h_gate_kind()
+    get_kind("ma_cross")  # the built-ins first, then this kind for this test only
+    monkeypatch.setitem(registry._REGISTRY, kind.name, kind)
+    params = {"window": 10}
+    eth, btc = markets["ETH/USDT"][0], markets["BTC/USDT"][0]
+    res = run_backtest(kind.name, eth, params, CONFIG, informative={"btc4h": btc})
+    expected = _backtest_fills(res)
+    assert len(expected) >= 10
+    plain = run_backtest("ma_cross", eth, {"fast": 8, "slow": 30}, CONFIG)
+    assert _backtest_fills(plain) != expected  # the gate changes the trades
+    files = {s: markets[s][1] for s in ("ETH/USDT", "BTC/USDT")}
+    store = StateStore(tmp_path / "s.db")
+    spec = _spec(kind.name, params)
+    runner = LiveRunner(spec, PaperBroker(store, spec), store,
+                        make_feed(_feed(files), inputs=["BTC/USDT"]))
+    summary = runner.run()
+    assert runner.windows["BTC/USDT"].size == kind.warmup_bars(params, "1h") + 1 == (11 * 4 - 2) + 1
+    assert [(t, s, p, z) for _, t, s, p, z, _ in store.fills()] == expected
+    assert summary.equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL)
