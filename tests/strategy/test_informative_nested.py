@@ -148,3 +148,21 @@ def test_nest_merges_the_same_data_and_renames_a_clash():
     assert [(i.name, i.symbol, i.history) for i in inputs] == [
         ("regime", "BTC/USDT", 10), ("inner.regime", "SOL/USDT", 5), ("trend", None, 7)]
     assert names == {"regime": "inner.regime", "trend": "trend"}
+
+
+@pytest.mark.parametrize("case", list(NESTED))
+def test_nested_kinds_pass_the_bias_checks(case, markets):
+    """Truncating the traded and the other market's data consistently never changes a past
+    decision (check_lookahead), and decisions past the warm-up do not depend on older history
+    (check_recursive), for every nesting."""
+    from quantlib.backtest import check_lookahead, check_recursive
+
+    eth, btc = markets
+    name, raw, _ = NESTED[case]
+    kind = get_kind(name)
+    given = _btc(kind, kind.validate(raw), btc)
+    data = eth.iloc[:900]
+    assert check_lookahead(name, data, raw, n_checks=6, informative=given).passed
+    result = check_recursive(name, data, raw, n_checks=4, extra_history=(0, 7),
+                             informative=given)
+    assert result.passed, result.details
