@@ -188,6 +188,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    # Read-only here: optuna's default deep copy of every trial (moments included) cost more
+    # than the backtests of a batched study.
+    return study.get_trials(deepcopy=False)
+
+
 def _worker(job: dict) -> list[int]:
     """Run ``job['n_trials']`` trials of an existing study; returns the trial numbers it ran."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -222,7 +228,7 @@ class StudyResult:
     def trials(self) -> pd.DataFrame:
         """One row per trial: number, state, values, params, feasibility."""
         rows = []
-        for t in self.study.trials:
+        for t in _trials(self.study):
             row = {"number": t.number, "state": t.state.name,
                    "feasible": t.user_attrs.get("feasible")}
             if t.values is not None:
@@ -232,14 +238,14 @@ class StudyResult:
         return pd.DataFrame(rows).set_index("number")
 
     def feasible_trials(self) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE
+        return [t for t in _trials(self.study) if t.state == optuna.trial.TrialState.COMPLETE
                 and t.user_attrs.get("feasible", False)]
 
     @property
     def n_trials(self) -> int:
         """Every trial that evaluated a parameter set (complete or pruned): the DSR's N."""
         return sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                   and not t.user_attrs.get("invalid") for t in self.study.trials)
+                   and not t.user_attrs.get("invalid") for t in _trials(self.study))
 
     @property
     def best_trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -287,7 +293,7 @@ class StudyResult:
 def study_report(study: optuna.Study, objectives: Sequence[str]) -> StudyResult:
     """Build a :class:`StudyResult` (DSR/PBO from the trials' stored moments)."""
     res = StudyResult(study, tuple(objectives), None)
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+    done = [t for t in _trials(study) if t.state == optuna.trial.TrialState.COMPLETE
             and "moments" in t.user_attrs]
     if done:
         mo = [t.user_attrs["moments"] for t in done]
@@ -427,7 +433,7 @@ def run_worker(study_name: str, storage: str, kind: str, data: pd.DataFrame, n_t
 def params_frame(result: StudyResult) -> pd.DataFrame:
     """Validated params of every completed trial (rows) with the objective values."""
     rows = [{**t.user_attrs["params"], **dict(zip(result.objectives, t.values, strict=False))}
-            for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+            for t in _trials(result.study) if t.state == optuna.trial.TrialState.COMPLETE]
     return pd.DataFrame(rows)
 
 
