@@ -157,6 +157,24 @@ def target_matrix(kind: StrategyKind, frames: Mapping[str, pd.DataFrame],
     return out
 
 
+def check_signal_config(config: BacktestConfig) -> None:
+    """Refuse the configurations no signal engine simulates (this one and the rule engine).
+
+    Examples
+    --------
+    >>> check_signal_config(BacktestConfig(direction="both", size_type="value", size=100.0))
+    """
+    if config.sl_stop is not None and config.trail_stop is not None:
+        raise ParameterError("BacktestConfig: sl_stop and trail_stop cannot both be set "
+                             "(one stop-loss, fixed or trailing); choose one")
+    if config.direction == "both" and config.size_type == "percent":
+        # a reversal is one order of the whole position plus the entry: defined for a fixed
+        # notional, not for a fraction of cash (splitting it over two bars would misstate fills)
+        raise ParameterError("BacktestConfig: direction='both' needs size_type='value' (a fixed "
+                             "notional per entry); size_type='percent' cannot reverse a position "
+                             "in one order")
+
+
 def _orders_from_targets(target: np.ndarray, direction: str) -> dict[str, np.ndarray]:
     prev = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
     if direction == "longonly":
@@ -207,15 +225,7 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
     columns = pd.MultiIndex.from_arrays(
         [np.repeat(np.arange(n_sim), n_sym), np.tile(symbols, n_sim)], names=["combo", "symbol"]
     )
-    if config.sl_stop is not None and config.trail_stop is not None:
-        raise ParameterError("BacktestConfig: sl_stop and trail_stop cannot both be set "
-                             "(vectorbt has one stop-loss slot); choose one")
-    if config.direction == "both" and config.size_type == "percent":
-        # vectorbt reverses a position in one order only for absolute sizes; a percent-of-cash
-        # reversal is undefined there, and splitting it over two bars would misstate the fills.
-        raise ParameterError("BacktestConfig: direction='both' needs size_type='value' (a fixed "
-                             "notional per entry); size_type='percent' cannot reverse a position "
-                             "in one order")
+    check_signal_config(config)
     stop_loss = config.trail_stop if config.trail_stop is not None else config.sl_stop
     # Every configuration calls vectorbt with the same argument types (NaN = no stop, direction
     # carried by the four signal arrays, always grouped with shared cash) so a numba simulator
@@ -339,4 +349,5 @@ def _infer_timeframe(index: pd.DatetimeIndex) -> str | None:
     return infer_timeframe(index)
 
 
-__all__ = ["run_backtest", "resolve_kind", "validate_params_list", "as_frames", "target_matrix"]
+__all__ = ["run_backtest", "resolve_kind", "validate_params_list", "as_frames", "target_matrix",
+           "check_signal_config"]

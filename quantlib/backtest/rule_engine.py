@@ -34,6 +34,7 @@ from quantlib.backtest.engine import (
     _equity_from_orders,
     _orders_from_targets,
     as_frames,
+    check_signal_config,
     resolve_kind,
     target_matrix,
 )
@@ -105,7 +106,7 @@ def run_signal_rules(
         raise ParameterError(f"strategy kind {kind.name!r}: the rule engine simulates signal "
                              f"kinds; this one runs on the {kind.engine!r} engine")
     config = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
-    _check_config(config)
+    check_signal_config(config)  # the same refusals as run_backtest
     params_list = [kind.validate(dict(params or {}))]
     frames = as_frames(data)
     symbols = list(frames)
@@ -115,17 +116,6 @@ def run_signal_rules(
               for name in ("open", "high", "low", "close")}
     book = _simulate(prices, target, config)
     return _result(kind, symbols, index, params_list, config, target, prices["close"], book)
-
-
-def _check_config(config: BacktestConfig) -> None:
-    # the same refusals as the vectorbt engine: the two must accept the same configurations
-    if config.sl_stop is not None and config.trail_stop is not None:
-        raise ParameterError("BacktestConfig: sl_stop and trail_stop cannot both be set "
-                             "(one stop-loss, fixed or trailing); choose one")
-    if config.direction == "both" and config.size_type == "percent":
-        raise ParameterError("BacktestConfig: direction='both' needs size_type='value' (a fixed "
-                             "notional per entry); size_type='percent' cannot reverse a position "
-                             "in one order")
 
 
 def _signals(target: np.ndarray, config: BacktestConfig) -> np.ndarray:
