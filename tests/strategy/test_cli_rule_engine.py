@@ -10,9 +10,6 @@ exits (fixed, trailing, take-profit), both directions, both execution prices, in
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +21,8 @@ from quantlib.data import load, save_ohlcv
 from quantlib.errors import ParameterError, SpecError
 from quantlib.strategy.spec import StrategySpec, save_spec
 from tests.conftest import shared_data_path
+from tests.test_cli import _run_main
 
-ROOT = Path(__file__).resolve().parents[2]
 RTOL = 1e-9
 DATA = "sample:bars=700,seed=4"
 
@@ -182,17 +179,8 @@ def test_the_command_process_never_imports_vectorbt(tmp_path):
     # and neither vectorbt nor the jsonschema it drags in are loaded.
     _, spec = _spec(tmp_path, risk={"sl_stop": 0.02, "tp_stop": 0.05})
     data = save_ohlcv(load("sample:bars=400,seed=1"), tmp_path / "bars.csv")
-    code = ("import json, sys\n"
-            f"sys.argv = ['quantlib', 'backtest', '--strategy', {str(spec)!r}, '--data', "
-            f"{'file:' + str(data)!r}]\n"
-            "from quantlib.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    *printed, last = done.stdout.strip().splitlines()
-    modules = set(json.loads(last.removeprefix("MODULES ")))
+    done, modules = _run_main(["backtest", "--strategy", str(spec), "--data", f"file:{data}"])
+    *printed, _ = done.stdout.strip().splitlines()
     assert "total_return" in json.loads("\n".join(printed))
     assert "quantlib.backtest.rule_engine" in modules  # control: the check sees our modules
     assert [m for m in modules if m.split(".")[0] in ("vectorbt", "jsonschema", "plotly")] == []
