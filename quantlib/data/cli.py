@@ -169,6 +169,8 @@ def _funding_file(path: Path):
 def _print_funding(summary, *, max_gaps: int = 10) -> None:
     for key, value in summary.to_dict().items():
         typer.echo(f"{key:>20}: {value}")
+    for when, old, new in summary.interval_changes[:max_gaps]:
+        typer.echo(f"  funding interval {old} -> {new} from {when}")
     gaps = summary.gaps
     if len(gaps):
         typer.echo(f"funding gaps (first {min(len(gaps), max_gaps)} of {len(gaps)}):")

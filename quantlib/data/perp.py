@@ -46,13 +46,17 @@ class FundingSummary:
     gaps: pd.DataFrame = field(repr=False)
     n_missing: int = 0
     n_off_grid: int = 0
+    # (first payment on the new spacing, old interval, new interval), e.g. a venue moving a
+    # market from 8 h to 4 h funding
+    interval_changes: list[tuple[pd.Timestamp, str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"funding_interval": self.interval, "n_payments": self.n_payments,
                 "first_payment": str(self.first) if self.first is not None else None,
                 "last_payment": str(self.last) if self.last is not None else None,
                 "n_gaps": len(self.gaps), "n_missing_payments": self.n_missing,
-                "n_off_grid_payments": self.n_off_grid}
+                "n_off_grid_payments": self.n_off_grid,
+                "n_interval_changes": len(self.interval_changes)}
 
 
 def _where(name: str | None) -> str:
@@ -71,8 +75,16 @@ def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
                else type(index).__name__)
         raise DataError(f"{_where(name)}funding index must be a tz-aware UTC DatetimeIndex "
                         f"(funding times), got {got}")
+    try:
+        # Grid arithmetic below runs in int64 nanoseconds: refuse what does not fit there.
+        nanos = index.as_unit("ns").asi8
+        if len(nanos) and nanos.max() > np.iinfo(np.int64).max // 2:
+            raise OverflowError
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise DataError(f"{_where(name)}funding times must lie before 2116 (nanosecond "
+                        f"arithmetic); the last is {index.max()}: a damaged timestamp?") from None
     if len(index) > 1:
-        steps = np.diff(index.as_unit("ns").asi8)
+        steps = np.diff(nanos)
         if np.any(steps <= 0):
             row = int(np.flatnonzero(steps <= 0)[0]) + 1
             what = "duplicates" if steps[row - 1] == 0 else "is earlier than"
@@ -119,8 +131,11 @@ def validate_funding(frame: pd.DataFrame, interval: str | None = None, *,
     Parameters
     ----------
     frame : funding frame (index = funding times, column ``funding_rate``).
-    interval : hours between payments (``"8h"``); default ``attrs["funding_interval"]``, else
-        the most common step, else 8h.
+    interval : hours between payments (``"8h"``): every payment is then checked on that one
+        grid. Default: the interval in force is found from the data (a run of 3 or more equal
+        steps of 1, 2, 3, 4, 6 or 8 h settles it, so a venue's change of interval is reported
+        in ``interval_changes``, not as gaps or off-grid payments); ``summary.interval`` is
+        then ``attrs["funding_interval"]``, else the most common step, else 8h.
     name : what the frame is (a source string or file), put in front of every message.
 
     Raises
@@ -135,23 +150,85 @@ def validate_funding(frame: pd.DataFrame, interval: str | None = None, *,
     >>> summary.interval, summary.n_missing, str(summary.gaps["start"].iloc[0])
     ('8h', 1, '2024-01-01 16:00:00+00:00')
     """
-    from quantlib.data.ohlcv import find_gaps, misaligned_rows
-
     _check_funding_frame(frame, name)
+    fixed = interval is not None
     interval = (interval or frame.attrs.get("funding_interval")
                 or infer_funding_interval(frame.index) or _DEFAULT_INTERVAL)
     try:
         if not isinstance(interval, str):
             raise ParameterError(f"expected a string like '8h', got {interval!r}")
-        timeframe_to_seconds(interval)
+        dominant_ns = timeframe_to_seconds(interval) * 10**9
     except ParameterError as exc:
         raise DataError(f"{_where(name)}funding interval: {exc}") from None
-    gaps = find_gaps(frame.index, interval).rename(columns={"missing_bars": "missing_payments"})
+    stamps = frame.index.as_unit("ns").asi8
+    steps = np.diff(stamps)
+    per_step, runs = ((np.full(len(steps), dominant_ns), []) if fixed
+                      else _step_intervals(steps, dominant_ns))
+    gaps = _gaps(stamps, per_step)
+    first_interval = per_step[0] if len(per_step) else dominant_ns
+    off_grid = int(stamps[0] % first_interval != 0) if len(stamps) else 0
+    off_grid += int(np.count_nonzero(stamps[1:] % per_step)) if len(steps) else 0
+    changes = [(frame.index[start], _hours(old), _hours(new))
+               for (_, _, old), (start, _, new) in zip(runs, runs[1:], strict=False) if old != new]
     return FundingSummary(
         interval=interval, n_payments=len(frame),
         first=frame.index[0] if len(frame) else None, last=frame.index[-1] if len(frame) else None,
         gaps=gaps, n_missing=int(gaps["missing_payments"].sum()) if len(gaps) else 0,
-        n_off_grid=len(misaligned_rows(frame.index, interval)))
+        n_off_grid=off_grid, interval_changes=changes)
+
+
+# Funding intervals a venue can settle into (hours dividing a day, at most Binance's 8 h); a run
+# of this many equal steps between payments is a settled interval.
+_SETTLED_HOURS = (1, 2, 3, 4, 6, 8)
+_SETTLED_RUN = 3
+
+
+def _hours(ns: int) -> str:
+    return f"{int(ns) // (3600 * 10**9)}h"
+
+
+def _step_intervals(steps: np.ndarray, dominant_ns: int) -> tuple[np.ndarray, list]:
+    """The interval in force at each step between payments, and the settled runs found.
+
+    A run of at least ``_SETTLED_RUN`` equal steps of a settled length is an interval in force
+    from its first payment; every step takes the latest run starting at or before it (steps
+    before the first run take the first run's). Without any run, the dominant interval holds.
+    Missing payments only lengthen steps, so they never create a shorter interval; a market
+    that lost every other payment for days shows as a change, reported, not hidden.
+    """
+    settled = {h * 3600 * 10**9 for h in _SETTLED_HOURS}
+    runs: list[tuple[int, int, int]] = []  # (first step, end step, interval ns)
+    start = 0
+    for k in range(1, len(steps) + 1):
+        if k == len(steps) or steps[k] != steps[start]:
+            if k - start >= _SETTLED_RUN and int(steps[start]) in settled:
+                runs.append((start, k, int(steps[start])))
+            start = k
+    per_step = np.full(len(steps), dominant_ns, dtype=np.int64)
+    for i, (run_start, _, value) in enumerate(runs):
+        per_step[0 if i == 0 else run_start:] = value
+    return per_step, runs
+
+
+def _gaps(stamps: np.ndarray, per_step: np.ndarray) -> pd.DataFrame:
+    """Runs of empty grid slots strictly between consecutive payments, each step on the grid of
+    the interval in force there (slots at multiples of it from midnight UTC). An off-grid
+    payment fills no slot, so runs on both sides of one are a single run (as for candles)."""
+    rows = []
+    for k, interval in enumerate(per_step):
+        first_slot = stamps[k] // interval + 1
+        last_slot = (stamps[k + 1] - 1) // interval
+        if last_slot < first_slot:
+            continue
+        start, end, count = first_slot * interval, last_slot * interval, last_slot - first_slot + 1
+        if rows and start == rows[-1][1] + interval:  # only an off-grid payment between: one run
+            rows[-1] = (rows[-1][0], end, rows[-1][2] + count)
+        else:
+            rows.append((start, end, count))
+    return pd.DataFrame({
+        "start": pd.to_datetime(np.array([r[0] for r in rows], dtype=np.int64), utc=True),
+        "end": pd.to_datetime(np.array([r[1] for r in rows], dtype=np.int64), utc=True),
+        "missing_payments": np.array([r[2] for r in rows], dtype=np.int64)})
 
 
 @dataclass

@@ -89,3 +89,14 @@ def test_fetch_perp_fills_three_caches_through_base_url(server, tmp_path, monkey
     assert not server.requests_for("/fapi/v1/fundingRate")  # all cached: nothing asked again
     both = runner.invoke(app, [*args, "--from-trades"])
     assert both.exit_code == 1 and "--perp and --from-trades do not combine" in both.output
+
+
+def test_validate_lists_an_interval_change(tmp_path):
+    eight = pd.date_range("2024-01-01", periods=6, freq="8h", tz="UTC", name="timestamp")
+    four = pd.date_range("2024-01-03", periods=6, freq="4h", tz="UTC", name="timestamp")
+    path = tmp_path / "funding.parquet"
+    pd.DataFrame({"funding_rate": [1e-4] * 12}, index=eight.append(four)).to_parquet(path)
+    result = runner.invoke(app, ["data", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "n_interval_changes: 1" in result.output and "n_missing_payments: 0" in result.output
+    assert "funding interval 8h -> 4h from 2024-01-03 00:00:00+00:00" in result.output
