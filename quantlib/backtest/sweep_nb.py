@@ -302,7 +302,7 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     acct[A_CASH], acct[A_FREE_CASH] = init_cash, init_cash
     acct[A_SL], acct[A_TP] = np.nan, np.nan
     position, flow_sum, units_sum = 0.0, 0.0, 0.0
-    prev_value, peak, last_peak = init_cash, init_cash, 0
+    prev_value, peak, trough, last_peak = init_cash, init_cash, init_cash, 0
     max_dd, dd_bars, dd_invalid = 0.0, 0, False
     offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
     blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
@@ -406,14 +406,18 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
         if units_sum != 0.0:
             exposed += 1.0
         if value >= peak:  # the path's row of this value is i + 1 (initial cash at row 0)
-            peak = value
+            peak, trough = value, value
             last_peak = i + 1
         elif value < peak:
-            dd = value / peak - 1.0
-            if dd != dd:
-                dd_invalid = True
-            elif dd < max_dd:
-                max_dd = dd
+            # Under one peak the drawdown is deepest at the lowest value (a rounded division
+            # is monotone): divide only at a new low, the same minimum bit for bit.
+            if value < trough:
+                trough = value
+                dd = value / peak - 1.0
+                if dd != dd:
+                    dd_invalid = True
+                elif dd < max_dd:
+                    max_dd = dd
         else:  # NaN equity: numpy's min would propagate it
             dd_invalid = True
         if i + 1 - last_peak > dd_bars:
