@@ -82,7 +82,8 @@ def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
             raise OverflowError
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
         raise DataError(f"{_where(name)}funding times must lie before 2116 (nanosecond "
-                        f"arithmetic); the last is {index.max()}: a damaged timestamp?") from None
+                        f"arithmetic); the last is {_time_text(index)}: a damaged "
+                        "timestamp?") from None
     if len(index) > 1:
         steps = np.diff(nanos)
         if np.any(steps <= 0):
@@ -105,6 +106,14 @@ def _check_funding_frame(frame: pd.DataFrame, name: str | None) -> None:
         more = f" (and {int(bad.sum()) - 1} more rows)" if bad.sum() > 1 else ""
         raise DataError(f"{_where(name)}funding row {row} (timestamp {index[row]}), field "
                         f"'funding_rate' {problem}{more}")
+
+
+def _time_text(index: pd.DatetimeIndex) -> str:
+    """The latest time as text, or its raw count when Python's calendar cannot show it."""
+    try:
+        return str(index.max())
+    except (ValueError, OverflowError, NotImplementedError):
+        return f"{int(index.asi8.max())} {index.unit} after 1970"
 
 
 def infer_funding_interval(index: pd.DatetimeIndex) -> str | None:
