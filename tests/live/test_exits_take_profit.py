@@ -44,16 +44,17 @@ class FineTickKraken(KrakenServer):
         return pairs
 
 
-def exits_spec():
-    return make_spec("ma_cross", PARAMS, exchange="kraken",
+def exits_spec(params: dict = PARAMS, symbol: str = "BTC/USD"):
+    return make_spec("ma_cross", params, symbols=[symbol], exchange="kraken",
                      approval={"status": "approved", "by": "test"},
                      execution={"fees": 0.0, "slippage_bps": 0.0, "stop_on_exchange": True},
                      risk={"sl_stop": SL, "tp_stop": TP})
 
 
-def backtest_fills(frame: pd.DataFrame) -> list[tuple[int, int, float, float]]:
+def backtest_fills(frame: pd.DataFrame, params: dict = PARAMS) -> list[tuple[int, int, float,
+                                                                          float]]:
     """(bar time ms, side, price, size) of the backtest's fills."""
-    res = run_backtest("ma_cross", frame, PARAMS,
+    res = run_backtest("ma_cross", frame, params,
                        BacktestConfig(fees=0.0, slippage_bps=0.0, sl_stop=SL, tp_stop=TP))
     f = res.fills
     times = pd.DatetimeIndex(f["time"]).as_unit("ms").asi8
@@ -66,8 +67,12 @@ class WalkedReplay:
     resting exit the walk of bar i fills is a fill of bar i; a market order sent at bar i's
     close fills at that close, the backtest's open of bar i+1."""
 
-    def __init__(self, server: KrakenServer, frame: pd.DataFrame):
-        self.server, self.frame = server, frame
+    def __init__(self, server: KrakenServer, frame: pd.DataFrame, symbol: str = "BTC/USD",
+                 *, next_open: bool = False):
+        # next_open: after bar i's walk the price is bar i+1's open (the first trade after the
+        # close, where a market order sent at the close fills), for data whose opens are not
+        # the previous closes
+        self.server, self.frame, self.symbol, self.next_open = server, frame, symbol, next_open
         self.fill_bar: dict[str, int] = {}
         self.times = frame.index.as_unit("ms").asi8
 
@@ -80,8 +85,10 @@ class WalkedReplay:
         rows = self.frame[["open", "high", "low", "close", "volume"]].itertuples(name=None)
         for i, (_, o, h, lo, c, v) in enumerate(rows):
             self._note(i)  # market orders of bar i-1's close: the backtest's open of bar i
-            for txid in self.server.walk_bar("BTC/USD", o, h, lo, c):
+            for txid in self.server.walk_bar(self.symbol, o, h, lo, c):
                 self.fill_bar.setdefault(txid, i)
+            if self.next_open and i + 1 < len(self.frame):
+                self.server.set_price(self.symbol, float(self.frame["open"].iloc[i + 1]))
             yield Bar(int(self.times[i]), o, h, lo, c, v)
 
     def fills(self) -> list[tuple[int, int, float, float]]:
@@ -95,7 +102,8 @@ class WalkedReplay:
         return sorted(out)
 
 
-def signal_stop_clashes(frame: pd.DataFrame, backtest: list[tuple]) -> dict[int, float]:
+def signal_stop_clashes(frame: pd.DataFrame, backtest: list[tuple],
+                        params: dict = PARAMS) -> dict[int, float]:
     """Bars where the backtest's rule looks ahead inside the bar: the target went flat at the
     previous close (a signal exit filling at this bar's open) and the backtest exits instead at
     a stop level reached *later* in the bar (the stop is checked before the bar's orders; see
@@ -104,7 +112,7 @@ def signal_stop_clashes(frame: pd.DataFrame, backtest: list[tuple]) -> dict[int,
     from quantlib.strategy.bars import Bars
     from quantlib.strategy.registry import get_kind
 
-    target = get_kind("ma_cross").signals(Bars.from_frame(frame), PARAMS)
+    target = get_kind("ma_cross").signals(Bars.from_frame(frame), params)
     times = list(frame.index.as_unit("ms").asi8)
     out = {}
     for t, side, price, _ in backtest:
@@ -145,14 +153,14 @@ def exit_kinds(server: KrakenServer) -> dict[str, list[str]]:
     return out
 
 
-def test_stop_loss_and_take_profit_fill_as_the_backtest_does(tmp_path):
-    frame = synthetic_ohlcv(n_bars=200, seed=5).ohlcv
-    expected = backtest_fills(frame)
-    spec = exits_spec()
-    with FineTickKraken(symbol="BTC/USD") as server:
-        server.set_balance("USD", spec.risk.init_cash)
-        server.set_price("BTC/USD", float(frame["open"].iloc[0]))
-        feed = WalkedReplay(server, frame)
+def _live_fills(frame: pd.DataFrame, spec, tmp_path, *, next_open: bool = False):
+    """Trade ``spec`` live over ``frame`` on the walked loopback Kraken: (fills as the
+    exchange made them, exits by Kraken order type and status, the state store)."""
+    symbol = spec.symbol
+    with FineTickKraken(symbol=symbol) as server:
+        server.set_balance(symbol.split("/")[1], spec.risk.init_cash)
+        server.set_price(symbol, float(frame["open"].iloc[0]))
+        feed = WalkedReplay(server, frame, symbol, next_open=next_open)
         store = StateStore(tmp_path / "live.db")
         log = JsonLogger(io.StringIO())
         broker = CcxtBroker(store, spec, make_ccxt_kraken(server, timeout=2000), logger=log,
@@ -160,8 +168,13 @@ def test_stop_loss_and_take_profit_fill_as_the_backtest_does(tmp_path):
         assert LiveRunner(spec, broker, store, feed, mode="live", logger=log).run() \
             .bars_processed == len(frame)
         assert server.errors == [] and server.duplicate_client_ids() == {}
-        kinds = exit_kinds(server)
-        got = feed.fills()
+        return feed.fills(), exit_kinds(server), store
+
+
+def test_stop_loss_and_take_profit_fill_as_the_backtest_does(tmp_path):
+    frame = synthetic_ohlcv(n_bars=200, seed=5).ohlcv
+    expected = backtest_fills(frame)
+    got, kinds, store = _live_fills(frame, exits_spec(), tmp_path)
     # both exits must have fired at the exchange for the comparison to prove anything
     assert kinds["stop-loss"].count("closed") >= 2 and kinds["take-profit"].count("closed") >= 1
     clashes = signal_stop_clashes(frame, expected)
@@ -175,8 +188,20 @@ def test_stop_loss_and_take_profit_fill_as_the_backtest_does(tmp_path):
     # the state file recorded each exchange fill once
     recorded = sorted((s, round(p, 8), round(z, 8)) for _, _, s, p, z, _ in store.fills())
     assert recorded == sorted((s, round(p, 8), round(z, 8)) for _, s, p, z in got)
-    statuses = {o.intent: set() for o in store.orders()}
-    for order in store.orders():
-        statuses[order.intent].add(order.status)
-    assert statuses["exit|tp"] <= {"filled", "cancelled", "sent"}
     assert "cancelling" not in {o.status for o in store.orders()}
+
+
+def test_exits_fill_as_the_backtest_does_on_a_real_market(tmp_path):
+    """BTC/USDT 1h (the first 700 bars of 2022): opens differ from the previous closes in
+    half the bars, so market orders fill at the next open, as they would after a close."""
+    from quantlib.data import load_ohlcv
+    from tests.conftest import shared_data_path
+
+    frame = load_ohlcv(shared_data_path("btc_usdt_1h_2022_2023.csv")).iloc[:700]
+    params = {"fast": 5, "slow": 20}
+    expected = backtest_fills(frame, params)
+    got, kinds, _ = _live_fills(frame, exits_spec(params, "BTC/USDT"), tmp_path,
+                                next_open=True)
+    assert kinds["stop-loss"].count("closed") >= 5 and kinds["take-profit"].count("closed") >= 2
+    clashes = signal_stop_clashes(frame, expected, params)
+    assert_same_fills(got, expected, clashes)

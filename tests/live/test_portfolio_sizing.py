@@ -1,6 +1,7 @@
 """Percent sizing of a portfolio spec live: each entry is sized, when it is sent, from the quote
-balance the exchange reports after the bar's earlier orders filled (the backtest's rule: a later
-symbol's percent entry spends a fraction of the cash the earlier fills left).
+balance the exchange reports after the bar's earlier orders filled, at the ask quoted then (the
+backtest's rule: a later symbol's percent entry spends a fraction of the cash the earlier fills
+left, at its fill price). The loopback quotes the last price as the ask: the close here.
 
 Checked on the loopback Kraken with three markets walked bar by bar:
 
@@ -10,7 +11,7 @@ Checked on the loopback Kraken with three markets walked bar by bar:
   entry's units truncated to the lot leave a little more cash for the next);
 - a venue that slips 30 bp: each entry's units are ``x * quote balance before it / (close *
   (1 + fees))``, the balance taken from the exchange's own ledger of fills (independent of
-  the runner's books); so an entry spends the backtest rule's budget times ``fill / close`` and
+  the runner's books); so an entry spends the backtest rule's budget times ``fill / ask`` and
   nothing else. The runner's former estimate (earlier entries costed at the close) would
   differ on later symbols, which the test also shows.
 """

@@ -198,16 +198,23 @@ class CcxtBroker(RestingExits, Broker):
         return float(min(risk.order_size, cash / (1.0 + fees)) / price)
 
     def _entry_amount(self, order: OrderRow) -> float:
-        """A long entry's units sized when it is sent, from the quote balance the exchange
-        reports then (after the bar's earlier orders filled), at the close it was decided on.
+        """A long entry's units sized when it is sent: from the quote balance the exchange
+        reports then (after the bar's earlier orders filled) at the ask it quotes then.
 
-        The backtest sizes a portfolio's later symbol from the cash the earlier ones' fills
-        left; the runner's estimate (earlier entries costed at the close) differs from that by
-        the earlier fills' slippage, this does not: the one difference left is the price, the
-        close here and the fill price in the backtest, so an entry spends the backtest rule's
-        budget times ``fill price / close``."""
+        The backtest sizes an entry from the cash the bar's earlier fills left, at the entry's
+        own fill price. The runner's estimate (the close, earlier entries costed at it) misses
+        both: earlier fills' slippage, and the move from the close to the fill (a whole-cash
+        entry sized at the close is refused by the exchange whenever the price rose since).
+        This leaves one difference: the ask versus the fill price, so an entry spends the
+        backtest rule's budget times ``fill price / ask``. The close is the fallback when the
+        exchange quotes no ask."""
+        if not (order.intent.startswith("signal|") and order.side > 0):
+            return order.amount
         price = self.store.get_float(self._key("sizing_price", order.symbol), math.nan)
-        if not (order.intent.startswith("signal|") and order.side > 0) or not price > 0:
+        ticker = self._call("fetch_ticker", self.exchange.fetch_ticker, order.symbol)
+        ask = float((ticker or {}).get("ask") or math.nan)
+        price = ask if ask > 0 else price
+        if not price > 0:
             return order.amount
         self.refresh_balance()
         return self._entry_units(self.free_balance(), price)
