@@ -52,7 +52,9 @@ class Broker:
 
     1. ``on_bar(bars)`` (``{symbol: Bar}`` of one closed bar time, in the spec's symbol order)
        inside the bar's transaction: paper checks the exits on each symbol's bar and fills
-       pending orders at its open, as the backtest does; live checks the exits of the bar;
+       pending orders at its open, as the backtest does; live records the exits the exchange
+       filled during the bar and queues the resting exits of positions whose entry's bar just
+       closed (``resting_exits.py``);
     2. the runner commits the decision and intents (status ``new``);
     3. ``submit(order)`` for each intent, outside the transaction; it must be idempotent by
        ``client_id`` and record the outcome itself.
