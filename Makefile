@@ -39,7 +39,7 @@ bench: setup
 	@# backtesting.py is the comparison baseline of bench_grid.py: benchmark-only, never a runtime dependency
 	$(BIN)/python -m pip install -q backtesting
 	@# bench_backtest.py also runs bench_grid.py, so one command prints the whole backtest table
-	@for script in bench_data bench_backtest bench_regime bench_optimize bench_mtf bench_ml bench_live bench_report bench_startup; do \
+	@for script in bench_data bench_backtest bench_regime bench_optimize bench_mtf bench_perp bench_perp_data bench_ml bench_live bench_report bench_startup; do \
 		echo "== benchmarks/$$script.py"; $(BIN)/python benchmarks/$$script.py || exit 1; done
 
 lint: setup
