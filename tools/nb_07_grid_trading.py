@@ -26,13 +26,13 @@ slippage_bps = 2.0
 sweep_levels = [4, 8, 12, 16, 24]
 sweep_widths = None             # range widths swept; None: from the data*
 heatmap_metric = "sharpe"
-# *multiples of the data's move scale (bar volatility x sqrt(bars), quantlib.optimize.defaults),
+# *multiples of the data's move scale (bar volatility x sqrt(bars), quantlib.report.defaults),
 #  so the ranges fit the market given instead of one synthetic seed"""),
     ("code", """from quantlib.backtest import BacktestConfig
 from quantlib.backtest.grid import (FILL_MODELS, SPACINGS, compare_fill_models,
                                     fill_model_summary, run_grid)
 from quantlib.data import load
-from quantlib.optimize.defaults import grid_notebook_defaults
+from quantlib.report.defaults import grid_notebook_defaults
 from quantlib.plotting.backtest import plot_param_heatmap
 from quantlib.plotting.grid import plot_grid_equity, plot_grid_fills
 from quantlib.report.record import record_data, record_metrics

@@ -41,7 +41,7 @@ def test_notebook_runs_and_records_consistent_metrics(tmp_path):
     X = regime_features(df, ["returns"], 24)
     split = X.index[int(len(X) * 0.5)]
     # the notebook's default range: 0.25 x the training bars' log-return std x sqrt(held-out
-    # bars), three significant digits (quantlib.optimize.defaults)
+    # bars), three significant digits (quantlib.report.defaults)
     train_close = df["close"].loc[:split].iloc[:-1].to_numpy()
     width = 0.25 * np.diff(np.log(train_close)).std(ddof=1) * np.sqrt(len(df.loc[split:]))
     width = float(f"{width:.3g}")

@@ -1,4 +1,4 @@
-"""Notebook defaults from the data: the move scale in closed form, blind to the bars after its
+"""Notebook defaults from the data (quantlib.report.defaults): the move scale in closed form, blind to the bars after its
 leading window, scaling with the market, sized for real files, bad input named."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quantlib.errors import DataError, ParameterError
-from quantlib.optimize.defaults import (
+from quantlib.report.defaults import (
     MAX_WIDTH,
     MoveScale,
     grid_study_space,
@@ -124,7 +124,7 @@ def test_bad_input_is_named():
 
 def test_notebook_helpers_fill_only_missing_widths():
     from quantlib.data import load
-    from quantlib.optimize.defaults import (
+    from quantlib.report.defaults import (
         COMPARE_RANGE,
         GRID_RANGE,
         SWEEP_WIDTHS,
@@ -147,3 +147,20 @@ def test_notebook_helpers_fill_only_missing_widths():
     assert p["lower_pct"] == p["upper_pct"] == float(f"{0.5 * vol * math.sqrt(300):.3g}")
     assert fill_widths({"lower_pct": 0.2, "upper_pct": 0.3}, train) == {"lower_pct": 0.2,
                                                                       "upper_pct": 0.3}
+
+
+def test_importing_the_defaults_loads_no_optimizer():
+    """Notebooks 03, 06 and 07 import it: it must not pull optuna, scipy.stats or vectorbt
+    (quantlib.optimize's package import costs seconds of CPU per kernel)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nimport quantlib.report.defaults\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    heavy = {"optuna", "scipy.stats", "vectorbt", "quantlib.optimize", "sklearn"}
+    assert loaded & heavy == set()
