@@ -62,6 +62,7 @@ KERNEL_MODULES = (
     "quantlib.backtest.metrics_nb",
     "quantlib.backtest.orders_nb",
     "quantlib.backtest.sweep_rows_nb",
+    "quantlib.backtest.sweep_fill_nb",
     "quantlib.backtest.sweep_nb",
     "quantlib.regime.filter_nb",
     "quantlib.ml.features_nb",
