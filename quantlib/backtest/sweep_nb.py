@@ -2,9 +2,13 @@
 
 One ``prange`` call backtests every parameter combination of a built-in signal kind on one
 symbol. Each combination walks the bars once: its target comes from indicator rows computed once
-per distinct window (by the same kernels the kinds call, :mod:`quantlib.backtest.indicators_nb`),
-its orders are filled by the order rule (:func:`quantlib.live.brokers.order_rule_nb.
-signal_fill_nb`), and only running sums leave the loop (no bars x combinations matrix).
+per distinct window in O(bars) with an error bound (:mod:`quantlib.backtest.sweep_rows_nb`); a
+comparison those rows cannot decide (a gap within the bounds: ties, near-ties) is decided by the
+kinds' own values at that bar (:mod:`quantlib.backtest.indicators_nb`), so every target is the
+kind's, bit for bit. Its orders are filled by the order rule
+(:func:`quantlib.live.brokers.order_rule_nb.signal_fill_nb`, through
+:mod:`quantlib.backtest.sweep_fill_nb`), and only running sums leave the loop (no bars x
+combinations matrix).
 
 What the loop reproduces, in the backtest engine's words (``quantlib/backtest/engine.py``):
 
@@ -41,6 +45,25 @@ import math
 import numpy as np
 
 from quantlib.backtest.indicators_nb import fir_weights_nb, hold_nb
+from quantlib.backtest.sweep_fill_nb import (
+    A_CASH,
+    A_FEES,
+    A_FLOW,
+    A_FREE_CASH,
+    A_GROSS_LOSS,
+    A_GROSS_PROFIT,
+    A_N_TRADES,
+    A_PNL_SUM,
+    A_POSITION,
+    A_SL,
+    A_TP,
+    A_TRADED,
+    A_UNITS,
+    A_WINS,
+    N_ACCOUNT,
+    account_fill_nb,
+    stop_fill_price_nb,
+)
 from quantlib.backtest.sweep_rows_nb import (
     U2,
     ema_err_nb,
@@ -52,7 +75,6 @@ from quantlib.backtest.sweep_rows_nb import (
     max_abs_nb,
 )
 from quantlib.jit import njit, prange
-from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
 
 # kinds the loop knows (quantlib.strategy.kinds)
 MA_CROSS, EMA_CROSS, RSI_REVERSION, BOLLINGER, DONCHIAN, MACD = 0, 1, 2, 3, 4, 5
@@ -80,126 +102,6 @@ N_STATS = 18
 
 # columns of the per-row metadata of a bank (meta_a, meta_b)
 M_WINDOW, M_ALPHA, M_ERR = 0, 1, 2
-
-REL_TOL = 1e-9  # vectorbt's tolerance for "the whole position" in its trade records
-ABS_TOL = 1e-12
-
-
-@njit(cache=True)
-def _is_close_nb(a, b):
-    if a == b:
-        return True
-    return abs(a - b) <= max(REL_TOL * max(abs(a), abs(b)), ABS_TOL)
-
-
-@njit(cache=True)
-def _trade_pnl_nb(size, entry_price, entry_fees, exit_price, exit_fees, is_long):
-    """Pnl of a closed trade, summed in vectorbt's order (a value difference that cancels
-    within tolerance is zero)."""
-    entry_val = size * entry_price
-    exit_val = size * exit_price
-    diff = 0.0 if _is_close_nb(exit_val, entry_val) else exit_val - entry_val
-    if diff != 0 and not is_long:
-        diff = -diff
-    return diff - entry_fees - exit_fees
-
-
-# slots of the per-combination account array (_fill_nb)
-(A_CASH, A_POSITION, A_DEBT, A_FREE_CASH, A_FLOW, A_UNITS, A_SL, A_TP, A_ENTRY_SIZE,
- A_ENTRY_GROSS, A_ENTRY_FEES, A_TRADE_LONG, A_N_TRADES, A_WINS, A_GROSS_PROFIT, A_GROSS_LOSS,
- A_PNL_SUM, A_TRADED, A_FEES) = range(19)
-N_ACCOUNT = 19
-
-
-@njit(cache=True)
-def _close_trade_nb(acct, units, fill_price, fee, side):
-    """Trade bookkeeping of a fill against the open trade (a close, part-close or reversal);
-    returns the closed trade's pnl."""
-    size, gross, fees = acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES]
-    is_long = acct[A_TRADE_LONG] > 0
-    whole = _is_close_nb(units, size)
-    if whole or units < size:
-        closed = size if whole else units
-        pnl = _trade_pnl_nb(closed, gross / size, closed / size * fees, fill_price, fee, is_long)
-        keep = 0.0 if whole else (size - units) / size
-        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS] = size * keep, gross * keep
-        acct[A_ENTRY_FEES] = fees * keep
-        return pnl
-    # reversal: close every unit, open the rest the other way
-    closed_fee = size / units * fee
-    pnl = _trade_pnl_nb(size, gross / size, fees, fill_price, closed_fee, is_long)
-    acct[A_ENTRY_SIZE] = units - size
-    acct[A_ENTRY_GROSS] = acct[A_ENTRY_SIZE] * fill_price
-    acct[A_ENTRY_FEES] = fee - closed_fee
-    acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
-    return pnl
-
-
-@njit(cache=True)
-def _fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing, price, fees,
-             slippage):
-    """One bar's signals through the order rule, then the engine's sums, the trade records and
-    the stops; returns -1, or the order rule's BAD_INPUT argument index."""
-    res = signal_fill_nb(acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH],
-                         enter_long, exit_long, enter_short, exit_short, size, sizing, price,
-                         fees, slippage)
-    if res[0] == BAD_INPUT:
-        return res[1]
-    if res[0] != FILLED:
-        return -1
-    side, units, fill_price, fee = res[2], res[3], res[4], res[5]
-    old_position = acct[A_POSITION]
-    acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH] = res[6], res[7], res[8], \
-        res[9]
-    signed = units if side > 0 else -units
-    acct[A_UNITS] += signed
-    acct[A_FLOW] += -signed * fill_price - fee
-    acct[A_TRADED] += fill_price * units
-    acct[A_FEES] += fee
-    # trades: a fill on the open side opens or adds, the other side closes or reverses
-    if acct[A_ENTRY_SIZE] == 0.0:
-        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES] = units, units * fill_price, fee
-        acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
-    elif (acct[A_TRADE_LONG] > 0) == (side > 0):
-        acct[A_ENTRY_SIZE] += units
-        acct[A_ENTRY_GROSS] += units * fill_price
-        acct[A_ENTRY_FEES] += fee
-    else:
-        pnl = _close_trade_nb(acct, units, fill_price, fee, side)
-        if math.isfinite(pnl):
-            acct[A_N_TRADES] += 1.0
-            acct[A_PNL_SUM] += pnl
-            if pnl > 0:
-                acct[A_WINS] += 1.0
-                acct[A_GROSS_PROFIT] += pnl
-            elif pnl < 0:
-                acct[A_GROSS_LOSS] -= pnl
-    # stops: cleared when flat, set from the fill when a position opens or flips
-    position = acct[A_POSITION]
-    if position == 0:
-        acct[A_SL], acct[A_TP] = np.nan, np.nan
-    elif old_position == 0 or (old_position > 0) != (position > 0):
-        acct[A_SL], acct[A_TP] = fill_price, fill_price
-    return -1
-
-
-@njit(cache=True)
-def _stop_price_nb(position, level_base, stop, open_, low, high, hit_below):
-    """Fill price of a stop on this bar, NaN when it does not fire (open first, then level)."""
-    if (position > 0 and hit_below) or (position < 0 and not hit_below):
-        level = level_base * (1.0 - stop)
-        if open_ <= level:
-            return open_
-        if low <= level <= high:
-            return level
-        return np.nan
-    level = level_base * (1.0 + stop)
-    if level <= open_:
-        return open_
-    if low <= level <= high:
-        return level
-    return np.nan
-
 
 @njit(cache=True)
 def _level_nb(up, down, t, warmup):
@@ -296,7 +198,7 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     stats[S_BAD_ARG] = -1.0
     sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
     has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
-    # The account, stops and trade sums live in one small array that _fill_nb updates, so the
+    # The account, stops and trade sums live in one small array that account_fill_nb updates, so the
     # per-bar loop keeps only what every bar reads (position, equity sums) in registers.
     acct = np.zeros(N_ACCOUNT)
     acct[A_CASH], acct[A_FREE_CASH] = init_cash, init_cash
@@ -368,10 +270,10 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
         if position != 0 and (has_sl or has_tp):
             stop_fill = np.nan
             if has_sl:
-                stop_fill = _stop_price_nb(position, acct[A_SL], sl_stop, open_[i], low[i],
+                stop_fill = stop_fill_price_nb(position, acct[A_SL], sl_stop, open_[i], low[i],
                                            high[i], True)
             if math.isnan(stop_fill) and has_tp:
-                stop_fill = _stop_price_nb(position, acct[A_TP], tp_stop, open_[i], low[i],
+                stop_fill = stop_fill_price_nb(position, acct[A_TP], tp_stop, open_[i], low[i],
                                            high[i], False)
             if has_sl and trail:  # the trailing level moves after this bar's check
                 if position > 0 and high[i] > acct[A_SL]:
@@ -383,7 +285,7 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 exit_long, exit_short = position > 0, position < 0
                 order_price, order_slip = stop_fill, 0.0
         if enter_long or exit_long or enter_short or exit_short:
-            bad = _fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing,
+            bad = account_fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing,
                            order_price, fees, order_slip)
             if bad >= 0:
                 stats[S_BAD_ARG] = bad
