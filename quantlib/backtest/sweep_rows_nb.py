@@ -133,17 +133,29 @@ def ema_err_nb(alpha, length, scale):
 
 @njit(cache=True)
 def sma_err_nb(w, n, scale):
+    """Bound of :func:`sma_rows_nb` rows of window ``w`` over ``n`` bars, ``scale = max|x|``."""
     return ((w + 8.0) * U2 + n * w * TINY) * scale
 
 
 @njit(cache=True)
 def std_err_nb(w, n, scale):
+    """Bound of :func:`std_rows_nb` rows of window ``w`` over ``n`` bars, ``scale = max|x|``."""
     return (math.sqrt(16.0 * U2) + (3.0 * w + 12.0) * U2 + n * w * TINY) * scale
 
 
 @njit(cache=True, parallel=True)
 def sma_rows_nb(x, windows):
-    """``(rows, err)``: the SMA of every window and its bound."""
+    """``(rows, err)``: the SMA of every window and its bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantlib.backtest.indicators_nb import rolling_mean_nb
+    >>> x = np.linspace(100.0, 110.0, 50)
+    >>> rows, err = sma_rows_nb(x, np.array([5, 20]))
+    >>> bool(np.nanmax(np.abs(rows[1] - rolling_mean_nb(x, 20))) <= err[1] < 1e-10)
+    True
+    """
     rows = np.empty((windows.shape[0], x.shape[0]))
     err = np.empty(windows.shape[0])
     scale = max_abs_nb(x)
