@@ -201,6 +201,9 @@ def _worker(job: dict) -> list[int]:
                         sampler=make_sampler(job["sampler"], job["seed"],
                                              len(job["objective"].objectives), job["constrained"]),
                         pruner=_make_pruner(job["pruner"]))
+    batch_size = job.get("batch_size", BATCH_SIZE)
+    if job["pruner"] in (None, "none") and batch_size > 1:  # random / enqueued trials batched
+        return optimize_batched(study, job["objective"], job["n_trials"], batch_size)
     numbers: list[int] = []
     study.optimize(job["objective"], n_trials=job["n_trials"],
                    callbacks=[lambda s, t: numbers.append(t.number)], catch=())
@@ -335,7 +338,7 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     n_workers : processes sharing the study through ``storage`` (needs a database URL).
     enqueue : parameter sets to try first (``study.enqueue_trial``), e.g. a previous best.
     batch_size : trials evaluated in one backtest call where the sampler allows it (the random
-        sampler, enqueued trials; :mod:`quantlib.optimize.study_batch`) in a single-worker
+        sampler, enqueued trials; :mod:`quantlib.optimize.study_batch`) in each worker of a
         study without pruning; 1 = every trial on its own. The values are the same either way.
 
     Examples
@@ -385,7 +388,8 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
         share = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
         jobs = [dict(study_name=study_name, storage=storage or default_storage(),
                      sampler=sampler, seed=None if seed is None else seed + i,
-                     constrained=constrained, pruner=pruner, objective=objective, n_trials=k)
+                     constrained=constrained, pruner=pruner, objective=objective, n_trials=k,
+                     batch_size=batch_size)
                 for i, k in enumerate(share) if k > 0]
         with mp.get_context("spawn").Pool(len(jobs)) as pool:
             ran = [n for numbers in pool.map(_worker, jobs) for n in numbers]

@@ -103,3 +103,16 @@ def test_batch_size_below_one_is_refused_by_name():
     with pytest.raises(ParameterError, match="batch_size"):
         run_study("ma_cross", _bars(4, 300), sampler="random", n_trials=2, storage="memory",
                   n_splits=4, batch_size=0)
+
+
+def test_two_workers_batch_random_trials_into_one_sqlite_study(tmp_path):
+    data = _bars(5, 500)
+    res = run_study("ma_cross", data, space={"fast": (2, 9), "slow": (12, 40)},
+                    sampler="random", n_trials=10, storage=f"sqlite:///{tmp_path}/s.db",
+                    study_name="batched", seed=2, n_splits=4, n_workers=2, batch_size=5)
+    assert sorted(res.ran_trials) == list(range(10))
+    done = [t for t in res.study.trials if t.state.name == "COMPLETE"]
+    assert done
+    reference = run_backtest("ma_cross", data, [t.user_attrs["params"] for t in done])
+    np.testing.assert_allclose([t.value for t in done], reference.metrics["sharpe"].to_numpy(),
+                               rtol=1e-9)
