@@ -207,10 +207,10 @@ class CcxtBroker(RestingExits, Broker):
         entry sized at the close is refused by the exchange whenever the price rose since).
         This leaves one difference: the ask versus the fill price, so an entry spends the
         backtest rule's budget times ``fill price / ask``. The close is the fallback when the
-        exchange quotes no ask."""
-        if not (order.intent.startswith("signal|") and order.side > 0):
-            return order.amount
+        exchange quotes no ask. An intent the broker did not size is sent as given."""
         price = self.store.get_float(self._key("sizing_price", order.symbol), math.nan)
+        if not (order.intent.startswith("signal|") and order.side > 0) or math.isnan(price):
+            return order.amount  # not an entry :meth:`intent_amount` sized: sent as given
         ticker = self._call("fetch_ticker", self.exchange.fetch_ticker, order.symbol)
         ask = float((ticker or {}).get("ask") or math.nan)
         price = ask if ask > 0 else price
