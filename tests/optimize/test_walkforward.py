@@ -136,3 +136,18 @@ def test_oos_benchmark_skips_the_bars_between_test_windows(data):
                                                                             rel=1e-12)
     values = oos_benchmark_values(data["close"], wf.oos_returns.index)
     assert values.iloc[-1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_excess_objective_is_judged_out_of_sample_too(data):
+    """objective="excess_sharpe": each split's OOS value is the test window's Sharpe minus the
+    holder's (both from the bar returns, plain numpy), not NaN."""
+    wf = walk_forward("ma_cross", data, WalkForwardSplitter(train=500, test=300),
+                      space={"fast": [3, 8], "slow": [20]}, objective="excess_sharpe",
+                      n_splits=4)
+    close = data["close"].to_numpy()
+    for k, (_, (te0, te1)) in enumerate(WalkForwardSplitter(500, 300).split(len(data))):
+        r = wf.oos_returns.iloc[k * 300:(k + 1) * 300].to_numpy()
+        b = np.r_[0.0, close[te0 + 1:te1] / close[te0:te1 - 1] - 1.0]
+        ann = np.sqrt(365 * 24)
+        expected = (r.mean() / r.std(ddof=1) - b.mean() / b.std(ddof=1)) * ann
+        assert wf.splits["oos_value"].iloc[k] == pytest.approx(expected, rel=1e-9)
