@@ -103,6 +103,46 @@ def _resolve_exchange(exchange: Any) -> Any:
     return exchange
 
 
+def call_with_retries(pager: Any, request: Any, *, where: str) -> Any:
+    """One page request with the download's retry rules; ``pager`` counts the attempts.
+
+    Network trouble, rate limits and timeouts are retried ``pager.max_retries`` times with
+    exponential back-off; any other ccxt error is final and reported with ``where``.
+    """
+    import ccxt
+
+    retryable = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
+                 ccxt.RequestTimeout)
+    exchange = pager.exchange
+    last_error: Exception | None = None
+    for attempt in range(pager.max_retries + 1):
+        # cleared so that check_json_body sees this attempt's body, not an earlier one's
+        exchange.last_json_response = None
+        exchange.last_http_response = None
+        pager.n_requests += 1
+        try:
+            return request()
+        except retryable as exc:
+            last_error = exc
+            if attempt < pager.max_retries:
+                _sleep(min(pager.backoff_base * 2**attempt, _BACKOFF_MAX))
+        except ccxt.BadSymbol as exc:
+            raise ExchangeError(f"{exchange.id}: unknown symbol {pager.symbol!r} ({exc})") from None
+        except ccxt.BaseError as exc:
+            raise ExchangeError(f"{where}: the exchange refused the request: "
+                                f"{type(exc).__name__}: {exc}") from None
+    raise ExchangeError(f"{where}: gave up after {pager.max_retries + 1} attempts; last error: "
+                        f"{type(last_error).__name__}: {last_error}")
+
+
+def check_json_body(exchange: Any, where: str) -> None:
+    """Refuse a response whose body was not JSON (ccxt would hand it back as a plain string)."""
+    body = exchange.last_http_response
+    if body and exchange.last_json_response is None:
+        snippet = body[:80] + ("..." if len(body) > 80 else "")
+        raise ExchangeError(f"{where}: malformed response, not valid JSON: {snippet!r}")
+
+
 class _Pager:
     """Calls ``exchange.fetch_ohlcv`` page by page with retries; one instance per download."""
 
@@ -123,40 +163,15 @@ class _Pager:
         return f"{self.exchange.id} {self.symbol} {self.timeframe} (page since {_iso(since_ms)})"
 
     def _call(self, since_ms: int) -> list:
-        import ccxt
-
-        retryable = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
-                     ccxt.RequestTimeout)
-        last_error: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            self.exchange.last_json_response = None
-            self.exchange.last_http_response = None
-            self.n_requests += 1
-            try:
-                rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since_ms,
-                                                 limit=self.limit, params=dict(self.params))
-            except retryable as exc:
-                last_error = exc
-                if attempt < self.max_retries:
-                    _sleep(min(self.backoff_base * 2**attempt, _BACKOFF_MAX))
-                continue
-            except ccxt.BadSymbol as exc:
-                raise ExchangeError(f"{self.exchange.id}: unknown symbol {self.symbol!r} "
-                                    f"({exc})") from None
-            except ccxt.BaseError as exc:
-                raise ExchangeError(f"{self._where(since_ms)}: the exchange refused the request: "
-                                    f"{type(exc).__name__}: {exc}") from None
-            self._check_response(rows, since_ms)
-            return rows[:-1] if self.drop_last else rows
-        raise ExchangeError(f"{self._where(since_ms)}: gave up after {self.max_retries + 1} "
-                            f"attempts; last error: {type(last_error).__name__}: {last_error}")
+        rows = call_with_retries(
+            self, lambda: self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since_ms,
+                                                    limit=self.limit, params=dict(self.params)),
+            where=self._where(since_ms))
+        self._check_response(rows, since_ms)
+        return rows[:-1] if self.drop_last else rows
 
     def _check_response(self, rows: Any, since_ms: int) -> None:
-        body = self.exchange.last_http_response
-        if body and self.exchange.last_json_response is None:
-            snippet = body[:80] + ("..." if len(body) > 80 else "")
-            raise ExchangeError(f"{self._where(since_ms)}: malformed response, not valid JSON: "
-                                f"{snippet!r}")
+        check_json_body(self.exchange, self._where(since_ms))
         if not isinstance(rows, list):
             raise ExchangeError(f"{self._where(since_ms)}: malformed response: expected a list of "
                                 f"candles, got {type(rows).__name__}")

@@ -99,40 +99,15 @@ class _FundingPager:
         return f"{self.exchange.id} {self.symbol} funding (page since {_fetch._iso(since_ms)})"
 
     def _call(self, since_ms: int, end_ms: int) -> list[tuple[int, float]]:
-        import ccxt
-
-        retryable = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
-                     ccxt.RequestTimeout)
-        last_error: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            self.exchange.last_json_response = None
-            self.exchange.last_http_response = None
-            self.n_requests += 1
-            try:
-                records = self.exchange.fetch_funding_rate_history(
-                    self.symbol, since=since_ms, limit=FUNDING_PAGE_LIMIT,
-                    params={"endTime": end_ms - 1})  # Binance's endTime is inclusive
-            except retryable as exc:
-                last_error = exc
-                if attempt < self.max_retries:
-                    _fetch._sleep(min(self.backoff_base * 2**attempt, _fetch._BACKOFF_MAX))
-                continue
-            except ccxt.BadSymbol as exc:
-                raise ExchangeError(f"{self.exchange.id}: unknown symbol {self.symbol!r} "
-                                    f"({exc})") from None
-            except ccxt.BaseError as exc:
-                raise ExchangeError(f"{self._where(since_ms)}: the exchange refused the request: "
-                                    f"{type(exc).__name__}: {exc}") from None
-            return self._parse(records, since_ms)
-        raise ExchangeError(f"{self._where(since_ms)}: gave up after {self.max_retries + 1} "
-                            f"attempts; last error: {type(last_error).__name__}: {last_error}")
+        records = _fetch.call_with_retries(
+            self, lambda: self.exchange.fetch_funding_rate_history(
+                self.symbol, since=since_ms, limit=FUNDING_PAGE_LIMIT,
+                params={"endTime": end_ms - 1}),  # Binance's endTime is inclusive
+            where=self._where(since_ms))
+        return self._parse(records, since_ms)
 
     def _parse(self, records: Any, since_ms: int) -> list[tuple[int, float]]:
-        body = self.exchange.last_http_response
-        if body and self.exchange.last_json_response is None:
-            snippet = body[:80] + ("..." if len(body) > 80 else "")
-            raise ExchangeError(f"{self._where(since_ms)}: malformed response, not valid JSON: "
-                                f"{snippet!r}")
+        _fetch.check_json_body(self.exchange, self._where(since_ms))
         if not isinstance(records, list):
             raise ExchangeError(f"{self._where(since_ms)}: malformed response: expected a list "
                                 f"of funding records, got {type(records).__name__}")
