@@ -74,7 +74,9 @@ class ExecutionSpec(_Model):
     execution: Literal["next_open"] = "next_open"
     direction: Literal["longonly", "shortonly", "both"] = "longonly"
     stop_on_exchange: bool = Field(
-        False, description="live mode: rest the stop-loss at the exchange once an entry fills")
+        False, description="live mode: rest the stop-loss and take-profit at the exchange from "
+        "the close of the entry's bar (the sibling is cancelled when one fills); required for "
+        "live exits, which would otherwise fill at a different price than the backtest's")
 
 
 class RiskSpec(_Model):
