@@ -21,9 +21,11 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTPServer
 
 FAULT_KINDS = ("http", "timeout", "malformed")
 
@@ -58,7 +60,7 @@ class Fault:
     delay: float | None = None
 
 
-class RouteServer:
+class RouteServer(LoopbackHTTPServer):
     """Lifecycle, routing, signing, faults and recording shared by loopback Binance venues.
 
     Subclasses fill ``self.routes`` and call ``super().__init__(api_key, secret)`` first.
@@ -72,36 +74,10 @@ class RouteServer:
         self.routes: dict[tuple[str, str], Route] = {}
         self._lock = threading.RLock()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._httpd: ThreadingHTTPServer | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> RouteServer:
-        handler = type("_Handler", (_Handler,), {"venue": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> RouteServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:53121``."""
-        if self._httpd is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def _handler_class(self) -> type:
+        return type("_Handler", (_Handler,), {"venue": self})
 
     def inject_fault(self, path: str, kind: str, *, times: int = 1, status: int | None = None,
                      delay: float | None = None) -> None:

@@ -102,13 +102,15 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.support.loopback_http import LoopbackHTTPServer
 
 DEFAULT_API_KEY = "quantlib-loopback-test-key"
 # A fixed 64-byte secret, base64 encoded like the secrets Kraken hands out.
@@ -175,7 +177,7 @@ def _vol(value: float) -> str:
     return f"{value:.8f}"
 
 
-class KrakenServer:
+class KrakenServer(LoopbackHTTPServer):
     """Threaded loopback server speaking Kraken's REST API; see the module docstring.
 
     Parameters
@@ -225,41 +227,13 @@ class KrakenServer:
         self._holds: dict[str, float] = defaultdict(float)
         self._last_nonce: dict[str, int] = {}
         self._txid_counter = itertools.count(1)
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.add_pair(symbol)
         if ohlcv is not None:
             self.set_ohlcv(ohlcv, symbol=symbol, timeframe=timeframe)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> KrakenServer:
-        handler = type("_Handler", (_Handler,), {"kraken": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> KrakenServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:53121`` (what ccxt's ``urls['api']`` gets)."""
-        if self._httpd is None:
-            raise RuntimeError("KrakenServer is not started")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def _handler_class(self) -> type:
+        return type("_Handler", (_Handler,), {"kraken": self})
 
     # ------------------------------------------------------------------ configuration
     def add_pair(self, symbol: str) -> None:
