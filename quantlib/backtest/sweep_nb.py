@@ -188,9 +188,9 @@ def _clip_nb(target, long_ok, short_ok):
 
 @njit(cache=True, error_model="numpy")
 def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
-                       idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage,
-                       sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale, block_len,
-                       out, block_sum, block_sumsq):
+                       idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
+                       slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
+                       block_len, out, block_sum, block_sumsq):
     n = close.shape[0]
     path = (_donchian_targets_nb(c, bank_a, bank_b, idx_a, par1, warmup, close)
             if kind == DONCHIAN else np.zeros(1))
@@ -212,6 +212,8 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     row_a = bank_a[ia]
     row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
     p1, p2, warm = par1[c], par2[c], warmup[c]
+    gated = idx_m[c] >= 0  # a trend mask row gates this combination's targets
+    mask_row = mask[max(idx_m[c], 0)]
     tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
     # MACD's signal line: the truncated EMA of the line, by recursion from its first value
     len_g = int(p2) if kind == MACD else 1
@@ -260,6 +262,10 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
         else:
             target = path[t]
+        if gated and target != 0.0:  # htf_trend: trade only in the trend's direction
+            m = mask_row[t]
+            if (target > 0.0 and not m > 0.0) or (target < 0.0 and not m < 0.0):
+                target = 0.0
         target = _clip_nb(target, long_ok, short_ok)
         enter_long = target > 0 and not prev_target > 0
         exit_long = target == 0 and prev_target > 0
@@ -346,8 +352,8 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b, idx_a,
-                     idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage, sl_stop,
-                     tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+                     idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
+                     slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
     """Backtest every combination of one signal kind on one symbol (see the module docstring).
 
     Parameters
@@ -364,6 +370,9 @@ def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_
     par1, par2 : per combination, RSI lower/upper, Bollinger ``k``, Donchian window, MACD
         signal-line ``alpha`` and length.
     warmup : per combination, bars whose target is forced flat.
+    mask, idx_m : trend masks (rows x bars: +1 up, -1 down, 0 unknown) and per combination
+        the row gating its targets (``htf_trend``: a long target stands only where the row
+        is +1, a short one where it is -1), or -1 for none (``mask`` then 1 x 1).
     shift : 1 = a decision fills at the next bar's price, 0 = at the same bar's.
     size, sizing, fees, slippage : entry size and the order rule's sizing, costs as fractions.
     sl_stop, tp_stop : stop distances (NaN = none); ``trail``: the stop-loss trails.
@@ -381,16 +390,17 @@ def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_
     scale = max_abs_nb(close)
     for c in prange(idx_a.shape[0]):
         _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
-                           meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees,
-                           slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
-                           block_len, out, block_sum, block_sumsq)
+                           meta_b, idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size,
+                           sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
+                           init_cash, scale, block_len, out, block_sum, block_sumsq)
     return out, block_sum, block_sumsq
 
 
 @njit(cache=True, error_model="numpy")
 def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
-                            idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees, slippage,
-                            sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+                            idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing,
+                            fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
+                            init_cash, n_blocks):
     """:func:`sweep_signals_nb` on the calling thread: one optuna trial does not wake the
     thread pool (whose start-up costs more than a single combination)."""
     out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
@@ -398,9 +408,9 @@ def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b
     scale = max_abs_nb(close)
     for c in range(idx_a.shape[0]):
         _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
-                           meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees,
-                           slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
-                           block_len, out, block_sum, block_sumsq)
+                           meta_b, idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size,
+                           sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
+                           init_cash, scale, block_len, out, block_sum, block_sumsq)
     return out, block_sum, block_sumsq
 
 

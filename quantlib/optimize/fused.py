@@ -58,7 +58,7 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
     """
     from quantlib.backtest.config import BacktestConfig
 
-    if kind.engine != "signals" or kind.signal not in _kind_codes():
+    if kind.engine != "signals" or (kind.signal not in _kind_codes() and not is_htf_trend(kind)):
         return f"kind {kind.name!r} is not one of the built-in signal kinds"
     if not isinstance(data, pd.DataFrame):
         return "several symbols (shared-cash portfolios) are not fused yet"
@@ -139,7 +139,8 @@ def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
             meta_a = _meta(windows, None, np.zeros(len(windows)))
             par1[:] = [p["window"] for p in params]
     return dict(bank_a=bank_a, bank_b=bank_b, meta_a=meta_a, meta_b=meta_b, idx_a=idx_a,
-                idx_b=idx_b, par1=par1, par2=par2, warmup=warmup)
+                idx_b=idx_b, par1=par1, par2=par2, warmup=warmup, mask=np.zeros((1, 1)),
+                idx_m=np.full(m, -1, dtype=np.int64))
 
 
 def _metrics(stats: np.ndarray, n_bars: int, init_cash: float, periods_per_year: float,
@@ -222,8 +223,9 @@ class FusedPlan:
         stats, block_sum, block_sumsq = kernel(
             self.code, bars.open, bars.high, bars.low, bars.close,
             bars.open if next_open else bars.close, inp["bank_a"], inp["bank_b"],
-            inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part], inp["par1"][part], inp["par2"][part],
-            inp["warmup"][part], 1 if next_open else 0, float(cfg.size),
+            inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part],
+            inp["par1"][part], inp["par2"][part], inp["warmup"][part], inp["mask"],
+            inp["idx_m"][part], 1 if next_open else 0, float(cfg.size),
             rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
             float(cfg.slippage), np.nan if stop_loss is None else float(stop_loss),
             np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
@@ -243,14 +245,14 @@ class FusedPlan:
 
 def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
                config: Any = None, n_splits: int = 16, *,
-               data_validated: bool = False) -> FusedPlan:
+               data_validated: bool = False) -> Any:
     """Validate the request and build the indicator banks of a fused sweep (see
     :func:`fused_evaluate`); raises ParameterError naming what the fused path cannot do.
     ``data_validated=True``: the caller already ran ``validate_ohlcv`` on this frame (an optuna
-    objective checks its data once, not on every trial)."""
+    objective checks its data once, not on every trial). ``htf_trend`` yields a
+    :class:`~quantlib.optimize.fused_mtf.GatedPlan` (the same ``evaluate`` and ``n_combos``)."""
     from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import as_frames
-    from quantlib.strategy.bars import as_bars
 
     reason = fused_unsupported(kind, data, config)
     if reason is not None:
@@ -265,11 +267,32 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     if len(frame) < 2 * n_splits:
         raise ParameterError(f"data: {len(frame)} bars are too few for {n_splits} CSCV blocks "
                              f"(need >= {2 * n_splits})")
+    if is_htf_trend(kind):  # the wrapped kinds' plans, gated by trend masks
+        from quantlib.optimize.fused_mtf import htf_plan
+
+        return htf_plan(kind, frame, checked, cfg, int(n_splits))
+    return plan_of(kind, frame, checked, cfg, int(n_splits))
+
+
+def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any]], cfg: Any,
+            n_splits: int) -> FusedPlan:
+    """The :class:`FusedPlan` of a built-in kind on a validated frame, parameters and
+    configuration (what :func:`fused_plan` builds once it has checked them)."""
+    from quantlib.strategy.bars import as_bars
+
     code = _kind_codes()[kind.signal]
     bars = as_bars(frame)
     return FusedPlan(kind=kind, code=code, bars=bars,
                      inputs=_kernel_inputs(code, kind, bars, checked), config=cfg,
-                     n_splits=int(n_splits), bar_seconds=_bar_seconds(frame, cfg.timeframe))
+                     n_splits=n_splits, bar_seconds=_bar_seconds(frame, cfg.timeframe))
+
+
+def is_htf_trend(kind: StrategyKind) -> bool:
+    """Whether ``kind`` is the built-in ``htf_trend`` wrapper (fused around its inner kind:
+    :mod:`quantlib.optimize.fused_mtf`)."""
+    from quantlib.strategy.trend import HTF_TREND
+
+    return kind.signal is HTF_TREND.signal
 
 
 def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
@@ -329,4 +352,5 @@ def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,
                block_sum=block_sum[:n_splits], block_sumsq=block_sumsq[:n_splits])
 
 
-__all__ = ["FUSED_METRICS", "FusedPlan", "fused_evaluate", "fused_plan", "fused_unsupported"]
+__all__ = ["FUSED_METRICS", "FusedPlan", "fused_evaluate", "fused_plan", "fused_unsupported",
+           "is_htf_trend", "plan_of"]
