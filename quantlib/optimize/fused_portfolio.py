@@ -1,0 +1,234 @@
+"""Fused sweeps of shared-cash portfolios, with benchmark-relative metrics.
+
+:func:`portfolio_plan` builds, for every symbol of a ``{symbol: frame}`` portfolio, the indicator
+rows of each distinct window (the single-symbol path's
+:func:`quantlib.optimize.fused._kernel_inputs`), and :meth:`PortfolioPlan.evaluate` runs
+:func:`quantlib.backtest.sweep_portfolio_nb.sweep_portfolio_nb` over the combinations: the
+portfolio ``run_backtest`` simulates (one cash account, symbols settled in the mapping's order
+within each bar), as metrics rows and return moments, without a bars x combinations matrix.
+
+The rows hold every metric of :func:`quantlib.backtest.metrics.compute_metrics_frame`, the
+benchmark-relative ones included, against the same benchmark the backtest engine gives it: the
+buy-and-hold of the traded symbol(s), equal weight at the first close. The benchmark's own
+figures (its return, CAGR, Sharpe, drawdown) do not depend on the combination and come from the
+metrics module itself; alpha, beta, correlation, information ratio and capture ratios come from
+three running sums of the kernel (see :mod:`quantlib.backtest.sweep_portfolio_nb`). A single
+frame runs as a one-symbol portfolio: that is how the fused path serves a benchmark-relative
+objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.backtest import sweep_nb as snb
+from quantlib.backtest import sweep_portfolio_nb as pnb
+from quantlib.errors import KernelError, ParameterError
+from quantlib.strategy.registry import StrategyKind
+
+
+def _stack(per_symbol: list[dict[str, np.ndarray]], name: str) -> np.ndarray:
+    return np.ascontiguousarray(np.stack([inp[name] for inp in per_symbol]))
+
+
+def _wide(bars: list[Any], name: str) -> np.ndarray:
+    return np.ascontiguousarray(np.stack([np.asarray(getattr(b, name), dtype=np.float64)
+                                          for b in bars]))
+
+
+@dataclass
+class BenchmarkInputs:
+    """The benchmark over the sweep's bars: its bar returns (the first is 0: held from the
+    first close, as the equity's first return is against the initial cash), and its own
+    metrics (the same for every combination)."""
+
+    rets: np.ndarray
+    own: dict[str, float]
+
+    @classmethod
+    def of(cls, close: np.ndarray, index: pd.Index, periods: float) -> BenchmarkInputs:
+        """From the symbols' closes (bars x symbols), with the metrics module's definitions."""
+        from quantlib.backtest.benchmark import benchmark_values
+        from quantlib.backtest.metrics import _benchmark_metrics
+
+        values = benchmark_values(close, index)
+        path = np.concatenate([values[:1], values])
+        rets = np.diff(path) / path[:-1]
+        n = len(rets)
+        # the benchmark-only entries of the metrics function (a placeholder equity column)
+        own = _benchmark_metrics(close, index, np.zeros((n, 1)), np.ones((n + 1, 1)), True,
+                                 np.zeros(1), np.zeros(1), np.zeros(1), periods, n / periods,
+                                 np.zeros(1))
+        keep = ("benchmark_return", "benchmark_cagr", "benchmark_sharpe",
+                "benchmark_max_drawdown")
+        return cls(rets=rets, own={k: float(own[k][0]) for k in keep})
+
+
+def relative_from_sums(stats: np.ndarray, n_bars: int, bench: np.ndarray,
+                       periods_per_year: float) -> dict[str, np.ndarray]:
+    """Alpha, beta, correlation, information ratio and capture ratios of every combination
+    from the kernel's sums (the definitions of
+    :func:`quantlib.backtest.benchmark.relative_stats`)."""
+    n = float(n_bars)
+    s1, s2 = stats[:, snb.S_SUM_R], stats[:, snb.S_SUM_R2]
+    mean = s1 / n
+    nan = np.full(len(s1), np.nan)
+    if n_bars < 2:
+        return dict(alpha=nan, beta=nan, correlation=nan, information_ratio=nan,
+                    up_capture=nan, down_capture=nan)
+    std = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (n - 1.0))
+    mean_b = bench.mean()
+    centred = bench - mean_b
+    var_b = centred @ centred / (n - 1.0)
+    up, down = bench > 0, bench < 0
+    cov = stats[:, pnb.P_COV] / (n - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = cov / var_b if var_b > 0 else nan
+        alpha = (mean - beta * mean_b) * periods_per_year
+        correlation = cov / (std * np.sqrt(var_b))
+        tracking_var = std**2 + var_b - 2.0 * cov
+        tracked = tracking_var > 1e-12 * (std**2 + var_b)
+        information_ratio = np.where(
+            tracked, (mean - mean_b) / np.sqrt(np.where(tracked, tracking_var, 1.0))
+            * np.sqrt(periods_per_year), np.nan)
+        up_capture = ((stats[:, pnb.P_UP] / up.sum()) / bench[up].mean() if up.any() else nan)
+        down_capture = ((stats[:, pnb.P_DOWN] / down.sum()) / bench[down].mean()
+                        if down.any() else nan)
+    return dict(alpha=alpha, beta=beta, correlation=correlation,
+                information_ratio=information_ratio, up_capture=up_capture,
+                down_capture=down_capture)
+
+
+@dataclass
+class PortfolioPlan:
+    """Everything a fused portfolio sweep needs, built once (the single-symbol
+    :class:`~quantlib.optimize.fused.FusedPlan`'s counterpart): per-symbol bars and indicator
+    banks, per-combination indices, the benchmark and the configuration."""
+
+    kind: StrategyKind
+    code: int
+    symbols: list[str]
+    arrays: dict[str, np.ndarray]
+    inputs: dict[str, np.ndarray]
+    bench: BenchmarkInputs
+    config: Any
+    n_splits: int
+    bar_seconds: float
+
+    @property
+    def n_combos(self) -> int:
+        return len(self.inputs["idx_a"])
+
+    def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
+        """Every metric of :data:`quantlib.backtest.metrics.METRIC_NAMES` (one row per
+        combination) and the return moments of combinations ``start:stop``."""
+        from quantlib.backtest.metrics import METRIC_NAMES
+        from quantlib.live.brokers import order_rule_nb as rule
+        from quantlib.optimize.fused import _metrics, _moments
+        from quantlib.optimize.stats import ReturnMoments
+
+        cfg, a, inp = self.config, self.arrays, self.inputs
+        part = slice(start, self.n_combos if stop is None else stop)
+        next_open = cfg.execution == "next_open"
+        stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
+        bench = self.bench.rets
+        stats, block_sum, block_sumsq = pnb.sweep_portfolio_nb(
+            self.code, a["open"], a["high"], a["low"], a["close"],
+            a["open"] if next_open else a["close"], inp["bank_a"], inp["bank_b"],
+            inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part],
+            inp["par1"][part], inp["par2"][part], inp["warmup"][part], 1 if next_open else 0,
+            float(cfg.size), rule.PERCENT if cfg.size_type == "percent" else rule.VALUE,
+            float(cfg.fees), float(cfg.slippage),
+            np.nan if stop_loss is None else float(stop_loss),
+            np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
+            cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
+            bench - bench.mean(), bench, int(self.n_splits))
+        bad = stats[:, snb.S_BAD_ARG]
+        if (bad >= 0).any():
+            raise KernelError(f"fused portfolio sweep of {self.kind.name!r}: the order rule "
+                              f"refused argument #{int(bad[bad >= 0][0])} of signal_fill_nb "
+                              f"(configuration {cfg})")
+        n_bars = a["close"].shape[1]
+        periods = cfg.year_days * 86400.0 / self.bar_seconds
+        metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)
+        own = self.bench.own
+        for name, value in own.items():
+            metrics[name] = value
+        metrics["excess_return"] = metrics["total_return"] - own["benchmark_return"]
+        metrics["excess_sharpe"] = metrics["sharpe"] - own["benchmark_sharpe"]
+        for name, values in relative_from_sums(stats, n_bars, bench, periods).items():
+            metrics[name] = values
+        return metrics[list(METRIC_NAMES)], _moments(ReturnMoments, stats, n_bars, block_sum,
+                                                     block_sumsq, self.n_splits)
+
+
+def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.DataFrame],
+                   params: Sequence[Mapping[str, Any]], config: Any = None,
+                   n_splits: int = 16) -> PortfolioPlan:
+    """Validate a portfolio sweep and build its indicator banks (one frame: a one-symbol
+    portfolio); raises ParameterError naming what the fused path cannot do.
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> from quantlib.strategy import get_kind
+    >>> data = {"A": load("sample:bars=300,seed=1"), "B": load("sample:bars=300,seed=2")}
+    >>> plan = portfolio_plan(get_kind("ma_cross"), data, [{"fast": 5, "slow": 20}],
+    ...                       n_splits=4)
+    >>> metrics, _ = plan.evaluate()
+    >>> float(metrics["benchmark_return"].iloc[0]) == float(
+    ...     (data["A"].close.iloc[-1] / data["A"].close.iloc[0]
+    ...      + data["B"].close.iloc[-1] / data["B"].close.iloc[0]) / 2 - 1)
+    True
+    """
+    from quantlib.backtest.config import BacktestConfig
+    from quantlib.backtest.engine import as_frames
+    from quantlib.optimize.fused import _bar_seconds, _kernel_inputs, _kind_codes, fused_unsupported
+    from quantlib.strategy.bars import as_bars
+
+    frames = as_frames(data)
+    first = next(iter(frames.values()))
+    reason = fused_unsupported(kind, first, config)  # the kind and configuration checks
+    if reason is not None:
+        raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
+    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    checked = [kind.validate(p) for p in params]
+    if not checked:
+        raise ParameterError("params: expected at least one combination")
+    if n_splits < 2 or n_splits % 2:
+        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
+    if len(first) < 2 * n_splits:
+        raise ParameterError(f"data: {len(first)} bars are too few for {n_splits} CSCV blocks "
+                             f"(need >= {2 * n_splits})")
+    code = _kind_codes()[kind.signal]
+    bars = [as_bars(df) for df in frames.values()]
+    per_symbol = [_kernel_inputs(code, kind, b, checked) for b in bars]
+    inputs = {name: _stack(per_symbol, name) for name in ("bank_a", "bank_b", "meta_a",
+                                                          "meta_b")}
+    inputs.update({name: per_symbol[0][name] for name in ("idx_a", "idx_b", "par1", "par2",
+                                                          "warmup")})
+    arrays = {name: _wide(bars, name) for name in ("open", "high", "low", "close")}
+    bar_seconds = _bar_seconds(first, cfg.timeframe)
+    periods = cfg.year_days * 86400.0 / bar_seconds
+    bench = BenchmarkInputs.of(arrays["close"].T, first.index, periods)
+    return PortfolioPlan(kind=kind, code=code, symbols=list(frames), arrays=arrays,
+                         inputs=inputs, bench=bench, config=cfg, n_splits=int(n_splits),
+                         bar_seconds=bar_seconds)
+
+
+def portfolio_evaluate(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.DataFrame],
+                       params: Sequence[Mapping[str, Any]], config: Any = None,
+                       n_splits: int = 16) -> tuple[pd.DataFrame, Any]:
+    """Metrics (every metric, benchmark-relative included) and return moments of a built-in
+    signal kind's shared-cash portfolio, from one fused kernel call (see
+    :func:`portfolio_plan`)."""
+    return portfolio_plan(kind, data, params, config, n_splits).evaluate()
+
+
+__all__ = ["BenchmarkInputs", "PortfolioPlan", "portfolio_evaluate", "portfolio_plan",
+           "relative_from_sums"]
