@@ -16,6 +16,7 @@ All Sharpe ratios here are **per bar** (not annualised), as in the papers' formu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -206,8 +207,68 @@ def _block_sharpe(n: np.ndarray, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
     return np.divide(mean, std, out=np.zeros_like(mean), where=std > 1e-15)
 
 
-def pbo_from_moments(moments: ReturnMoments, max_combinations: int | None = None,
-                     chunk: int = 512) -> PBOResult:
+@functools.lru_cache(maxsize=8)
+def _cscv_splits(s_blocks: int, max_combinations: int | None) -> tuple[np.ndarray, ...]:
+    """The IS block choices in itertools order, and each choice as two half-bitmasks.
+
+    ``lo`` marks the chosen blocks among the first ``S/2``, ``hi`` among the last ``S/2``, so a
+    choice's sum is ``table_lo[lo] + table_hi[hi]`` (see :func:`_subset_sums`).
+    """
+    combos = itertools.combinations(range(s_blocks), s_blocks // 2)
+    if max_combinations is not None:
+        combos = itertools.islice(combos, max_combinations)
+    combos = np.array(list(combos), dtype=np.int64)                  # (C, S/2) IS blocks
+    half = s_blocks // 2
+    in_lo = combos < half
+    lo = np.where(in_lo, np.left_shift(1, np.where(in_lo, combos, 0)), 0).sum(axis=1)
+    hi = np.where(in_lo, 0, np.left_shift(1, np.where(in_lo, 0, combos - half))).sum(axis=1)
+    for arr in (combos, lo, hi):
+        arr.flags.writeable = False  # cached: shared by every call
+    return combos, lo, hi
+
+
+def _subset_sums(rows: np.ndarray) -> np.ndarray:
+    """``out[mask]`` = sum of ``rows[j]`` over the bits ``j`` set in ``mask`` (all 2**h masks)."""
+    h = rows.shape[0]
+    out = np.zeros((1 << h,) + rows.shape[1:])
+    for j in range(h):
+        # the masks whose highest bit is j are the masks below 2**j plus row j
+        out[1 << j: 1 << (j + 1)] = out[: 1 << j] + rows[j]
+    return out
+
+
+# Subset-sum tables cost 2**(S/2) x trials x 3 floats; past this the sums are gathered per split.
+_SUBSET_TABLE_BYTES = 256 * 2**20
+
+
+def _is_sums(moments: ReturnMoments, max_combinations: int | None):
+    """Per split (in itertools order): IS bar count, per-trial IS sum and sum of squares.
+
+    Yields chunks ``(n_is (c, 1), s_is (c, N), ss_is (c, N))`` so memory stays bounded.
+    """
+    s_blocks, n_trials = len(moments.block_n), moments.n_trials
+    half = s_blocks // 2
+    combos, lo, hi = _cscv_splits(s_blocks, max_combinations)
+    bn = moments.block_n.astype(np.float64)
+    chunk = max(1, min(512, 4_000_000 // (half * n_trials)))
+    if 3 * 8 * (2 << half) * n_trials <= _SUBSET_TABLE_BYTES:
+        # Meet in the middle: each split's sum is one table row from each half, two adds
+        # instead of S/2 gathers (the sweep's PBO cost more than its backtests before this).
+        tables = [(_subset_sums(x[:half]), _subset_sums(x[half:]))
+                  for x in (bn[:, None], moments.block_sum, moments.block_sumsq)]
+        for start in range(0, len(combos), chunk):
+            a, b = lo[start:start + chunk], hi[start:start + chunk]
+            yield tuple(t_lo[a] + t_hi[b] for t_lo, t_hi in tables)
+        return
+    # Gathers by fancy indexing, not a 0/1 matrix product: BLAS threads fight numba's OpenMP
+    # pool after a backtest and made the matmul ~30x slower.
+    for start in range(0, len(combos), chunk):
+        idx = combos[start:start + chunk]
+        yield (bn[idx].sum(axis=1)[:, None], moments.block_sum[idx].sum(axis=1),
+               moments.block_sumsq[idx].sum(axis=1))
+
+
+def pbo_from_moments(moments: ReturnMoments, max_combinations: int | None = None) -> PBOResult:
     """CSCV PBO from per-block sums (see :class:`ReturnMoments`).
 
     For each choice ``J`` of ``S/2`` blocks (all ``C(S, S/2)`` of them, or the first
@@ -219,21 +280,10 @@ def pbo_from_moments(moments: ReturnMoments, max_combinations: int | None = None
     n_trials = moments.n_trials
     if n_trials < 2:
         raise ParameterError(f"PBO needs at least 2 trials, got {n_trials}")
-    combos = itertools.combinations(range(s_blocks), s_blocks // 2)
-    if max_combinations is not None:
-        combos = itertools.islice(combos, max_combinations)
-    combos = np.array(list(combos), dtype=np.int64)                  # (C, S/2) IS blocks
-    bn = moments.block_n.astype(np.float64)
-    tot_n, tot_s, tot_ss = bn.sum(), moments.block_sum.sum(0), moments.block_sumsq.sum(0)
-    # Sums over the chosen blocks by fancy indexing, not a 0/1 matrix product: BLAS threads
-    # fight numba's OpenMP pool after a backtest and made the matmul ~30x slower.
-    chunk = max(1, min(chunk, 4_000_000 // (combos.shape[1] * n_trials)))
+    tot_n = float(moments.block_n.sum())
+    tot_s, tot_ss = moments.block_sum.sum(0), moments.block_sumsq.sum(0)
     logits, is_perf, oos_perf = [], [], []
-    for start in range(0, len(combos), chunk):
-        idx = combos[start:start + chunk]
-        n_is = bn[idx].sum(axis=1)[:, None]
-        s_is = moments.block_sum[idx].sum(axis=1)
-        ss_is = moments.block_sumsq[idx].sum(axis=1)
+    for n_is, s_is, ss_is in _is_sums(moments, max_combinations):
         sr_is = _block_sharpe(n_is, s_is, ss_is)
         sr_oos = _block_sharpe(tot_n - n_is, tot_s - s_is, tot_ss - ss_is)
         best = np.argmax(sr_is, axis=1)

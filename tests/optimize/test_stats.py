@@ -153,3 +153,23 @@ def test_bad_inputs_raise_parameter_errors():
         ReturnMoments.from_returns(np.zeros((100, 3)), n_splits=5)
     with pytest.raises(ParameterError, match="n_trials"):
         expected_max_sharpe(0, 0.1)
+
+
+@pytest.mark.parametrize("table_bytes", [0, 256 * 2**20], ids=["gathered", "subset-tables"])
+def test_pbo_paths_equal_bruteforce_on_every_split(monkeypatch, table_bytes):
+    # Both ways of summing the IS blocks (per-split gathers; two half-subset tables) give the
+    # brute force's PBO and the same logit for every split, ties included (duplicate trials).
+    import quantlib.optimize.stats as stats
+
+    monkeypatch.setattr(stats, "_SUBSET_TABLE_BYTES", table_bytes)
+    rng = np.random.default_rng(11)
+    m = rng.normal(0, 1, size=(203, 9)) + np.linspace(-0.15, 0.15, 9)
+    m[:, 4] = m[:, 2]  # an exact tie out of sample for every split
+    res = probability_of_backtest_overfitting(m, n_splits=8)
+    assert res.pbo == pytest.approx(_pbo_bruteforce(m, 8))
+    t = (m.shape[0] // 8) * 8
+    blocks = np.split(m[m.shape[0] - t:], 8)
+    for k, combo in enumerate(itertools.combinations(range(8), 4)):
+        train = np.vstack([blocks[i] for i in combo])
+        sr_is = train.mean(0) / train.std(0, ddof=1)
+        assert res.is_performance[k] == pytest.approx(sr_is.max(), rel=1e-12)
