@@ -5,7 +5,8 @@ indicator functions), runs :func:`quantlib.backtest.sweep_nb.sweep_signals_nb` o
 combination and turns its running sums into the metrics of
 :func:`quantlib.backtest.metrics.compute_metrics_frame` and the return moments of
 :class:`quantlib.optimize.stats.ReturnMoments`. Memory grows with bars x distinct windows, not
-bars x combinations.
+bars x combinations. ``htf_trend`` runs the same kernel around its inner kind, gated by one
+trend mask per distinct trend setting (:mod:`quantlib.optimize.fused_mtf`).
 
 :func:`fused_unsupported` says why a request cannot take this path (a kind that is not one of
 the built-ins, several symbols, a benchmark-relative metric...); callers then fall back to
