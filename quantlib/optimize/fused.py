@@ -47,8 +47,12 @@ def _kind_codes() -> dict[Any, int]:
 
 
 def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
-                      objective: str | None = None) -> str | None:
+                      objective: str | None = None, *, benchmark_ok: bool = False) -> str | None:
     """Why ``kind`` on ``data`` with ``config`` cannot use the fused path, or None if it can.
+
+    A ``{symbol: frame}`` portfolio runs on :mod:`quantlib.optimize.fused_portfolio`, whose rows
+    hold the benchmark-relative metrics too; on one frame those are produced when the caller
+    asks :func:`fused_plan` for them (``benchmark=True``), which ``benchmark_ok=True`` says.
 
     Examples
     --------
@@ -61,14 +65,21 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
 
     if kind.engine != "signals" or (kind.signal not in _kind_codes() and not is_htf_trend(kind)):
         return f"kind {kind.name!r} is not one of the built-in signal kinds"
-    if not isinstance(data, pd.DataFrame):
-        return "several symbols (shared-cash portfolios) are not fused yet"
+    from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
+
+    portfolio = not isinstance(data, pd.DataFrame)
+    if portfolio and not isinstance(data, Mapping):
+        return f"data is a {type(data).__name__}, not a frame or a {{symbol: frame}} mapping"
+    relative = objective in BENCHMARK_METRIC_NAMES
+    if is_htf_trend(kind) and (portfolio or relative):
+        return "htf_trend is fused on one symbol without benchmark-relative metrics only"
     cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
     if cfg.sl_stop is not None and cfg.trail_stop is not None:
         return "sl_stop with trail_stop is refused by run_backtest"
     if cfg.direction == "both" and cfg.size_type == "percent":
         return "direction='both' with size_type='percent' is refused by run_backtest"
-    if objective is not None and objective not in FUSED_METRICS:
+    if objective is not None and objective not in FUSED_METRICS and not (
+            relative and (portfolio or benchmark_ok)):
         return f"metric {objective!r} is not produced by the fused kernel"
     return None
 
@@ -246,15 +257,21 @@ class FusedPlan:
 
 def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
                config: Any = None, n_splits: int = 16, *,
-               data_validated: bool = False) -> Any:
+               data_validated: bool = False, benchmark: bool = False) -> Any:
     """Validate the request and build the indicator banks of a fused sweep (see
     :func:`fused_evaluate`); raises ParameterError naming what the fused path cannot do.
     ``data_validated=True``: the caller already ran ``validate_ohlcv`` on this frame (an optuna
     objective checks its data once, not on every trial). ``htf_trend`` yields a
-    :class:`~quantlib.optimize.fused_mtf.GatedPlan` (the same ``evaluate`` and ``n_combos``)."""
+    :class:`~quantlib.optimize.fused_mtf.GatedPlan` (the same ``evaluate`` and ``n_combos``).
+    A ``{symbol: frame}`` portfolio, or ``benchmark=True`` (rows with the benchmark-relative
+    metrics too), yields a :class:`~quantlib.optimize.fused_portfolio.PortfolioPlan`."""
     from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import as_frames
 
+    if not isinstance(data, pd.DataFrame) or benchmark:
+        from quantlib.optimize.fused_portfolio import portfolio_plan
+
+        return portfolio_plan(kind, data, params, config, n_splits)
     reason = fused_unsupported(kind, data, config)
     if reason is not None:
         raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
@@ -297,19 +314,22 @@ def is_htf_trend(kind: StrategyKind) -> bool:
 
 
 def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[str, Any]],
-                   config: Any = None, n_splits: int = 16, *,
-                   data_validated: bool = False) -> tuple[pd.DataFrame, Any]:
+                   config: Any = None, n_splits: int = 16, *, data_validated: bool = False,
+                   benchmark: bool = False) -> tuple[pd.DataFrame, Any]:
     """Metrics (one row per combination, :data:`FUSED_METRICS`) and return moments of a
     built-in signal kind, from one fused kernel call.
 
     Parameters
     ----------
     kind : a built-in signal kind (see :func:`fused_unsupported`).
-    data : canonical OHLCV frame (one symbol).
+    data : canonical OHLCV frame, or ``{symbol: frame}`` for a shared-cash portfolio (rows
+        then hold every metric, benchmark-relative ones included).
     params : parameter dicts (validated here).
     config : :class:`~quantlib.backtest.BacktestConfig` or a dict of its fields.
     n_splits : CSCV blocks of the return moments (even, >= 2).
     data_validated : skip ``validate_ohlcv`` (the caller checked this frame already).
+    benchmark : rows with the benchmark-relative metrics too (the portfolio kernel on one
+        symbol).
 
     Examples
     --------
@@ -320,8 +340,8 @@ def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapp
     >>> m.shape[0], mo.n_trials
     (2, 2)
     """
-    return fused_plan(kind, data, params, config, n_splits,
-                      data_validated=data_validated).evaluate()
+    return fused_plan(kind, data, params, config, n_splits, data_validated=data_validated,
+                      benchmark=benchmark).evaluate()
 
 
 def _moments(cls: Any, stats: np.ndarray, n_bars: int, block_sum: np.ndarray,

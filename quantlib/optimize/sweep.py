@@ -62,7 +62,7 @@ def chunk_size_for(n_bars: int, memory_budget_mb: float) -> int:
 def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
                    config: Any = None, n_splits: int = 16, fused: bool | None = None,
                    data_validated: bool = False,
-                   informative: Mapping[str, Any] | None = None,
+                   informative: Mapping[str, Any] | None = None, benchmark: bool = False,
                    ) -> tuple[pd.DataFrame, ReturnMoments]:
     """Backtest ``params`` in one broadcast call; return (metrics rows, return moments).
 
@@ -71,7 +71,8 @@ def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
     metric), None = fused whenever the kind and configuration allow it. ``data_validated``:
     the caller already validated ``data`` (the fused path then skips ``validate_ohlcv``).
     ``informative``: other symbols' frames for a kind's informative inputs, as
-    :func:`run_backtest` takes them (such kinds run on ``run_backtest``).
+    :func:`run_backtest` takes them (such kinds run on ``run_backtest``). ``benchmark``: the
+    fused rows hold the benchmark-relative metrics too (a portfolio's always do).
     A plain function of picklable arguments so dask workers and processes can run it.
     """
     from quantlib.backtest import run_backtest
@@ -82,7 +83,7 @@ def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
         fused = fused_unsupported(kind_obj, data, config) is None
     if fused and not informative:
         return fused_evaluate(kind_obj, data, list(params), config, n_splits,
-                              data_validated=data_validated)
+                              data_validated=data_validated, benchmark=benchmark)
     result = run_backtest(kind_obj, data, list(params), config, informative=informative)
     equity = result.equity
     init_cash = float(result.config.init_cash)
@@ -189,8 +190,10 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     engine : ``"auto"`` (the fused kernel of :mod:`quantlib.optimize.fused` whenever the kind,
         data, configuration and objective allow it, else :func:`run_backtest`), ``"fused"``
         (refused with the reason when it cannot run) or ``"vectorbt"``. The fused path's table
-        holds :data:`~quantlib.optimize.fused.FUSED_METRICS` only; ``result.engine`` says
-        which path ran and why.
+        holds :data:`~quantlib.optimize.fused.FUSED_METRICS` only, unless ``data`` is a
+        ``{symbol: frame}`` portfolio or ``objective`` is benchmark-relative (then every
+        metric: :mod:`quantlib.optimize.fused_portfolio`); ``result.engine`` says which path
+        ran and why.
     informative : informative input name -> its data (another symbol's frame), as
         :func:`run_backtest` takes it (e.g. ``{"regime": btc}`` for ``regime_filter_cross``).
 
@@ -209,12 +212,15 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     if engine not in ("auto", "fused", "vectorbt"):
         raise ParameterError(f"engine: expected 'auto', 'fused' or 'vectorbt', got {engine!r}")
     reason = ("engine='vectorbt' was asked for" if engine == "vectorbt"
-              else fused_unsupported(kind_obj, data, config, objective))
+              else fused_unsupported(kind_obj, data, config, objective, benchmark_ok=True))
     if reason is None and informative:
         reason = "informative inputs were given"
     if engine == "fused" and reason is not None:
         raise ParameterError(f"sweep of {kind_obj.name!r}: engine='fused' cannot run: {reason}")
     fused = reason is None
+    from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
+
+    benchmark = objective in BENCHMARK_METRIC_NAMES  # fused rows must hold the objective
     # The fused kernel holds no bars x combinations cells: chunks only pace the progress bar.
     size = chunk_size or (FUSED_CHUNK if fused else chunk_size_for(len(data), memory_budget_mb))
     if size < 1:
@@ -222,13 +228,14 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     chunks = [params[i:i + size] for i in range(0, len(params), size)]
     if scheduler is None:
         outputs = _run_in_process(kind_obj, data, params, chunks, config, n_splits, fused,
-                                  progress, informative)
+                                  progress, informative, benchmark)
     else:
         from functools import partial
 
         from quantlib.optimize.distributed import map_chunks
 
-        outputs = map_chunks(partial(evaluate_chunk, fused=fused, informative=informative),
+        outputs = map_chunks(partial(evaluate_chunk, fused=fused, informative=informative,
+                                     benchmark=benchmark),
                              chunks, data=data,
                              scheduler=scheduler, kind=kind_obj.name, config=config,
                              n_splits=n_splits, progress=progress)
@@ -242,14 +249,14 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
 def _run_in_process(kind: StrategyKind, data: pd.DataFrame, params: list[dict[str, Any]],
                     chunks: list[list[dict[str, Any]]], config: Any, n_splits: int,
                     fused: bool, progress: bool, informative: Mapping[str, Any] | None = None,
-                    ) -> list[tuple[pd.DataFrame, ReturnMoments]]:
+                    benchmark: bool = False) -> list[tuple[pd.DataFrame, ReturnMoments]]:
     from tqdm.auto import tqdm
 
     plan = None
     if fused:  # one set of indicator rows for every chunk
         from quantlib.optimize.fused import fused_plan
 
-        plan = fused_plan(kind, data, params, config, n_splits)
+        plan = fused_plan(kind, data, params, config, n_splits, benchmark=benchmark)
     outputs = []
     start = 0
     with tqdm(total=len(params), disable=not progress, unit="combo",

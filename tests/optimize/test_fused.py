@@ -150,14 +150,16 @@ def test_requests_the_fused_path_cannot_serve_fall_back_with_a_reason():
     ma = get_kind("ma_cross")
     assert fused_unsupported(ma, data) is None
     assert "benchmark_return" in fused_unsupported(ma, data, None, "benchmark_return")
-    assert "several symbols" in fused_unsupported(ma, {"A": data, "B": data})
+    # portfolios and benchmark objectives of sweeps run fused (tests/optimize/test_fused_portfolio.py
+    # and test_fused_benchmark.py hold them equal to run_backtest)
+    assert fused_unsupported(ma, {"A": data, "B": data}, None, "alpha") is None
+    assert fused_unsupported(ma, data, None, "alpha", benchmark_ok=True) is None
     assert "not one of the built-in" in fused_unsupported(get_kind("grid"), data)
-    res = sweep("ma_cross", data, {"fast": [3, 5], "slow": [20]}, progress=False, n_splits=4,
-                objective="excess_return")
-    assert res.engine.startswith("vectorbt") and "excess_return" in res.engine
-    with pytest.raises(ParameterError, match="engine='fused' cannot run.*benchmark_sharpe"):
+    assert "htf_trend" in fused_unsupported(get_kind("htf_trend"), data, None, "alpha",
+                                            benchmark_ok=True)
+    with pytest.raises(ParameterError, match="engine='fused' cannot run.*direction='both'"):
         sweep("ma_cross", data, {"fast": [3], "slow": [20]}, progress=False, n_splits=4,
-              objective="benchmark_sharpe", engine="fused")
+              objective="benchmark_sharpe", engine="fused", config={"direction": "both"})
 
 
 def test_walk_forward_searches_in_sample_on_the_fused_kernel():
