@@ -334,7 +334,7 @@ def sweep_portfolio_nb(kind, open_, high, low, close, price, bank_a, bank_b, met
     ...     np.zeros((2, 1, 1)), meta, np.zeros((2, 1, 3)), np.array([0]), np.array([1]),
     ...     np.zeros(1), np.zeros(1), np.array([8]), 1, 0.5, 0, 0.0, 0.0, np.nan, np.nan,
     ...     False, True, False, 1000.0, np.zeros(60), np.zeros(60), 0)
-    >>> stats[0, snb.S_FINAL] > 1000.0  # long the rising symbol only
+    >>> bool(stats[0, snb.S_FINAL] > 1000.0)  # long the rising symbol only
     True
     """
     n_combo, n = idx_a.shape[0], close.shape[1]

@@ -194,6 +194,8 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     frames = as_frames(data)
     first = next(iter(frames.values()))
     reason = fused_unsupported(kind, first, config)  # the kind and configuration checks
+    if reason is None and kind.signal not in _kind_codes():
+        reason = "htf_trend is fused on one symbol without benchmark-relative metrics only"
     if reason is not None:
         raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
     cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
