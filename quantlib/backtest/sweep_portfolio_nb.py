@@ -97,8 +97,8 @@ N_PSTATS = N_STATS + 3
 
 
 @njit(cache=True)
-def _target_path_nb(kind, c, close, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b, par1, par2,
-                    warmup, long_ok, short_ok, out):
+def _target_path_nb(kind, c, close, scale, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b, par1,
+                    par2, warmup, long_ok, short_ok, out):
     """The clipped target of combination ``c`` at every bar of one symbol, into ``out``."""
     n = close.shape[0]
     if kind == DONCHIAN:
@@ -106,7 +106,6 @@ def _target_path_nb(kind, c, close, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b
         for t in range(n):
             out[t] = _clip_nb(path[t], long_ok, short_ok)
         return
-    scale = max_abs_nb(close)
     ia, ib = idx_a[c], idx_b[c]
     row_a = bank_a[ia]
     row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
@@ -155,23 +154,6 @@ def _target_path_nb(kind, c, close, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b
 
 
 @njit(cache=True)
-def _stop_price_nb(acct, position, sl_stop, tp_stop, trail, open_, low, high):
-    """The stop exit's fill price on this bar (NaN: none); moves a trailing base after the
-    check, as the stop rule does."""
-    stop_fill = np.nan
-    if not math.isnan(sl_stop):
-        stop_fill = stop_fill_price_nb(position, acct[A_SL], sl_stop, open_, low, high, True)
-    if math.isnan(stop_fill) and not math.isnan(tp_stop):
-        stop_fill = stop_fill_price_nb(position, acct[A_TP], tp_stop, open_, low, high, False)
-    if not math.isnan(sl_stop) and trail:
-        if position > 0 and high > acct[A_SL]:
-            acct[A_SL] = high
-        elif position < 0 and low < acct[A_SL]:
-            acct[A_SL] = low
-    return stop_fill
-
-
-@njit(cache=True)
 def _fill_leg_nb(acct, cash, free_cash, signals, size, sizing, price, fees, slippage):
     """One symbol's fill on the shared account: ``(bad, cash, free_cash, flow)``."""
     acct[A_CASH], acct[A_FREE_CASH], acct[A_FLOW] = cash, free_cash, 0.0
@@ -184,19 +166,21 @@ def _fill_leg_nb(acct, cash, free_cash, signals, size, sizing, price, fees, slip
 def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
                            meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing, fees,
                            slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash,
-                           bench_centred, bench_rets, block_len, out, block_sum, block_sumsq):
+                           bench_centred, bench_rets, scales, block_len, out, block_sum,
+                           block_sumsq):
     n_sym, n = close.shape
     stats = out[c]
     stats[S_BAD_ARG] = -1.0
-    targets = np.empty((n_sym, n))
+    targets = np.empty((n_sym, n), dtype=np.int8)  # -1, 0, 1: an eighth of the traffic
     for s in range(n_sym):
-        _target_path_nb(kind, c, close[s], bank_a[s], bank_b[s], meta_a[s], meta_b[s], idx_a,
-                        idx_b, par1, par2, warmup, long_ok, short_ok, targets[s])
+        _target_path_nb(kind, c, close[s], scales[s], bank_a[s], bank_b[s], meta_a[s], meta_b[s],
+                        idx_a, idx_b, par1, par2, warmup, long_ok, short_ok, targets[s])
     accts = np.zeros((n_sym, N_ACCOUNT))
     accts[:, A_SL], accts[:, A_TP] = np.nan, np.nan
     prev_target = np.zeros(n_sym)
     signals = np.zeros(4, dtype=np.bool_)
-    has_stops = not math.isnan(sl_stop) or not math.isnan(tp_stop)
+    has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
+    has_stops = has_sl or has_tp
     cash, free_cash, cum_flow = init_cash, init_cash, 0.0
     sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
     cov, up, down = 0.0, 0.0, 0.0
@@ -206,39 +190,52 @@ def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank
     blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
     for i in range(n):
         t = i - shift
-        bar_flow = 0.0
+        bar_flow, held, any_units = 0.0, 0.0, False
         for s in range(n_sym):
-            acct = accts[s]
-            target = targets[s, t] if t >= 0 else 0.0
+            # Scalars and 2-D indexing only on the per-bar path: a row view or a call taking
+            # an array costs reference counting on every bar (sweep_nb's note); the account
+            # row is handed to the fill only when there is an order.
+            target = float(targets[s, t]) if t >= 0 else 0.0
             prev = prev_target[s]
             prev_target[s] = target
-            signals[0] = target > 0 and not prev > 0
-            signals[1] = target == 0 and prev > 0
-            signals[2] = target < 0 and not prev < 0
-            signals[3] = target == 0 and prev < 0
-            position = acct[A_POSITION]  # the order rule's (zeroed within tolerance)
+            enter_long = target > 0 and not prev > 0
+            exit_long = target == 0 and prev > 0
+            enter_short = target < 0 and not prev < 0
+            exit_short = target == 0 and prev < 0
+            position = accts[s, A_POSITION]  # the order rule's (zeroed within tolerance)
             order_price, order_slip = price[s, i], slippage
-            if position != 0 and has_stops:
-                stop_fill = _stop_price_nb(acct, position, sl_stop, tp_stop, trail, open_[s, i],
-                                           low[s, i], high[s, i])
+            if position != 0 and has_stops:  # the stop rule, as sweep_nb applies it
+                stop_fill = np.nan
+                if has_sl:
+                    stop_fill = stop_fill_price_nb(position, accts[s, A_SL], sl_stop,
+                                                   open_[s, i], low[s, i], high[s, i], True)
+                if math.isnan(stop_fill) and has_tp:
+                    stop_fill = stop_fill_price_nb(position, accts[s, A_TP], tp_stop,
+                                                   open_[s, i], low[s, i], high[s, i], False)
+                if has_sl and trail:  # the trailing level moves after this bar's check
+                    if position > 0 and high[s, i] > accts[s, A_SL]:
+                        accts[s, A_SL] = high[s, i]
+                    elif position < 0 and low[s, i] < accts[s, A_SL]:
+                        accts[s, A_SL] = low[s, i]
                 if not math.isnan(stop_fill):  # the stop replaces the bar's signals
-                    signals[0], signals[2] = False, False
-                    signals[1], signals[3] = position > 0, position < 0
+                    enter_long, enter_short = False, False
+                    exit_long, exit_short = position > 0, position < 0
                     order_price, order_slip = stop_fill, 0.0
-            if signals[0] or signals[1] or signals[2] or signals[3]:
-                bad, cash, free_cash, flow = _fill_leg_nb(acct, cash, free_cash, signals, size,
-                                                          sizing, order_price, fees, order_slip)
+            if enter_long or exit_long or enter_short or exit_short:
+                signals[0], signals[1], signals[2], signals[3] = (enter_long, exit_long,
+                                                                  enter_short, exit_short)
+                bad, cash, free_cash, flow = _fill_leg_nb(accts[s], cash, free_cash, signals,
+                                                          size, sizing, order_price, fees,
+                                                          order_slip)
                 if bad >= 0:
                     stats[S_BAD_ARG] = bad
                     return
                 bar_flow += flow
-        cum_flow += bar_flow
-        held = 0.0
-        any_units = False
-        for s in range(n_sym):
+            # this symbol's units are final for the bar (later symbols fill only their own)
             units = accts[s, A_UNITS]
             held += units * close[s, i]
             any_units = any_units or units != 0.0
+        cum_flow += bar_flow
         value = (init_cash + cum_flow) + held
         ret = 0.0 if value == prev_value and value != 0.0 else value / prev_value - 1.0
         prev_value = value
@@ -340,12 +337,15 @@ def sweep_portfolio_nb(kind, open_, high, low, close, price, bank_a, bank_b, met
     n_combo, n = idx_a.shape[0], close.shape[1]
     block_len = n // n_blocks if n_blocks > 0 else 0
     out = np.empty((n_combo, N_PSTATS))
+    scales = np.empty(close.shape[0])  # per symbol, the rows' bound scale (sweep_rows_nb)
+    for s in range(close.shape[0]):
+        scales[s] = max_abs_nb(close[s])
     block_sum = np.zeros((max(n_blocks, 1), n_combo))
     block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
     for c in prange(n_combo):
         _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
                                meta_b, idx_a, idx_b, par1, par2, warmup, shift, size, sizing,
                                fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
-                               init_cash, bench_centred, bench_rets, block_len, out, block_sum,
-                               block_sumsq)
+                               init_cash, bench_centred, bench_rets, scales, block_len, out,
+                               block_sum, block_sumsq)
     return out, block_sum, block_sumsq

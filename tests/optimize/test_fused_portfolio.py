@@ -98,7 +98,7 @@ def _check(kind: str, data, params: list[dict], config: dict, n_splits: int = 4)
     assert_moments_agree(moments, result, n_splits, where)
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 3), n=st.integers(120, 500),
        n_sym=st.integers(2, 3), flat=st.sampled_from([0.0, 0.3]),
@@ -126,7 +126,7 @@ def _real(shared_data, n_bars: int) -> dict[str, pd.DataFrame]:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(c) or "default")
 def test_portfolio_metrics_equal_run_backtest_on_real_bars(shared_data, config):
-    data = _real(shared_data, 1500)
+    data = _real(shared_data, 3000)
     for kind, params in PARAMS.items():
         _check(kind, data, params, {"fees": 0.001, **config}, n_splits=8)
 
