@@ -1,5 +1,5 @@
 """Benchmark the optimizer: fused signal sweeps vs today's sweep vs raw vectorbt, every signal
-kind's fused rate, optuna trials/s (fused vs run_backtest trials; 1 vs 2 workers), sweep peak
+kind's fused rate, a 3-symbol fused portfolio sweep vs run_backtest, optuna trials/s (fused vs run_backtest trials; 1 vs 2 workers), sweep peak
 memory (10,000 combos x 100,000 bars, fused MA-cross and the grid kind).
 
 Usage::
@@ -7,6 +7,7 @@ Usage::
     .venv/bin/python benchmarks/bench_optimize.py            # everything, issue sizes
     .venv/bin/python benchmarks/bench_optimize.py --quick    # small sizes (smoke run)
     .venv/bin/python benchmarks/bench_optimize.py --only fused   # the fused figures alone
+    .venv/bin/python benchmarks/bench_optimize.py --only portfolio   # 3-symbol fused portfolio
     .venv/bin/python benchmarks/bench_optimize.py --only memory --mem-bars 100000 --mem-combos 10000
 
 Prints one line per figure. Throughput is measured after a warm-up call (numba compilation is
@@ -196,6 +197,53 @@ def bench_fused(quick: bool) -> None:
           f"not comparable)")
 
 
+def _portfolio_data(quick: bool) -> tuple[dict, str]:
+    """BTC/ETH/SOL 1h 2022-2023 (their common hours), or three synthetic symbols."""
+    from quantlib.data import load, load_ohlcv
+
+    files = [REAL_DATA.parent / f"{s}_usdt_1h_2022_2023.csv" for s in ("btc", "eth", "sol")]
+    if not quick and all(f.exists() for f in files):
+        return ({f.name[:3].upper(): load_ohlcv(f) for f in files},
+                "BTC/ETH/SOL 1h 2022-2023")
+    why = "--quick" if quick else "real files absent"
+    return ({f"S{k}": load(f"sample:seed={k + 1},bars=10000") for k in range(3)},
+            f"3 synthetic symbols ({why})")
+
+
+def bench_portfolio(quick: bool) -> None:
+    """MA-cross 90 combos on a 3-symbol shared-cash portfolio: the fused portfolio kernel and
+    sweep against run_backtest (vectorbt's grouped from_signals) on the same combinations."""
+    from quantlib.backtest import run_backtest
+    from quantlib.backtest.engine import as_frames
+    from quantlib.optimize.fused import fused_evaluate
+    from quantlib.optimize.fused_portfolio import portfolio_plan
+    from quantlib.optimize.sweep import sweep
+    from quantlib.strategy import get_kind
+
+    data, label = _portfolio_data(quick)
+    data = as_frames(data)  # aligned on common bars once, outside the timings
+    params = KIND_PARAMS["ma_cross"]
+    n = len(next(iter(data.values())))
+    kind = get_kind("ma_cross")
+    fused_evaluate(kind, data, params[:2])  # compile / load the cache
+    kernel = _best_of(lambda: fused_evaluate(kind, data, params))
+    plan = portfolio_plan(kind, data, params)
+    call = _best_of(plan.evaluate)
+    fused = _best_of(lambda: sweep("ma_cross", data, params, progress=False, engine="fused"))
+    run_backtest("ma_cross", data, params[:2])
+    slow = _best_of(lambda: run_backtest("ma_cross", data, params), repeats=2)
+    cells = n * len(params)
+    print(f"3-symbol portfolio MA-cross {len(params)} combos on {label} ({n:,} bars each), load "
+          f"average {os.getloadavg()[0]:.1f}:")
+    for what, dt in (("fused portfolio kernel call (built plan: metrics + moments)", call),
+                     ("fused_evaluate (+ data checks, indicator rows)", kernel),
+                     ("fused portfolio sweep (engine='fused': + DSR, PBO)", fused),
+                     ("run_backtest (vectorbt, shared cash, all metrics)", slow)):
+        print(f"  {what:58s} {dt * 1e3:9.1f} ms {cells / dt:9.3g} bar x combo/s "
+              f"({3 * cells / dt:9.3g} symbol-bar x combo/s)")
+    print(f"  fused portfolio sweep vs run_backtest: {slow / fused:.1f}x faster")
+
+
 def _cpu_child(quick: bool) -> None:
     """Every kind's fused_evaluate on one numba thread: bar x combo per CPU-second (best of 5),
     a figure the other jobs on the machine distort much less than wall time."""
@@ -330,7 +378,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["fused", "sweep", "optuna", "memory"])
+    ap.add_argument("--only", choices=["fused", "portfolio", "sweep", "optuna", "memory"])
     ap.add_argument("--mem-kind", default="both",
                     help="ma_cross (fused), grid, or both (default)")
     ap.add_argument("--mem-bars", type=int, default=100_000)
@@ -341,6 +389,8 @@ def main() -> None:
     print("(figures depend on machine load: compare the rows of one run)")
     if args.only in (None, "fused"):
         bench_fused(args.quick)
+    if args.only in (None, "fused", "portfolio"):
+        bench_portfolio(args.quick)
     if args.only in (None, "optuna", "fused"):
         bench_optuna_signal(12 if args.quick else 100)
     if args.only in (None, "sweep"):
