@@ -155,16 +155,18 @@ class PortfolioPlan:
                               f"(configuration {cfg})")
         n_bars = a["close"].shape[1]
         periods = cfg.year_days * 86400.0 / self.bar_seconds
-        metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)
+        base = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)
         own = self.bench.own
-        for name, value in own.items():
-            metrics[name] = value
-        metrics["excess_return"] = metrics["total_return"] - own["benchmark_return"]
-        metrics["excess_sharpe"] = metrics["sharpe"] - own["benchmark_sharpe"]
-        for name, values in relative_from_sums(stats, n_bars, bench, periods).items():
-            metrics[name] = values
-        return metrics[list(METRIC_NAMES)], _moments(ReturnMoments, stats, n_bars, block_sum,
-                                                     block_sumsq, self.n_splits)
+        columns = {name: base[name].to_numpy() for name in base.columns}
+        full = np.ones(len(base))
+        columns.update({name: full * value for name, value in own.items()})
+        columns["excess_return"] = columns["total_return"] - own["benchmark_return"]
+        columns["excess_sharpe"] = columns["sharpe"] - own["benchmark_sharpe"]
+        columns.update(relative_from_sums(stats, n_bars, bench, periods))
+        # one frame from whole columns (setting columns one by one costs more than the kernel)
+        metrics = pd.DataFrame({name: columns[name] for name in METRIC_NAMES})
+        return metrics, _moments(ReturnMoments, stats, n_bars, block_sum, block_sumsq,
+                                 self.n_splits)
 
 
 def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.DataFrame],

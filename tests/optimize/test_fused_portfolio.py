@@ -169,6 +169,8 @@ def test_refusals_name_what_is_wrong():
                            {"direction": "both"})
     with pytest.raises(ParameterError, match="params"):
         portfolio_evaluate(get_kind("ma_cross"), data, [])
+    with pytest.raises(ParameterError, match="htf_trend is fused on one symbol"):
+        portfolio_evaluate(get_kind("htf_trend"), data, [{}])
 
 
 _MEMORY_CHILD = textwrap.dedent("""
