@@ -123,3 +123,18 @@ def test_a_benchmark_objective_sweeps_fused_and_matches_the_vectorbt_sweep(objec
         _assert_close(fused.table[name], slow.table[name], RTOL, f"sweep {name}")
     assert fused.best_params == slow.best_params
     assert fused.dsr == pytest.approx(slow.dsr, rel=1e-8)
+
+
+def test_evaluate_chunk_with_benchmark_holds_every_metric():
+    """The chunk function dask workers run: ``benchmark=True`` on one frame gives the fused
+    rows every metric (the sweep passes it for a benchmark-relative objective)."""
+    from quantlib.optimize.sweep import evaluate_chunk
+
+    data = _bars(17, 500)
+    params = [{"fast": 4, "slow": 15}, {"fast": 9, "slow": 30}]
+    plain, _ = evaluate_chunk("ma_cross", data, params, None, 4, True)
+    rich, _ = evaluate_chunk("ma_cross", data, params, None, 4, True, benchmark=True)
+    assert "alpha" not in plain.columns
+    ref = run_backtest("ma_cross", data, params).metrics.reset_index(drop=True)
+    for name in METRIC_NAMES:
+        _assert_close(rich[name], ref[name], RTOL, f"evaluate_chunk {name}")
