@@ -243,3 +243,22 @@ def _child_env() -> dict[str, str]:
     root = str(Path(quantlib.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[4]], ids=["next_open", "close"])
+def test_truncated_portfolios_see_no_future_bars(config):
+    """No lookahead: the fused portfolio's final equity on the first k bars equals the full
+    run_backtest equity at bar k - 1, for every k tried (a decision or fill that read bar k or
+    later would differ)."""
+    data = {name: _random_bars(seed, 260, 0.1, level) for name, seed, level in
+            (("X", 51, 100.0), ("Y", 52, 8.0))}
+    params = [{"window": 6, "lower": 40.0, "upper": 60.0}, {"window": 12, "lower": 45.0,
+                                                            "upper": 55.0}]
+    full = run_backtest("rsi_reversion", data, params, config).equity.to_numpy()
+    assert len(np.unique(full[[39, 96, 149, 210, 258]])) > 5  # positions move the equity
+    kind = get_kind("rsi_reversion")
+    for k in (40, 97, 150, 211, 259):
+        prefix = {name: df.iloc[:k] for name, df in data.items()}
+        got, _ = portfolio_evaluate(kind, prefix, params, config, 4)
+        np.testing.assert_allclose(got["final_equity"].to_numpy(), full[k - 1], rtol=RTOL,
+                                   err_msg=f"first {k} bars")
