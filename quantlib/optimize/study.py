@@ -32,6 +32,7 @@ from quantlib.optimize.storage import default_storage, load_study, make_storage,
 from quantlib.optimize.study_batch import BATCH_SIZE, optimize_batched
 from quantlib.optimize.study_checks import (
     SAMPLERS,
+    bar_count,
     check_splits,
     check_study_options,
     claim_or_check,
@@ -353,7 +354,7 @@ def run_study(kind: str, data: pd.DataFrame, *, space: Any = None, sampler: str 
     check_study_options(sampler=sampler, n_trials=n_trials, n_workers=n_workers,
                         n_splits=n_splits, objectives=objectives, pruner=pruner,
                         min_trades=min_trades, max_drawdown=max_drawdown, storage=storage)
-    check_splits(n_splits, len(data))
+    check_splits(n_splits, bar_count(data))
     kind_obj = get_kind(kind)
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_kind(kind_obj, space)
@@ -421,7 +422,7 @@ def run_worker(study_name: str, storage: str, kind: str, data: pd.DataFrame, n_t
     objectives = tuple(study.metric_names or ("sharpe",))
     check_study_options(sampler=sampler, n_trials=n_trials, n_workers=1, n_splits=n_splits,
                         objectives=objectives, min_trades=min_trades, max_drawdown=max_drawdown)
-    check_splits(n_splits, len(data))
+    check_splits(n_splits, bar_count(data))
     space = space if isinstance(space, SearchSpace) else SearchSpace.from_kind(kind, space)
     claim_or_check(study, experiment_identity(get_kind(kind).name, data, space, objectives,
                                               n_splits), storage_label(storage))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from quantlib.errors import ParameterError
@@ -85,15 +85,38 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> None:
         raise ParameterError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
+def bar_count(data: Any) -> int:
+    """Bars of a frame, or of a ``{symbol: frame}`` portfolio (its shortest frame), not symbols."""
+    if isinstance(data, Mapping):
+        return min((len(frame) for frame in data.values()), default=0)
+    return len(data)
+
+
+def _data_identity(data: Any) -> tuple[str, str]:
+    """SHA-256 and source name of a frame, or of a portfolio's frames in their symbol order."""
+    import hashlib
+
+    from quantlib.strategy.spec import sha256_frame
+
+    def source(frame: Any) -> str:
+        return str(getattr(frame, "attrs", {}).get("source_string", ""))
+
+    if not isinstance(data, Mapping):
+        return sha256_frame(data), source(data)
+    digest = hashlib.sha256()
+    for symbol, frame in data.items():  # order matters: symbols settle in this order
+        digest.update(f"{symbol}={sha256_frame(frame)};".encode())
+    return digest.hexdigest(), ",".join(f"{symbol}={source(f)}" for symbol, f in data.items())
+
+
 def experiment_identity(kind: str, data: Any, space: Any, objectives: Sequence[str],
                         n_splits: int) -> dict[str, Any]:
     """What a study searches, as JSON-ready values: compared when a study is joined."""
-    from quantlib.strategy.spec import sha256_frame
-
-    return {"kind": kind, "data_sha256": sha256_frame(data), "space": describe_space(space),
+    data_sha256, data_source = _data_identity(data)
+    return {"kind": kind, "data_sha256": data_sha256, "space": describe_space(space),
             "objectives": list(objectives), "n_splits": int(n_splits),
             # shown in messages, not compared: the same bars may be named two ways
-            "data_source": str(getattr(data, "attrs", {}).get("source_string", ""))}
+            "data_source": data_source}
 
 
 def describe_space(space: Any) -> str:

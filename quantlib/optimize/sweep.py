@@ -52,6 +52,13 @@ def objective_values(metrics: pd.DataFrame, objective: str) -> pd.Series:
     return -values if objective in MINIMIZE_METRICS else values
 
 
+def _cells_per_combination(data: Any) -> int:
+    """Bars one combination holds in flight: a portfolio's frames all count, not its symbols."""
+    if isinstance(data, Mapping):
+        return sum(len(frame) for frame in data.values())
+    return len(data)
+
+
 def chunk_size_for(n_bars: int, memory_budget_mb: float) -> int:
     """Combinations per chunk so that ``bars x chunk x BYTES_PER_CELL`` fits the budget."""
     if memory_budget_mb <= 0:
@@ -222,7 +229,7 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
 
     benchmark = objective in BENCHMARK_METRIC_NAMES  # fused rows must hold the objective
     # The fused kernel holds no bars x combinations cells: chunks only pace the progress bar.
-    size = chunk_size or (FUSED_CHUNK if fused else chunk_size_for(len(data), memory_budget_mb))
+    size = chunk_size or (FUSED_CHUNK if fused else chunk_size_for(_cells_per_combination(data), memory_budget_mb))
     if size < 1:
         raise ParameterError(f"chunk_size: expected >= 1, got {size}")
     chunks = [params[i:i + size] for i in range(0, len(params), size)]
