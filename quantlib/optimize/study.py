@@ -83,6 +83,14 @@ def _objective_value(metrics: pd.Series, objective: str) -> float:
     return abs(value) if objective == "max_drawdown" else value
 
 
+
+def _leading_share(data: Any, frac: float, minimum: int) -> Any:
+    """The first ``frac`` of the bars (at least ``minimum``) of a frame or of every frame of a
+    ``{symbol: frame}`` portfolio: what a pruned trial is judged on first."""
+    if isinstance(data, Mapping):
+        return {symbol: _leading_share(frame, frac, minimum) for symbol, frame in data.items()}
+    return data.iloc[: max(int(len(data) * frac), minimum)]
+
 @dataclass
 class Objective:
     """The picklable optuna objective: backtest one parameter set, score it, check constraints."""
@@ -119,8 +127,14 @@ class Objective:
         kind = get_kind(self.kind)
         if self.informative:
             return False
-        return all(fused_unsupported(kind, self.data, self.config, o) is None
+        return all(fused_unsupported(kind, self.data, self.config, o, benchmark_ok=True) is None
                    for o in self.objectives)
+
+    def _benchmark(self) -> bool:
+        """An objective is benchmark-relative: the fused rows must carry those metrics."""
+        from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
+
+        return any(o in BENCHMARK_METRIC_NAMES for o in self.objectives)
 
     def trial_params(self, trial: optuna.Trial) -> dict[str, Any]:
         """The trial's parameter set (suggested by the sampler), recorded on the trial; raises
@@ -136,7 +150,8 @@ class Objective:
     def evaluate(self, params: list[dict[str, Any]]) -> tuple[pd.DataFrame, ReturnMoments]:
         """Metrics and return moments of parameter sets, in one call (fused when it can)."""
         out = evaluate_chunk(self.kind, self.data, params, self.config, self.n_splits,
-                             self._fused(), self._checked, self.informative)
+                             self._fused(), self._checked, self.informative,
+                             benchmark=self._benchmark())
         self._checked = True  # the data passed validation once in this process
         return out
 
@@ -144,9 +159,10 @@ class Objective:
         params = self.trial_params(trial)
         if self.prune:
             for step, frac in enumerate(PRUNE_FRACTIONS):
-                prefix = self.data.iloc[: max(int(len(self.data) * frac), 4 * self.n_splits)]
+                prefix = _leading_share(self.data, frac, 4 * self.n_splits)
                 metrics, _ = evaluate_chunk(self.kind, prefix, [params], self.config, 2,
-                                            self._fused(), informative=self.informative)
+                                            self._fused(), informative=self.informative,
+                                            benchmark=self._benchmark())
                 value = _objective_value(metrics.iloc[0], self.objectives[0])
                 if math.isfinite(value):
                     trial.report(value, step)

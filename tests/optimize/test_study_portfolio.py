@@ -46,3 +46,29 @@ def test_portfolio_identity_depends_on_frames_and_their_order(portfolio):
         ident["data_sha256"]  # symbols settle in dict order: another order is another experiment
     again = {k: v.copy() for k, v in portfolio.items()}
     assert experiment_identity("ma_cross", again, space, ["sharpe"], 16) == ident
+
+
+def test_benchmark_objective_study_runs_fused_and_scores_as_run_backtest():
+    from quantlib.optimize.study import Objective
+
+    data = load("sample:bars=1200,seed=3")
+    space = SearchSpace.from_kind(get_kind("ma_cross"), {"fast": (3, 10), "slow": (15, 40)})
+    objective = Objective("ma_cross", data, space, ("excess_sharpe",), None, None, None, 4)
+    assert objective._fused()  # no longer falls back to vectorbt for a relative objective
+    res = run_study("ma_cross", data, space={"fast": (3, 10), "slow": (15, 40)}, n_trials=5,
+                    n_splits=4, sampler="random", objectives=("excess_sharpe",))
+    for _, row in res.trials.iterrows():
+        params = {"fast": int(row["fast"]), "slow": int(row["slow"])}
+        expected = run_backtest("ma_cross", data, params).metrics["excess_sharpe"].iloc[0]
+        assert row["excess_sharpe"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_pruned_portfolio_study_completes_with_run_backtest_values(portfolio):
+    res = run_study("ma_cross", portfolio, space={"fast": (3, 10), "slow": (15, 40)},
+                    n_trials=6, n_splits=4, sampler="random", pruner="median")
+    done = res.trials[res.trials["state"] == "COMPLETE"]
+    assert len(done) >= 1
+    for _, row in done.iterrows():
+        params = {"fast": int(row["fast"]), "slow": int(row["slow"])}
+        expected = run_backtest("ma_cross", portfolio, params).metrics["sharpe"].iloc[0]
+        assert row["sharpe"] == pytest.approx(expected, rel=1e-9)
