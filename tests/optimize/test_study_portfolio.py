@@ -21,7 +21,7 @@ def portfolio():
 
 def test_portfolio_study_scores_each_trial_as_run_backtest(portfolio):
     res = run_study("ma_cross", portfolio, space={"fast": (3, 10), "slow": (15, 40)},
-                    n_trials=6, n_splits=4, sampler="random")
+                    n_trials=6, n_splits=4, sampler="random", storage="memory")
     trials = res.trials
     assert len(trials) == 6 and (trials["state"] == "COMPLETE").all()
     for _, row in trials.iterrows():
@@ -35,7 +35,7 @@ def test_portfolio_bars_not_symbols(portfolio):
     assert bar_count(portfolio) == 1200 and bar_count(short) == 20
     assert _cells_per_combination(portfolio) == 2400
     with pytest.raises(ParameterError, match="20 bars are too few for 16 CSCV blocks"):
-        run_study("ma_cross", short, n_trials=2)
+        run_study("ma_cross", short, n_trials=2, storage="memory")
 
 
 def test_portfolio_identity_depends_on_frames_and_their_order(portfolio):
@@ -56,7 +56,7 @@ def test_benchmark_objective_study_runs_fused_and_scores_as_run_backtest():
     objective = Objective("ma_cross", data, space, ("excess_sharpe",), None, None, None, 4)
     assert objective._fused()  # no longer falls back to vectorbt for a relative objective
     res = run_study("ma_cross", data, space={"fast": (3, 10), "slow": (15, 40)}, n_trials=5,
-                    n_splits=4, sampler="random", objectives=("excess_sharpe",))
+                    n_splits=4, sampler="random", objectives=("excess_sharpe",), storage="memory")
     for _, row in res.trials.iterrows():
         params = {"fast": int(row["fast"]), "slow": int(row["slow"])}
         expected = run_backtest("ma_cross", data, params).metrics["excess_sharpe"].iloc[0]
@@ -65,7 +65,7 @@ def test_benchmark_objective_study_runs_fused_and_scores_as_run_backtest():
 
 def test_pruned_portfolio_study_completes_with_run_backtest_values(portfolio):
     res = run_study("ma_cross", portfolio, space={"fast": (3, 10), "slow": (15, 40)},
-                    n_trials=6, n_splits=4, sampler="random", pruner="median")
+                    n_trials=6, n_splits=4, sampler="random", pruner="median", storage="memory")
     done = res.trials[res.trials["state"] == "COMPLETE"]
     assert len(done) >= 1
     for _, row in done.iterrows():
