@@ -179,7 +179,11 @@ def test_optuna_trials_score_with_the_fused_kernel():
     objective = Objective("ma_cross", data, SearchSpace.from_kind(get_kind("ma_cross"), space),
                           ("sharpe",), n_splits=4)
     assert objective._fused()
-    assert not Objective("ma_cross", data, objective.space, ("benchmark_sharpe",))._fused()
+    # benchmark-relative objectives run fused too (test_study_portfolio checks their values);
+    # a configuration run_backtest refuses still goes there, to be refused with its message
+    assert Objective("ma_cross", data, objective.space, ("benchmark_sharpe",))._fused()
+    assert not Objective("ma_cross", data, objective.space, ("sharpe",),
+                         config={"sl_stop": 0.02, "trail_stop": 0.02})._fused()
     res = run_study("ma_cross", data, space=space, sampler="random", n_trials=5,
                     storage="memory", seed=3, n_splits=4)
     trials = [t for t in res.study.trials if "metrics" in t.user_attrs]
