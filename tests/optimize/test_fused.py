@@ -194,3 +194,18 @@ def test_optuna_trials_score_with_the_fused_kernel():
         for name in ("sharpe", "total_return", "max_drawdown", "n_trades"):
             assert trial.user_attrs["metrics"][name] == pytest.approx(
                 float(reference.loc[i, name]), rel=RTOL, nan_ok=True), (name, params[i])
+
+
+def test_walk_forward_optuna_with_a_benchmark_objective_runs_and_says_fused():
+    from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
+
+    data = _random_bars(9, 900, 0.0)
+    wf = walk_forward("ma_cross", data, WalkForwardSplitter(300, 200), method="random",
+                      n_trials=4, space={"fast": (2, 8), "slow": (15, 40)},
+                      objective="excess_sharpe", n_splits=4)
+    assert (wf.splits["is_engine"] == "fused").all()
+    first = wf.splits.iloc[0]  # its in-sample value is run_backtest's on the training bars
+    params = {"fast": int(first["param_fast"]), "slow": int(first["param_slow"])}
+    expected = run_backtest("ma_cross", data.iloc[0:300], params)
+    assert first["is_value"] == pytest.approx(
+        float(expected.metrics["excess_sharpe"].iloc[0]), rel=RTOL)
