@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.support.loopback_http import LoopbackHTTPServer
+from tests.support.loopback_http import Fault, LoopbackHTTPServer
 
 FAULT_KINDS = ("http", "timeout", "malformed")
 
@@ -51,13 +51,6 @@ class RecordedRequest:
     params: dict[str, str]
     fault: str | None = None
     time: float = field(default_factory=time.time)
-
-
-@dataclass
-class Fault:
-    kind: str
-    status: int | None = None
-    delay: float | None = None
 
 
 class RouteServer(LoopbackHTTPServer):

@@ -110,7 +110,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.loopback_http import LoopbackHTTPServer
+from tests.support.loopback_http import Fault, LoopbackHTTPServer
 
 DEFAULT_API_KEY = "quantlib-loopback-test-key"
 # A fixed 64-byte secret, base64 encoded like the secrets Kraken hands out.
@@ -137,13 +137,6 @@ class RecordedRequest:
     params: dict[str, str]
     fault: str | None = None
     time: float = field(default_factory=time.time)
-
-
-@dataclass
-class Fault:
-    kind: str
-    status: int | None = None
-    delay: float | None = None
 
 
 @dataclass

@@ -7,8 +7,18 @@ its wire format to itself; start/stop/context manager/url live here once.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
+
+
+@dataclass
+class Fault:
+    """A fault a loopback venue serves on its next requests to one path (kinds: the venue's)."""
+
+    kind: str
+    status: int | None = None
+    delay: float | None = None
 
 
 class LoopbackHTTPServer:
