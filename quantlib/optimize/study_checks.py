@@ -16,6 +16,7 @@ quantlib.errors.ParameterError: n_splits (--splits): expected an even number >= 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -94,8 +95,6 @@ def bar_count(data: Any) -> int:
 
 def _data_identity(data: Any) -> tuple[str, str]:
     """SHA-256 and source name of a frame, or of a portfolio's frames in their symbol order."""
-    import hashlib
-
     from quantlib.strategy.spec import sha256_frame
 
     def source(frame: Any) -> str:
