@@ -106,4 +106,20 @@ FIELDS: dict[str, CostField] = {f.name: f for f in (
 # Percent sizing spends a fraction of the cash: at most all of it.
 MAX_PERCENT_SIZE = 1.0
 
-__all__ = ["CostField", "FIELDS", "MAX_PERCENT_SIZE"]
+# The perpetual-swap account's own fields (:class:`~quantlib.backtest.perp.PerpConfig` and a
+# perp spec's ``$.perp`` block; the rule is ``quantlib/live/brokers/perp_rule_nb.py``). 125x is
+# the highest leverage a major venue (Binance USD-M) grants; a maintenance rate or liquidation
+# fee of 100 % of the notional would take the whole position at once. The cost and sizing
+# fields a perp shares with spot (cash, fees, slippage, size) are the ones in FIELDS.
+PERP_FIELDS: dict[str, CostField] = {f.name: f for f in (
+    CostField("leverage", "perp.leverage", 1.0, 125.0, False, "notional / initial margin",
+              "leverage of each position (isolated margin)"),
+    CostField("maint_margin_rate", "perp.maint_margin_rate", 0.0, 1.0, False,
+              "fraction of notional",
+              "maintenance margin; liquidated when the isolated equity falls to it "
+              "(maint_margin_rate x leverage must be < 1)"),
+    CostField("liquidation_fee", "perp.liquidation_fee", 0.0, 1.0, False, "fraction of notional",
+              "fee on the notional at the liquidation price (capped at the equity left)"),
+)}
+
+__all__ = ["CostField", "FIELDS", "MAX_PERCENT_SIZE", "PERP_FIELDS"]

@@ -35,12 +35,15 @@ from quantlib.backtest import perp_nb as knl
 from quantlib.backtest.engine import resolve_kind, validate_params_list
 from quantlib.backtest.metrics import compute_metrics_frame
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
+from quantlib.costs import FIELDS as COST_FIELDS
+from quantlib.costs import PERP_FIELDS
 from quantlib.errors import DataError, ParameterError
 from quantlib.live.brokers.perp_rule_nb import PERCENT, VALUE
 from quantlib.strategy.bars import as_bars, indicator_cache
 from quantlib.strategy.perp_kinds import with_funding
 from quantlib.strategy.registry import StrategyKind
 
+DIRECTIONS = ("both", "longonly", "shortonly")
 PERP_METRIC_NAMES: tuple[str, ...] = ("funding_paid", "funding_received", "funding_net",
                                       "n_liquidations", "max_leverage")
 
@@ -62,6 +65,11 @@ class PerpConfig:
     size, size_type : ``"percent"``: the fraction of the cash an entry spends on margin and
         fee; ``"value"``: the notional of an entry at the order price.
     year_days, timeframe : as in :class:`~quantlib.backtest.config.BacktestConfig`.
+    direction : ``"both"`` trades the target's sign; ``"longonly"`` takes a short target as
+        flat, ``"shortonly"`` a long one (as the spot backtest's signals do).
+
+    Bounds are :data:`quantlib.costs.FIELDS` and :data:`quantlib.costs.PERP_FIELDS`, the ones a
+    strategy spec checks too.
 
     Examples
     --------
@@ -80,22 +88,22 @@ class PerpConfig:
     size_type: str = "percent"
     year_days: float = 365.0
     timeframe: str | None = None
+    direction: str = "both"
 
     def __post_init__(self) -> None:
-        for name, low, high, low_open in (
-                ("init_cash", 0.0, math.inf, True), ("leverage", 1.0, 125.0, False),
-                ("maint_margin_rate", 0.0, 1.0, False), ("liquidation_fee", 0.0, 1.0, False),
-                ("fees", 0.0, 0.5, False), ("slippage_bps", 0.0, 9_999.0, False),
-                ("size", 0.0, math.inf, True), ("year_days", 0.0, 366.0, True)):
-            value = getattr(self, name)
-            ok = (not isinstance(value, bool) and isinstance(value, int | float)
-                  and math.isfinite(value) and (value > low if low_open else value >= low)
-                  and value <= high)
-            if not ok:
-                raise ParameterError(f"PerpConfig.{name}: expected a finite number "
-                                     f"{'>' if low_open else '>='} {low:g}"
-                                     + (f" and <= {high:g}" if math.isfinite(high) else "")
-                                     + f", got {value!r}")
+        # one definition of every bound, shared with the strategy spec (quantlib.costs)
+        for name in ("init_cash", "fees", "slippage_bps", "size"):
+            COST_FIELDS[name].check(getattr(self, name), f"PerpConfig.{name}")
+        for name, field in PERP_FIELDS.items():
+            field.check(getattr(self, name), f"PerpConfig.{name}")
+        days = self.year_days
+        if (isinstance(days, bool) or not isinstance(days, int | float)
+                or not math.isfinite(days) or not 0 < days <= 366):
+            raise ParameterError(f"PerpConfig.year_days: expected a finite number > 0 and "
+                                 f"<= 366, got {days!r}")
+        if self.direction not in DIRECTIONS:
+            raise ParameterError(f"PerpConfig.direction: expected one of {list(DIRECTIONS)}, "
+                                 f"got {self.direction!r}")
         if self.margin_mode != "isolated":
             raise ParameterError(f"PerpConfig.margin_mode: only 'isolated' is modelled, got "
                                  f"{self.margin_mode!r}")
@@ -244,9 +252,26 @@ def run_perp_backtest(
     inside = fund_bar < len(ohlcv)
     fund_bar, rates = fund_bar[inside].astype(np.int64), rates[inside]
     runs = [knl.perp_backtest_nb(open_, close, mark_open, mark_high, mark_low,
-                                 np.sign(target[:, j]), fund_bar, rates, config.row())
+                                 target_sides(target[:, j], config.direction), fund_bar, rates,
+                                 config.row())
             for j in range(len(params_list))]
     return _collect(kind, ohlcv, params_list, config, target, runs, timeframe)
+
+
+def target_sides(target: np.ndarray, direction: str) -> np.ndarray:
+    """The side each target asks for under ``direction`` (-1, 0, +1; float64).
+
+    Examples
+    --------
+    >>> target_sides(np.array([1.0, -0.5, 0.0]), "longonly").tolist()
+    [1.0, 0.0, 0.0]
+    """
+    side = np.sign(target)
+    if direction == "longonly":
+        return np.maximum(side, 0.0)
+    if direction == "shortonly":
+        return np.minimum(side, 0.0)
+    return side
 
 
 def _infer(index: pd.DatetimeIndex) -> str | None:
@@ -316,4 +341,5 @@ def _collect(kind: StrategyKind, ohlcv: pd.DataFrame, params_list: list[dict[str
                 "notional": pd.DataFrame(notional, index=index, columns=columns)})
 
 
-__all__ = ["PERP_METRIC_NAMES", "PerpConfig", "perp_targets", "run_perp_backtest"]
+__all__ = ["DIRECTIONS", "PERP_METRIC_NAMES", "PerpConfig", "perp_targets", "run_perp_backtest",
+           "target_sides"]

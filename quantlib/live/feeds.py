@@ -41,6 +41,24 @@ class Bar:
     warmup_only: bool = False
 
 
+@dataclass(frozen=True)
+class PerpBar(Bar):
+    """A closed perpetual-swap candle with what the perp rule needs beside the last price.
+
+    ``mark_open``, ``mark_high``, ``mark_low``: the mark-price candle of the same bar
+    (liquidation and funding prices). ``funding``: the funding payments ``(time_ms, rate)``
+    published after the previous bar's close and at or before this bar's close (for the first
+    bar of a feed: every one at or before its close), in time order. A payment is known to the
+    signal from the first close at or after its time and paid at the first open at or after it
+    (:mod:`quantlib.strategy.perp_kinds`, :mod:`quantlib.backtest.perp_nb`).
+    """
+
+    mark_open: float = float("nan")
+    mark_high: float = float("nan")
+    mark_low: float = float("nan")
+    funding: tuple[tuple[int, float], ...] = ()
+
+
 def frame_to_bars(df: Any, warmup_only: bool = False) -> list[Bar]:
     """Canonical OHLCV frame -> list of bars."""
     times, values = _frame_arrays(df)

@@ -30,10 +30,12 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from quantlib.costs import FIELDS as COST_FIELDS
+from quantlib.costs import PERP_FIELDS
 from quantlib.errors import ParameterError, SpecError
 
 SCHEMA_VERSION = 2
@@ -46,6 +48,9 @@ _VERSION_CHANGES = {
 SCHEMA_PATH = Path(__file__).with_name("schema") / "strategy_spec.schema.json"
 _SHA256 = r"^[0-9a-f]{64}$"
 _TIMEFRAME = r"^[1-9][0-9]*[smhdw]$"
+# ccxt's unified symbols: a spot pair, and a linear swap with its settle currency
+_SPOT_SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+$")
+_PERP_SYMBOL = re.compile(r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$")
 
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec is a few KB; anything past this is not a spec
@@ -62,6 +67,13 @@ def _bounds(name: str) -> dict[str, Any]:
     """Bounds and description of a cost or sizing field: the one definition in
     :mod:`quantlib.costs`, which ``BacktestConfig`` checks with too."""
     field = COST_FIELDS[name]
+    return {**field.pydantic_bounds(), "description": field.description()}
+
+
+def _perp_bounds(name: str) -> dict[str, Any]:
+    """Bounds and description of a perp account field (:data:`quantlib.costs.PERP_FIELDS`,
+    which ``PerpConfig`` checks with too)."""
+    field = PERP_FIELDS[name]
     return {**field.pydantic_bounds(), "description": field.description()}
 
 
@@ -118,6 +130,35 @@ class RiskSpec(_Model):
         return self.order_size
 
 
+class PerpSpec(_Model):
+    """The perpetual-swap account of a ``market: "perp"`` spec (isolated margin; the rule is
+    ``quantlib/live/brokers/perp_rule_nb.py``). Fees, slippage, cash and sizing are the
+    ``$.execution`` and ``$.risk`` fields, as for spot; ``$.execution.fees`` is the taker fee
+    (every signal order is a market order at the next open)."""
+
+    leverage: float = Field(1.0, **_perp_bounds("leverage"))
+    margin_mode: Literal["isolated"] = "isolated"
+    maint_margin_rate: float = Field(0.005, **_perp_bounds("maint_margin_rate"))
+    liquidation_fee: float = Field(0.0125, **_perp_bounds("liquidation_fee"))
+
+    @model_validator(mode="after")
+    def _opens_above_maintenance(self) -> PerpSpec:
+        if self.maint_margin_rate * self.leverage >= 1:
+            raise ValueError(f"$.perp.maint_margin_rate: {self.maint_margin_rate} x leverage "
+                             f"{self.leverage} must be < 1, else a position is liquidated as "
+                             "it opens")
+        return self
+
+
+class ProvenancePerpSpec(_Model):
+    """The companion series of a perp backtest's data (the candles are ``data_sha256``)."""
+
+    mark_sha256: str | None = Field(None, pattern=_SHA256)
+    funding_sha256: str | None = Field(None, pattern=_SHA256)
+    funding_interval: str | None = None
+    n_funding: int | None = Field(None, ge=0)
+
+
 class InformativeSpec(_Model):
     """The data of one informative input (another timeframe or symbol the kind reads)."""
 
@@ -139,6 +180,15 @@ class ProvenanceSpec(_Model):
     notebook_params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
     informative: dict[str, InformativeSpec] = Field(default_factory=dict)
+    perp: ProvenancePerpSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_perp(self, handler: Any) -> Any:
+        # specs of spot backtests dump (and hash) exactly as before perps existed
+        data = handler(self)
+        if isinstance(data, dict) and data.get("perp") is None:
+            data.pop("perp", None)
+        return data
 
 
 class EvidenceSpec(_Model):
@@ -173,6 +223,10 @@ class StrategySpec(_Model):
     kind: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     exchange: str = Field("kraken", pattern=r"^[a-z0-9]+$")
+    market: Literal["spot", "perp"] = Field(
+        "spot", description="spot: symbols BASE/QUOTE; perp: one linear perpetual swap "
+        "BASE/QUOTE:SETTLE on isolated margin, set up by $.perp")
+    perp: PerpSpec | None = Field(None, description="the perp account (market 'perp' only)")
     symbols: list[str] = Field(min_length=1)
     timeframe: str = Field("1h", pattern=_TIMEFRAME)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
@@ -186,9 +240,62 @@ class StrategySpec(_Model):
     @classmethod
     def _symbols_look_like_pairs(cls, symbols: list[str]) -> list[str]:
         for s in symbols:
-            if not re.match(r"^[A-Z0-9]+/[A-Z0-9]+$", s):
-                raise ValueError(f"symbol {s!r} must look like 'BASE/QUOTE', e.g. 'BTC/USD'")
+            if not (_SPOT_SYMBOL.match(s) or _PERP_SYMBOL.match(s)):
+                raise ValueError(f"symbol {s!r} must look like 'BASE/QUOTE', e.g. 'BTC/USD' "
+                                 "(spot), or 'BASE/QUOTE:SETTLE', e.g. 'BTC/USDT:USDT' (perp)")
         return symbols
+
+    @model_validator(mode="before")
+    @classmethod
+    def _perp_defaults(cls, data: Any) -> Any:
+        # a perp spec without a $.perp block trades the block's defaults, written out
+        if isinstance(data, Mapping) and data.get("market") == "perp" and data.get("perp") is None:
+            data = {**data, "perp": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _market_fits(self) -> StrategySpec:
+        # a spot symbol on a perp spec (or the reverse) would trade another instrument than
+        # the backtest's; each problem names its JSON path (validate_spec lists them as such)
+        perp = self.market == "perp"
+        for i, symbol in enumerate(self.symbols):
+            if perp and not _PERP_SYMBOL.match(symbol):
+                raise ValueError(f"$.symbols[{i}]: {symbol!r} is a spot symbol but $.market is "
+                                 "'perp'; name the swap with its settle currency, e.g. "
+                                 "'BTC/USDT:USDT'")
+            if not perp and not _SPOT_SYMBOL.match(symbol):
+                raise ValueError(f"$.symbols[{i}]: {symbol!r} is a perpetual-swap symbol but "
+                                 "$.market is 'spot'; set $.market to 'perp' to trade it")
+        if not perp and self.perp is not None:
+            raise ValueError("$.perp: a perp account block on a spot spec; set $.market to "
+                             "'perp' or remove $.perp")
+        if perp:
+            if len(self.symbols) > 1:
+                raise ValueError(f"$.symbols: a perp spec trades one swap, got "
+                                 f"{len(self.symbols)} symbols")
+            for name in ("sl_stop", "tp_stop", "trail_stop"):
+                if getattr(self.risk, name) is not None:
+                    raise ValueError(f"$.risk.{name}: the perp backtest applies no "
+                                     "sl/tp/trailing exits (liquidation is its only exit), so "
+                                     "a perp spec cannot promise them")
+            if self.execution.order_type != "market":
+                raise ValueError("$.execution.order_type: a perp spec sends market orders at "
+                                 "the next open (the backtest charges the taker fee); got "
+                                 f"{self.execution.order_type!r}")
+            if self.execution.stop_on_exchange:
+                raise ValueError("$.execution.stop_on_exchange: a perp spec has no exits to "
+                                 "rest at the exchange")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _spot_as_before(self, handler: Any) -> Any:
+        # A spot spec dumps (and hashes) exactly as it did before perps existed: approvals and
+        # live state files of existing specs keep their hashes.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("market") == "spot":
+            data.pop("market", None)
+            data.pop("perp", None)
+        return data
 
     @property
     def symbol(self) -> str:
@@ -205,6 +312,22 @@ class StrategySpec(_Model):
                               size=self.risk.signal_size, size_type=self.risk.size_type,
                               direction=self.execution.direction, sl_stop=self.risk.sl_stop,
                               tp_stop=self.risk.tp_stop, trail_stop=self.risk.trail_stop)
+
+    def perp_config(self) -> Any:
+        """The :class:`~quantlib.backtest.perp.PerpConfig` a perp spec trades with (the perp
+        twin of :meth:`backtest_config`; SpecError for a spot spec)."""
+        from quantlib.backtest.perp import PerpConfig
+
+        if self.market != "perp" or self.perp is None:
+            raise SpecError(f"spec {self.name!r}: $.market is {self.market!r}; perp_config() is "
+                            "for perp specs (use backtest_config())")
+        return PerpConfig(init_cash=self.risk.init_cash, leverage=self.perp.leverage,
+                          margin_mode=self.perp.margin_mode,
+                          maint_margin_rate=self.perp.maint_margin_rate,
+                          liquidation_fee=self.perp.liquidation_fee, fees=self.execution.fees,
+                          slippage_bps=self.execution.slippage_bps, size=self.risk.signal_size,
+                          size_type=self.risk.size_type, direction=self.execution.direction,
+                          timeframe=self.timeframe)
 
     def spec_hash(self) -> str:
         """SHA-256 of the canonical JSON; ties live state to the exact spec it runs."""
@@ -307,6 +430,10 @@ _PYDANTIC_MESSAGES = {
 def _pydantic_problems(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
+        error = (err.get("ctx") or {}).get("error")
+        if err["type"] == "value_error" and str(error).startswith("$"):
+            problems.append(str(error))  # a cross-field check that names its own path
+            continue
         msg = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
         problems.append(f"{_loc(err['loc'])}: {msg} (got {_short(err.get('input'))})")
     return problems

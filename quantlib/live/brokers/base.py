@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from quantlib.live.state import OrderRow, StateStore
@@ -87,5 +88,80 @@ class Broker:
         return {s: self.store.get_float(symbol_key("position", s, symbols[0]), 0.0)
                 for s in symbols}
 
+    def equity(self, closes: Mapping[str, float]) -> float:
+        """The account's value at ``closes`` (``{symbol: close}`` in the spec's order): cash
+        plus every position at its close, summed in that order (the backtest's columns)."""
+        cash, _ = self.account()
+        symbols = list(closes)
+        equity = cash
+        for symbol, position in self.positions(symbols).items():
+            equity += position * closes[symbol]
+        return equity
 
-__all__ = ["FINAL_STATUS", "Broker", "client_order_id", "symbol_key"]
+
+@dataclass(frozen=True)
+class PerpPosition:
+    """An isolated perp position as the state store keeps it.
+
+    ``qty`` signed base units (> 0 long, < 0 short, 0 flat), ``entry_price`` its fill price,
+    ``margin`` the isolated margin posted (funding included), ``liq_price`` the mark price
+    that liquidates it (0.0 when flat or never), ``funding_net`` funding paid since the start
+    (> 0 paid, < 0 received).
+    """
+
+    qty: float
+    entry_price: float
+    margin: float
+    liq_price: float
+    funding_net: float
+
+
+# The state-store meta keys of a perp account (one swap per spec, so no symbol suffix).
+PERP_KEYS = ("cash", "position", "entry_price", "margin", "liq_price", "funding_net",
+             "funding_pending")
+
+
+class PerpBroker(Broker):
+    """The contract of a perpetual-swap broker: paper (:mod:`~quantlib.live.brokers.perp_paper`)
+    or live at a venue. The runner drives it as a spot broker (same per-bar life cycle, same
+    order intents); only the account differs.
+
+    Account (state-store meta keys, :data:`PERP_KEYS`, written in the bar's transaction):
+    ``cash`` (wallet balance not posted as margin), ``position`` (signed qty), ``entry_price``,
+    ``margin`` (isolated margin), ``liq_price``, ``funding_net`` (paid since the start, > 0
+    paid) and ``funding_pending`` (JSON ``[[time_ms, rate], ...]``: funding published but not
+    yet due; paper only). :meth:`account`, :meth:`positions`, :meth:`perp_position` and
+    :meth:`equity` read these keys, so a broker that keeps them needs nothing else.
+
+    Per bar (``on_bar({symbol: PerpBar})``, inside the bar's transaction): settle what
+    happened up to the bar's close, in the rule's order (``perp_rule_nb``): a gap through the
+    liquidation price at the mark's open; funding due at or before the open, paid at the mark
+    (each followed by the gap check); the pending order at the open (close, then open on the
+    new side; a flip is both, each with its fee); liquidation on the mark's range. A live
+    broker records instead what the venue did (fills, funding payments, liquidations) and
+    keeps the same keys from the venue's account.
+
+    Orders (``submit``): the runner's intents, as for spot: intent ``"signal|PREV|TARGET"``,
+    ``side`` the sign of the change, ``target`` the new target (its sign is the new side,
+    after ``$.execution.direction``), ``amount`` 0.0 (paper sizes at the fill, from the cash
+    then) or what ``intent_amount`` returned (live). Idempotent by ``client_id``.
+    """
+
+    market = "perp"
+
+    def perp_position(self) -> PerpPosition:
+        """The open position (zeros when flat)."""
+        get = self.store.get_float
+        return PerpPosition(get("position", 0.0), get("entry_price", 0.0), get("margin", 0.0),
+                            get("liq_price", 0.0), get("funding_net", 0.0))
+
+    def equity(self, closes: Mapping[str, float]) -> float:
+        """``cash + margin + qty * (close - entry_price)`` at the swap's close."""
+        cash = self.store.get_float("cash", 0.0)
+        pos = self.perp_position()
+        close = next(iter(closes.values()))
+        return cash + pos.margin + pos.qty * (close - pos.entry_price)
+
+
+__all__ = ["FINAL_STATUS", "PERP_KEYS", "Broker", "PerpBroker", "PerpPosition",
+           "client_order_id", "symbol_key"]
