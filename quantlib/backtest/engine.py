@@ -9,6 +9,18 @@ bar's decision is never filled. All parameter combinations (and all symbols) are
 combination (``cash_sharing=True``, grouped by combination), settled within a bar in
 column (symbol) order. Stop-loss, take-profit and trailing exits follow the rule stated in
 ``quantlib/live/brokers/stop_rule.py``, which paper and live trading apply.
+
+How vectorbt is made to follow the rule where a signal exit is due at the open
+    ``from_signals`` checks a bar's stops before its orders, against the bar's open, low and
+    high; it cannot be told to let an order go first. The rule wants, on a bar whose open fills
+    an order that closes or reverses the position (``execution="next_open"`` only), the stops
+    checked against the open alone. vectorbt's simulator reads ``high`` and ``low`` for nothing
+    but that check and the trailing base that follows it (``simulate_from_signals_nb`` in
+    ``vectorbt/portfolio/nb.py``: the "Resolve current bar" block; ``open`` also bounds the
+    valuation price, so it is passed unchanged). So on exactly those bars and columns
+    :func:`_stop_check_range` hands vectorbt the open as high and low: its own stop code then
+    applies the rule (a gap still exits at the open), and on every other bar it stays the
+    independent reference it was.
 """
 
 from __future__ import annotations
@@ -190,6 +202,29 @@ def _orders_from_targets(target: np.ndarray, direction: str) -> dict[str, np.nda
             "short_entries": short_now & ~short_prev, "short_exits": flat & short_prev}
 
 
+def _closing_orders(target: np.ndarray, direction: str) -> np.ndarray:
+    """Bars x columns where the target, clipped to ``direction``, stops being long or stops
+    being short: the order of that decision closes or reverses the position."""
+    prev = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
+    if direction == "longonly":
+        target, prev = np.maximum(target, 0.0), np.maximum(prev, 0.0)
+    elif direction == "shortonly":
+        target, prev = np.minimum(target, 0.0), np.minimum(prev, 0.0)
+    return ((prev > 0) & ~(target > 0)) | ((prev < 0) & ~(target < 0))
+
+
+def _stop_check_range(target: np.ndarray, direction: str, open_: np.ndarray, high: np.ndarray,
+                      low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """High and low vectorbt checks stops against (next-open execution, stops set): the open
+    on the bars whose open fills an order closing or reversing the position (decided at the
+    previous close), the bar's own elsewhere; see the module docstring."""
+    closing = _closing_orders(target, direction)
+    due = np.vstack([np.zeros((1, closing.shape[1]), bool), closing[:-1]])
+    if not due.any():
+        return high, low
+    return np.where(due, open_, high), np.where(due, open_, low)
+
+
 def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
                  params_list: list[dict[str, Any]], config: BacktestConfig,
                  informative: Mapping[str, Any] | None = None) -> BacktestResult:
@@ -230,8 +265,12 @@ def _run_signals(kind: StrategyKind, frames: dict[str, pd.DataFrame],
     # Every configuration calls vectorbt with the same argument types (NaN = no stop, direction
     # carried by the four signal arrays, always grouped with shared cash) so a numba simulator
     # compiles once per process instead of once per option combination.
+    open_, high, low = wide("open"), wide("high"), wide("low")
+    if config.execution == "next_open" and (stop_loss is not None or config.tp_stop is not None):
+        # a signal exit due at the open comes before the bar's stops (stop_rule.py)
+        high, low = _stop_check_range(sim_target, config.direction, open_, high, low)
     kwargs: dict[str, Any] = dict(
-        open=wide("open"), high=wide("high"), low=wide("low"),
+        open=open_, high=high, low=low,
         sl_stop=np.nan if stop_loss is None else stop_loss,
         sl_trail=config.trail_stop is not None,
         tp_stop=np.nan if config.tp_stop is None else config.tp_stop,

@@ -7,7 +7,8 @@ trades with: targets become entry/exit signals as in the engine, each signal is 
 ``quantlib/live/brokers/order_rule_nb.py`` and stops follow ``quantlib/live/brokers/stop_rule.py``.
 Several symbols share one cash account and are settled within a bar in symbol order, each
 completely (its stop check, then its signal) before the next, as the engine's grouped
-portfolio does. Equity, positions and metrics come from the fills with the engine's own
+portfolio does; a signal exit or flip due at the open comes before the bar's stops, as
+stop_rule.py states. Equity, positions and metrics come from the fills with the engine's own
 functions, so a result differs from ``run_backtest``'s only where the fills do (the tests
 check agreement to 1e-9 relative).
 
@@ -31,6 +32,7 @@ import pandas as pd
 
 from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import (
+    _closing_orders,
     _equity_from_orders,
     _orders_from_targets,
     as_frames,
@@ -42,7 +44,7 @@ from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.errors import ParameterError
 from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, PERCENT, VALUE, signal_fill_nb
-from quantlib.live.brokers.stop_rule import exit_price, trail_base
+from quantlib.live.brokers.stop_rule import checked_range, exit_price, trail_base
 
 # record layout of the fills, the fields _equity_from_orders reads (vectorbt's order records
 # carry the same names; side 0 = buy, 1 = sell)
@@ -139,12 +141,15 @@ def _simulate(prices: dict[str, np.ndarray], target: np.ndarray,
     book = _Book(cash=float(config.init_cash), free_cash=float(config.init_cash))
     legs = [_Leg() for _ in range(target.shape[1])]
     active = flags.any(axis=2)
+    closing = np.zeros(target.shape, bool)  # an order at the open closes or reverses
+    if config.execution == "next_open":
+        closing[1:] = _closing_orders(target, config.direction)[:-1]
     n_bars, n_sym = target.shape
     for t in range(n_bars):
         for s in range(n_sym):
             leg = legs[s]
             if has_stops and leg.position != 0 and _stop_exit(book, leg, t, s, prices, config,
-                                                              stop_loss):
+                                                              stop_loss, bool(closing[t, s])):
                 continue  # the exit replaces the bar's signal
             if active[t, s]:
                 _fill(book, leg, t, s, tuple(bool(f) for f in flags[t, s]),
@@ -154,9 +159,12 @@ def _simulate(prices: dict[str, np.ndarray], target: np.ndarray,
 
 
 def _stop_exit(book: _Book, leg: _Leg, t: int, s: int, prices: dict[str, np.ndarray],
-               config: BacktestConfig, stop_loss: float | None) -> bool:
-    """Check the leg's stops on bar ``t``; on a hit close it at the exit price (no slippage)."""
+               config: BacktestConfig, stop_loss: float | None, closing: bool) -> bool:
+    """Check the leg's stops on bar ``t`` (against its open alone when an order at the open
+    closes or reverses the leg: ``closing``); on a hit close it at the exit price (no
+    slippage)."""
     bar_open, high, low = (float(prices[k][t, s]) for k in ("open", "high", "low"))
+    high, low = checked_range(bar_open, high, low, closing)
     trail = config.trail_stop is not None
     price, _ = exit_price(leg.position, leg.sl_base, stop_loss, leg.tp_base, config.tp_stop,
                           trail=trail, open_=bar_open, high=high, low=low)

@@ -6,7 +6,9 @@ combination (slots ``A_*``), the cash and position, the engine's cash-flow sums,
 trade (size, gross value and fees: vectorbt's exit-trade records, a reversal splitting its fee
 between the closed and the opened units) and the closed trades' sums; :func:`stop_fill_price_nb` is
 the fill price of a stop-loss or take-profit on a bar (the open when the open passed the level,
-else the level inside the bar's range). The rules in words: :mod:`quantlib.backtest.sweep_nb`.
+else the level inside the bar's range; the callers pass the open as the range on a bar whose
+open fills an order closing or reversing the position). The rules in words:
+:mod:`quantlib.backtest.sweep_nb`.
 """
 
 from __future__ import annotations

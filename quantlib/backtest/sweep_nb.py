@@ -24,7 +24,10 @@ What the loop reproduces, in the backtest engine's words (``quantlib/backtest/en
   the entry fill times ``1 + tp`` (long) or ``1 - tp`` (short). A level the open already passed
   fills at the open, a level inside the bar's low..high fills at the level, without slippage;
   the stop-loss is checked before the take-profit, and a bar whose stop fires ignores its
-  signals. A stop closes the whole position; the target must change again to re-enter.
+  signals. A stop closes the whole position; the target must change again to re-enter. A bar
+  whose open fills an order closing or reversing the position (``shift = 1``) checks the stops
+  against its open alone (high = low = open): the signal exit due at the open comes first
+  (the rule is stated in ``quantlib/live/brokers/stop_rule.py``).
 - Equity at bar ``t`` = initial cash + cumulative cash flows (``-signed units * fill price -
   fee``) + cumulative signed units * close, as the engine sums vectorbt's order records.
 - Closed trades as vectorbt's exit trades count them: a position is opened by one fill (entries
@@ -271,21 +274,25 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
         exit_long = target == 0 and prev_target > 0
         enter_short = target < 0 and not prev_target < 0
         exit_short = target == 0 and prev_target < 0
+        # an order at this bar's open that closes or reverses: the stops see only the open
+        closing = shift == 1 and ((prev_target > 0 and not target > 0)
+                                  or (prev_target < 0 and not target < 0))
         prev_target = target
         order_price, order_slip = price[i], slippage
         if position != 0 and (has_sl or has_tp):
+            bar_high, bar_low = (open_[i], open_[i]) if closing else (high[i], low[i])
             stop_fill = np.nan
             if has_sl:
-                stop_fill = stop_fill_price_nb(position, acct[A_SL], sl_stop, open_[i], low[i],
-                                           high[i], True)
+                stop_fill = stop_fill_price_nb(position, acct[A_SL], sl_stop, open_[i], bar_low,
+                                               bar_high, True)
             if math.isnan(stop_fill) and has_tp:
-                stop_fill = stop_fill_price_nb(position, acct[A_TP], tp_stop, open_[i], low[i],
-                                           high[i], False)
+                stop_fill = stop_fill_price_nb(position, acct[A_TP], tp_stop, open_[i], bar_low,
+                                               bar_high, False)
             if has_sl and trail:  # the trailing level moves after this bar's check
-                if position > 0 and high[i] > acct[A_SL]:
-                    acct[A_SL] = high[i]
-                elif position < 0 and low[i] < acct[A_SL]:
-                    acct[A_SL] = low[i]
+                if position > 0 and bar_high > acct[A_SL]:
+                    acct[A_SL] = bar_high
+                elif position < 0 and bar_low < acct[A_SL]:
+                    acct[A_SL] = bar_low
             if not math.isnan(stop_fill):  # the stop replaces the bar's signals
                 enter_long, enter_short = False, False
                 exit_long, exit_short = position > 0, position < 0

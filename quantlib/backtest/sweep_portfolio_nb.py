@@ -15,8 +15,9 @@ bound, the kind's own values inside it). It then walks the bars once: signals ar
 of the clipped targets, fills go through the order rule via
 :func:`quantlib.backtest.sweep_fill_nb.account_fill_nb` (one account slot array per symbol,
 cash and free cash carried from symbol to symbol), stops through
-:func:`quantlib.backtest.sweep_fill_nb.stop_fill_price_nb`, and only running sums leave the
-loop.
+:func:`quantlib.backtest.sweep_fill_nb.stop_fill_price_nb` (against the open alone on a bar
+whose open fills an order closing or reversing the symbol's position: the rule of
+``quantlib/live/brokers/stop_rule.py``), and only running sums leave the loop.
 
 Equity at bar ``t`` is summed as the engine sums it: ``init_cash + cumulative (sum over
 symbols of the bar's cash flows) + sum over symbols of units * close``. The output row holds
@@ -205,18 +206,23 @@ def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank
             position = accts[s, A_POSITION]  # the order rule's (zeroed within tolerance)
             order_price, order_slip = price[s, i], slippage
             if position != 0 and has_stops:  # the stop rule, as sweep_nb applies it
+                # an order at this bar's open that closes or reverses: the stops see the open
+                closing = shift == 1 and ((prev > 0 and not target > 0)
+                                          or (prev < 0 and not target < 0))
+                bar_high = open_[s, i] if closing else high[s, i]
+                bar_low = open_[s, i] if closing else low[s, i]
                 stop_fill = np.nan
                 if has_sl:
                     stop_fill = stop_fill_price_nb(position, accts[s, A_SL], sl_stop,
-                                                   open_[s, i], low[s, i], high[s, i], True)
+                                                   open_[s, i], bar_low, bar_high, True)
                 if math.isnan(stop_fill) and has_tp:
                     stop_fill = stop_fill_price_nb(position, accts[s, A_TP], tp_stop,
-                                                   open_[s, i], low[s, i], high[s, i], False)
+                                                   open_[s, i], bar_low, bar_high, False)
                 if has_sl and trail:  # the trailing level moves after this bar's check
-                    if position > 0 and high[s, i] > accts[s, A_SL]:
-                        accts[s, A_SL] = high[s, i]
-                    elif position < 0 and low[s, i] < accts[s, A_SL]:
-                        accts[s, A_SL] = low[s, i]
+                    if position > 0 and bar_high > accts[s, A_SL]:
+                        accts[s, A_SL] = bar_high
+                    elif position < 0 and bar_low < accts[s, A_SL]:
+                        accts[s, A_SL] = bar_low
                 if not math.isnan(stop_fill):  # the stop replaces the bar's signals
                     enter_long, enter_short = False, False
                     exit_long, exit_short = position > 0, position < 0

@@ -27,7 +27,7 @@ from quantlib.live.brokers.order_rule_nb import (
     VALUE,
     signal_fill_nb,
 )
-from quantlib.live.brokers.stop_rule import exit_price, stop_distances, trail_base
+from quantlib.live.brokers.stop_rule import checked_range, exit_price, stop_distances, trail_base
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 
@@ -103,8 +103,9 @@ class PaperBroker(Broker):
 
     # -- exits --------------------------------------------------------------------------------
     def _exit_on_stop(self, symbol: str, bar: Any, pending: list[OrderRow]) -> bool:
-        """Check ``symbol``'s stops on ``bar`` (stop_rule.py); on a hit close the position at
-        the exit price and drop the bar's pending orders. Returns whether it exited."""
+        """Check ``symbol``'s stops on ``bar`` (stop_rule.py: against the open alone when a
+        pending order closes or reverses the position); on a hit close the position at the
+        exit price and drop the bar's pending orders. Returns whether it exited."""
         if self.sl_stop is None and self.tp_stop is None:
             return False
         store = self.store
@@ -113,11 +114,13 @@ class PaperBroker(Broker):
             return False
         sl_base = store.get_float(self._key("sl_base", symbol), math.nan)
         tp_base = store.get_float(self._key("tp_base", symbol), math.nan)
+        high, low = checked_range(bar.open, bar.high, bar.low,
+                                  any(self._closes(order) for order in pending))
         price, which = exit_price(position, sl_base, self.sl_stop, tp_base, self.tp_stop,
-                                  trail=self.trail, open_=bar.open, high=bar.high, low=bar.low)
+                                  trail=self.trail, open_=bar.open, high=high, low=low)
         if self.trail:  # moves after the check, whether or not the bar exits
             store.set_meta(self._key("sl_base", symbol),
-                           repr(trail_base(position, sl_base, bar.high, bar.low)))
+                           repr(trail_base(position, sl_base, high, low)))
         if math.isnan(price):
             return False
         for order in pending:
@@ -134,10 +137,23 @@ class PaperBroker(Broker):
                       slippage=0.0)
         return True
 
+    def _closes(self, order: OrderRow) -> bool:
+        """Whether a pending signal order closes or reverses the position it finds."""
+        le, lx, se, sx = self._flags(order)
+        prev_target = self._prev_target(order)
+        return lx or sx or (le and prev_target < 0) or (se and prev_target > 0)
+
     # -- signals ------------------------------------------------------------------------------
+    @staticmethod
+    def _prev_target(order: OrderRow) -> float:
+        return float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
+
+    def _flags(self, order: OrderRow) -> tuple[bool, bool, bool, bool]:
+        return signal_flags(self._prev_target(order), order.target,
+                            self.spec.execution.direction)
+
     def _fill(self, order: OrderRow, time_ms: int, price: float) -> None:
-        prev_target = float(order.intent.split("|")[1]) if "|" in order.intent else 0.0
-        le, lx, se, sx = signal_flags(prev_target, order.target, self.spec.execution.direction)
+        le, lx, se, sx = self._flags(order)
         # long exit / short exit are the flags of the rule; entries are passed as they are
         self._execute(order, time_ms, price, lx, sx, entries=(le, se),
                       slippage=self.spec.execution.slippage_bps / 1e4)

@@ -25,12 +25,27 @@ The rule, in words
     cleared once flat; the target must change again before a new entry (a stopped-out long
     whose signal is still long stays flat).
 
-Where the rule looks inside the bar
-    Checking the stops before the bar's orders means a signal exit due at bar ``t``'s open is
-    replaced by a level bar ``t`` reaches only *later* (a stop-loss under the open: the backtest
-    is pessimistic; a take-profit above it: optimistic). No bot can know at the open what the
-    bar will reach: live trading sells at the open there (``resting_exits.py``; measured in the
-    README, tested in ``tests/live/test_exits_take_profit.py``).
+A signal exit due at the open comes first
+    One kind of bar is checked differently: a bar whose open fills an order, decided at the
+    previous close, that *closes or reverses* the position (the target was long and is no
+    longer long, or was short and is no longer short: :func:`closes_at_open`). Only the open
+    of such a bar happens before that order, so the stops of the position it closes are
+    checked against the open alone: the bar is seen as ``high = low = open``, for the check
+    and for the trailing base. A level the bar opens beyond (a gap) still exits at the open,
+    as a stop, without slippage, and still replaces the order (a flip then stays flat); any
+    other level is not reached, the order fills at the open as usual, and nothing the bar does
+    later concerns the old position. A position the order opens (a flip) is armed by its fill
+    and its own bar is not checked, as for any entry. With ``execution="close"`` orders fill
+    at the close, after the whole bar: nothing changes there, nor on any bar without such an
+    order.
+
+    Why: a stop checked against the whole bar would replace an exit the bot sends at the open
+    by a level the bar reaches only later (pessimistic for a stop-loss under the open,
+    optimistic for a take-profit above it). No bot knows at the open what the bar will reach;
+    live trading sells at the open and cancels its resting exits (``resting_exits.py``). Every
+    engine applies this: ``run_backtest`` (by handing vectorbt the open as such bars' high and
+    low), the fused sweeps (``sweep_nb.py``, ``sweep_portfolio_nb.py``), the rule engine, the
+    paper broker (through :func:`checked_range`) and live trading.
 
 Examples
 --------
@@ -80,6 +95,27 @@ def exit_price(position: float, sl_base: float, sl_stop: float | None, tp_base: 
     return math.nan, ""
 
 
+def closes_at_open(prev_target: float, target: float) -> bool:
+    """Whether the order from ``prev_target`` to ``target`` closes or reverses the position.
+
+    Pass the targets clipped to the traded direction (long-only: negatives as 0).
+
+    Examples
+    --------
+    >>> closes_at_open(1.0, 0.0), closes_at_open(-1.0, 1.0), closes_at_open(0.0, 1.0)
+    (True, True, False)
+    """
+    return (prev_target > 0 and not target > 0) or (prev_target < 0 and not target < 0)
+
+
+def checked_range(open_: float, high: float, low: float, closing: bool) -> tuple[float, float]:
+    """``(high, low)`` the bar's stop check sees: the open alone when an order due at the
+    open closes or reverses the position (``closing``), else the bar's own."""
+    if closing:
+        return open_, open_
+    return high, low
+
+
 def trail_base(position: float, base: float, high: float, low: float) -> float:
     """The trailing stop's base after a checked bar: the best price seen since entry."""
     if position > 0 and high > base:
@@ -96,4 +132,4 @@ def stop_distances(risk) -> tuple[float | None, float | None, bool]:
     return risk.sl_stop, risk.tp_stop, False
 
 
-__all__ = ["exit_price", "trail_base", "stop_distances"]
+__all__ = ["exit_price", "trail_base", "stop_distances", "closes_at_open", "checked_range"]
