@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import run_backtest
-from quantlib.data import load
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.study import run_study
 from quantlib.optimize.sweep import sweep
+from tests.support.frames import sample_market
 
 FIXED = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 30},
          "vol_window": 12, "filter_window": 30, "allowed_regimes": [0]}
@@ -22,16 +22,12 @@ FIXED = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 30},
 
 @pytest.fixture(scope="module")
 def eth() -> pd.DataFrame:
-    df = load("sample:bars=700,timeframe=1h,seed=1")
-    df.attrs["symbol"] = "ETH/USDT"
-    return df
+    return sample_market("ETH/USDT", 700, seed=1)
 
 
 @pytest.fixture(scope="module")
 def btc() -> pd.DataFrame:
-    df = load("sample:bars=700,timeframe=1h,seed=2").iloc[50:]
-    df.attrs.update({"symbol": "BTC/USDT", "timeframe": "1h"})
-    return df
+    return sample_market("BTC/USDT", 700, seed=2, start=50)
 
 
 def _space() -> SearchSpace:

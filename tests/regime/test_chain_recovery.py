@@ -78,19 +78,25 @@ def test_later_data_is_binned_with_the_training_edges(two_features):
     assert chain.counts_.sum() == len(train) - 1
 
 
+def _range_chain_at_true_shares(seed: int, hourly_vol: list[float], tail_df: float):
+    """20,000 bars of the cyclic 3-regime market; its range feature, true regimes, and a
+    3-bin chain fitted with bin edges at the true regime shares."""
+    market = synthetic_ohlcv(20000, seed=seed, transition_matrix=CYCLIC_P,
+                             hourly_vol=np.array(hourly_vol), hourly_drift=np.zeros(3),
+                             tail_df=tail_df)
+    X = regime_features(market.ohlcv, ["range"])
+    truth = market.regimes.loc[X.index].to_numpy()
+    shares = np.cumsum(np.bincount(truth, minlength=3))[:-1] / len(truth)
+    return X, truth, MarkovChainRegime(n_bins=3, quantiles=shares.tolist()).fit(X)
+
+
 def test_one_to_one_bins_recover_the_true_matrix():
     # Near-Gaussian shocks and 10x volatility steps: a bar's high/low range tells its regime
     # (stated accuracy >= 99.5%). With terciles at the true regime shares, the binned chain IS the
     # regime chain up to sampling error: ~6,700 visits per regime give a standard error
     # sqrt(0.08 * 0.92 / 6700) ~ 0.0033 per entry, 4 SE ~ 0.013, plus <= ~0.005 from the
     # misbinned bars (each adds at most two spurious transitions): tolerance 0.02.
-    market = synthetic_ohlcv(20000, seed=1, transition_matrix=CYCLIC_P,
-                             hourly_vol=np.array([0.001, 0.01, 0.1]), hourly_drift=np.zeros(3),
-                             tail_df=200.0)
-    X = regime_features(market.ohlcv, ["range"])
-    truth = market.regimes.loc[X.index].to_numpy()
-    shares = np.cumsum(np.bincount(truth, minlength=3))[:-1] / len(truth)
-    chain = MarkovChainRegime(n_bins=3, quantiles=shares.tolist()).fit(X)
+    X, truth, chain = _range_chain_at_true_shares(1, [0.001, 0.01, 0.1], tail_df=200.0)
     states = chain.predict(X).to_numpy()
     assert (states == truth).mean() >= 0.995
     assert np.abs(chain.transmat_ - CYCLIC_P).max() < 0.02
@@ -104,13 +110,7 @@ def test_overlapping_bins_match_the_truth_seen_through_the_confusion_matrix():
     # shocks, so given the true path the expected binned counts are M' C M, with C the true
     # transition counts and M[i, b] = P(bin b | regime i) (measured here). Tolerance 0.015: the
     # ~700 spurious transitions per row fluctuate by ~sqrt(700) / 6700 ~ 0.004 (about 3.5 SE).
-    market = synthetic_ohlcv(20000, seed=2, transition_matrix=CYCLIC_P,
-                             hourly_vol=np.array([0.002, 0.01, 0.05]), hourly_drift=np.zeros(3),
-                             tail_df=4.0)
-    X = regime_features(market.ohlcv, ["range"])
-    truth = market.regimes.loc[X.index].to_numpy()
-    shares = np.cumsum(np.bincount(truth, minlength=3))[:-1] / len(truth)
-    chain = MarkovChainRegime(n_bins=3, quantiles=shares.tolist()).fit(X)
+    X, truth, chain = _range_chain_at_true_shares(2, [0.002, 0.01, 0.05], tail_df=4.0)
     states = _bins(X.to_numpy()[:, 0], chain.bin_edges_[0])
     np.testing.assert_array_equal(chain.predict(X).to_numpy(), states)
     assert 0.90 <= (states == truth).mean() <= 0.98

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import check_lookahead, check_recursive, run_backtest
-from quantlib.data import load
 from quantlib.errors import DataError
 from quantlib.regime.strategy import regime_ok
 from quantlib.strategy.registry import get_kind
+from tests.support.frames import sample_market
 
 INNER = {"fast": 5, "slow": 30}
 REGIME = {"vol_window": 12, "filter_window": 30, "allowed_regimes": [0], "min_proba": 0.5}
@@ -18,17 +18,13 @@ REGIME = {"vol_window": 12, "filter_window": 30, "allowed_regimes": [0], "min_pr
 
 @pytest.fixture(scope="module")
 def eth() -> pd.DataFrame:
-    df = load("sample:bars=800,timeframe=1h,seed=1")
-    df.attrs["symbol"] = "ETH/USDT"
-    return df
+    return sample_market("ETH/USDT", 800, seed=1)
 
 
 @pytest.fixture(scope="module")
 def btc() -> pd.DataFrame:
     # BTC's history starts 100 bars after ETH's: those ETH bars have no regime yet (flat)
-    df = load("sample:bars=800,timeframe=1h,seed=2").iloc[100:]
-    df.attrs.update({"symbol": "BTC/USDT", "timeframe": "1h"})
-    return df
+    return sample_market("BTC/USDT", 800, seed=2, start=100)
 
 
 def _params(**extra) -> dict:
