@@ -8,7 +8,9 @@ return JSON-able data. Routes declared ``signed=True`` are checked as Binance do
 signature)``; a ``timestamp`` parameter). A handler raises :class:`BinanceApiError` to answer
 Binance's ``{"code": ..., "msg": ...}`` envelope with its HTTP status; any other exception is a
 server bug, kept in ``errors`` and answered as code -1000. Faults queued with
-:meth:`RouteServer.inject_fault` are consumed per path before routing; every request is recorded.
+:meth:`RouteServer.inject_fault` are consumed per path before routing (``"lost"`` after it: the
+request is acted on, then the connection drops without an answer, as a response lost in
+flight); every request is recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.support.loopback_http import Fault, LoopbackHTTPServer
 
-FAULT_KINDS = ("http", "timeout", "malformed")
+FAULT_KINDS = ("http", "timeout", "malformed", "lost")
 
 
 class BinanceApiError(Exception):
@@ -161,6 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a server bug must not look like a network fault
             server.errors.append(exc)
             status, payload = 500, {"code": -1000, "msg": "An unknown error occurred."}
+        if fault is not None and fault.kind == "lost":  # acted on; the answer never arrives
+            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
+            self.close_connection = True
+            return
         self._send(status, json.dumps(payload).encode(), "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:

@@ -28,10 +28,13 @@ signing check, faults and recording live in :mod:`tests.support.binance_wire`. P
 
 Private (signed) routes are declared with ``signed=True``: :meth:`_authenticate` checks them as
 Binance does (``X-MBX-APIKEY`` header, ``timestamp``, ``signature = HMAC-SHA256(secret, query
-string + body)``), answering -2014/-2015/-1022 on a bad key or signature. ``GET /fapi/v2/balance``,
-``/fapi/v3/account`` (ccxt's ``fetch_balance``) and ``GET /sapi/v1/capital/config/getall`` and ``/sapi/v1/margin/allPairs`` (ccxt's
-``load_markets`` asks them whenever a key is set; no margin pairs here) are the first; positions, leverage, marginType, orders and income come next (add a method and a
-route).
+string + body)``), answering -2014/-2015/-1022 on a bad key or signature. ``GET
+/sapi/v1/capital/config/getall`` and ``/sapi/v1/margin/allPairs`` are here (ccxt's
+``load_markets`` asks them whenever a key is set; no margin pairs here); the account's routes
+(leverage, margin type, positions, balance, orders, trades, income) and the test-control route
+``GET /test/advance`` are in :mod:`tests.support.binanceusdm_private`, the account's rule in
+:mod:`tests.support.binanceusdm_account`. :meth:`BinanceUsdmServer.set_replay` gives a market
+bars to trade on; :meth:`BinanceUsdmServer.advance` moves every traded market to a bar's open.
 
 Errors are Binance's: HTTP 400 ``{"code": -1121, "msg": "Invalid symbol."}`` and so on (ccxt maps
 the codes to its exception classes).
@@ -40,7 +43,8 @@ Faults and recording
 --------------------
 ``server.inject_fault("/fapi/v1/fundingRate", "http", status=503)`` queues a fault for the next
 request to a path (``"http"``: that status without acting; ``"timeout"``: wait ``delay`` and
-close; ``"malformed"``: a truncated JSON body). Every request is appended to ``server.requests``
+close; ``"malformed"``: a truncated JSON body; ``"lost"``: act, then drop the connection
+unanswered). Every request is appended to ``server.requests``
 (``method``, ``path``, ``params``, ``fault``); ``requests_for(path)`` filters them. Handler bugs
 land in ``server.errors`` (the fixture fails the test on them).
 
@@ -73,6 +77,8 @@ from tests.support.binance_wire import (
     Route,
     RouteServer,
 )
+from tests.support.binanceusdm_account import Account, Replay
+from tests.support.binanceusdm_private import private_routes
 
 DEFAULT_API_KEY = "quantlib-loopback-binance-key"
 DEFAULT_SECRET = hashlib.sha256(b"quantlib-loopback-binance-secret").hexdigest()
@@ -90,12 +96,14 @@ class _Market:
     base: str
     quote: str
     settle: str
+    step: str = "0.001"  # LOT_SIZE stepSize (= minQty)
+    min_notional: str = "100"  # MIN_NOTIONAL notional
 
 
-def _market_for(symbol: str) -> _Market:
+def _market_for(symbol: str, step: str = "0.001", min_notional: str = "100") -> _Market:
     pair, _, settle = symbol.partition(":")
     base, _, quote = pair.partition("/")
-    return _Market(symbol, f"{base}{quote}", base, quote, settle or quote)
+    return _Market(symbol, f"{base}{quote}", base, quote, settle or quote, step, min_notional)
 
 
 def _num(value: float) -> str:
@@ -114,11 +122,13 @@ class BinanceUsdmServer(RouteServer):
     """
 
     def __init__(self, *, symbol: str = "BTC/USDT:USDT", api_key: str = DEFAULT_API_KEY,
-                 secret: str = DEFAULT_SECRET, funding_jitter_ms: int = 0) -> None:
+                 secret: str = DEFAULT_SECRET, funding_jitter_ms: int = 0,
+                 fee_rate: float = 0.0004, mmr: float = 0.004, liq_fee: float = 0.0125) -> None:
         super().__init__(api_key, secret)
         self.now_ms: int | None = None  # the server clock; None: see clock_ms()
         self.funding_jitter_ms = funding_jitter_ms
         self.balances: dict[str, float] = defaultdict(float)
+        self.account = Account(self.balances, fee_rate=fee_rate, mmr=mmr, liq_fee=liq_fee)
         self._markets: dict[str, _Market] = {}
         # (market id, interval, price kind) -> (open times in ms, rows as Binance sends them)
         self._klines: dict[tuple[str, str, str], tuple[list[int], list[list]]] = {}
@@ -132,20 +142,26 @@ class BinanceUsdmServer(RouteServer):
                 lambda params: self._klines_route(params, "mark")),
             ("GET", "/fapi/v1/fundingRate"): Route(self._funding_rate),
             ("GET", "/fapi/v1/premiumIndex"): Route(self._premium_index),
-            ("GET", "/fapi/v2/balance"): Route(self._balance, signed=True),
-            ("GET", "/fapi/v3/account"): Route(self._account, signed=True),
             # ccxt's load_markets asks the spot wallet's coin list whenever a key is set.
             ("GET", "/sapi/v1/capital/config/getall"): Route(self._coins, signed=True),
             # ... and the spot margin pairs (none here: this venue is futures only).
             ("GET", "/sapi/v1/margin/allPairs"): Route(lambda params: [], signed=True),
             ("GET", "/sapi/v1/margin/isolated/allPairs"): Route(lambda params: [], signed=True),
         }
+        self.routes.update(private_routes(self))
         self.add_market(symbol)
 
     # ------------------------------------------------------------------ configuration
-    def add_market(self, symbol: str) -> None:
+    def add_market(self, symbol: str, *, step: str | None = None,
+                   min_notional: str | None = None) -> None:
+        """List ``symbol``; ``step`` (lot size) and ``min_notional`` (strings, as Binance's
+        filters) change a listed market's filters, else they keep theirs (default 0.001, 100)."""
         with self._lock:
             market = _market_for(symbol)
+            known = self._markets.get(market.market_id)
+            market.step = step or (known.step if known else market.step)
+            market.min_notional = min_notional or (known.min_notional if known
+                                                   else market.min_notional)
             self._markets[market.market_id] = market
 
     def set_klines(self, df: pd.DataFrame, *, symbol: str = "BTC/USDT:USDT",
@@ -181,6 +197,32 @@ class BinanceUsdmServer(RouteServer):
         with self._lock:
             self.add_market(symbol)
             self._funding[market.market_id] = (times, records)
+
+    def set_replay(self, ohlcv: pd.DataFrame, mark: pd.DataFrame, funding: pd.DataFrame, *,
+                   symbol: str = "BTC/USDT:USDT", step: str | None = None,
+                   min_notional: str | None = None) -> None:
+        """Trade ``symbol`` on these bars: candles and mark candles (same index) and funding
+        events (``funding_rate`` by payment time) are served by the public routes and drive
+        the account (:meth:`advance` moves the market; orders fill at the current bar's
+        open). Funding records carry the mark's open at their time when a bar opens then."""
+        times = [int(v) for v in ohlcv.index.as_unit("ms").asi8]
+        events = [(int(t), float(r)) for t, r in zip(funding.index.as_unit("ms").asi8,
+                                                    funding["funding_rate"], strict=True)]
+        with self._lock:
+            self.add_market(symbol, step=step, min_notional=min_notional)
+            self.set_klines(ohlcv, symbol=symbol)
+            self.set_klines(mark, symbol=symbol, price="mark")
+            self.set_funding(funding, symbol=symbol, mark=mark["open"])
+            self.account.replays[_market_for(symbol).market_id] = Replay(
+                times, [float(v) for v in ohlcv["open"]], [float(v) for v in mark["open"]],
+                [float(v) for v in mark["high"]], [float(v) for v in mark["low"]], events)
+
+    def advance(self, index: int) -> None:
+        """Replay every traded market to the open of bar ``index`` (``GET /test/advance``)."""
+        with self._lock:
+            for market_id in self.account.replays:
+                self.account.advance(market_id, index)
+            self.now_ms = max(self.account.now(m) for m in self.account.replays)
 
     def clock_ms(self) -> int:
         """``now_ms`` when set, else the wall clock."""
@@ -232,19 +274,19 @@ class BinanceUsdmServer(RouteServer):
             "deliveryDate": _PERPETUAL_DELIVERY, "onboardDate": 1569398400000,
             "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
             "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.settle,
-            "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+            "pricePrecision": 2, "quantityPrecision": len(m.step.partition(".")[2]), "baseAssetPrecision": 8,
             "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
             "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500",
             "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
             "filters": [
                 {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764",
                  "tickSize": "0.10"},
-                {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000",
-                 "stepSize": "0.001"},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "120",
-                 "stepSize": "0.001"},
+                {"filterType": "LOT_SIZE", "minQty": m.step, "maxQty": "1000000",
+                 "stepSize": m.step},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": m.step, "maxQty": "1000000",
+                 "stepSize": m.step},
                 {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                {"filterType": "MIN_NOTIONAL", "notional": "100"},
+                {"filterType": "MIN_NOTIONAL", "notional": m.min_notional},
                 {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
                  "multiplierDown": "0.9500", "multiplierDecimal": "4"},
             ],
@@ -310,31 +352,6 @@ class BinanceUsdmServer(RouteServer):
                  "free": _num(self.balances.get(a, 0.0)), "locked": "0", "freeze": "0",
                  "withdrawing": "0", "ipoing": "0", "ipoable": "0", "storage": "0",
                  "isLegalMoney": False, "trading": True, "networkList": []} for a in assets]
-
-    def _balance(self, params: dict[str, str]) -> list:
-        now = self.clock_ms()
-        return [{"accountAlias": "SgsR", "asset": asset, "balance": _num(amount),
-                 "crossWalletBalance": _num(amount), "crossUnPnl": "0.0",
-                 "availableBalance": _num(amount), "maxWithdrawAmount": _num(amount),
-                 "marginAvailable": True, "updateTime": now}
-                for asset, amount in sorted(self.balances.items())]
-
-    def _account(self, params: dict[str, str]) -> dict:
-        """``/fapi/v3/account`` (what ccxt's ``fetch_balance`` reads): no positions yet."""
-        total = _num(sum(self.balances.values()))
-        assets = [{"asset": asset, "walletBalance": _num(amount), "unrealizedProfit": "0.0",
-                   "marginBalance": _num(amount), "maintMargin": "0.0", "initialMargin": "0.0",
-                   "positionInitialMargin": "0.0", "openOrderInitialMargin": "0.0",
-                   "crossWalletBalance": _num(amount), "crossUnPnl": "0.0",
-                   "availableBalance": _num(amount), "maxWithdrawAmount": _num(amount),
-                   "updateTime": self.clock_ms()}
-                  for asset, amount in sorted(self.balances.items())]
-        return {"totalInitialMargin": "0.0", "totalMaintMargin": "0.0",
-                "totalWalletBalance": total, "totalUnrealizedProfit": "0.0",
-                "totalMarginBalance": total, "totalPositionInitialMargin": "0.0",
-                "totalOpenOrderInitialMargin": "0.0", "totalCrossWalletBalance": total,
-                "totalCrossUnPnl": "0.0", "availableBalance": total, "maxWithdrawAmount": total,
-                "assets": assets, "positions": []}
 
 
 @pytest.fixture(name="binanceusdm_server")
