@@ -60,26 +60,24 @@ def test_csv_round_trip_keeps_values(tmp_path):
     assert back.index.equals(df.index)
 
 
-def test_non_numeric_cell_names_file_row_and_column(tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_text("timestamp,open,high,low,close,volume\n"
-                    "1704067200,1,2,0.5,1.5,10\n1704070800,1,2,oops,1.5,10\n")
-    with pytest.raises(DataError, match=r"bad\.csv: row 1 .*'low': 'oops' is not a number"):
-        load_ohlcv(path)
+HEADER = "timestamp,open,high,low,close,volume\n"
 
 
-def test_missing_header_lists_what_is_accepted(tmp_path):
-    path = tmp_path / "nohigh.csv"
-    path.write_text("timestamp,open,low,close,volume\n1704067200,1,0.5,1.5,10\n")
-    with pytest.raises(DataError, match=r"nohigh\.csv: no column for 'high'"):
-        load_ohlcv(path)
-
-
-def test_unparseable_date_names_the_row(tmp_path):
-    path = tmp_path / "dates.csv"
-    path.write_text("date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\nnot-a-date,1,2,0.5,1.5,1\n")
-    with pytest.raises(DataError, match=r"row 1 \(line 3 of the file\), column 'timestamp': "
-                                         r"cannot parse 'not-a-date'"):
+@pytest.mark.parametrize(("name", "text", "problem"), [
+    ("bad.csv", HEADER + "1704067200,1,2,0.5,1.5,10\n1704070800,1,2,oops,1.5,10\n",
+     r"bad\.csv: row 1 .*'low': 'oops' is not a number"),
+    ("nohigh.csv", "timestamp,open,low,close,volume\n1704067200,1,0.5,1.5,10\n",
+     r"nohigh\.csv: no column for 'high'"),
+    ("dates.csv",
+     "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1.5,1\nnot-a-date,1,2,0.5,1.5,1\n",
+     r"row 1 \(line 3 of the file\), column 'timestamp': cannot parse 'not-a-date'"),
+    ("hl.csv", HEADER + "1704067200,10,9,8,9.5,1\n", r"hl\.csv: row 0 .*'high'"),
+], ids=["non_numeric_cell_names_file_row_and_column", "missing_header_lists_what_is_accepted",
+        "unparseable_date_names_the_row", "validation_error_in_file_names_the_file"])
+def test_a_bad_csv_is_named(tmp_path, name, text, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=problem):
         load_ohlcv(path)
 
 
@@ -90,13 +88,6 @@ def test_missing_file_and_unknown_suffix(tmp_path):
     other.write_text("x")
     with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
         load_ohlcv(other)
-
-
-def test_validation_error_in_file_names_the_file(tmp_path):
-    path = tmp_path / "hl.csv"
-    path.write_text("timestamp,open,high,low,close,volume\n1704067200,10,9,8,9.5,1\n")
-    with pytest.raises(DataError, match=r"hl\.csv: row 0 .*'high'"):
-        load_ohlcv(path)
 
 
 def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):

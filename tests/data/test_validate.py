@@ -44,19 +44,14 @@ def test_bad_value_names_row_timestamp_and_column(bars, column, value, problem):
     assert problem in message
 
 
-def test_high_below_open_close_is_reported(bars):
-    row = 9
-    top = max(bars["open"].iloc[row], bars["close"].iloc[row])
-    _set(bars, row, "high", top * 0.999)
-    with pytest.raises(DataError, match=rf"row {row} .*'high'.*below max\(open, close\)"):
-        validate_ohlcv(bars)
-
-
-def test_low_above_open_close_is_reported(bars):
-    row = 30
-    bottom = min(bars["open"].iloc[row], bars["close"].iloc[row])
-    _set(bars, row, "low", bottom * 1.001)
-    with pytest.raises(DataError, match=rf"row {row} .*'low'.*above min\(open, close\)"):
+@pytest.mark.parametrize(("row", "column", "bound", "factor", "problem"), [
+    (9, "high", max, 0.999, r"below max\(open, close\)"),
+    (30, "low", min, 1.001, r"above min\(open, close\)"),
+], ids=["high_below_open_close", "low_above_open_close"])
+def test_high_or_low_inside_the_body_is_reported(bars, row, column, bound, factor, problem):
+    body_edge = bound(bars["open"].iloc[row], bars["close"].iloc[row])
+    _set(bars, row, column, body_edge * factor)
+    with pytest.raises(DataError, match=rf"row {row} .*'{column}'.*{problem}"):
         validate_ohlcv(bars)
 
 

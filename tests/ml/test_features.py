@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.errors import DataError, ParameterError
+from quantlib.errors import ParameterError
 from quantlib.ml import FeatureConfig, compute_features
+from tests.support.frames import assert_bad_bars_named
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +114,7 @@ def test_regime_proba_equals_hmmlearn_on_the_window(market, regime_config, full)
 
 
 def test_bad_input_is_a_clear_error(market):
-    with pytest.raises(DataError, match="volume"):
-        compute_features(market.drop(columns="volume"))
-    bad = market.copy()
-    bad.iloc[50, bad.columns.get_loc("close")] = -1.0
-    with pytest.raises(DataError, match="row 50"):
-        compute_features(bad)
+    assert_bad_bars_named(compute_features, market, "volume", row=50)
     with pytest.raises(ParameterError, match="rsi_window"):
         FeatureConfig.from_dict({"rsi_window": 0})
     with pytest.raises(ParameterError, match="unknown field"):

@@ -19,6 +19,7 @@ from quantlib.report.defaults import (
     notebook_space,
 )
 from tests.conftest import shared_data_path
+from tests.support.frames import assert_bad_bars_named
 
 
 def _frame(log_returns: np.ndarray, start: float = 100.0) -> pd.DataFrame:
@@ -102,12 +103,7 @@ def test_notebook_space_defaults_only_what_is_missing():
 
 def test_bad_input_is_named():
     good = _frame(np.tile([0.01, -0.01], 100))
-    with pytest.raises(DataError, match="'close'"):
-        move_scale(good.drop(columns="close"))
-    bad = good.copy()
-    bad.iloc[5, bad.columns.get_loc("close")] = -1.0
-    with pytest.raises(DataError, match="row 5"):
-        move_scale(bad)
+    assert_bad_bars_named(move_scale, good, "close", row=5)
     with pytest.raises(DataError, match="never moves"):
         move_scale(_frame(np.zeros(100)))
     with pytest.raises(DataError, match="at least 3"):

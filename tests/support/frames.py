@@ -1,10 +1,14 @@
-"""Small synthetic frames named as real markets, for tests of kinds that read another symbol."""
+"""Test frames: synthetic bars named as real markets, and the bad-bars refusal check."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
+import pytest
 
 from quantlib.data import load
+from quantlib.errors import DataError
 
 
 def sample_market(symbol: str, bars: int, seed: int, start: int = 0) -> pd.DataFrame:
@@ -27,3 +31,17 @@ def sample_market(symbol: str, bars: int, seed: int, start: int = 0) -> pd.DataF
     df = load(f"sample:bars={bars},timeframe=1h,seed={seed}").iloc[start:]
     df.attrs.update({"symbol": symbol, "timeframe": "1h"})
     return df
+
+
+def assert_bad_bars_named(func: Callable[[pd.DataFrame], object], frame: pd.DataFrame,
+                          column: str, row: int) -> None:
+    """``func`` refuses ``frame`` without ``column`` and with a negative close at ``row``.
+
+    Each refusal must be a DataError naming the column (quoted) or the row.
+    """
+    with pytest.raises(DataError, match=f"'{column}'"):
+        func(frame.drop(columns=column))
+    bad = frame.copy()
+    bad.iloc[row, bad.columns.get_loc("close")] = -1.0
+    with pytest.raises(DataError, match=f"row {row}"):
+        func(bad)
