@@ -177,6 +177,67 @@ def _export_arrays(source: str, target: str) -> int:
     return 0
 
 
+def read_funding_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(funding times in ms, rates)`` of a funding file, validated by
+    :func:`quantlib.data.perp.validate_funding`: a CSV with columns ``timestamp`` (UTC) and
+    ``funding_rate``, or a Parquet funding cache; in a child process when pandas is not loaded
+    here (as :func:`read_replay_file`). DataError names the file, row and field when bad."""
+    path = Path(path)
+    if "pandas" in sys.modules:
+        return _load_funding(path)
+    with tempfile.TemporaryDirectory(prefix="quantlib-replay-") as tmp:
+        out = Path(tmp) / "funding.npz"
+        done = subprocess.run([sys.executable, "-m", "quantlib.live.feeds", "--funding",
+                               str(path), str(out)], capture_output=True, text=True)
+        error = out.with_suffix(".error")
+        if error.exists():
+            raise DataError(error.read_text())
+        if done.returncode or not out.exists():
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise DataError(f"{path}: the funding loader failed (exit {done.returncode}): {tail}")
+        with np.load(out, allow_pickle=False) as data:
+            return data["times"], data["rates"]
+
+
+def _load_funding(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    from quantlib.data.perp import validate_funding
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such funding file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raw = pd.read_csv(path)
+            if "timestamp" not in raw.columns:
+                raise DataError(f"{path}: a funding CSV needs the columns timestamp and "
+                                f"funding_rate, got {list(raw.columns)}")
+            index = pd.DatetimeIndex(pd.to_datetime(raw.pop("timestamp"), utc=True),
+                                     name="timestamp")
+            frame = raw.set_index(index)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the funding file ({exc})") from None
+    if "funding_rate" in frame.columns:
+        frame = frame.astype({"funding_rate": np.float64})
+    validate_funding(frame, name=str(path))
+    return frame.index.as_unit("ms").asi8.astype(np.int64), frame["funding_rate"].to_numpy()
+
+
+def _export_funding(source: str, target: str) -> int:
+    """Child process of :func:`read_funding_file`."""
+    from quantlib.errors import QuantlibError
+
+    try:
+        times, rates = _load_funding(Path(source))
+    except QuantlibError as exc:
+        Path(target).with_suffix(".error").write_text(str(exc))
+        return 2
+    np.savez(target, times=times, rates=rates)
+    return 0
+
+
 class ReplayFeed:
     """Replay a data file (or frame) bar by bar, as fast as possible.
 
@@ -251,6 +312,103 @@ class PortfolioReplayFeed:
             rows[symbol] = arrays_to_bars(feed.times[keep], feed.values[keep])
         for i in range(len(self.times)):
             yield {symbol: bars[i] for symbol, bars in rows.items()}
+
+
+class PerpReplayFeed:
+    """Replay a perpetual swap bar by bar: candles, their mark-price candles and funding.
+
+    Parameters
+    ----------
+    candles : OHLCV file (or frame) of the last price.
+    mark : OHLCV file (or frame) of the mark price on exactly the candles' bars; None: the
+        last price (as the perp backtest without ``mark``).
+    funding : funding file (:func:`read_funding_file`) or ``(times_ms, rates)``; None: none.
+
+    Yields :class:`PerpBar` objects; a bar carries the payments published after the previous
+    bar's close and at or before its own (the first bar: every one up to its close).
+    """
+
+    def __init__(self, candles: str | Path | Any, mark: str | Path | Any | None = None,
+                 funding: str | Path | tuple | None = None):
+        self.candles = ReplayFeed(candles)
+        self.name, self.symbol = self.candles.name, self.candles.symbol
+        self.timeframe = self.candles.timeframe
+        self.times = self.candles.times
+        if len(self.times) < 2:
+            raise LiveError(f"perp replay feed {self.name}: needs at least 2 bars")
+        self.mark = self.candles.values[:, :3]
+        if mark is not None:
+            marks = ReplayFeed(mark)
+            if not np.array_equal(marks.times, self.times):
+                raise LiveError(f"perp replay feed: mark file {marks.name} must hold exactly the "
+                                f"bars of {self.name} ({len(marks.times)} vs {len(self.times)} "
+                                "bars, or other times)")
+            self.mark = marks.values[:, :3]
+        if funding is None:
+            self.funding = (np.empty(0, np.int64), np.empty(0))
+        elif isinstance(funding, tuple):
+            self.funding = (np.asarray(funding[0], np.int64), np.asarray(funding[1], float))
+        else:
+            self.funding = read_funding_file(funding)
+        from quantlib.data.timeframes import timeframe_to_seconds
+
+        self.bar_ms = timeframe_to_seconds(self.timeframe) * 1000  # a bar closes one step on
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def __iter__(self) -> Iterator[PerpBar]:
+        f_times, f_rates = self.funding
+        closes = self.times + self.bar_ms
+        # payments published in (previous close, this close]; the first bar: up to its close
+        ends = np.searchsorted(f_times, closes, side="right")
+        start = 0
+        for i, row in enumerate(self.candles.values.tolist()):
+            events = tuple((int(t), float(r)) for t, r in
+                           zip(f_times[start:ends[i]].tolist(), f_rates[start:ends[i]].tolist(),
+                               strict=True))
+            start = ends[i]
+            m_open, m_high, m_low = (float(v) for v in self.mark[i])
+            yield PerpBar(int(self.times[i]), *map(float, row), False, m_open, m_high, m_low,
+                          events)
+
+
+def parse_replay_perp(feed: str) -> dict[str, str | None]:
+    """The files of ``--feed replay-perp:CANDLES[,mark=FILE][,funding=FILE]``.
+
+    Examples
+    --------
+    >>> parse_replay_perp("replay-perp:btc.csv,mark=btc_mark.csv,funding=btc_funding.csv")
+    {'candles': 'btc.csv', 'mark': 'btc_mark.csv', 'funding': 'btc_funding.csv'}
+    """
+    parts = feed.split(":", 1)[1].split(",")
+    out: dict[str, str | None] = {"candles": parts[0] or None, "mark": None, "funding": None}
+    for part in parts[1:]:
+        key, sep, path = part.partition("=")
+        if not sep or key not in ("mark", "funding") or not path or out[key] is not None:
+            raise LiveError(f"--feed {feed!r}: expected replay-perp:CANDLES[,mark=FILE]"
+                            f"[,funding=FILE] (got the part {part!r})")
+        out[key] = path
+    if out["candles"] is None:
+        raise LiveError(f"--feed {feed!r}: name the candles file, replay-perp:CANDLES,...")
+    return out
+
+
+def save_perp_replay(perp: Any, folder: str | Path) -> str:
+    """Write a :class:`~quantlib.data.perp.PerpData` as replay files (``candles.csv``,
+    ``mark.csv``, ``funding.csv`` in ``folder``) and return their ``--feed`` string."""
+    from quantlib.data import save_ohlcv
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.csv" for name in ("candles", "mark", "funding")}
+    save_ohlcv(perp.ohlcv, paths["candles"])
+    save_ohlcv(perp.mark, paths["mark"])
+    funding = perp.funding.copy()
+    funding.index.name = "timestamp"
+    funding.to_csv(paths["funding"])
+    return (f"replay-perp:{paths['candles']},mark={paths['mark']},"
+            f"funding={paths['funding']}")
 
 
 def parse_replay(feed: str) -> str | dict[str, str]:
@@ -451,6 +609,9 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     markets a one-symbol spec reads, :func:`~quantlib.live.informative_feeds.spec_input_symbols`)
     are given; ``"exchange"`` -> :class:`ExchangeFeed`, or an ``InformativeExchangeFeed`` of
     ``symbol`` and ``inputs`` (:mod:`quantlib.live.informative_feeds`)."""
+    if spec_feed.startswith("replay-perp:"):
+        files = parse_replay_perp(spec_feed)
+        return PerpReplayFeed(files["candles"], files["mark"], files["funding"])
     if spec_feed.startswith("replay:"):
         files = parse_replay(spec_feed)
         if isinstance(files, dict):
@@ -472,10 +633,13 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "ReplayFeed", "PortfolioReplayFeed", "PortfolioExchangeFeed",
+__all__ = ["Bar", "PerpBar", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
+           "read_funding_file", "save_perp_replay", "PortfolioReplayFeed", "PortfolioExchangeFeed",
            "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--funding":
+        sys.exit(_export_funding(sys.argv[2], sys.argv[3]))
     sys.exit(_export_arrays(sys.argv[1], sys.argv[2]))

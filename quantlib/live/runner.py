@@ -38,7 +38,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,41 @@ class SignalWindow:
         n = len(self.rows)
         return Bars.from_arrays(self._ns[:n].copy(), self._values[:, :n].copy(),
                                 {"timeframe": timeframe, "symbol": symbol, "source": "live"})
+
+
+class FundingWindow:
+    """The funding payments a perp signal's window can see: those published by the closes of
+    the window's bars, plus the latest one before the window (the rate known at its first
+    close). Fed with each :class:`~quantlib.live.feeds.PerpBar` the window takes.
+
+    Parameters
+    ----------
+    bar_ms : the bar length (a bar's close is its open plus this).
+    """
+
+    def __init__(self, bar_ms: int):
+        self.bar_ms = int(bar_ms)
+        self.events: list[tuple[int, float]] = []
+
+    def push(self, bar: Bar, window: SignalWindow) -> None:
+        if not hasattr(bar, "funding"):
+            raise LiveError("a perp spec needs a perp feed (candles with mark and funding: "
+                            "--feed replay-perp:...); the feed gave plain candles")
+        seen = self.events[-1][0] if self.events else None
+        self.events.extend((int(t), float(r)) for t, r in bar.funding
+                           if seen is None or int(t) > seen)
+        first_close = window.rows[0].time + self.bar_ms
+        keep = 0  # the latest payment at or before the window's first close, and later ones
+        for i, (t, _) in enumerate(self.events):
+            if t <= first_close:
+                keep = i
+        del self.events[:keep]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(times in ns, rates)``, the arrays :func:`~quantlib.strategy.perp_kinds.with_funding`
+        takes."""
+        times = np.array([t for t, _ in self.events], dtype=np.int64) * 1_000_000
+        return times, np.array([r for _, r in self.events], dtype=np.float64)
 
 
 def check_feed_matches(spec: StrategySpec, feed: Iterable[Bar], inputs: list[str] = ()) -> None:
@@ -189,6 +224,7 @@ class LiveRunner:
                             f"{self.input_symbols} run for one-symbol signal kinds only")
         self.windows.update({s: SignalWindow(size) for s in self.input_symbols})
         self.window = self.windows[spec.symbol]  # the first symbol's (one-symbol specs: the only)
+        self.funding = self._check_market()
         self.risk = RiskManager(spec.risk, store)
         self.stop_file = Path(stop_file) if stop_file else None
         self.status_file = Path(status_file) if status_file else None
@@ -205,6 +241,21 @@ class LiveRunner:
         self.latencies_ns: list[int] = []
         check_feed_matches(spec, feed, self.input_symbols)
         self._check_state_identity()
+
+    def _check_market(self) -> FundingWindow | None:
+        """A perp spec trades on a perp broker, one signal kind without other markets; its
+        signal reads the funding known at each close (returned window; None for spot)."""
+        spec = self.spec
+        broker_market = getattr(self.broker, "market", "spot")
+        if broker_market != spec.market:
+            raise LiveError(f"spec {spec.name!r} trades market {spec.market!r} but the broker "
+                            f"({type(self.broker).__name__}) keeps a {broker_market} account")
+        if spec.market != "perp":
+            return None
+        if self.kind.engine != "signals" or self.input_symbols:
+            raise LiveError(f"spec {spec.name!r}: a perp spec runs a signal kind on its one "
+                            "swap (no grid engine, no informative inputs of other markets)")
+        return FundingWindow(timeframe_to_seconds(spec.timeframe) * 1000)
 
     def _check_state_identity(self) -> None:
         # A state file belongs to one spec: resuming someone else's positions would be a disaster.
@@ -259,9 +310,9 @@ class LiveRunner:
         orders: list[OrderRow] = list(self.broker.on_bar(bars) or [])
         cash, _ = self.broker.account()
         positions = self.broker.positions(self.symbols)
-        equity = cash
-        for symbol in self.symbols:  # summed in the spec's order, as the backtest's columns
-            equity += positions[symbol] * bars[symbol].close
+        # the broker values its own account (spot: cash + positions at the closes, summed in
+        # the spec's order as the backtest's columns; perp: cash + margin + unrealised pnl)
+        equity = self.broker.equity({s: bars[s].close for s in self.symbols})
         halt = self.risk.check(first.time, equity)
         if halt:
             self.log.warning("risk_halt", bar=first.time, reason=halt)
@@ -272,7 +323,7 @@ class LiveRunner:
         budget = cash  # live sizing: later symbols size from what earlier entries leave
         for symbol in self.symbols:
             bar = bars[symbol]
-            target = float(self.kind.signals(self.windows[symbol].bars(spec.timeframe, symbol),
+            target = float(self.kind.signals(self._signal_bars(symbol),
                                              self.params, validated=True,
                                              informative=self._input_data(symbol))[-1])
             target = self.risk.cap(target)
@@ -299,6 +350,17 @@ class LiveRunner:
         for symbol, target in targets.items():
             store.set_meta(self._key("target", symbol), repr(target))
         return targets[self.symbols[0]], orders, cash, positions[self.symbols[0]], equity
+
+    def _signal_bars(self, symbol: str) -> Bars:
+        """The window the signal reads: the closed candles, and for a perp the column
+        ``funding_rate`` (the rate known at each bar's close), as the perp backtest adds it."""
+        bars = self.windows[symbol].bars(self.spec.timeframe, symbol)
+        if self.funding is None:
+            return bars
+        from quantlib.strategy.perp_kinds import with_funding
+
+        times, rates = self.funding.arrays()
+        return with_funding(bars, times, rates, self.spec.timeframe)
 
     def _input_data(self, symbol: str) -> dict[str, Bars] | None:
         """The window of each informative input that reads data, not the traded bars
@@ -465,6 +527,8 @@ class LiveRunner:
             bars = self._bars_of(item)
             for symbol, one in bars.items():
                 self.windows[symbol].push(one)
+            if self.funding is not None:
+                self.funding.push(bars[self.symbols[0]], self.window)
             if self.input_symbols:  # inputs fill their windows; the traded market is decided
                 if self.symbols[0] not in bars:  # an input's candle at a time it lacks
                     continue
@@ -508,12 +572,11 @@ class LiveRunner:
 
     def _equity_now(self) -> float:
         """Cash plus every position at its last close (the spec's symbol order)."""
-        cash, _ = self.broker.account()
-        equity = cash
-        for symbol, position in self.broker.positions(self.symbols).items():
+        closes = {}
+        for symbol in self.symbols:
             rows = self.windows[symbol].rows
-            equity += position * (rows[-1].close if rows else 0.0)
-        return equity
+            closes[symbol] = rows[-1].close if rows else 0.0
+        return self.broker.equity(closes)
 
     def _heartbeat(self, bar: Bar | None, health: str | None = None) -> None:
         if self.status_file is None:
@@ -528,6 +591,8 @@ class LiveRunner:
         }
         if len(self.symbols) > 1:
             status["positions"] = self.broker.positions(self.symbols)
+        if self.funding is not None:
+            status["perp"] = asdict(self.broker.perp_position())
         tmp = self.status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.status_file)
@@ -620,4 +685,5 @@ def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | No
     return {k: float(metrics[k]) for k in keep}
 
 
-__all__ = ["LiveRunner", "RunSummary", "SignalWindow", "check_feed_matches", "read_status"]
+__all__ = ["FundingWindow", "LiveRunner", "RunSummary", "SignalWindow", "check_feed_matches",
+           "read_status"]
