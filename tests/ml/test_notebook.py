@@ -3,37 +3,19 @@ check out against independent recomputation."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from quantlib.data import load
 from quantlib.ml import file_sha256
-from quantlib.report.record import METRICS_MIME
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06_ml_xgboost.ipynb"
-
-
-def _recorded_metrics(nb) -> dict:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if METRICS_MIME in data:
-                payload = data[METRICS_MIME]
-                return json.loads(payload) if isinstance(payload, str) else dict(payload)
-    raise AssertionError("the notebook recorded no metrics")
+from tests.support.notebooks import run_notebook
 
 
 def test_notebook_runs_exports_spec_and_records_metrics(tmp_path):
-    papermill = pytest.importorskip("papermill")
     params = {"source": "sample:seed=2,bars=1600", "n_splits": 2, "n_estimators": 30,
               "regime_window": 48, "horizon": 6, "spec_dir": str(tmp_path / "spec")}
-    out = tmp_path / "06.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters=params, kernel_name="quantlib",
-                               progress_bar=False)
-    metrics = _recorded_metrics(nbformat.read(str(out), as_version=4))
+    metrics = run_notebook("06_ml_xgboost.ipynb", tmp_path / "06.ipynb", params)
     df = load(params["source"])
     split = int(len(df) * 0.75)
     expected_bh = df["close"].iloc[-1] / df["open"].iloc[split + 1] - 1

@@ -20,21 +20,18 @@ from hypothesis import strategies as st
 from quantlib.backtest import run_backtest
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_unsupported
-from quantlib.optimize.stats import ReturnMoments
 from quantlib.optimize.sweep import sweep
 from quantlib.strategy import get_kind
+from tests.support.fused_checks import (
+    KIND_PARAMS,
+    RTOL,
+    assert_metrics_agree,
+    assert_moments_agree,
+    random_bars,
+)
 
-RTOL = 1e-9
-
-PARAMS = {
-    "ma_cross": [{"fast": 3, "slow": 12}, {"fast": 5, "slow": 30}, {"fast": 12, "slow": 30}],
-    "ema_cross": [{"fast": 3, "slow": 10}, {"fast": 6, "slow": 21}],
-    "rsi_reversion": [{"window": 5, "lower": 35.0, "upper": 65.0},
-                      {"window": 14, "lower": 45.0, "upper": 55.0}],
-    "bollinger_reversion": [{"window": 10, "k": 0.5}, {"window": 20, "k": 1.25}],
-    "donchian_breakout": [{"window": 5}, {"window": 24}],
-    "macd": [{"fast": 4, "slow": 10, "signal": 3}, {"fast": 12, "slow": 26, "signal": 9}],
-}
+# the one-symbol tests add a third ma_cross set to the shared ones
+PARAMS = {**KIND_PARAMS, "ma_cross": [*KIND_PARAMS["ma_cross"], {"fast": 12, "slow": 30}]}
 
 CONFIGS = [
     {},
@@ -48,24 +45,7 @@ CONFIGS = [
 
 
 def _assert_metrics_agree(fused: pd.DataFrame, reference: pd.DataFrame, where: str) -> None:
-    ref = reference.reset_index(drop=True)
-    assert list(fused.columns) == list(FUSED_METRICS)
-    for name in FUSED_METRICS:
-        got, want = fused[name].to_numpy(), ref[name].to_numpy(dtype=np.float64)
-        same = (got == want) | (np.isnan(got) & np.isnan(want)) | np.isclose(
-            got, want, rtol=RTOL, atol=0.0)
-        assert same.all(), f"{where}: {name} fused {got[~same]} != run_backtest {want[~same]}"
-
-
-def _assert_moments_agree(moments: ReturnMoments, result, n_splits: int, where: str) -> None:
-    values = result.equity.to_numpy()
-    prev = np.vstack([np.full((1, values.shape[1]), result.config.init_cash), values[:-1]])
-    ref = ReturnMoments.from_returns(values / prev - 1.0, n_splits)
-    np.testing.assert_array_equal(moments.n_obs, ref.n_obs)
-    np.testing.assert_array_equal(moments.block_n, ref.block_n)
-    for name in ("sharpe", "skew", "kurtosis", "block_sum", "block_sumsq"):
-        np.testing.assert_allclose(getattr(moments, name), getattr(ref, name), rtol=1e-8,
-                                   atol=1e-12, err_msg=f"{where}: {name}")
+    assert_metrics_agree(fused, reference, where, FUSED_METRICS)
 
 
 def _check(kind: str, data: pd.DataFrame, params: list[dict], config: dict,
@@ -74,23 +54,7 @@ def _check(kind: str, data: pd.DataFrame, params: list[dict], config: dict,
     metrics, moments = fused_evaluate(get_kind(kind), data, params, config, n_splits)
     result = run_backtest(kind, data, params, config)
     _assert_metrics_agree(metrics, result.metrics, where)
-    _assert_moments_agree(moments, result, n_splits, where)
-
-
-def _random_bars(seed: int, n: int, flat_share: float) -> pd.DataFrame:
-    """A random walk with flat stretches (equal closes make indicator ties), wide ranges
-    (stops fire inside bars and on gaps at the open)."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(0.0, 0.01, n) * (rng.random(n) > flat_share)
-    close = 100.0 * np.exp(np.cumsum(steps))
-    open_ = np.r_[close[0], close[:-1]] * np.exp(rng.normal(0.0, 0.004, n))
-    high = np.maximum(open_, close) * (1.0 + rng.exponential(0.006, n))
-    low = np.minimum(open_, close) * (1.0 - rng.exponential(0.006, n))
-    index = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    df = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                       "volume": rng.uniform(1.0, 10.0, n)}, index=index)
-    df.attrs.update(source="synthetic", timeframe="1h", symbol="TEST/USDT")
-    return df
+    assert_moments_agree(moments, result, n_splits, where)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True,
@@ -100,7 +64,7 @@ def _random_bars(seed: int, n: int, flat_share: float) -> pd.DataFrame:
        config=st.sampled_from(CONFIGS), fees=st.sampled_from([0.0, 0.001, 0.004]))
 def test_fused_metrics_equal_run_backtest_on_random_bars(seed, n, flat, kind, config, fees):
     config = {"fees": fees, **config}
-    _check(kind, _random_bars(seed, n, flat), PARAMS[kind], config)
+    _check(kind, random_bars(seed, n, flat), PARAMS[kind], config)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(c) or "default")
@@ -117,7 +81,7 @@ def _plateaus(seed: int, n: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     level = 3e4 * np.exp(np.cumsum(rng.normal(0.0, 0.02, n // 40 + 1)))
     close = np.repeat(level, 40)[:n]
-    df = _random_bars(seed, n, 0.0)
+    df = random_bars(seed, n, 0.0)
     df["close"] = close
     df["open"] = np.r_[close[0], close[:-1]]
     df["high"] = np.maximum(df["open"], close) * 1.001
@@ -134,7 +98,7 @@ def test_exact_ties_on_plateaus_decide_like_the_kind(kind):
 
 
 def test_a_sweep_runs_fused_and_matches_the_vectorbt_sweep():
-    data = _random_bars(11, 900, 0.1)
+    data = random_bars(11, 900, 0.1)
     space = {"fast": [3, 5, 8], "slow": [20, 40]}
     fused = sweep("ma_cross", data, space, progress=False, n_splits=4, chunk_size=4)
     slow = sweep("ma_cross", data, space, progress=False, n_splits=4, engine="vectorbt")
@@ -146,7 +110,7 @@ def test_a_sweep_runs_fused_and_matches_the_vectorbt_sweep():
 
 
 def test_requests_the_fused_path_cannot_serve_fall_back_with_a_reason():
-    data = _random_bars(5, 300, 0.0)
+    data = random_bars(5, 300, 0.0)
     ma = get_kind("ma_cross")
     assert fused_unsupported(ma, data) is None
     assert "benchmark_return" in fused_unsupported(ma, data, None, "benchmark_return")
@@ -165,7 +129,7 @@ def test_requests_the_fused_path_cannot_serve_fall_back_with_a_reason():
 def test_walk_forward_searches_in_sample_on_the_fused_kernel():
     from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
 
-    wf = walk_forward("ma_cross", _random_bars(8, 900, 0.0), WalkForwardSplitter(300, 200),
+    wf = walk_forward("ma_cross", random_bars(8, 900, 0.0), WalkForwardSplitter(300, 200),
                       space={"fast": [3, 6], "slow": [20, 30]}, n_splits=4)
     assert (wf.splits["is_engine"] == "fused").all()
 
@@ -174,7 +138,7 @@ def test_optuna_trials_score_with_the_fused_kernel():
     from quantlib.optimize.space import SearchSpace
     from quantlib.optimize.study import Objective, run_study
 
-    data = _random_bars(21, 600, 0.1)
+    data = random_bars(21, 600, 0.1)
     space = {"fast": (2, 8), "slow": (15, 40)}
     objective = Objective("ma_cross", data, SearchSpace.from_kind(get_kind("ma_cross"), space),
                           ("sharpe",), n_splits=4)
@@ -199,7 +163,7 @@ def test_optuna_trials_score_with_the_fused_kernel():
 def test_walk_forward_optuna_with_a_benchmark_objective_runs_and_says_fused():
     from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
 
-    data = _random_bars(9, 900, 0.0)
+    data = random_bars(9, 900, 0.0)
     wf = walk_forward("ma_cross", data, WalkForwardSplitter(300, 200), method="random",
                       n_trials=4, space={"fast": (2, 8), "slow": (15, 40)},
                       objective="excess_sharpe", n_splits=4)

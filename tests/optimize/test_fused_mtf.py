@@ -25,13 +25,8 @@ from quantlib.optimize.sweep import sweep
 from quantlib.strategy import get_kind
 from quantlib.strategy.kinds import ema_length
 from quantlib.strategy.registry import Param, StrategyKind, register
-from tests.optimize.test_fused import (
-    CONFIGS,
-    PARAMS,
-    _assert_metrics_agree,
-    _assert_moments_agree,
-    _random_bars,
-)
+from tests.optimize.test_fused import CONFIGS, PARAMS, _assert_metrics_agree
+from tests.support.fused_checks import assert_moments_agree, random_bars
 
 TRENDS = [("4h", "ma", 6), ("4h", "ema", 10), ("1d", "ma", 3)]
 
@@ -51,7 +46,7 @@ def _check(params: list[dict], data: pd.DataFrame, config: dict, n_splits: int =
     metrics, moments = fused_evaluate(get_kind("htf_trend"), data, params, config, n_splits)
     result = run_backtest("htf_trend", data, params, config)
     _assert_metrics_agree(metrics, result.metrics, where)
-    _assert_moments_agree(moments, result, n_splits, where)
+    assert_moments_agree(moments, result, n_splits, where)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True,
@@ -60,7 +55,7 @@ def _check(params: list[dict], data: pd.DataFrame, config: dict, n_splits: int =
        flat=st.sampled_from([0.0, 0.3]), inner=st.sampled_from(sorted(PARAMS)),
        config=st.sampled_from(CONFIGS), fees=st.sampled_from([0.0, 0.001]))
 def test_fused_htf_trend_equals_run_backtest_on_random_bars(seed, n, flat, inner, config, fees):
-    _check(_grid(inner), _random_bars(seed, n, flat), {"fees": fees, **config})
+    _check(_grid(inner), random_bars(seed, n, flat), {"fees": fees, **config})
 
 
 @pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[1], CONFIGS[2], CONFIGS[3]],
@@ -85,7 +80,7 @@ MOMENTUM = register(StrategyKind("test_fused_mtf_momentum", params=(Param("lag",
 
 
 def test_mixed_inner_kinds_keep_the_sweep_order_and_agree():
-    data = _random_bars(4, 700, 0.1)
+    data = random_bars(4, 700, 0.1)
     params = [_htf("macd", PARAMS["macd"][0], TRENDS[0]),
               _htf(MOMENTUM.name, {"lag": 3}, TRENDS[1]),
               _htf("ma_cross", PARAMS["ma_cross"][1], TRENDS[2]),
@@ -149,7 +144,7 @@ def test_sweep_walk_forward_and_optuna_take_the_fused_path():
     from quantlib.optimize.study import Objective
     from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
 
-    data = _random_bars(9, 900, 0.0)
+    data = random_bars(9, 900, 0.0)
     kind = get_kind("htf_trend")
     assert fused_unsupported(kind, data) is None
     params = _grid("ma_cross")

@@ -27,21 +27,17 @@ from quantlib.backtest import run_backtest
 from quantlib.backtest.metrics import METRIC_NAMES
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused_portfolio import portfolio_evaluate
-from quantlib.optimize.stats import ReturnMoments
 from quantlib.optimize.sweep import sweep
 from quantlib.strategy import get_kind
+from tests.support.fused_checks import (
+    KIND_PARAMS,
+    RTOL,
+    assert_metrics_agree,
+    assert_moments_agree,
+    random_bars,
+)
 
-RTOL = 1e-9
-
-PARAMS = {
-    "ma_cross": [{"fast": 3, "slow": 12}, {"fast": 5, "slow": 30}],
-    "ema_cross": [{"fast": 3, "slow": 10}, {"fast": 6, "slow": 21}],
-    "rsi_reversion": [{"window": 5, "lower": 35.0, "upper": 65.0},
-                      {"window": 14, "lower": 45.0, "upper": 55.0}],
-    "bollinger_reversion": [{"window": 10, "k": 0.5}, {"window": 20, "k": 1.25}],
-    "donchian_breakout": [{"window": 5}, {"window": 24}],
-    "macd": [{"fast": 4, "slow": 10, "signal": 3}, {"fast": 12, "slow": 26, "signal": 9}],
-}
+PARAMS = KIND_PARAMS
 
 CONFIGS = [
     {},  # long only, percent of the shared cash
@@ -56,45 +52,19 @@ CONFIGS = [
 
 
 def _random_bars(seed: int, n: int, flat_share: float, level: float) -> pd.DataFrame:
-    """A random walk with flat stretches (indicator ties) and wide bar ranges (stops fire
-    inside bars and on gaps at the open)."""
-    rng = np.random.default_rng(seed)
-    steps = rng.normal(0.0, 0.01, n) * (rng.random(n) > flat_share)
-    close = level * np.exp(np.cumsum(steps))
-    open_ = np.r_[close[0], close[:-1]] * np.exp(rng.normal(0.0, 0.004, n))
-    high = np.maximum(open_, close) * (1.0 + rng.exponential(0.006, n))
-    low = np.minimum(open_, close) * (1.0 - rng.exponential(0.006, n))
-    index = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    df = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
-                       "volume": rng.uniform(1.0, 10.0, n)}, index=index)
-    df.attrs.update(source="synthetic", timeframe="1h", symbol=f"S{seed}/USDT")
-    return df
+    # named by seed, so that the symbols of one portfolio differ
+    return random_bars(seed, n, flat_share, level, symbol=f"S{seed}/USDT")
 
 
-def assert_metrics_agree(got: pd.DataFrame, reference: pd.DataFrame, where: str) -> None:
-    ref = reference.reset_index(drop=True)
-    assert list(got.columns) == list(METRIC_NAMES)
-    for name in METRIC_NAMES:
-        g, w = got[name].to_numpy(), ref[name].to_numpy(dtype=np.float64)
-        same = (g == w) | (np.isnan(g) & np.isnan(w)) | np.isclose(g, w, rtol=RTOL, atol=0.0)
-        assert same.all(), f"{where}: {name} fused {g[~same]} != run_backtest {w[~same]}"
-
-
-def assert_moments_agree(moments: ReturnMoments, result, n_splits: int, where: str) -> None:
-    values = result.equity.to_numpy()
-    prev = np.vstack([np.full((1, values.shape[1]), result.config.init_cash), values[:-1]])
-    ref = ReturnMoments.from_returns(values / prev - 1.0, n_splits)
-    np.testing.assert_array_equal(moments.n_obs, ref.n_obs)
-    for name in ("sharpe", "skew", "kurtosis", "block_sum", "block_sumsq"):
-        np.testing.assert_allclose(getattr(moments, name), getattr(ref, name), rtol=1e-8,
-                                   atol=1e-12, err_msg=f"{where}: {name}")
+def _assert_metrics_agree(got: pd.DataFrame, reference: pd.DataFrame, where: str) -> None:
+    assert_metrics_agree(got, reference, where, METRIC_NAMES)
 
 
 def _check(kind: str, data, params: list[dict], config: dict, n_splits: int = 4) -> None:
     where = f"{kind} {config}"
     metrics, moments = portfolio_evaluate(get_kind(kind), data, params, config, n_splits)
     result = run_backtest(kind, data, params, config)
-    assert_metrics_agree(metrics, result.metrics, where)
+    _assert_metrics_agree(metrics, result.metrics, where)
     assert_moments_agree(moments, result, n_splits, where)
 
 
@@ -142,7 +112,7 @@ def test_symbol_order_is_the_settlement_order():
     backward, _ = portfolio_evaluate(get_kind("ma_cross"), {"B": b, "A": a}, params, config, 4)
     assert forward["final_equity"].iloc[0] != backward["final_equity"].iloc[0]
     for data, got in (({"A": a, "B": b}, forward), ({"B": b, "A": a}, backward)):
-        assert_metrics_agree(got, run_backtest("ma_cross", data, params, config).metrics,
+        _assert_metrics_agree(got, run_backtest("ma_cross", data, params, config).metrics,
                              "order")
 
 
@@ -153,7 +123,7 @@ def test_sweep_dispatches_portfolios_to_the_fused_kernel():
     fused = sweep("ma_cross", data, space, progress=False, n_splits=4, chunk_size=4)
     slow = sweep("ma_cross", data, space, progress=False, n_splits=4, engine="vectorbt")
     assert fused.engine == "fused" and slow.engine.startswith("vectorbt")
-    assert_metrics_agree(fused.table[list(METRIC_NAMES)], slow.table[list(METRIC_NAMES)],
+    _assert_metrics_agree(fused.table[list(METRIC_NAMES)], slow.table[list(METRIC_NAMES)],
                          "sweep")
     assert fused.best_params == slow.best_params
     assert fused.dsr == pytest.approx(slow.dsr, rel=1e-8)

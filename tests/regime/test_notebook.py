@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import nbformat
 import numpy as np
 import pytest
 
 from quantlib.backtest import run_backtest
 from quantlib.data import load
 from quantlib.regime import regime_features
-from quantlib.report.record import METRICS_MIME
-
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_regimes.ipynb"
-
-
-def _recorded_metrics(nb) -> dict:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if METRICS_MIME in data:
-                payload = data[METRICS_MIME]
-                return json.loads(payload) if isinstance(payload, str) else dict(payload)
-    raise AssertionError("the notebook recorded no metrics")
+from tests.support.notebooks import run_notebook
 
 
 def test_notebook_runs_and_records_consistent_metrics(tmp_path):
-    papermill = pytest.importorskip("papermill")
     params = {"source": "sample:bars=1600,seed=3", "bic_range": [1, 2, 3], "switching_bars": 500,
               "n_restarts": 1}
-    out = tmp_path / "03.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters=params, kernel_name="quantlib",
-                               progress_bar=False)
-    metrics = _recorded_metrics(nbformat.read(str(out), as_version=4))
+    metrics = run_notebook("03_regimes.ipynb", tmp_path / "03.ipynb", params)
     assert metrics["model"] == "hmm" and 1 <= metrics["bic_best_n_regimes"] <= 3
     # Recompute the plain-grid figure independently of the notebook's cells.
     df = load(params["source"])

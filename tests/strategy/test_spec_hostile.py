@@ -21,9 +21,7 @@ from quantlib.strategy.spec import (
     load_spec,
     validate_spec,
 )
-
-GOOD = {"name": "ma_demo", "kind": "ma_cross", "params": {"fast": 5, "slow": 20},
-        "exchange": "kraken", "symbols": ["BTC/USD"], "timeframe": "1h"}
+from tests.strategy.test_spec import GOOD
 
 
 def _problems(exc: SpecError) -> list[str]:
