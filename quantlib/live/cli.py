@@ -47,7 +47,8 @@ def run(
     strategy: Path = typer.Option(..., "--strategy", help="strategy spec JSON"),
     mode: str = typer.Option("paper", "--mode", help="paper | live"),
     feed: str = typer.Option(..., "--feed", help="exchange | replay:FILE | replay:SYMBOL=FILE,"
-                             "SYMBOL=FILE,... (a portfolio spec: one file per symbol)"),
+                             "SYMBOL=FILE,... (a portfolio spec: one file per symbol) | "
+                             "replay-perp:CANDLES,mark=FILE,funding=FILE (a perp spec)"),
     state: Path = typer.Option(..., "--state", help="SQLite state file (created if absent)"),
     log_file: Path | None = typer.Option(None, "--log-file", help="JSON log (default stderr)"),
     max_bars: int | None = typer.Option(None, "--max-bars", help="stop after N bars"),
@@ -103,7 +104,9 @@ def run(
             _require_approval(spec, strategy, ledger)
         store = StateStore(state, durable=(mode == "live"))
         exchange = None
-        if mode == "live":
+        if spec.market == "perp":
+            broker = _perp_broker(spec, store, mode)
+        elif mode == "live":
             from quantlib.live.brokers.ccxt_broker import CcxtBroker, make_exchange
 
             exchange = make_exchange(spec.exchange)
@@ -111,7 +114,12 @@ def run(
         else:
             broker = PaperBroker(store, spec)
         inputs = spec_input_symbols(spec)  # other markets the kind reads (informative inputs)
-        if feed.startswith("replay:"):
+        if (spec.market == "perp") != feed.startswith("replay-perp:"):
+            raise LiveError(f"--feed {feed!r}: a {spec.market} spec needs "
+                            + ("--feed replay-perp:CANDLES,mark=FILE,funding=FILE (the perp "
+                               "exchange feed is not available yet)" if spec.market == "perp"
+                               else "--feed exchange or replay:FILE"))
+        if feed.startswith(("replay:", "replay-perp:")):
             bars = make_feed(feed, inputs=inputs)
         elif feed == "exchange":
             kind = get_kind(spec.kind)
@@ -148,6 +156,16 @@ def run(
         return
     typer.echo(json.dumps({"bars_processed": summary.bars_processed, "last_bar": summary.last_bar,
                            "stopped_by": summary.stopped_by, "equity": summary.equity}))
+
+
+def _perp_broker(spec, store, mode: str):
+    """The broker of a perp spec: paper keeps the account by the perp rule."""
+    if mode == "live":
+        raise LiveError(f"spec {spec.name!r} is a perp spec: live perp trading is not "
+                        "available yet; run it with --mode paper")
+    from quantlib.live.brokers.perp_paper import PaperPerpBroker
+
+    return PaperPerpBroker(store, spec)
 
 
 def _require_approval(spec, spec_file: Path, ledger: Path | None) -> None:

@@ -641,6 +641,7 @@ def read_status(state_path: str | Path) -> dict:
                 "fills": len(fills),
                 "positions": _positions(meta),
                 "metrics": _run_metrics(bars, fills),
+                **_perp_status(meta),
             }
         except (TypeError, ValueError, OverflowError, OSError, IndexError) as exc:
             raise LiveError(f"state file {path}: holds a value no runner writes ({exc}); the "
@@ -663,6 +664,16 @@ def _positions(meta: dict[str, str]) -> dict[str, dict[str, float | None]]:
                        "stop_loss_base": value("sl_base", None),
                        "take_profit_base": value("tp_base", None)}
     return out
+
+
+def _perp_status(meta: dict[str, str]) -> dict[str, dict[str, float]]:
+    """``{"perp": {qty, entry_price, margin, liq_price, funding_net}}`` of a perp run's
+    account (the keys of :class:`~quantlib.live.brokers.base.PerpBroker`); ``{}`` for spot."""
+    if "liq_price" not in meta:
+        return {}
+    keys = {"qty": "position", "entry_price": "entry_price", "margin": "margin",
+            "liq_price": "liq_price", "funding_net": "funding_net"}
+    return {"perp": {name: float(meta.get(key, 0.0)) for name, key in keys.items()}}
 
 
 def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | None:

@@ -124,6 +124,8 @@ def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
     spec = load_spec(spec_file)
     given = [data] if isinstance(data, str) else list(data or [])
     given = given or ([spec.provenance.data_source] if spec.provenance.data_source else [])
+    if spec.market == "perp":
+        return _backtest_perp(spec, given, spec_file)
     if not given:
         raise SpecError(f"{spec_file}: no --data given and $.provenance.data_source is empty")
     if len(spec.symbols) == 1 and len(given) == 1 and not _SYMBOL_SOURCE.match(given[0]):
@@ -140,6 +142,21 @@ def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
 
     return run_backtest(spec.kind, frames, spec.params, spec.backtest_config(),
                         informative=informative)
+
+
+def _backtest_perp(spec, given: list[str], spec_file: Path):
+    """A perp spec on :func:`~quantlib.data.perp.load_perp` data (candles, mark, funding):
+    ``--data`` or the spec's provenance source, else the offline synthetic sample."""
+    from quantlib.backtest.perp import run_perp_backtest
+    from quantlib.data.perp import load_perp
+    from quantlib.errors import SpecError
+
+    if len(given) > 1:
+        raise SpecError(f"{spec_file}: a perp spec trades one swap; give one --data source "
+                        f"(got {len(given)})")
+    perp = load_perp(given[0] if given else "sample")
+    return run_perp_backtest(spec.kind, perp.ohlcv, spec.params, spec.perp_config(),
+                             funding=perp.funding, mark=perp.mark)
 
 
 # "BTC/USD=" at the start of a --data value: a source for one symbol of the spec
@@ -210,7 +227,9 @@ def register(app: typer.Typer) -> None:
     def backtest(strategy: Path = typer.Option(..., "--strategy", help="strategy spec JSON"),
                  data: list[str] | None = typer.Option(
                      None, "--data", help="data source string; a portfolio spec takes "
-                     "SYMBOL=SOURCE for each symbol (repeat --data, or join with commas)")
+                     "SYMBOL=SOURCE for each symbol (repeat --data, or join with commas); a "
+                     "perp spec a perp source (binanceusdm:BTC/USDT:USDT:1h:SINCE, or sample: "
+                     "the default without a recorded source)")
                  ) -> None:
         """Backtest a strategy spec and print its metrics."""
         try:

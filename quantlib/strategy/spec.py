@@ -701,6 +701,57 @@ def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
     return out
 
 
+# How each PerpConfig field reaches a perp spec (same convention as CONFIG_TO_SPEC): every
+# field must be listed; a new one export does not know is refused by name, never dropped.
+PERP_CONFIG_TO_SPEC: dict[str, tuple[str, str] | None] = {
+    **{name: tuple(COST_FIELDS[name].spec_path.split("."))
+       for name in ("init_cash", "fees", "slippage_bps", "size")},
+    **{name: tuple(field.spec_path.split(".")) for name, field in PERP_FIELDS.items()},
+    "margin_mode": ("perp", "margin_mode"),
+    "size_type": ("risk", "size_type"),
+    "direction": ("execution", "direction"),
+    "timeframe": ("spec", "timeframe"),
+    "year_days": None,
+}
+
+
+def _is_perp_config(config: Any) -> bool:
+    return type(config).__name__ == "PerpConfig" and hasattr(config, "maint_margin_rate")
+
+
+def _carry_perp_config(config: Any, where: str) -> dict[str, Any]:
+    """The spec fields of a :class:`~quantlib.backtest.perp.PerpConfig`: ``{"execution": ...,
+    "risk": ..., "perp": ...[, "timeframe"]}``; a field the spec cannot express raises
+    SpecError naming it."""
+    out: dict[str, Any] = {"execution": {}, "risk": {}, "perp": {}}
+    for field, value in config.to_dict().items():
+        if field not in PERP_CONFIG_TO_SPEC:
+            raise SpecError(f"{where}: PerpConfig.{field} = {value!r} has no place in a "
+                            "strategy spec; export cannot carry it")
+        target = PERP_CONFIG_TO_SPEC[field]
+        if target is None or value is None:
+            continue
+        block, key = target
+        if block == "spec":
+            out[key] = value
+        else:
+            out[block][key] = value
+    return out
+
+
+def _perp_provenance(data: Any, where: str) -> dict[str, Any]:
+    """The companion series of a perp backtest's data (a :class:`~quantlib.data.perp.PerpData`)."""
+    if not all(hasattr(data, name) for name in ("ohlcv", "mark", "funding")):
+        raise SpecError(f"{where}: a perp result exports with data=PerpData (load_perp(...)), "
+                        "so the spec records the candles, mark and funding it was backtested "
+                        f"on; got {type(data).__name__}")
+    funding = data.funding
+    return {"mark_sha256": sha256_frame(data.mark) if len(data.mark) else None,
+            "funding_sha256": sha256_frame(funding) if len(funding) else None,
+            "funding_interval": funding.attrs.get("funding_interval"),
+            "n_funding": len(funding)}
+
+
 def _refuse_grid_exits(kind: str, values: dict[str, Any], where: str) -> None:
     from quantlib.strategy.registry import get_kind
 
@@ -759,7 +810,11 @@ def export(
 
     ``result`` is a :class:`quantlib.backtest.BacktestResult` (its first combination is exported)
     or any object with ``kind``/``params``/``metrics``; explicit arguments override what it
-    carries. Only :func:`quantlib.strategy.gates.promote` turns a draft into ``approved``.
+    carries. A result of :func:`~quantlib.backtest.perp.run_perp_backtest` (its config a
+    ``PerpConfig``) exports a ``market: "perp"`` spec carrying every ``PerpConfig`` field; pass
+    ``data=`` the :class:`~quantlib.data.perp.PerpData` it ran on (its mark and funding are
+    recorded in ``$.provenance.perp``) and ``symbols=["BTC/USDT:USDT"]`` when the data names
+    no swap. Only :func:`quantlib.strategy.gates.promote` turns a draft into ``approved``.
 
     Examples
     --------
@@ -774,12 +829,21 @@ def export(
     if kind is None and result is not None:
         kind_obj = getattr(result, "kind", None)
         kind = getattr(kind_obj, "name", kind_obj)
+    where = f"export({name!r})"
+    config = config if config is not None else getattr(result, "config", None)
+    perp = _is_perp_config(config)
+    perp_fields: dict[str, Any] = {}
+    perp_provenance = None
+    if perp:  # candles, mark and funding of the backtest; the candles are the data below
+        perp_provenance = _perp_provenance(data, where)
+        data = data.ohlcv
     attrs = dict(getattr(data, "attrs", {}) or {})
     exec_fields: dict[str, Any] = {}
     risk_fields: dict[str, Any] = dict(risk or {})
-    config = config if config is not None else getattr(result, "config", None)
     if config is not None:
-        carried = _carry_config(config, kind, f"export({name!r})")
+        carried = (_carry_perp_config(config, where) if perp
+                   else _carry_config(config, kind, where))
+        perp_fields = carried.pop("perp", {})
         exec_fields.update(carried.pop("execution"))
         for key, value in carried.pop("risk").items():
             risk_fields.setdefault(key, value)
@@ -794,6 +858,8 @@ def export(
     provenance["notebook_params"] = dict(notebook_params or {})
     if kind is not None and data is not None and len(data):
         provenance["informative"] = _informative_provenance(kind, params, data, informative)
+    if perp_provenance is not None:
+        provenance["perp"] = perp_provenance
     in_sample = _metrics_row(getattr(result, "metrics", None))
     out_sample = _metrics_row(oos_metrics)
     n_trades = out_sample.get("n_trades", in_sample.get("n_trades"))
@@ -801,8 +867,9 @@ def export(
         "name": name,
         "kind": kind,
         "params": dict(params or {}),
-        "exchange": exchange or attrs.get("exchange") or "kraken",
-        "symbols": _export_symbols(symbols, result, attrs, f"export({name!r})"),
+        "exchange": exchange or attrs.get("exchange") or ("binanceusdm" if perp else "kraken"),
+        **({"market": "perp", "perp": perp_fields} if perp else {}),
+        "symbols": _export_symbols(symbols, result, attrs, where),
         "timeframe": timeframe or attrs.get("timeframe") or "1h",
         "execution": exec_fields,
         "risk": risk_fields,
@@ -812,14 +879,15 @@ def export(
                      "n_trades": int(n_trades) if n_trades is not None else None},
         "artifacts": [{"path": str(a), "sha256": sha256_file(a)} for a in (artifacts or [])],
     }
-    spec = validate_spec(spec_dict, source=f"export({name!r})")
+    spec = validate_spec(spec_dict, source=where)
     if path is not None:
         save_spec(spec, path)
     return spec
 
 
 __all__ = [
-    "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "InformativeSpec",
+    "StrategySpec", "ExecutionSpec", "RiskSpec", "ProvenanceSpec", "InformativeSpec", "PerpSpec",
+    "ProvenancePerpSpec", "PERP_CONFIG_TO_SPEC",
     "EvidenceSpec", "ApprovalSpec",
     "ArtifactSpec", "validate_spec", "load_spec", "dump_spec", "save_spec", "export",
     "spec_json_schema", "write_json_schema", "sha256_file", "sha256_frame", "SCHEMA_VERSION",
