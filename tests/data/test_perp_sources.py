@@ -7,7 +7,6 @@ import pytest
 
 from quantlib.data.fetch import _date_text
 from quantlib.data.sources import parse_source
-from quantlib.errors import DataError
 
 
 @pytest.mark.parametrize("text, symbol, timeframe, since, until", [
@@ -35,13 +34,4 @@ def test_the_source_strings_downloads_write_parse_back(minutes):
     assert (parsed.since, parsed.until) == (since, until)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("binanceusdm:BTC/USDT:USDT:1h:2024-01-01:2024-02-01:x", "is not understood"),
-    ("kraken:BTC/USD:1h:2024-01-01:00", "until '00' is not a date"),
-    ("binanceusdm:BTC/USDT:USDT", "timeframe 'USDT' is not understood"),
-    ("binanceusdm:BTC/USDT:usdt:1h", "timeframe 'usdt' is not understood"),
-    ("binanceusdm:BTCUSDT:USDT:1h", "symbol 'BTCUSDT' must look like BASE/QUOTE"),
-])
-def test_malformed_swap_sources_named(text, message):
-    with pytest.raises(DataError, match=message):
-        parse_source(text)
+# Malformed swap strings are cases of test_sources.py's table of malformed strings.

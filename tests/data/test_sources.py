@@ -48,6 +48,12 @@ def test_exchange_source_parts():
         ("kraken:BTC/USD:1h:yesterday", "since 'yesterday' is not a date"),
         ("kraken:BTC/USD:1h:2024-02-01:2024-01-01", "is not after since"),
         ("nonsense", "not understood"),
+        # swaps (BASE/QUOTE:SETTLE) and until dates
+        ("binanceusdm:BTC/USDT:USDT:1h:2024-01-01:2024-02-01:x", "is not understood"),
+        ("kraken:BTC/USD:1h:2024-01-01:00", "until '00' is not a date"),
+        ("binanceusdm:BTC/USDT:USDT", "timeframe 'USDT' is not understood"),
+        ("binanceusdm:BTC/USDT:usdt:1h", "timeframe 'usdt' is not understood"),
+        ("binanceusdm:BTCUSDT:USDT:1h", "symbol 'BTCUSDT' must look like BASE/QUOTE"),
     ],
 )
 def test_malformed_strings_say_what_is_wrong(text, message):
