@@ -19,8 +19,7 @@ mode the exits are orders resting at the exchange, which fills them inside the b
   exchange's balance: never sold a second time by us. A signal exit cancels both once it
   fills: it is a market order sent at the close, filled at the next bar's open, and from then
   on the exits have no position to close. That is the backtest's rule too: a signal exit due
-  at the open comes before the bar's stops, which see only the open (``stop_rule.py``); a
-  trigger the open has already passed fills at the open, at the exchange as in the backtest.
+  at the open comes before the bar's stops, which see only the open (``stop_rule.py``).
 - **Restart.** Reconciliation asks the exchange about every exit not known final (sent, queued or
   being cancelled): fills are recorded once, siblings cancelled, queued exits sent.
 
