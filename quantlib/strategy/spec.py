@@ -74,7 +74,8 @@ def _perp_bounds(name: str) -> dict[str, Any]:
     """Bounds and description of a perp account field (:data:`quantlib.costs.PERP_FIELDS`,
     which ``PerpConfig`` checks with too)."""
     field = PERP_FIELDS[name]
-    return {**field.pydantic_bounds(), "description": field.description()}
+    # strict: a bool or a numeric string is no leverage (PerpConfig refuses them too)
+    return {**field.pydantic_bounds(), "description": field.description(), "strict": True}
 
 
 class ExecutionSpec(_Model):
