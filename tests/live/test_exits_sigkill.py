@@ -29,7 +29,6 @@ from tests.live.test_exits_take_profit import (
     assert_same_fills,
     backtest_fills,
     exits_spec,
-    signal_stop_clashes,
 )
 from tests.support.ready import wait_until
 
@@ -49,14 +48,14 @@ def _row_status(state, client_id: str) -> str | None:
     return row[0] if row else None
 
 
-def _take_profit_trade(frame, expected, clashes):
+def _take_profit_trade(frame, expected):
     """(entry fill bar, take-profit bar) of the backtest's first take-profit exit."""
     times = list(frame.index.as_unit("ms").asi8)
     entry = None
     for t, side, price, _ in expected:
         if side > 0:
             entry = (times.index(t), price)
-        elif t not in clashes and price == pytest.approx(entry[1] * (1 + TP), rel=1e-12):
+        elif price == pytest.approx(entry[1] * (1 + TP), rel=1e-12):
             return entry[0], times.index(t)
     raise AssertionError("the data must hold a take-profit exit")
 
@@ -65,8 +64,7 @@ def _take_profit_trade(frame, expected, clashes):
 def test_take_profit_fills_while_dead_restart_records_it_once_and_cancels_the_stop(tmp_path):
     frame = synthetic_ohlcv(n_bars=N_BARS, seed=5).ohlcv
     expected = backtest_fills(frame)
-    clashes = signal_stop_clashes(frame, expected)
-    entry_bar, tp_bar = _take_profit_trade(frame, expected, clashes)
+    entry_bar, tp_bar = _take_profit_trade(frame, expected)
     assert tp_bar > entry_bar + 1  # the take-profit fills in a later bar than the exits rest
     times = frame.index.as_unit("ms").asi8
     rows = [(int(t), *map(float, r)) for t, r in
@@ -116,4 +114,4 @@ def test_take_profit_fills_while_dead_restart_records_it_once_and_cancels_the_st
     fills = sorted((int(times[bar]) if bar < N_BARS else -1,
                     1 if side == "buy" else -1, price, amount)
                    for bar, _, side, _, price, amount, status in orders if status == "closed")
-    assert_same_fills(fills, expected, clashes)
+    assert_same_fills(fills, expected)
