@@ -75,20 +75,31 @@ class RouteServer(LoopbackHTTPServer):
         return type("_Handler", (_Handler,), {"venue": self})
 
     def inject_fault(self, path: str, kind: str, *, times: int = 1, status: int | None = None,
-                     delay: float | None = None) -> None:
+                     delay: float | None = None, method: str | None = None) -> None:
+        """Queue ``times`` faults for the next requests to ``path`` (only those with HTTP
+        ``method`` when given: ``POST /fapi/v1/order`` but not its ``GET`` look-up)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
+        key = f"{method} {path}" if method else path
         with self._lock:
-            self._faults[path].extend(Fault(kind, status, delay) for _ in range(times))
+            self._faults[key].extend(Fault(kind, status, delay) for _ in range(times))
+
+    def pending_faults(self) -> int:
+        """Faults queued and not served yet."""
+        with self._lock:
+            return sum(len(queue) for queue in self._faults.values())
 
     def requests_for(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
 
-    def _next_fault(self, path: str) -> Fault | None:
+    def _next_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
-            queue = self._faults.get(path)
-            return queue.popleft() if queue else None
+            for key in (f"{method} {path}", path):
+                queue = self._faults.get(key)
+                if queue:
+                    return queue.popleft()
+            return None
 
     def _record(self, method: str, path: str, params: dict, fault: Fault | None) -> None:
         with self._lock:
@@ -135,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         params.update(parse_qsl(body, keep_blank_values=True))
         server = self.venue
-        fault = server._next_fault(parts.path)
+        fault = server._next_fault(method, parts.path)
         server._record(method, parts.path, params, fault)
         if fault is not None and fault.kind == "http":
             status = fault.status or 503

@@ -122,6 +122,10 @@ class PerpCcxtBroker(PerpBroker):
         for attempt in range(self.retries):
             try:
                 return fn(*args, **kwargs)
+            except ccxt.AuthenticationError:  # retrying cannot help; the text may echo keys
+                raise ExchangeError(f"{VENUE} {what}: the venue refused the API key or its "
+                                    "signature (check QUANTLIB_BINANCEUSDM_API_KEY / "
+                                    "_SECRET)") from None
             except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
                 # timeouts, 5xx, 429 and garbled bodies: the request may not have acted
                 self.log.warning("exchange_retry", call=what, attempt=attempt + 1,
@@ -137,11 +141,17 @@ class PerpCcxtBroker(PerpBroker):
         """The venue's latest order with ``client_id`` on the swap, or None."""
         import ccxt
 
-        try:
-            return self._call("fetch_order", self.exchange.fetch_order, None, self.symbol,
-                              {"clientOrderId": client_id})
-        except ccxt.OrderNotFound:
-            return None
+        def ask() -> dict | None:
+            try:
+                remote = self.exchange.fetch_order(None, self.symbol,
+                                                   {"clientOrderId": client_id})
+            except ccxt.OrderNotFound:
+                return None
+            if remote.get("clientOrderId") != client_id:  # a garbled body parsed as an order
+                raise ccxt.BadResponse(f"the answer for {client_id} names another order")
+            return remote
+
+        return self._call("fetch_order", ask)
 
     # -- start --------------------------------------------------------------------------------
     def load_markets(self) -> None:
