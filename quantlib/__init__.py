@@ -7,29 +7,9 @@ strategy kinds and JSON specs), ``live`` (paper and ccxt runner), ``report`` (pa
 and ``plotting`` (plotly figures).
 """
 
-from quantlib.errors import (
-    DataError,
-    ExchangeError,
-    KernelError,
-    LiveError,
-    NotFittedError,
-    ParameterError,
-    QuantlibError,
-    ReportError,
-    SpecError,
-)
+from quantlib import errors as _errors
+from quantlib.errors import *  # noqa: F403  the error family is top-level API, named once there
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "QuantlibError",
-    "DataError",
-    "ParameterError",
-    "SpecError",
-    "ExchangeError",
-    "NotFittedError",
-    "LiveError",
-    "ReportError",
-    "KernelError",
-]
+__all__ = ["__version__", *_errors.__all__]

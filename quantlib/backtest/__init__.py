@@ -16,29 +16,23 @@ Examples
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from quantlib._lazy import lazy_exports
 from quantlib.backtest.config import BacktestConfig
 
 _LAZY = {
-    "METRIC_NAMES": "quantlib.backtest.metrics",
-    "compute_metrics": "quantlib.backtest.metrics",
-    "compute_metrics_frame": "quantlib.backtest.metrics",
-    "BacktestResult": "quantlib.backtest.result",
-    "run_backtest": "quantlib.backtest.engine",
-    "check_lookahead": "quantlib.backtest.bias",
-    "check_recursive": "quantlib.backtest.bias",
-    "BiasCheckResult": "quantlib.backtest.bias",
-    "PerpConfig": "quantlib.backtest.perp",
-    "run_perp_backtest": "quantlib.backtest.perp",
+    "METRIC_NAMES": "metrics",
+    "compute_metrics": "metrics",
+    "compute_metrics_frame": "metrics",
+    "BacktestResult": "result",
+    "run_backtest": "engine",
+    "check_lookahead": "bias",
+    "check_recursive": "bias",
+    "BiasCheckResult": "bias",
+    "PerpConfig": "perp",
+    "run_perp_backtest": "perp",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'quantlib.backtest' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

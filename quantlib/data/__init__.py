@@ -9,9 +9,7 @@ Examples
 200
 """
 
-from importlib import import_module
-from typing import Any
-
+from quantlib._lazy import lazy_exports
 from quantlib.errors import DataError
 
 # Loaded on first use: the live runner imports quantlib.data.endpoints and .timeframes, and
@@ -31,17 +29,7 @@ _LAZY = {
     "timeframe_to_timedelta": "timeframes",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(f"quantlib.data.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'quantlib.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 def fetch_ohlcv(*args, **kwargs):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -55,17 +56,40 @@ def read_cache(path: Path) -> pd.DataFrame | None:
     """
     from quantlib.data.ohlcv import validate_ohlcv
 
+    return read_cached_frame(path, "cache file", lambda frame: validate_ohlcv(
+        frame, frame.attrs.get("timeframe"), name=str(path)))
+
+
+def read_cached_frame(path: Path, what: str, validate: Callable[[pd.DataFrame], object]
+                      ) -> pd.DataFrame | None:
+    """A cache file written by :func:`write_cache`, checked, or None when there is none yet.
+
+    Parameters
+    ----------
+    path : Path
+        The Parquet file.
+    what : str
+        What the file is, for messages: ``"cache file"``, ``"funding cache file"``.
+    validate : callable
+        Raises :class:`DataError` when the frame's rows are not what the cache holds.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when it is unreadable, its rows fail ``validate`` or it lacks the
+        covered-span attrs (a user may have edited or replaced it).
+    """
     if not path.exists():
         return None
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataError(f"{path}: the cache file is unreadable ({exc}); delete it to fetch "
-                        "the data again") from None
-    validate_ohlcv(frame, frame.attrs.get("timeframe"), name=str(path))
+        raise DataError(f"{path}: the {what} is unreadable ({exc}); delete it to fetch the "
+                        "data again") from None
+    validate(frame)
     if COVERED_FROM not in frame.attrs or COVERED_TO not in frame.attrs:
         raise DataError(f"{path}: attrs {COVERED_FROM!r}/{COVERED_TO!r} are missing: not a "
-                        "quantlib cache file; delete it to fetch the data again")
+                        f"quantlib {what}; delete it to fetch the data again")
     return frame
 
 
@@ -129,4 +153,4 @@ def write_cache(frame: pd.DataFrame, path: Path) -> Path:
 
 
 __all__ = ["COVERED_FROM", "COVERED_TO", "cache_path", "default_cache_dir", "read_cache",
-           "stored_metadata", "write_cache"]
+           "read_cached_frame", "stored_metadata", "write_cache"]

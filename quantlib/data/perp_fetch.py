@@ -32,7 +32,13 @@ import numpy as np
 import pandas as pd
 
 from quantlib.data import fetch as _fetch
-from quantlib.data.cache import COVERED_FROM, COVERED_TO, cache_path, write_cache
+from quantlib.data.cache import (
+    COVERED_FROM,
+    COVERED_TO,
+    cache_path,
+    read_cached_frame,
+    write_cache,
+)
 from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ExchangeError
 
@@ -73,18 +79,8 @@ def read_funding_cache(path) -> pd.DataFrame | None:
     """
     from quantlib.data.perp import validate_funding
 
-    if not path.exists():
-        return None
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataError(f"{path}: the funding cache file is unreadable ({exc}); delete it to "
-                        "fetch the data again") from None
-    validate_funding(frame, name=str(path))
-    if COVERED_FROM not in frame.attrs or COVERED_TO not in frame.attrs:
-        raise DataError(f"{path}: attrs {COVERED_FROM!r}/{COVERED_TO!r} are missing: not a "
-                        "quantlib funding cache file; delete it to fetch the data again")
-    return frame
+    return read_cached_frame(path, "funding cache file",
+                             lambda frame: validate_funding(frame, name=str(path)))
 
 
 class _FundingPager:

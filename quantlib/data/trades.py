@@ -40,6 +40,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -214,35 +215,21 @@ def _page_frame(exchange: Any, trades: list[dict]) -> pd.DataFrame:
 
 def _call(exchange: Any, symbol: str, cursor: str, *, max_retries: int,
           backoff_base: float) -> tuple[list[dict], str | None]:
-    """One page of trades after ``cursor`` and the next cursor, with bounded retries."""
-    import ccxt
-
+    """One page of trades after ``cursor`` and the next cursor, with the download's retries."""
     from quantlib.data import fetch
 
-    retryable = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable,
-                 ccxt.RequestTimeout)
-    where = f"{exchange.id} {symbol} trades (cursor {cursor})"
-    last_error: Exception | None = None
-    for attempt in range(max_retries + 1):
-        exchange.last_json_response = None
-        try:
-            if exchange.id in _CURSOR_PAGING:
-                trades = exchange.fetch_trades(symbol, params={"since": cursor})
-                body = exchange.last_json_response or {}
-                return trades, str((body.get("result") or {}).get("last") or cursor)
-            trades = exchange.fetch_trades(symbol, since=int(cursor), limit=1000)
-            return trades, None
-        except retryable as exc:
-            last_error = exc
-            if attempt < max_retries:
-                fetch._sleep(min(backoff_base * 2**attempt, 30.0))
-        except ccxt.BadSymbol as exc:
-            raise ExchangeError(f"{exchange.id}: unknown symbol {symbol!r} ({exc})") from None
-        except ccxt.BaseError as exc:
-            raise ExchangeError(f"{where}: the exchange refused the request: "
-                                f"{type(exc).__name__}: {exc}") from None
-    raise ExchangeError(f"{where}: gave up after {max_retries + 1} attempts; last error: "
-                        f"{type(last_error).__name__}: {last_error}")
+    def request() -> tuple[list[dict], str | None]:
+        if exchange.id in _CURSOR_PAGING:
+            trades = exchange.fetch_trades(symbol, params={"since": cursor})
+            body = exchange.last_json_response or {}
+            return trades, str((body.get("result") or {}).get("last") or cursor)
+        return exchange.fetch_trades(symbol, since=int(cursor), limit=1000), None
+
+    # call_with_retries reads the retry settings from a pager and counts its requests there
+    pager = SimpleNamespace(exchange=exchange, symbol=symbol, max_retries=max_retries,
+                            backoff_base=backoff_base, n_requests=0)
+    return fetch.call_with_retries(pager, request,
+                                   where=f"{exchange.id} {symbol} trades (cursor {cursor})")
 
 
 def request_seconds(exchange: Any) -> float:

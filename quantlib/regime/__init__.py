@@ -20,8 +20,7 @@ Examples
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from quantlib._lazy import lazy_exports
 
 _LAZY = {
     "MarkovChainRegime": "chain",
@@ -51,15 +50,6 @@ _LAZY = {
     "run_regime_grid": "strategy",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f"quantlib.regime.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'quantlib.regime' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)
