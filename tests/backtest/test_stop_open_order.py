@@ -393,3 +393,46 @@ def test_every_engine_equals_the_reference_on_btc_1h(shared_data, params, setup)
         row = _fused_row(frame, params, setup, portfolio_kernel)
         assert row["final_equity"] == pytest.approx(equity, rel=REL)
         assert row["n_trades"] == _closed_trades(want)
+
+
+# -- vectorbt stays the reference on every other bar -------------------------------------------
+def _raw_vectorbt_fills(frame, target, s: Setup) -> list[tuple]:
+    """vectorbt's ``from_signals`` on the bars as they are (stops checked before every order),
+    called directly: signals from the target's changes, filled at the next open."""
+    import vectorbt as vbt
+
+    t = np.array([_clip(v, s.direction) for v in target], dtype=float)
+    prev = np.r_[0.0, t[:-1]]
+    signals = {"entries": (t > 0) & ~(prev > 0), "exits": (t == 0) & (prev > 0),
+               "short_entries": (t < 0) & ~(prev < 0), "short_exits": (t == 0) & (prev < 0)}
+    signals = {k: np.r_[False, v[:-1]] for k, v in signals.items()}
+    stop_loss = s.trail if s.trail is not None else s.sl
+    pf = vbt.Portfolio.from_signals(
+        close=frame["close"].to_numpy(), price=frame["open"].to_numpy(),
+        open=frame["open"].to_numpy(), high=frame["high"].to_numpy(),
+        low=frame["low"].to_numpy(), **signals, size=s.size, size_type=s.size_type,
+        fees=s.fees, slippage=s.slippage_bps / 1e4, init_cash=s.init_cash,
+        sl_stop=np.nan if stop_loss is None else stop_loss, sl_trail=s.trail is not None,
+        tp_stop=np.nan if s.tp is None else s.tp, stop_entry_price="fillprice",
+        upon_opposite_entry="reverse")
+    rec = pf.orders.values
+    return [(int(r["idx"]), 1 if r["side"] == 0 else -1, float(r["price"]), float(r["size"]))
+            for r in rec]
+
+
+@pytest.mark.parametrize("setup", SETUPS, ids=range(len(SETUPS)))
+def test_run_backtest_is_raw_vectorbt_up_to_the_first_bar_the_rule_decides(setup):
+    """Until a signal exit due at an open meets a level its bar reaches later, run_backtest's
+    fills are vectorbt's own on the unchanged bars; at that bar they part (the rule)."""
+    frame = random_market(7 + len(setup.direction), 3000)
+    target = frame["volume"].to_numpy() - 2.0
+    new, _ = reference(frame, target, setup)
+    old, _ = reference(frame, target, setup, open_first=False)
+    first = next(i for i, (a, b) in enumerate(zip(new, old, strict=False)) if a[:4] != b[:4])
+    raw = _raw_vectorbt_fills(frame, target, setup)
+    got, _ = backtest_fills(frame, setup)
+    assert first >= 3, "the comparison must cover some trades before the rule's bar"
+    assert_same(got[:first], raw[:first], "before the rule's first bar")
+    assert got[first][:3] != pytest.approx(raw[first][:3], rel=REL)
+    # and raw vectorbt is the reference's old order, fill for fill
+    assert_same(raw, [f[:4] for f in old], "raw vectorbt = the old order")
