@@ -36,13 +36,22 @@ def _build_exchange(exchange_id: str, base_url: str | None):
 
 
 def _print_summary(summary, *, max_gaps: int = 10) -> None:
+    _print_fields(summary, width=18)
+    _print_gaps(summary.gaps, "gaps", "bars", max_gaps)
+
+
+def _print_fields(summary, width: int) -> None:
     for key, value in summary.to_dict().items():
-        typer.echo(f"{key:>18}: {value}")
-    gaps = summary.gaps
+        typer.echo(f"{key:>{width}}: {value}")
+
+
+def _print_gaps(gaps, title: str, unit: str, max_gaps: int) -> None:
+    """The first ``max_gaps`` rows of a gaps table, whose column ``missing_<unit>`` counts."""
     if len(gaps):
-        typer.echo(f"gaps (first {min(len(gaps), max_gaps)} of {len(gaps)}):")
+        typer.echo(f"{title} (first {min(len(gaps), max_gaps)} of {len(gaps)}):")
         for row in gaps.head(max_gaps).itertuples(index=False):
-            typer.echo(f"  {row.start} .. {row.end}  ({row.missing_bars} missing bars)")
+            missing = getattr(row, f"missing_{unit}")
+            typer.echo(f"  {row.start} .. {row.end}  ({missing} missing {unit})")
 
 
 @data_app.command("fetch")
@@ -167,15 +176,10 @@ def _funding_file(path: Path):
 
 
 def _print_funding(summary, *, max_gaps: int = 10) -> None:
-    for key, value in summary.to_dict().items():
-        typer.echo(f"{key:>20}: {value}")
+    _print_fields(summary, width=20)
     for when, old, new in summary.interval_changes[:max_gaps]:
         typer.echo(f"  funding interval {old} -> {new} from {when}")
-    gaps = summary.gaps
-    if len(gaps):
-        typer.echo(f"funding gaps (first {min(len(gaps), max_gaps)} of {len(gaps)}):")
-        for row in gaps.head(max_gaps).itertuples(index=False):
-            typer.echo(f"  {row.start} .. {row.end}  ({row.missing_payments} missing payments)")
+    _print_gaps(summary.gaps, "funding gaps", "payments", max_gaps)
 
 
 def _print_perp(source: str, summaries: dict) -> None:
