@@ -248,13 +248,13 @@ def test_bad_funding_and_mark_are_named():
         run_perp_backtest("funding_carry", df)
 
 
-def test_a_perp_result_cannot_be_exported_as_a_spot_spec(ohlcv):
-    # research = live: specs have no perp fields yet (leverage, margin, funding), so export must
-    # refuse a perp backtest rather than approve it as a spot strategy
+def test_a_perp_result_is_never_exported_as_a_spot_spec(ohlcv):
+    # research = live: a perp backtest exports as a perp spec (tests/strategy/test_perp_spec.py),
+    # never as a spot strategy; without its mark and funding (data=PerpData) it is refused
     from quantlib.errors import SpecError
     from quantlib.strategy.spec import export
 
     frame = ohlcv.iloc[:300]
     res = run_perp_backtest("ma_cross", frame, {"fast": 5, "slow": 20}, PerpConfig(leverage=3))
-    with pytest.raises(SpecError, match="got PerpConfig"):
+    with pytest.raises(SpecError, match="a perp result exports with data=PerpData"):
         export("perp_draft", result=res, data=frame)
