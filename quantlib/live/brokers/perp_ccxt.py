@@ -8,8 +8,9 @@ Start (:meth:`PerpCcxtBroker.reconcile`)
     Load the markets (the spec's swap must be listed), set the spec's leverage (an integer, as
     Binance takes it) and isolated margin on the swap ("No need to change margin type" is
     success; a position held in cross margin is refused by the venue and ends the start with a
-    LiveError), record what the venue did while no runner was up (funding, liquidations), then
-    copy its position and balance.
+    LiveError), record what the venue did while no runner was up (funding, liquidations; the
+    first start only remembers the venue's time: what happened before it is not this
+    strategy's), then copy its position and balance.
 
 Orders (:meth:`PerpCcxtBroker.submit`)
     A signal intent (``target`` = the new target) becomes up to two market orders, each with a
@@ -111,7 +112,6 @@ class PerpCcxtBroker(PerpBroker):
         if store.get_meta("funding_net") is None:
             with store.transaction():
                 store.set_meta("funding_net", "0.0")
-                store.set_json("funding_cursor", [0, []])
 
     # -- calls --------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kwargs):
@@ -181,6 +181,11 @@ class PerpCcxtBroker(PerpBroker):
         self.load_markets()
         self.configure()
         with self.store.transaction():
+            if self.store.get_meta("funding_cursor") is None:
+                # the first start: the venue's history before it is not this strategy's
+                start = int(self._call("fetch_time", self.exchange.fetch_time))
+                self.store.set_json("funding_cursor", [start, []])
+                self.store.set_meta("liquidation_cursor", str(start))
             self._sync()
 
     # -- per bar ------------------------------------------------------------------------------
@@ -337,9 +342,9 @@ class PerpCcxtBroker(PerpBroker):
         price = float((ticker or {}).get("last") or math.nan)
         if not price > 0:
             return f"{VENUE} quotes no last price for {self.symbol}"
-        size = risk.signal_size if risk.size_type == "percent" else risk.order_size
         sizing = PERCENT if risk.size_type == "percent" else VALUE
-        out = open_position_nb(cash, side, float(size), sizing, price, float(execution.fees),
+        out = open_position_nb(cash, side, float(risk.signal_size), sizing, price,
+                               float(execution.fees),
                                0.0, float(self.leverage))
         if int(out[0]) != OPENED:
             return "no cash to open it" if cash <= 0 else "order below the minimum size"
