@@ -202,8 +202,47 @@ def _bar_seconds(frame: pd.DataFrame, timeframe: str | None) -> float:
     return timeframe_seconds(timeframe)
 
 
+def order_rule_args(cfg: Any) -> tuple:
+    """A configuration's order-rule settings as every fused sweep kernel takes them, in order.
+
+    Size, size type, fees, slippage, stop-loss (the trailing stop when set; NaN: none),
+    take-profit (NaN: none), whether the stop trails, whether longs and shorts are allowed, and
+    the initial cash.
+    """
+    from quantlib.live.brokers import order_rule_nb as rule
+
+    stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
+    return (float(cfg.size), rule.PERCENT if cfg.size_type == "percent" else rule.VALUE,
+            float(cfg.fees), float(cfg.slippage),
+            np.nan if stop_loss is None else float(stop_loss),
+            np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
+            cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash))
+
+
+def check_kernel_args(stats: np.ndarray, what: str, cfg: Any) -> None:
+    """KernelError when the order rule refused an argument in any combination's row."""
+    bad = stats[:, snb.S_BAD_ARG]
+    if (bad >= 0).any():
+        raise KernelError(f"{what}: the order rule refused argument #{int(bad[bad >= 0][0])} "
+                          f"of signal_fill_nb (configuration {cfg})")
+
+
+class _Combinations:
+    """What a plan over ``inputs["idx_a"]`` combinations knows of them."""
+
+    inputs: dict[str, np.ndarray]
+
+    @property
+    def n_combos(self) -> int:
+        return len(self.inputs["idx_a"])
+
+    def part(self, start: int, stop: int | None) -> slice:
+        """Combinations ``start:stop`` (``stop`` None: to the last)."""
+        return slice(start, self.n_combos if stop is None else stop)
+
+
 @dataclass
-class FusedPlan:
+class FusedPlan(_Combinations):
     """Everything one fused sweep needs, built once: the bars, the indicator banks of every
     distinct window, the per-combination indices and the order rule's settings.
     :meth:`evaluate` runs any slice of the combinations (a sweep's chunks share the banks)."""
@@ -216,20 +255,14 @@ class FusedPlan:
     n_splits: int
     bar_seconds: float
 
-    @property
-    def n_combos(self) -> int:
-        return len(self.inputs["idx_a"])
-
     def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
         """Metrics (:data:`FUSED_METRICS`, one row per combination) and
         :class:`~quantlib.optimize.stats.ReturnMoments` of combinations ``start:stop``."""
-        from quantlib.live.brokers import order_rule_nb as rule
         from quantlib.optimize.stats import ReturnMoments
 
         cfg, bars, inp = self.config, self.bars, self.inputs
-        part = slice(start, self.n_combos if stop is None else stop)
+        part = self.part(start, stop)
         next_open = cfg.execution == "next_open"
-        stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
         n_part = len(range(*part.indices(self.n_combos)))
         kernel = snb.sweep_signals_nb if n_part > 1 else snb.sweep_signals_serial_nb
         stats, block_sum, block_sumsq = kernel(
@@ -237,17 +270,9 @@ class FusedPlan:
             bars.open if next_open else bars.close, inp["bank_a"], inp["bank_b"],
             inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part],
             inp["par1"][part], inp["par2"][part], inp["warmup"][part], inp["mask"],
-            inp["idx_m"][part], 1 if next_open else 0, float(cfg.size),
-            rule.PERCENT if cfg.size_type == "percent" else rule.VALUE, float(cfg.fees),
-            float(cfg.slippage), np.nan if stop_loss is None else float(stop_loss),
-            np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
-            cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
+            inp["idx_m"][part], 1 if next_open else 0, *order_rule_args(cfg),
             int(self.n_splits))
-        bad = stats[:, snb.S_BAD_ARG]
-        if (bad >= 0).any():
-            raise KernelError(f"fused sweep of {self.kind.name!r}: the order rule refused "
-                              f"argument #{int(bad[bad >= 0][0])} of signal_fill_nb "
-                              f"(configuration {cfg})")
+        check_kernel_args(stats, f"fused sweep of {self.kind.name!r}", cfg)
         n_bars = len(bars.close)
         periods = cfg.year_days * 86400.0 / self.bar_seconds
         metrics = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)

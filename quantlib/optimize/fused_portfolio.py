@@ -28,7 +28,8 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_portfolio_nb as pnb
-from quantlib.errors import KernelError, ParameterError
+from quantlib.errors import ParameterError
+from quantlib.optimize.fused import _Combinations, check_kernel_args, order_rule_args
 from quantlib.strategy.registry import StrategyKind
 
 
@@ -72,40 +73,23 @@ class BenchmarkInputs:
 def relative_from_sums(stats: np.ndarray, n_bars: int, bench: np.ndarray,
                        periods_per_year: float) -> dict[str, np.ndarray]:
     """Alpha, beta, correlation, information ratio and capture ratios of every combination
-    from the kernel's sums (the definitions of
-    :func:`quantlib.backtest.benchmark.relative_stats`)."""
+    from the kernel's sums (by :func:`quantlib.backtest.benchmark.relative_from_moments`, the
+    definitions :func:`~quantlib.backtest.benchmark.relative_stats` uses)."""
+    from quantlib.backtest.benchmark import relative_from_moments, undefined_relative
+
     n = float(n_bars)
     s1, s2 = stats[:, snb.S_SUM_R], stats[:, snb.S_SUM_R2]
-    mean = s1 / n
-    nan = np.full(len(s1), np.nan)
     if n_bars < 2:
-        return dict(alpha=nan, beta=nan, correlation=nan, information_ratio=nan,
-                    up_capture=nan, down_capture=nan)
+        return undefined_relative(len(s1))
+    mean = s1 / n
     std = np.sqrt(np.maximum(s2 - s1 * mean, 0.0) / (n - 1.0))
-    mean_b = bench.mean()
-    centred = bench - mean_b
-    var_b = centred @ centred / (n - 1.0)
-    up, down = bench > 0, bench < 0
-    cov = stats[:, pnb.P_COV] / (n - 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = cov / var_b if var_b > 0 else nan
-        alpha = (mean - beta * mean_b) * periods_per_year
-        correlation = cov / (std * np.sqrt(var_b))
-        tracking_var = std**2 + var_b - 2.0 * cov
-        tracked = tracking_var > 1e-12 * (std**2 + var_b)
-        information_ratio = np.where(
-            tracked, (mean - mean_b) / np.sqrt(np.where(tracked, tracking_var, 1.0))
-            * np.sqrt(periods_per_year), np.nan)
-        up_capture = ((stats[:, pnb.P_UP] / up.sum()) / bench[up].mean() if up.any() else nan)
-        down_capture = ((stats[:, pnb.P_DOWN] / down.sum()) / bench[down].mean()
-                        if down.any() else nan)
-    return dict(alpha=alpha, beta=beta, correlation=correlation,
-                information_ratio=information_ratio, up_capture=up_capture,
-                down_capture=down_capture)
+    return relative_from_moments(mean, std, stats[:, pnb.P_COV] / (n - 1.0),
+                                 stats[:, pnb.P_UP], stats[:, pnb.P_DOWN], bench, n,
+                                 periods_per_year)
 
 
 @dataclass
-class PortfolioPlan:
+class PortfolioPlan(_Combinations):
     """Everything a fused portfolio sweep needs, built once (the single-symbol
     :class:`~quantlib.optimize.fused.FusedPlan`'s counterpart): per-symbol bars and indicator
     banks, per-combination indices, the benchmark and the configuration."""
@@ -120,39 +104,24 @@ class PortfolioPlan:
     n_splits: int
     bar_seconds: float
 
-    @property
-    def n_combos(self) -> int:
-        return len(self.inputs["idx_a"])
-
     def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
         """Every metric of :data:`quantlib.backtest.metrics.METRIC_NAMES` (one row per
         combination) and the return moments of combinations ``start:stop``."""
         from quantlib.backtest.metrics import METRIC_NAMES
-        from quantlib.live.brokers import order_rule_nb as rule
         from quantlib.optimize.fused import _metrics, _moments
         from quantlib.optimize.stats import ReturnMoments
 
         cfg, a, inp = self.config, self.arrays, self.inputs
-        part = slice(start, self.n_combos if stop is None else stop)
+        part = self.part(start, stop)
         next_open = cfg.execution == "next_open"
-        stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
         bench = self.bench.rets
         stats, block_sum, block_sumsq = pnb.sweep_portfolio_nb(
             self.code, a["open"], a["high"], a["low"], a["close"],
             a["open"] if next_open else a["close"], inp["bank_a"], inp["bank_b"],
             inp["meta_a"], inp["meta_b"], inp["idx_a"][part], inp["idx_b"][part],
             inp["par1"][part], inp["par2"][part], inp["warmup"][part], 1 if next_open else 0,
-            float(cfg.size), rule.PERCENT if cfg.size_type == "percent" else rule.VALUE,
-            float(cfg.fees), float(cfg.slippage),
-            np.nan if stop_loss is None else float(stop_loss),
-            np.nan if cfg.tp_stop is None else float(cfg.tp_stop), cfg.trail_stop is not None,
-            cfg.direction != "shortonly", cfg.direction != "longonly", float(cfg.init_cash),
-            bench - bench.mean(), bench, int(self.n_splits))
-        bad = stats[:, snb.S_BAD_ARG]
-        if (bad >= 0).any():
-            raise KernelError(f"fused portfolio sweep of {self.kind.name!r}: the order rule "
-                              f"refused argument #{int(bad[bad >= 0][0])} of signal_fill_nb "
-                              f"(configuration {cfg})")
+            *order_rule_args(cfg), bench - bench.mean(), bench, int(self.n_splits))
+        check_kernel_args(stats, f"fused portfolio sweep of {self.kind.name!r}", cfg)
         n_bars = a["close"].shape[1]
         periods = cfg.year_days * 86400.0 / self.bar_seconds
         base = _metrics(stats, n_bars, float(cfg.init_cash), periods, self.bar_seconds)
