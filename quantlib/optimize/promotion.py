@@ -31,6 +31,7 @@ import pandas as pd
 
 from quantlib.backtest import BacktestConfig, BacktestResult
 from quantlib.errors import DataError, ParameterError
+from quantlib.optimize.stats import OverfittingReport, ReportFigures
 from quantlib.optimize.sweep import SweepResult, sweep
 from quantlib.strategy.gates import GateConfig, GateResult, check_gates, promote
 from quantlib.strategy.registry import StrategyKind, get_kind
@@ -38,7 +39,7 @@ from quantlib.strategy.spec import StrategySpec, export, save_spec
 
 
 @dataclass
-class PromotionEvidence:
+class PromotionEvidence(ReportFigures):
     """What a promotion decision rests on.
 
     Attributes
@@ -67,18 +68,9 @@ class PromotionEvidence:
         return self.sweep.best_params
 
     @property
-    def n_trials(self) -> int:
-        return self.sweep.n_trials
-
-    @property
-    def dsr(self) -> float:
-        """Deflated Sharpe ratio of the selected trial (probability, per-bar Sharpes)."""
-        return self.sweep.dsr
-
-    @property
-    def pbo(self) -> float:
-        """CSCV probability of backtest overfitting of the in-sample search."""
-        return self.sweep.pbo
+    def report(self) -> OverfittingReport:
+        """The in-sample search's overfitting report (``n_trials``, ``dsr``, ``pbo`` read it)."""
+        return self.sweep.report
 
     def summary(self) -> pd.Series:
         """Headline figures, one per row, for a notebook to show."""

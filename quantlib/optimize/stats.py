@@ -356,6 +356,27 @@ class OverfittingReport:
                 f"PBO={self.pbo:.3f} -> {self.verdict()}")
 
 
+class ReportFigures:
+    """``n_trials``, ``dsr`` and ``pbo`` of a search result, read from its ``report``
+    (an :class:`OverfittingReport`)."""
+
+    report: OverfittingReport
+
+    @property
+    def n_trials(self) -> int:
+        """Parameter sets the search evaluated: the DSR's N."""
+        return self.report.n_trials
+
+    @property
+    def dsr(self) -> float:
+        """Deflated Sharpe ratio of the selected trial (probability, per-bar Sharpes)."""
+        return self.report.dsr
+
+    @property
+    def pbo(self) -> float:
+        """CSCV probability of backtest overfitting of the search."""
+        return self.report.pbo
+
 def overfitting_report(moments: ReturnMoments, best_index: int | None = None,
                        n_trials: int | None = None, max_combinations: int | None = None
                        ) -> OverfittingReport:
@@ -392,5 +413,5 @@ def overfitting_report(moments: ReturnMoments, best_index: int | None = None,
 __all__ = [
     "sharpe_ratio", "probabilistic_sharpe_ratio", "expected_max_sharpe", "deflated_sharpe_ratio",
     "ReturnMoments", "PBOResult", "pbo_from_moments", "probability_of_backtest_overfitting",
-    "OverfittingReport", "overfitting_report",
+    "OverfittingReport", "ReportFigures", "overfitting_report",
 ]

@@ -21,7 +21,12 @@ import pandas as pd
 
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
-from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfitting_report
+from quantlib.optimize.stats import (
+    OverfittingReport,
+    ReportFigures,
+    ReturnMoments,
+    overfitting_report,
+)
 from quantlib.strategy.registry import StrategyKind, get_kind
 
 # Working memory of one (bar x combination) cell inside a broadcast backtest: prices, targets,
@@ -124,7 +129,7 @@ def _resolve_params(kind: StrategyKind, space: Any, method: str, n_samples: int 
 
 
 @dataclass
-class SweepResult:
+class SweepResult(ReportFigures):
     """Tidy sweep outcome: one row per combination (params + every metric) and the
     overfitting statistics of the selection (``n_trials``, ``dsr``, ``pbo``)."""
 
@@ -135,18 +140,6 @@ class SweepResult:
     report: OverfittingReport
     moments: ReturnMoments
     engine: str = "vectorbt"  # "fused", or "vectorbt" with the reason the fused path was not used
-
-    @property
-    def n_trials(self) -> int:
-        return self.report.n_trials
-
-    @property
-    def dsr(self) -> float:
-        return self.report.dsr
-
-    @property
-    def pbo(self) -> float:
-        return self.report.pbo
 
     @property
     def best_params(self) -> dict[str, Any]:
