@@ -55,8 +55,9 @@ def _live_run(data, tmp_path, label, *, faults=None, spec=None):
 
         def advance(index: int) -> None:
             server.advance(index)
-            for method, path, kind, status in (faults or {}).get(index, []):
-                server.inject_fault(path, kind, status=status, method=method)
+            for method, path, kind, status, *delay in (faults or {}).get(index, []):
+                server.inject_fault(path, kind, status=status, method=method,
+                                    delay=delay[0] if delay else None)
 
         feed = AdvancingFeed(replay_feed(candles, mark, funding, N_BARS), advance)
         store = run_live(spec, make_exchange_for(server.url), str(tmp_path / f"{label}.db"),
@@ -202,14 +203,17 @@ def test_wrong_secret_is_refused_and_never_shown(data, tmp_path, monkeypatch):
 
 
 def test_order_faults_never_order_twice(data, clean_run, tmp_path):
-    """HTTP 500 and a garbled body on the order (not acted on), a timeout after the venue
-    accepted it and a dropped answer (acted on), faults on the look-up: the venue ends with the
-    clean run's orders, each once, and the same account."""
+    """HTTP 500, a garbled body and a timeout on the order (not acted on), a client timeout
+    after the venue accepted it and dropped answers (acted on), faults on the look-up, the
+    position and the income history: the venue ends with the clean run's orders, each once,
+    and the same account."""
     order = "/fapi/v1/order"
     faults = {12: [("POST", order, "lost", None)], 25: [("POST", order, "http", 500)],
               40: [("POST", order, "malformed", None)], 55: [("POST", order, "lost", None)],
               70: [("GET", order, "http", 503)], 80: [("GET", order, "malformed", None)],
               90: [("POST", order, "timeout", None)],
+              # accepted, then no answer within ccxt's 2 s timeout: RequestTimeout
+              100: [("POST", order, "lost", None, 2.5)],
               110: [("GET", "/fapi/v3/positionRisk", "http", 502)],
               120: [("GET", "/fapi/v1/income", "malformed", None)]}
     report, store = _live_run(data, tmp_path, "faulty", faults=faults)
@@ -218,6 +222,7 @@ def test_order_faults_never_order_twice(data, clean_run, tmp_path):
     hit = {(m, p, f) for m, p, f in report["requests"] if f}
     assert {("POST", order, kind) for kind in ("lost", "http", "malformed", "timeout")} <= hit
     assert ("GET", order, "malformed") in hit
+    assert sum(f == "lost" for _, _, f in report["requests"]) == 3
     assert report["errors"] == [] and report["duplicates"] == {} and clean["duplicates"] == {}
     assert report["orders"] == clean["orders"]  # the same legs, by client id, each once
     assert report["cash"] == pytest.approx(clean["cash"], rel=1e-12)
