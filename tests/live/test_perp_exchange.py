@@ -274,6 +274,45 @@ def test_venue_liquidation_is_recorded(tmp_path):
         assert json.loads(json.dumps(broker.status()))["margin"] == 0.0
 
 
+def test_restart_after_the_close_leg_finds_it_and_opens_once(data, tmp_path):
+    """The process died after its close leg reached the venue (intent ``sent``, nothing
+    recorded): on restart the close leg is found by its client id, recorded, and only the open
+    leg is sent, sized from the cash after the close."""
+    from quantlib.live.brokers.base import client_order_id
+    from quantlib.live.brokers.perp_ccxt import leg_client_id
+    from quantlib.live.state import OrderRow
+
+    candles, mark, funding = data
+    spec = perp_spec()
+    with BinanceUsdmServer(fee_rate=FEE, mmr=MMR, liq_fee=LIQ_FEE) as server:
+        start_venue(server, candles, mark, funding)
+        store = StateStore(tmp_path / "c.db")
+        broker = PerpCcxtBroker(store, spec, make_exchange_for(server.url),
+                                logger=JsonLogger(io.StringIO()), backoff=0.01)
+        broker.reconcile()
+        server.advance(3)
+        server.account.market_order("BTCUSDT", "BUY", 0.1, "earlier-long", False)
+        bar_time, intent = int(candles.index[3].value // 1_000_000), "signal|1.0|-1.0"
+        row = OrderRow(client_order_id(spec.name, SYMBOL, bar_time, intent), bar_time, SYMBOL,
+                       intent, -1, 0.0, -1.0, "market", None, "sent", None, "", 1)
+        with store.transaction():
+            store.add_order(row)
+        close_id = leg_client_id(spec.name, row, "close")
+        server.account.market_order("BTCUSDT", "SELL", 0.1, close_id, True)  # then SIGKILL
+        cash_after_close = server.account.cash
+        PerpCcxtBroker(store, spec, make_exchange_for(server.url),
+                       logger=JsonLogger(io.StringIO()), backoff=0.01).resubmit_pending()
+        ids = [o["clientOrderId"] for o in server.account.orders]
+        assert ids == ["earlier-long", close_id, leg_client_id(spec.name, row, "open")]
+        assert server.account.duplicate_client_ids() == {}
+        price = float(candles["open"].iloc[3])
+        units = 0.5 * cash_after_close / (1 / 3 + FEE) / price  # the rule's percent entry
+        assert server.account.position("BTCUSDT").qty == pytest.approx(-units, rel=1e-7)
+        fills = store.fills()
+        assert [(f[2], f[4]) for f in fills] == [(-1, 0.1), (-1, pytest.approx(units, rel=1e-7))]
+        assert store.get_order(row.client_id).status == "filled"
+
+
 def test_spec_refusals_name_the_field(tmp_path):
     store = StateStore(tmp_path / "r.db")
     with pytest.raises(SpecError, match=r"\$\.perp\.leverage"):

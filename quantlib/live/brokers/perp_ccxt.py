@@ -391,6 +391,13 @@ class PerpCcxtBroker(PerpBroker):
 
     def _record_leg(self, order: OrderRow, remote: dict, leg: str) -> tuple[float, float]:
         """Record a filled leg once (trade id ``<client id>:<leg>``); (price, size)."""
+        delay = self.backoff
+        for _ in range(self.retries):  # a market order may show NEW for a moment
+            if remote.get("status") == "closed":
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            remote = self.find_order(str(remote.get("clientOrderId"))) or remote
         if remote.get("status") != "closed":
             raise ExchangeError(f"{VENUE}: market order {remote.get('clientOrderId')} is "
                                 f"{remote.get('status')!r}, not filled")
