@@ -215,7 +215,13 @@ def test_order_faults_never_order_twice(data, clean_run, tmp_path):
               # accepted, then no answer within ccxt's 2 s timeout: RequestTimeout
               100: [("POST", order, "lost", None, 2.5)],
               110: [("GET", "/fapi/v3/positionRisk", "http", 502)],
-              120: [("GET", "/fapi/v1/income", "malformed", None)]}
+              120: [("GET", "/fapi/v1/income", "malformed", None)],
+              # garbled reads ccxt parses into "no position", "no cash", "no trades", ...
+              130: [("GET", "/fapi/v3/positionRisk", "malformed", None),
+                    ("GET", "/fapi/v3/account", "malformed", None),
+                    ("GET", "/fapi/v1/ticker/24hr", "malformed", None),
+                    ("GET", "/fapi/v1/userTrades", "malformed", None),
+                    ("GET", "/fapi/v1/allOrders", "malformed", None)]}
     report, store = _live_run(data, tmp_path, "faulty", faults=faults)
     clean, clean_store = clean_run
     assert report["unused_faults"] == 0, "every fault must hit"

@@ -137,6 +137,43 @@ class PerpCcxtBroker(PerpBroker):
                 delay = min(delay * 2, 30.0)
         raise ExchangeError(f"{what}: no attempt made")  # pragma: no cover
 
+    def _ask(self, what: str, fn, *args, valid=None):
+        """:meth:`_call` for a read whose answer must make sense: ccxt parses a garbled body
+        into empty or zero values (no balance, no position) or fails inside its parser; both
+        are retried like a network fault instead of being taken for the venue's state."""
+        import ccxt
+
+        def once():
+            try:
+                answer = fn(*args)
+                sound = valid is None or bool(valid(answer))
+            except (AttributeError, TypeError, KeyError, ValueError) as exc:
+                raise ccxt.BadResponse(f"{what}: unreadable answer "
+                                       f"({type(exc).__name__})") from None
+            if not sound:
+                raise ccxt.BadResponse(f"{what}: unreadable answer")
+            return answer
+
+        return self._call(what, once)
+
+    def _cash(self) -> float:
+        """The settle currency the venue has free for new margin (``availableBalance``)."""
+        balance = self._ask("fetch_balance", self.exchange.fetch_balance,
+                            valid=lambda b: isinstance(b.get("info"), dict)
+                            and isinstance(b["info"].get("assets"), list))
+        return float((balance.get("free") or {}).get(self.settle) or 0.0)
+
+    def _venue_position(self) -> dict:
+        """The venue's one-way position row of the swap (``{}`` when flat), read raw: ccxt's
+        parsed list is empty for a flat account and for a garbled answer alike."""
+        market_id = self.exchange.market(self.symbol)["id"]
+        rows = self._ask("fetch_positions", self.exchange.fapiPrivateV3GetPositionRisk,
+                         {"symbol": market_id},
+                         valid=lambda r: isinstance(r, list)
+                         and all(isinstance(row, dict) and "positionAmt" in row for row in r))
+        return next((row for row in rows if row.get("symbol") == market_id
+                     and row.get("positionSide", "BOTH") == "BOTH"), {})
+
     def find_order(self, client_id: str) -> dict | None:
         """The venue's latest order with ``client_id`` on the swap, or None."""
         import ccxt
@@ -183,7 +220,8 @@ class PerpCcxtBroker(PerpBroker):
         with self.store.transaction():
             if self.store.get_meta("funding_cursor") is None:
                 # the first start: the venue's history before it is not this strategy's
-                start = int(self._call("fetch_time", self.exchange.fetch_time))
+                start = int(self._ask("fetch_time", self.exchange.fetch_time,
+                                      valid=lambda t: isinstance(t, int) and t > 0))
                 self.store.set_json("funding_cursor", [start, []])
                 self.store.set_meta("liquidation_cursor", str(start))
             self._sync()
@@ -201,12 +239,9 @@ class PerpCcxtBroker(PerpBroker):
 
     def refresh(self) -> None:
         """Copy the venue's position and cash into the state keys (caller's transaction)."""
-        positions = self._call("fetch_positions", self.exchange.fetch_positions, [self.symbol])
-        rows = [p for p in positions if p.get("symbol") == self.symbol]
-        info = rows[0].get("info", {}) if rows else {}
+        info = self._venue_position()
         qty = float(info.get("positionAmt") or 0.0)
-        balance = self._call("fetch_balance", self.exchange.fetch_balance)
-        cash = float((balance.get("free") or {}).get(self.settle) or 0.0)
+        cash = self._cash()
         store = self.store
         store.set_meta("cash", repr(cash))
         store.set_meta("position", repr(qty))
@@ -222,8 +257,11 @@ class PerpCcxtBroker(PerpBroker):
         seen = set(seen)
         net = self.store.get_float("funding_net", 0.0)
         while True:
-            page = self._call("fetch_funding_history", self.exchange.fetch_funding_history,
-                              self.symbol, int(since), 1000)
+            page = self._ask("fetch_funding_history", self.exchange.fetch_funding_history,
+                             self.symbol, int(since), 1000,
+                             valid=lambda rows: isinstance(rows, list) and all(
+                                 r.get("id") and r.get("timestamp") and
+                                 math.isfinite(float(r.get("amount"))) for r in rows))
             fresh = [p for p in page if str(p.get("id")) not in seen
                      and int(p.get("timestamp") or 0) >= since]
             for payment in fresh:
@@ -242,8 +280,8 @@ class PerpCcxtBroker(PerpBroker):
     def _record_liquidations(self) -> None:
         """Record the venue's liquidation orders of the swap not recorded yet."""
         since = int(self.store.get_meta("liquidation_cursor", "0"))
-        orders = self._call("fetch_orders", self.exchange.fetch_orders, self.symbol,
-                            since or None)
+        orders = self._ask("fetch_orders", self.exchange.fetch_orders, self.symbol,
+                           since or None, valid=lambda rows: isinstance(rows, list))
         for remote in orders:
             cid = str(remote.get("clientOrderId") or "")
             stamp = int(remote.get("lastTradeTimestamp") or remote.get("timestamp") or 0)
@@ -264,8 +302,13 @@ class PerpCcxtBroker(PerpBroker):
 
     def _fees(self, remote: dict) -> float:
         """The fees of an order's trades at the venue."""
-        trades = self._call("fetch_my_trades", self.exchange.fetch_my_trades, self.symbol,
-                            None, None, {"orderId": remote["id"]})
+        # a filled order has trades adding up to its size; anything else is a garbled answer
+        filled = float(remote.get("filled") or 0.0)
+        trades = self._ask("fetch_my_trades", self.exchange.fetch_my_trades, self.symbol,
+                           None, None, {"orderId": remote["id"]},
+                           valid=lambda rows: isinstance(rows, list) and abs(
+                               sum(float(t.get("amount") or 0.0) for t in rows) - filled)
+                           <= 1e-9 * max(filled, 1.0))
         return float(sum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades))
 
     # -- orders -------------------------------------------------------------------------------
@@ -329,19 +372,15 @@ class PerpCcxtBroker(PerpBroker):
         return self._record_leg(order, remote, "open")
 
     def _venue_qty(self) -> float:
-        positions = self._call("fetch_positions", self.exchange.fetch_positions, [self.symbol])
-        return sum(float(p.get("info", {}).get("positionAmt") or 0.0) for p in positions
-                   if p.get("symbol") == self.symbol)
+        return float(self._venue_position().get("positionAmt") or 0.0)
 
     def _entry_units(self, side: int) -> float | str:
         """Units of an entry by the perp rule: from the venue's cash now at its last price."""
         risk, execution = self.spec.risk, self.spec.execution
-        balance = self._call("fetch_balance", self.exchange.fetch_balance)
-        cash = float((balance.get("free") or {}).get(self.settle) or 0.0)
-        ticker = self._call("fetch_ticker", self.exchange.fetch_ticker, self.symbol)
-        price = float((ticker or {}).get("last") or math.nan)
-        if not price > 0:
-            return f"{VENUE} quotes no last price for {self.symbol}"
+        cash = self._cash()
+        ticker = self._ask("fetch_ticker", self.exchange.fetch_ticker, self.symbol,
+                           valid=lambda t: float(t.get("last") or 0.0) > 0)
+        price = float(ticker["last"])
         sizing = PERCENT if risk.size_type == "percent" else VALUE
         out = open_position_nb(cash, side, float(risk.signal_size), sizing, price,
                                float(execution.fees),
