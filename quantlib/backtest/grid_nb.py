@@ -364,10 +364,7 @@ def _touch_step_nb(o, h, lo, c, active, bar, params, state, levels, holding, tr_
                 fill_side, fill_price, fill_size, fill_fee, fill_level)
         if state[S_N_FILLS] != fills_before:
             _refresh_nb(state, levels, holding, n)
-    if mode == MODE_VOLATILITY:
-        _record_true_range_nb(h, lo, prev, state, tr_buf)
-    state[S_PREV_CLOSE] = c
-    state[S_N_BARS] += 1.0
+    _close_bar_nb(h, lo, c, prev, mode, state, tr_buf)
 
 
 @njit(cache=True)
@@ -386,11 +383,16 @@ def _build_vol_nb(centre, params, state, levels, tr_buf):
 
 
 @njit(cache=True, inline="always")
-def _record_true_range_nb(h, lo, prev, state, tr_buf):
-    tr = h - lo
-    if not np.isnan(prev):
-        tr = max(tr, abs(h - prev), abs(lo - prev))
-    tr_buf[int(state[S_N_BARS]) % tr_buf.shape[0]] = tr
+def _close_bar_nb(h, lo, c, prev, mode, state, tr_buf):
+    # the end of every bar, whichever fill model: a volatility grid records the bar's true
+    # range, the close is what the next bar's book is built on, and the bar is counted
+    if mode == MODE_VOLATILITY:
+        tr = h - lo
+        if not np.isnan(prev):
+            tr = max(tr, abs(h - prev), abs(lo - prev))
+        tr_buf[int(state[S_N_BARS]) % tr_buf.shape[0]] = tr
+    state[S_PREV_CLOSE] = c
+    state[S_N_BARS] += 1.0
 
 
 @njit(cache=True)
@@ -466,11 +468,7 @@ def _bar_step_nb(o, h, lo, c, active, bar, params, state, levels, holding, tr_bu
                           fill_side, fill_price, fill_size, fill_fee, fill_level)
             if state[S_N_FILLS] != fills_before:
                 _refresh_nb(state, levels, holding, n)
-    # the close: what the next bar's book is built on
-    if mode == MODE_VOLATILITY:
-        _record_true_range_nb(h, lo, prev, state, tr_buf)
-    state[S_PREV_CLOSE] = c
-    state[S_N_BARS] += 1.0
+    _close_bar_nb(h, lo, c, prev, mode, state, tr_buf)
     if state[S_STOPPED] != 0.0:
         return
     n = int(state[S_N_ACTIVE_LEVELS])

@@ -82,6 +82,20 @@ def _liquidate_logged_nb(cash, qty, entry, margin, mmr, liq_fee, bar, fills, n_f
 
 
 @njit(cache=True)
+def _liquidate_if_reached_nb(cash, qty, entry, margin, mmr, liq_fee, low, high, bar, fills,
+                             n_fills, trades, n_trades):
+    # A position whose liquidation price the mark's range [low, high] reaches is liquidated at
+    # that price: (cash, qty, entry, margin, n_fills) after the check.
+    if qty != 0:
+        liq = liquidation_price_nb(qty, entry, margin, mmr)
+        if mark_reaches_nb(qty, liq, low, high):
+            cash, n_fills = _liquidate_logged_nb(cash, qty, entry, margin, mmr, liq_fee, bar,
+                                                 fills, n_fills, trades, n_trades)
+            return cash, 0.0, 0.0, 0.0, n_fills
+    return cash, qty, entry, margin, n_fills
+
+
+@njit(cache=True)
 def perp_backtest_nb(open_, close, mark_open, mark_high, mark_low, side, fund_bar, fund_rate,
                      config):
     """Simulate one target path on a perp account (module rule).
@@ -111,23 +125,18 @@ def perp_backtest_nb(open_, close, mark_open, mark_high, mark_low, side, fund_ba
     n_fills, n_trades, ev = 0, 0, 0
     for k in range(n):
         # 1. gap through the liquidation price at the mark's open
-        if qty != 0:
-            liq = liquidation_price_nb(qty, entry, margin, mmr)
-            if mark_reaches_nb(qty, liq, mark_open[k], mark_open[k]):
-                cash, n_fills = _liquidate_logged_nb(cash, qty, entry, margin, mmr, liq_fee, k,
-                                                     fills, n_fills, trades, n_trades)
-                qty, entry, margin = 0.0, 0.0, 0.0
+        cash, qty, entry, margin, n_fills = _liquidate_if_reached_nb(
+            cash, qty, entry, margin, mmr, liq_fee, mark_open[k], mark_open[k], k, fills, n_fills,
+            trades, n_trades)
         # 2. funding events paid at this open
         while ev < len(fund_bar) and fund_bar[ev] <= k:
             if fund_bar[ev] == k and qty != 0:
                 payment, margin = funding_nb(qty, margin, mark_open[k], fund_rate[ev])
                 funding[k] += payment
                 trades[n_trades - 1, 6] += payment
-                liq = liquidation_price_nb(qty, entry, margin, mmr)
-                if mark_reaches_nb(qty, liq, mark_open[k], mark_open[k]):
-                    cash, n_fills = _liquidate_logged_nb(cash, qty, entry, margin, mmr, liq_fee,
-                                                         k, fills, n_fills, trades, n_trades)
-                    qty, entry, margin = 0.0, 0.0, 0.0
+                cash, qty, entry, margin, n_fills = _liquidate_if_reached_nb(
+                    cash, qty, entry, margin, mmr, liq_fee, mark_open[k], mark_open[k], k, fills,
+                    n_fills, trades, n_trades)
             ev += 1
         # 3. the order decided at the previous close
         if k >= 1:
@@ -154,12 +163,9 @@ def perp_backtest_nb(open_, close, mark_open, mark_high, mark_low, side, fund_ba
                         row[4], row[5], row[6], row[7], row[8] = np.nan, fee_paid, 0.0, 0.0, END_OPEN
                         n_trades += 1
         # 4. intrabar liquidation on the mark's range
-        if qty != 0:
-            liq = liquidation_price_nb(qty, entry, margin, mmr)
-            if mark_reaches_nb(qty, liq, mark_low[k], mark_high[k]):
-                cash, n_fills = _liquidate_logged_nb(cash, qty, entry, margin, mmr, liq_fee, k,
-                                                     fills, n_fills, trades, n_trades)
-                qty, entry, margin = 0.0, 0.0, 0.0
+        cash, qty, entry, margin, n_fills = _liquidate_if_reached_nb(
+            cash, qty, entry, margin, mmr, liq_fee, mark_low[k], mark_high[k], k, fills, n_fills,
+            trades, n_trades)
         # 5. mark to the close
         equity[k] = cash + margin + qty * (close[k] - entry)
         held[k] = qty
