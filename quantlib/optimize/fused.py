@@ -290,7 +290,6 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     :class:`~quantlib.optimize.fused_mtf.GatedPlan` (the same ``evaluate`` and ``n_combos``).
     A ``{symbol: frame}`` portfolio, or ``benchmark=True`` (rows with the benchmark-relative
     metrics too), yields a :class:`~quantlib.optimize.fused_portfolio.PortfolioPlan`."""
-    from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import as_frames
 
     if not isinstance(data, pd.DataFrame) or benchmark:
@@ -300,21 +299,36 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     reason = fused_unsupported(kind, data, config)
     if reason is not None:
         raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
-    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
-    checked = [kind.validate(p) for p in params]
-    if not checked:
-        raise ParameterError("params: expected at least one combination")
+    cfg, checked = checked_request(kind, params, config)
     frame = data if data_validated else next(iter(as_frames(data).values()))
-    if n_splits < 2 or n_splits % 2:
-        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
-    if len(frame) < 2 * n_splits:
-        raise ParameterError(f"data: {len(frame)} bars are too few for {n_splits} CSCV blocks "
-                             f"(need >= {2 * n_splits})")
+    check_splits(n_splits, len(frame))
     if is_htf_trend(kind):  # the wrapped kinds' plans, gated by trend masks
         from quantlib.optimize.fused_mtf import htf_plan
 
         return htf_plan(kind, frame, checked, cfg, int(n_splits))
     return plan_of(kind, frame, checked, cfg, int(n_splits))
+
+
+def checked_request(kind: StrategyKind, params: Sequence[Mapping[str, Any]],
+                    config: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """A fused sweep's configuration as a BacktestConfig and its combinations validated by the
+    kind; ParameterError when there is no combination."""
+    from quantlib.backtest.config import BacktestConfig
+
+    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
+    checked = [kind.validate(p) for p in params]
+    if not checked:
+        raise ParameterError("params: expected at least one combination")
+    return cfg, checked
+
+
+def check_splits(n_splits: int, n_bars: int) -> None:
+    """ParameterError unless ``n_splits`` is even, >= 2, and the bars fill two per block."""
+    if n_splits < 2 or n_splits % 2:
+        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
+    if n_bars < 2 * n_splits:
+        raise ParameterError(f"data: {n_bars} bars are too few for {n_splits} CSCV blocks "
+                             f"(need >= {2 * n_splits})")
 
 
 def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any]], cfg: Any,

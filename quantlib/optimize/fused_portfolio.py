@@ -29,7 +29,13 @@ import pandas as pd
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_portfolio_nb as pnb
 from quantlib.errors import ParameterError
-from quantlib.optimize.fused import _Combinations, check_kernel_args, order_rule_args
+from quantlib.optimize.fused import (
+    _Combinations,
+    check_kernel_args,
+    check_splits,
+    checked_request,
+    order_rule_args,
+)
 from quantlib.strategy.registry import StrategyKind
 
 
@@ -157,7 +163,6 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     ...      + data["B"].close.iloc[-1] / data["B"].close.iloc[0]) / 2 - 1)
     True
     """
-    from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import as_frames
     from quantlib.optimize.fused import _bar_seconds, _kernel_inputs, _kind_codes, fused_unsupported
     from quantlib.strategy.bars import as_bars
@@ -169,15 +174,8 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
         reason = "htf_trend is fused on one symbol without benchmark-relative metrics only"
     if reason is not None:
         raise ParameterError(f"fused sweep of {kind.name!r}: {reason}")
-    cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
-    checked = [kind.validate(p) for p in params]
-    if not checked:
-        raise ParameterError("params: expected at least one combination")
-    if n_splits < 2 or n_splits % 2:
-        raise ParameterError(f"n_splits: expected an even number >= 2, got {n_splits}")
-    if len(first) < 2 * n_splits:
-        raise ParameterError(f"data: {len(first)} bars are too few for {n_splits} CSCV blocks "
-                             f"(need >= {2 * n_splits})")
+    cfg, checked = checked_request(kind, params, config)
+    check_splits(n_splits, len(first))
     code = _kind_codes()[kind.signal]
     bars = [as_bars(df) for df in frames.values()]
     per_symbol = [_kernel_inputs(code, kind, b, checked) for b in bars]

@@ -26,7 +26,7 @@ from tests.support.fused_checks import (
     KIND_PARAMS,
     RTOL,
     assert_metrics_agree,
-    assert_moments_agree,
+    check_fused,
     random_bars,
 )
 
@@ -50,11 +50,8 @@ def _assert_metrics_agree(fused: pd.DataFrame, reference: pd.DataFrame, where: s
 
 def _check(kind: str, data: pd.DataFrame, params: list[dict], config: dict,
            n_splits: int = 4) -> None:
-    where = f"{kind} {config}"
-    metrics, moments = fused_evaluate(get_kind(kind), data, params, config, n_splits)
-    result = run_backtest(kind, data, params, config)
-    _assert_metrics_agree(metrics, result.metrics, where)
-    assert_moments_agree(moments, result, n_splits, where)
+    check_fused(fused_evaluate, FUSED_METRICS, kind, data, params, config, n_splits,
+                f"{kind} {config}")
 
 
 @settings(max_examples=25, deadline=None, derandomize=True,

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantlib.backtest import run_backtest
 from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_plan, fused_unsupported
 from quantlib.optimize.fused_mtf import GatedPlan, trend_masks
 from quantlib.optimize.sweep import sweep
@@ -26,7 +25,7 @@ from quantlib.strategy import get_kind
 from quantlib.strategy.kinds import ema_length
 from quantlib.strategy.registry import Param, StrategyKind, register
 from tests.optimize.test_fused import CONFIGS, PARAMS, _assert_metrics_agree
-from tests.support.fused_checks import assert_moments_agree, random_bars
+from tests.support.fused_checks import check_fused, random_bars
 
 TRENDS = [("4h", "ma", 6), ("4h", "ema", 10), ("1d", "ma", 3)]
 
@@ -42,11 +41,8 @@ def _grid(inner: str, trends=TRENDS) -> list[dict[str, Any]]:
 
 
 def _check(params: list[dict], data: pd.DataFrame, config: dict, n_splits: int = 4) -> None:
-    where = f"htf_trend({params[0]['inner_kind']}) {config}"
-    metrics, moments = fused_evaluate(get_kind("htf_trend"), data, params, config, n_splits)
-    result = run_backtest("htf_trend", data, params, config)
-    _assert_metrics_agree(metrics, result.metrics, where)
-    assert_moments_agree(moments, result, n_splits, where)
+    check_fused(fused_evaluate, FUSED_METRICS, "htf_trend", data, params, config, n_splits,
+                f"htf_trend({params[0]['inner_kind']}) {config}")
 
 
 @settings(max_examples=12, deadline=None, derandomize=True,

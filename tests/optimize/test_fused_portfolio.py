@@ -33,7 +33,7 @@ from tests.support.fused_checks import (
     KIND_PARAMS,
     RTOL,
     assert_metrics_agree,
-    assert_moments_agree,
+    check_fused,
     random_bars,
 )
 
@@ -61,11 +61,8 @@ def _assert_metrics_agree(got: pd.DataFrame, reference: pd.DataFrame, where: str
 
 
 def _check(kind: str, data, params: list[dict], config: dict, n_splits: int = 4) -> None:
-    where = f"{kind} {config}"
-    metrics, moments = portfolio_evaluate(get_kind(kind), data, params, config, n_splits)
-    result = run_backtest(kind, data, params, config)
-    _assert_metrics_agree(metrics, result.metrics, where)
-    assert_moments_agree(moments, result, n_splits, where)
+    check_fused(portfolio_evaluate, METRIC_NAMES, kind, data, params, config, n_splits,
+                f"{kind} {config}")
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest import run_backtest
 from quantlib.optimize.stats import ReturnMoments
+from quantlib.strategy import get_kind
 
 RTOL = 1e-9
 
@@ -85,3 +87,13 @@ def assert_moments_agree(moments: ReturnMoments, result, n_splits: int, where: s
     for name in ("sharpe", "skew", "kurtosis", "block_sum", "block_sumsq"):
         np.testing.assert_allclose(getattr(moments, name), getattr(ref, name), rtol=1e-8,
                                    atol=1e-12, err_msg=f"{where}: {name}")
+
+
+def check_fused(evaluate, names: Sequence[str], kind: str, data, params: list[dict],
+                config: dict, n_splits: int, where: str) -> None:
+    """A fused ``evaluate`` (``fused_evaluate`` or ``portfolio_evaluate``) gives ``names``
+    metrics and return moments equal to ``run_backtest``'s for the same request."""
+    metrics, moments = evaluate(get_kind(kind), data, params, config, n_splits)
+    result = run_backtest(kind, data, params, config)
+    assert_metrics_agree(metrics, result.metrics, where, names)
+    assert_moments_agree(moments, result, n_splits, where)
