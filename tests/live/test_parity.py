@@ -52,6 +52,19 @@ def _backtest_fills(res) -> list[tuple]:
             zip(times, f["side"], f["price"], f["size"], strict=True)]
 
 
+def _assert_replay_is_the_backtest(replayed: tuple, res, expected: list[tuple],
+                                   n_bars: int) -> None:
+    """A ``_replay`` result saw ``n_bars`` bars, made the ``expected`` fills exactly (time,
+    side, price, size) and ended on ``res``'s equity, bar by bar (the grid kernel sums cash and
+    inventory value in another order, hence the last-ulp tolerance)."""
+    bars, equity, fills, store = replayed
+    assert bars == n_bars
+    assert fills == expected
+    assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
+    curve = np.array([row[5] for row in store.bars()])
+    np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
+
+
 def _replay(spec, path, tmp_path, how="in-process"):
     """Replay ``path`` through the paper runner; ``(bars processed, final equity, fills, store)``."""
     if how == "trading-process":
@@ -97,14 +110,8 @@ def test_paper_replay_matches_backtest(kind, params, how, replay_file, tmp_path)
     res = run_backtest(kind, data, params, CONFIG)
     expected = _backtest_fills(res)
     assert len(expected) >= 4, "the case must trade to prove anything"
-    bars, equity, fills, store = _replay(make_spec(kind, params), replay_file, tmp_path, how)
-    assert bars == len(data)
-    assert fills == expected  # exact: time, side, price, size
-    assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
-    # The stored equity curve is the backtest's, bar by bar (the grid kernel sums cash and
-    # inventory value in another order, hence the last-ulp tolerance).
-    curve = np.array([row[5] for row in store.bars()])
-    np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
+    replayed = _replay(make_spec(kind, params), replay_file, tmp_path, how)
+    _assert_replay_is_the_backtest(replayed, res, expected, len(data))
 
 
 @pytest.mark.parametrize("how", HOW)

@@ -30,7 +30,13 @@ from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import save_spec
 from tests.live._trader import heavy_modules, run_trader
 from tests.live.conftest import make_spec
-from tests.live.test_parity import CONFIG, EQUITY_RTOL, _aot_kernels, _backtest_fills
+from tests.live.test_parity import (
+    CONFIG,
+    EQUITY_RTOL,
+    _aot_kernels,
+    _assert_replay_is_the_backtest,
+    _backtest_fills,
+)
 
 __all__ = ["_aot_kernels"]  # the session fixture that builds the AOT kernels once
 
@@ -113,12 +119,8 @@ def test_cross_asset_paper_replay_matches_backtest(case, how, markets, tmp_path)
     plain = run_backtest("ma_cross", eth, CROSS["inner_params"], CONFIG)
     assert _backtest_fills(plain) != expected
     files = {s: markets[s][1] for s in ("ETH/USDT", "BTC/USDT")}
-    bars, equity, fills, store = _replay(_spec(kind, params), files, tmp_path, how)
-    assert bars == len(eth)
-    assert fills == expected  # exact: time, side, price, size
-    assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
-    curve = np.array([row[5] for row in store.bars()])
-    np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
+    replayed = _replay(_spec(kind, params), files, tmp_path, how)
+    _assert_replay_is_the_backtest(replayed, res, expected, len(eth))
 
 
 def test_multi_timeframe_paper_replay_matches_backtest_on_real_bars(markets, tmp_path):

@@ -7,13 +7,19 @@ independent computation is :func:`quantlib.backtest.run_backtest` on the whole f
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from quantlib.backtest.engine import run_backtest
 from quantlib.data import load_ohlcv
 from tests.live.conftest import make_spec
-from tests.live.test_parity import CONFIG, EQUITY_RTOL, HOW, _aot_kernels, _backtest_fills, _replay
+from tests.live.test_parity import (
+    CONFIG,
+    HOW,
+    _aot_kernels,
+    _assert_replay_is_the_backtest,
+    _backtest_fills,
+    _replay,
+)
 
 __all__ = ["_aot_kernels"]  # the session fixture that builds the AOT kernels once
 
@@ -27,10 +33,5 @@ def test_htf_trend_paper_replay_matches_backtest(how, replay_file, tmp_path):
     res = run_backtest("htf_trend", data, PARAMS, CONFIG)
     expected = _backtest_fills(res)
     assert len(expected) >= 4, "the case must trade to prove anything"
-    bars, equity, fills, store = _replay(make_spec("htf_trend", PARAMS), replay_file, tmp_path,
-                                         how)
-    assert bars == len(data)
-    assert fills == expected
-    assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
-    curve = np.array([row[5] for row in store.bars()])
-    np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
+    replayed = _replay(make_spec("htf_trend", PARAMS), replay_file, tmp_path, how)
+    _assert_replay_is_the_backtest(replayed, res, expected, len(data))
