@@ -219,7 +219,9 @@ def test_exits_parity_synthetic(exits, how, replay_file, tmp_path):
     again = backtest_spec(tmp_path / "exported.json", f"file:{replay_file}")
     assert _backtest_fills(again) == expected
     _, equity, fills, store = _replay(spec, replay_file, tmp_path, how)
-    assert _stop_exits(store) >= 3, "the stops must fire to prove anything"
+    # (sl-tp on this data: 2; a third came after a signal exit due at the open, which now
+    # comes first: stop_rule.py)
+    assert _stop_exits(store) >= 2, "the stops must fire to prove anything"
     assert fills == expected
     assert abs(equity - float(res.equity.iloc[-1, 0])) <= 1e-9 * abs(equity)
 
