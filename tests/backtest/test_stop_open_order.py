@@ -436,3 +436,31 @@ def test_run_backtest_is_raw_vectorbt_up_to_the_first_bar_the_rule_decides(setup
     assert got[first][:3] != pytest.approx(raw[first][:3], rel=REL)
     # and raw vectorbt is the reference's old order, fill for fill
     assert_same(raw, [f[:4] for f in old], "raw vectorbt = the old order")
+
+
+# -- a shared-cash portfolio -------------------------------------------------------------------
+def test_portfolio_engines_equal_the_reference_per_symbol():
+    """Two symbols on one cash account, sized by value (an order never depends on the cash
+    left): each symbol's fills are the single-symbol reference's, in run_backtest, the rule
+    engine and the fused portfolio kernel (whose final equity sums the two)."""
+    from quantlib.optimize.fused import fused_evaluate
+
+    setup = Setup(sl=0.01, tp=0.02, direction="both", size_type="value", size=2000.0,
+                  fees=0.001, slippage_bps=2.0, init_cash=20_000.0)
+    frames = {"BTC/USD": random_market(21, 1500), "ETH/USD": random_market(22, 1500)}
+    params = {"fast": 3, "slow": 8}
+    kind = get_kind("ma_cross")
+    want, gain = {}, 0.0
+    for symbol, frame in frames.items():
+        fills, equity = reference(frame, kind.signals(frame, params), setup)
+        assert _rule_matters(frame, kind.signals(frame, params), setup) > 0
+        want[symbol], gain = [f[:4] for f in fills], gain + equity - setup.init_cash
+    index = frames["BTC/USD"].index
+    for run in (run_backtest, run_signal_rules):
+        res = run(kind, frames, params, setup.config())
+        for symbol in frames:
+            mine = res.fills[res.fills["symbol"] == symbol]
+            assert_same(_as_rows(mine, index), want[symbol], f"{run.__name__} {symbol}")
+        assert float(res.equity.iloc[-1, 0]) == pytest.approx(setup.init_cash + gain, rel=REL)
+    metrics, _ = fused_evaluate(kind, frames, [params], setup.config(), n_splits=2)
+    assert metrics["final_equity"].iloc[0] == pytest.approx(setup.init_cash + gain, rel=REL)
