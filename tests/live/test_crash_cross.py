@@ -15,10 +15,9 @@ from tests.live._cross_children import ccxt_cross_child, paper_cross_child
 from tests.live._portfolio_children import portfolio_server_process
 from tests.live.conftest import make_spec
 from tests.live.test_crash_safety import (
-    _exchange_report,
-    _kill_loop,
-    _snapshot,
-    _start_exchange,
+    _reference_and_crashed,
+    _replay_feed,
+    _save_markets,
 )
 
 N_BARS = 900
@@ -29,21 +28,12 @@ PARAMS = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 20},
 
 @pytest.fixture(scope="module")
 def cross_files(tmp_path_factory):
-    from quantlib.data import load_ohlcv, save_ohlcv
+    from quantlib.data import load_ohlcv
     from tests.conftest import shared_data_path
 
-    folder = tmp_path_factory.mktemp("cross_crash")
-    files, closes = {}, {}
-    for symbol, name in (("ETH/USD", "eth_usdt_1h_2022_2023.csv"),
-                         ("BTC/USD", "btc_usdt_1h_2022_2023.csv")):
-        frame = load_ohlcv(shared_data_path(name)).iloc[:N_BARS]
-        files[symbol] = save_ohlcv(frame, folder / f"{symbol.split('/')[0].lower()}.csv")
-        closes[symbol] = float(frame["close"].iloc[-1])
-    return files, closes
-
-
-def _feed(files) -> str:
-    return "replay:" + ",".join(f"{s}={p}" for s, p in files.items())
+    frames = {symbol: load_ohlcv(shared_data_path(name)).iloc[:N_BARS] for symbol, name in
+              (("ETH/USD", "eth_usdt_1h_2022_2023.csv"), ("BTC/USD", "btc_usdt_1h_2022_2023.csv"))}
+    return _save_markets(tmp_path_factory.mktemp("cross_crash"), frames)
 
 
 def _spec(**overrides):
@@ -54,16 +44,9 @@ def _spec(**overrides):
 def test_sigkill_paper_cross_asset_resumes_exactly(cross_files, tmp_path):
     files, _ = cross_files
     spec_json = dump_spec(_spec())
-    snapshots = {}
-    for label, n_kills in (("reference", 0), ("crashed", 6)):
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(paper_cross_child, (spec_json, _feed(files), str(state)),
-                              state, n_kills, N_BARS, seed=23)
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 4
-        snapshots[label] = _snapshot(state)
-    ref, got = snapshots["reference"], snapshots["crashed"]
+    (ref,), (got,) = _reference_and_crashed(
+        tmp_path, paper_cross_child, (spec_json, _replay_feed(files)), 6, N_BARS, seed=23,
+        min_points=4)
     assert len(ref["fills"]) >= 10, "the case must trade to prove anything"
     assert got == ref  # meta (cash, position, target), orders, fills, equity curve
     ids = [row[0] for row in got["fills"]]
@@ -75,18 +58,11 @@ def test_sigkill_live_cross_asset_never_orders_twice(cross_files, tmp_path):
     files, closes = cross_files
     spec_json = dump_spec(_spec(exchange="kraken", approval={"status": "approved", "by": "t"},
                                 execution={"fees": 0.0}))
-    results = {}
-    for label, n_kills in (("reference", 0), ("crashed", 5)):
-        server, parent, url = _start_exchange(portfolio_server_process, closes)
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(ccxt_cross_child, (url, spec_json, _feed(files), str(state)),
-                              state, n_kills, N_BARS, seed=29)
-        results[label] = (*_exchange_report(server, parent), _snapshot(state))
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 3
-    (ref_orders, ref_bal, ref_dups, ref_err, ref_snap) = results["reference"]
-    (orders, bal, dups, errors, snap) = results["crashed"]
+    reference, crashed = _reference_and_crashed(
+        tmp_path, ccxt_cross_child, (spec_json, _replay_feed(files)), 5, N_BARS, seed=29,
+        min_points=3, exchange=(portfolio_server_process, closes))
+    (ref_orders, ref_bal, ref_dups, ref_err, ref_snap) = reference
+    (orders, bal, dups, errors, snap) = crashed
     assert ref_err == [] and errors == []
     assert ref_dups == {} and dups == {}
     assert len(ref_orders) >= 8 and {o[1] for o in ref_orders} == {"ETH/USD"}

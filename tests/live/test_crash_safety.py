@@ -78,6 +78,52 @@ def _kill_loop(target, args, state: Path, n_kills: int, total_bars: int, seed: i
     return progress
 
 
+def _reference_and_crashed(tmp_path: Path, target, args: tuple, n_kills: int, total_bars: int,
+                           seed: int, min_points: int, exchange: tuple | None = None,
+                           snapshot: bool = True) -> tuple[tuple, tuple]:
+    """Run ``target`` once uninterrupted and once killed ``n_kills`` times (``_kill_loop``).
+
+    Each run gets a fresh state file, the child's last argument after ``args``; given
+    ``exchange`` (a server target and its arguments) each run also gets a fresh loopback
+    exchange, whose URL is the child's first argument. The killed run must really be killed
+    ``n_kills`` times, at ``min_points`` or more distinct bars.
+
+    Returns ``(reference, crashed)``: each the exchange's report (if any) followed by the
+    state's snapshot (if ``snapshot``)."""
+    results = []
+    for label, kills in (("reference", 0), ("crashed", n_kills)):
+        state = tmp_path / f"{label}.db"
+        if exchange is None:
+            progress = _kill_loop(target, (*args, str(state)), state, kills, total_bars, seed)
+            report = ()
+        else:
+            server, parent, url = _start_exchange(*exchange)
+            progress = _kill_loop(target, (url, *args, str(state)), state, kills, total_bars,
+                                  seed)
+            report = tuple(_exchange_report(server, parent))
+        results.append((*report, _snapshot(state)) if snapshot else report)
+        if kills:
+            assert len(progress) == kills, f"the run finished after {len(progress)} kills"
+            # the kills landed at many different points of the run, not all before the first bar
+            assert len({p for p in progress if p is not None}) >= min_points
+    return results[0], results[1]
+
+
+def _save_markets(folder: Path, frames: dict) -> tuple[dict, dict]:
+    """Each symbol's frame saved as ``<base>.csv`` in ``folder``: (symbol -> file, symbol ->
+    last close, where a loopback exchange prices its balances)."""
+    from quantlib.data import save_ohlcv
+
+    files = {symbol: save_ohlcv(frame, folder / f"{symbol.split('/')[0].lower()}.csv")
+             for symbol, frame in frames.items()}
+    return files, {symbol: float(frame["close"].iloc[-1]) for symbol, frame in frames.items()}
+
+
+def _replay_feed(files: dict) -> str:
+    """The ``replay:SYMBOL=FILE,...`` feed of several markets."""
+    return "replay:" + ",".join(f"{s}={p}" for s, p in files.items())
+
+
 def _await_bars(proc, state: Path, bars: int) -> tuple[float, int]:
     """Wait until the state holds ``bars`` bars or the child exits; (when, bars seen)."""
     seen = [0]
@@ -197,17 +243,9 @@ def test_sigkill_ccxt_runner_never_orders_twice(tmp_path):
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10}, exchange="kraken",
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
-    results = {}
-    for label, n_kills in (("reference", 0), ("crashed", 10)):
-        server, parent, url = _start_exchange(_server_process, str(replay))
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(_ccxt_child, (url, spec_json, str(replay), str(state)),
-                              state, n_kills, 900, seed=11)
-        results[label] = (*_exchange_report(server, parent), _snapshot(state))
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 6
-    ref, got = results["reference"], results["crashed"]
+    ref, got = _reference_and_crashed(tmp_path, _ccxt_child, (spec_json, str(replay)), 10, 900,
+                                      seed=11, min_points=6,
+                                      exchange=(_server_process, str(replay)))
     orders, usd, btc, duplicates, _, snapshot = got
     assert duplicates == {} and ref[3] == {}
     assert len(ref[0]) >= 4
@@ -272,18 +310,11 @@ def test_sigkill_grid_at_the_exchange_never_orders_twice(tmp_path):
                      exchange="kraken", execution={"fees": 0.0},
                      approval={"status": "approved", "by": "test"})
     spec_json = dump_spec(spec)
-    results = {}
-    for label, n_kills in (("reference", 0), ("crashed", 10)):
-        server, parent, url = _start_exchange(_walking_server_process, rows)
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(_grid_child, (url, spec_json, rows, str(state)), state, n_kills,
-                              len(rows), seed=13)
-        results[label] = _exchange_report(server, parent)
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 6
-    (ref_orders, ref_usd, ref_btc, ref_dups, ref_errors) = results["reference"]
-    (orders, usd, btc, dups, errors) = results["crashed"]
+    reference, crashed = _reference_and_crashed(
+        tmp_path, _grid_child, (spec_json, rows), 10, len(rows), seed=13, min_points=6,
+        exchange=(_walking_server_process, rows), snapshot=False)
+    (ref_orders, ref_usd, ref_btc, ref_dups, ref_errors) = reference
+    (orders, usd, btc, dups, errors) = crashed
     assert ref_errors == [] and errors == []
     assert ref_dups == {} and dups == {}
     assert len(ref_orders) >= 20 and sum(o[5] == "closed" for o in ref_orders) >= 10

@@ -18,10 +18,9 @@ from tests.live._portfolio_children import (
 )
 from tests.live.conftest import make_spec
 from tests.live.test_crash_safety import (
-    _exchange_report,
-    _kill_loop,
-    _snapshot,
-    _start_exchange,
+    _reference_and_crashed,
+    _replay_feed,
+    _save_markets,
 )
 
 N_BARS = 1500
@@ -29,19 +28,11 @@ N_BARS = 1500
 
 @pytest.fixture(scope="module")
 def portfolio_files(tmp_path_factory):
-    from quantlib.data import save_ohlcv, synthetic_ohlcv
+    from quantlib.data import synthetic_ohlcv
 
-    folder = tmp_path_factory.mktemp("portfolio")
-    files, closes = {}, {}
-    for seed, symbol in enumerate(SYMBOLS, start=21):
-        frame = synthetic_ohlcv(n_bars=N_BARS, seed=seed).ohlcv
-        files[symbol] = save_ohlcv(frame, folder / f"{symbol.split('/')[0].lower()}.csv")
-        closes[symbol] = float(frame["close"].iloc[-1])
-    return files, closes
-
-
-def _feed(files) -> str:
-    return "replay:" + ",".join(f"{s}={p}" for s, p in files.items())
+    frames = {symbol: synthetic_ohlcv(n_bars=N_BARS, seed=seed).ohlcv
+              for seed, symbol in enumerate(SYMBOLS, start=21)}
+    return _save_markets(tmp_path_factory.mktemp("portfolio"), frames)
 
 
 def _spec(**overrides):
@@ -53,16 +44,9 @@ def _spec(**overrides):
 def test_sigkill_paper_portfolio_resumes_exactly(portfolio_files, tmp_path):
     files, _ = portfolio_files
     spec_json = dump_spec(_spec())
-    snapshots = {}
-    for label, n_kills in (("reference", 0), ("crashed", 10)):
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(paper_portfolio_child, (spec_json, _feed(files), str(state)),
-                              state, n_kills, N_BARS, seed=17)
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 8
-        snapshots[label] = _snapshot(state)
-    ref, got = snapshots["reference"], snapshots["crashed"]
+    (ref,), (got,) = _reference_and_crashed(
+        tmp_path, paper_portfolio_child, (spec_json, _replay_feed(files)), 10, N_BARS, seed=17,
+        min_points=8)
     store = StateStore(tmp_path / "reference.db")
     filled = {o.symbol for o in store.orders() if o.status == "filled"}
     store.close()
@@ -79,23 +63,16 @@ def test_sigkill_live_portfolio_never_orders_twice(portfolio_files, tmp_path):
     spec_json = dump_spec(_spec(exchange="kraken", approval={"status": "approved", "by": "t"},
                                 execution={"fees": 0.0, "stop_on_exchange": True}))
     n_bars = 600
-    results = {}
     short = {}
     for symbol, path in files.items():  # the first 600 bars of each market
         lines = path.read_text().splitlines()
         short[symbol] = tmp_path / path.name
         short[symbol].write_text("\n".join(lines[:n_bars + 1]) + "\n")
-    for label, n_kills in (("reference", 0), ("crashed", 10)):
-        server, parent, url = _start_exchange(portfolio_server_process, closes)
-        state = tmp_path / f"{label}.db"
-        progress = _kill_loop(ccxt_portfolio_child, (url, spec_json, _feed(short), str(state)),
-                              state, n_kills, n_bars, seed=19)
-        results[label] = (*_exchange_report(server, parent), _snapshot(state))
-        if n_kills:
-            assert len(progress) == n_kills, f"the run finished after {len(progress)} kills"
-            assert len({p for p in progress if p is not None}) >= 6
-    (ref_orders, ref_bal, ref_dups, ref_err, ref_snap) = results["reference"]
-    (orders, bal, dups, errors, snap) = results["crashed"]
+    reference, crashed = _reference_and_crashed(
+        tmp_path, ccxt_portfolio_child, (spec_json, _replay_feed(short)), 10, n_bars, seed=19,
+        min_points=6, exchange=(portfolio_server_process, closes))
+    (ref_orders, ref_bal, ref_dups, ref_err, ref_snap) = reference
+    (orders, bal, dups, errors, snap) = crashed
     assert ref_err == [] and errors == []
     assert ref_dups == {} and dups == {}
     assert {o[1] for o in ref_orders} == set(SYMBOLS), "every market must trade"
