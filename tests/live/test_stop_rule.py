@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from quantlib.live.brokers.stop_rule import exit_price, trail_base
+from quantlib.live.brokers.stop_rule import checked_range, closes_at_open, exit_price, trail_base
 
 
 def test_each_level_matches_vectorbt_stop_price_on_random_bars():
@@ -64,3 +64,29 @@ def test_trailing_base_follows_the_best_price_after_the_check():
     assert exit_price(1.0, base, 0.05, math.nan, None, trail=True, open_=107.0, high=108.0,
                       low=104.0) == (pytest.approx(104.5), "trail")
     assert trail_base(-1.0, 100.0, 103.0, 97.0) == 97.0
+
+
+@pytest.mark.parametrize(("prev", "target", "closing"), [
+    (1.0, 0.0, True), (1.0, -1.0, True), (-1.0, 0.0, True), (-1.0, 1.0, True),
+    (0.0, 1.0, False), (0.0, -1.0, False), (1.0, 0.5, False), (-0.5, -1.0, False),
+])
+def test_which_orders_close_or_reverse_the_position(prev, target, closing):
+    assert closes_at_open(prev, target) is closing
+
+
+@pytest.mark.parametrize(("bar", "expected"), [
+    ((99.0, 101.0, 94.0), (math.nan, "")),     # the level 95 comes after the open: not seen
+    ((93.0, 96.0, 90.0), (93.0, "sl")),        # a gap below 95: the stop exits at the open
+    ((101.0, 112.0, 100.0), (math.nan, "")),   # the take-profit 110 comes later: not seen
+    ((111.0, 112.0, 100.0), (111.0, "tp")),    # a gap above 110
+])
+def test_a_bar_whose_open_closes_the_position_is_checked_at_its_open(bar, expected):
+    open_, high, low = bar
+    high, low = checked_range(open_, high, low, True)
+    price, which = exit_price(1.0, 100.0, 0.05, 100.0, 0.10, trail=True, open_=open_,
+                              high=high, low=low)
+    assert which == expected[1].replace("sl", "trail")
+    assert (math.isnan(price) and math.isnan(expected[0])) or price == expected[0]
+    # the trailing base sees the same bar: the open, not the high the bar reaches later
+    assert trail_base(1.0, 100.0, high, low) == max(100.0, open_)
+    assert checked_range(open_, 120.0, 80.0, False) == (120.0, 80.0)
