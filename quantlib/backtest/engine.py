@@ -205,12 +205,16 @@ def _orders_from_targets(target: np.ndarray, direction: str) -> dict[str, np.nda
 def _closing_orders(target: np.ndarray, direction: str) -> np.ndarray:
     """Bars x columns where the target, clipped to ``direction``, stops being long or stops
     being short: the order of that decision closes or reverses the position."""
-    prev = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
+    side = (target > 0).view(np.int8) - (target < 0).view(np.int8)  # -1, 0, 1
     if direction == "longonly":
-        target, prev = np.maximum(target, 0.0), np.maximum(prev, 0.0)
+        np.maximum(side, 0, out=side)
     elif direction == "shortonly":
-        target, prev = np.minimum(target, 0.0), np.minimum(prev, 0.0)
-    return ((prev > 0) & ~(target > 0)) | ((prev < 0) & ~(target < 0))
+        np.minimum(side, 0, out=side)
+    out = np.zeros(side.shape, bool)
+    # on sides -1/0/1, "was long and is no longer, or was short and is no longer" is
+    # "was on a side and is not on that one"
+    out[1:] = (side[:-1] != 0) & (side[1:] != side[:-1])
+    return out
 
 
 def _stop_check_range(target: np.ndarray, direction: str, open_: np.ndarray, high: np.ndarray,
