@@ -7,7 +7,7 @@ The rule, in words
     fill's price, slippage and all (``stop_entry_price="fillprice"``). The fill's own bar is
     never checked: the check of a bar comes before its orders, and the position did not exist
     yet. From the next bar on, each bar ``t`` is checked once, before any order of bar ``t``,
-    against its open, low and high:
+    against its open, low and high (against its open alone on the bars of the next section):
 
     - stop-loss level: ``base * (1 - sl)`` for a long, ``base * (1 + sl)`` for a short;
     - take-profit level: ``base * (1 + tp)`` for a long, ``base * (1 - tp)`` for a short;
