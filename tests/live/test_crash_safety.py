@@ -109,6 +109,30 @@ def _reference_and_crashed(tmp_path: Path, target, args: tuple, n_kills: int, to
     return results[0], results[1]
 
 
+def _assert_resumed_exactly(ref: dict, got: dict) -> None:
+    """The killed run's state is the uninterrupted run's, and no order id was filled twice."""
+    assert got == ref  # meta (cash, positions, stops, last bar...), orders, fills, equity curve
+    ids = [row[0] for row in got["fills"]]
+    assert len(ids) == len(set(ids)), "an order id was filled twice"
+
+
+def _assert_same_exchange_run(reference: tuple, crashed: tuple) -> list:
+    """Two runs at a loopback portfolio exchange (``_reference_and_crashed`` with a snapshot):
+    no errors or duplicate client ids, and the killed run placed the same orders (by client id
+    and market, each once) and ends with the same balances, state orders and last bar.
+
+    Returns the reference run's orders, for the case's own checks."""
+    (ref_orders, ref_bal, ref_dups, ref_err, ref_snap) = reference
+    (orders, bal, dups, errors, snap) = crashed
+    assert ref_err == [] and errors == []
+    assert ref_dups == {} and dups == {}
+    assert orders == ref_orders
+    assert bal == pytest.approx(ref_bal, abs=1e-9)
+    assert snap["orders"] == ref_snap["orders"]
+    assert snap["meta"]["last_bar"] == ref_snap["meta"]["last_bar"]
+    return ref_orders
+
+
 def _save_markets(folder: Path, frames: dict) -> tuple[dict, dict]:
     """Each symbol's frame saved as ``<base>.csv`` in ``folder``: (symbol -> file, symbol ->
     last close, where a loopback exchange prices its balances)."""
@@ -219,9 +243,7 @@ def test_sigkill_paper_runner_resumes_exactly(long_replay_file, tmp_path):
     assert len({p for p in progress if p is not None}) >= 10
     ref, got = _snapshot(reference), _snapshot(crashed)
     assert len(ref["fills"]) >= 10
-    assert got == ref  # meta (cash, position, last bar...), orders, fills, equity curve
-    ids = [row[0] for row in got["fills"]]
-    assert len(ids) == len(set(ids)), "an order id was filled twice"
+    _assert_resumed_exactly(ref, got)
 
 
 def _paper_child_inline(spec, replay, state) -> None:
