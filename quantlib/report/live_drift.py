@@ -147,6 +147,9 @@ def compute_drift(run: LiveRun, tolerance: float = DEFAULT_TOLERANCE) -> Drift:
     if not tolerance > 0:
         raise ReportError(f"--tolerance {tolerance}: expected a positive fraction (0.001 = 0.1 %)")
     spec = run.spec
+    if spec.market != "spot":  # the state keeps no mark or funding: a spot backtest would lie
+        raise ReportError(f"{spec.name}: the drift report covers spot runs; this run trades "
+                          f"market {spec.market!r} (perp drift needs its mark and funding)")
     result = run_backtest(spec.kind, run.candles, dict(spec.params), spec.backtest_config())
     backtest = result.equity.iloc[:, 0]
     live = run.bars["equity"]

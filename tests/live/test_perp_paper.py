@@ -249,3 +249,14 @@ def test_trading_process_aot_is_the_backtest(_aot_kernels, synthetic_perp, tmp_p
     res = backtest(spec, synthetic_perp)
     assert summary["equity"] == pytest.approx(float(res.equity.iloc[-1, 0]), rel=RTOL)
     assert_parity(StateStore(state), res)
+
+
+def test_drift_report_refuses_a_perp_run(synthetic_perp, tmp_path):
+    # the state keeps no mark or funding: a spot backtest of a perp run would be a wrong verdict
+    from quantlib.errors import ReportError
+    from quantlib.report.live_drift import compute_drift, read_live_run
+
+    state = tmp_path / "perp.db"
+    replay(perp_spec(), synthetic_perp, StateStore(state)).close()
+    with pytest.raises(ReportError, match="covers spot runs; this run trades market 'perp'"):
+        compute_drift(read_live_run(state))
