@@ -14,7 +14,10 @@ The same code on the same data gives the same numbers to the last bit; the toler
 absorbs a different BLAS or numba version.
 
 Exchange sources are not fetched (promote must not wait on the network); such evidence, or
-evidence whose data changed, is reported as not re-derived rather than refused.
+evidence whose data changed, is reported as not re-derived rather than refused. A perp spec
+(``market: "perp"``) is rerun with :func:`~quantlib.backtest.perp.run_perp_backtest` on its
+candles, mark and funding when they are the generated sample and match
+``provenance.perp``'s hashes.
 """
 
 from __future__ import annotations
@@ -81,8 +84,13 @@ def check_in_sample(spec: Any, base_dir: str | Path | None = None) -> EvidenceCh
         return EvidenceCheck(False, "the evidence states no in-sample metrics")
     from quantlib.strategy.spec import sha256_frame
 
+    perp = None
     try:
-        frame = _local_frame(prov.data_source, Path(base_dir) if base_dir else None)
+        if spec.market == "perp":  # candles, mark and funding; only the sample is offline
+            perp = _local_perp(spec)
+            frame = perp.ohlcv if perp is not None else None
+        else:
+            frame = _local_frame(prov.data_source, Path(base_dir) if base_dir else None)
     except QuantlibError as exc:
         return EvidenceCheck(False, f"data {prov.data_source!r} not loadable here ({exc})")
     if frame is None:
@@ -101,7 +109,7 @@ def check_in_sample(spec: Any, base_dir: str | Path | None = None) -> EvidenceCh
                    ("out_of_sample", frame.iloc[int(n_bars):], spec.evidence.out_of_sample)]
     compared, wrong = {}, []
     for label, rows, claimed in samples:
-        for name, (value, rerun) in _compare(spec, rows, claimed).items():
+        for name, (value, rerun) in _compare(spec, rows, claimed, perp).items():
             compared[f"{label}.{name}"] = (value, rerun)
             if not _same(value, rerun):
                 wrong.append(f"  - $.evidence.{label}.{name}: stated {value!r}, rerun {rerun!r}")
@@ -112,12 +120,37 @@ def check_in_sample(spec: Any, base_dir: str | Path | None = None) -> EvidenceCh
     return EvidenceCheck(True, f"evidence re-derived on {prov.data_source!r}", compared)
 
 
-def _compare(spec: Any, rows: Any, claimed: dict[str, float | None]
-             ) -> dict[str, tuple[float | None, float]]:
-    """(stated, rerun) for every metric ``claimed`` states that the backtest computes."""
-    from quantlib.backtest.engine import run_backtest
+def _local_perp(spec: Any) -> Any | None:
+    """A perp spec's candles, mark and funding when generated here (a ``sample`` source) and
+    the mark and funding are the ones its provenance records; else None."""
+    from quantlib.data.perp import load_perp
+    from quantlib.data.sources import parse_source
+    from quantlib.strategy.spec import sha256_frame
 
-    metrics = run_backtest(spec.kind, rows, spec.params, spec.backtest_config()).metrics.iloc[0]
+    prov = spec.provenance
+    if parse_source(prov.data_source).kind != "sample" or prov.perp is None:
+        return None
+    perp = load_perp(prov.data_source)
+    if (sha256_frame(perp.mark) != prov.perp.mark_sha256
+            or sha256_frame(perp.funding) != prov.perp.funding_sha256):
+        return None
+    return perp
+
+
+def _compare(spec: Any, rows: Any, claimed: dict[str, float | None], perp: Any = None
+             ) -> dict[str, tuple[float | None, float]]:
+    """(stated, rerun) for every metric ``claimed`` states that the backtest computes (a perp
+    spec: :func:`~quantlib.backtest.perp.run_perp_backtest` with its mark and funding)."""
+    if perp is not None:
+        from quantlib.backtest.perp import run_perp_backtest
+
+        result = run_perp_backtest(spec.kind, rows, spec.params, spec.perp_config(),
+                                   funding=perp.funding, mark=perp.mark.loc[rows.index])
+    else:
+        from quantlib.backtest.engine import run_backtest
+
+        result = run_backtest(spec.kind, rows, spec.params, spec.backtest_config())
+    metrics = result.metrics.iloc[0]
     return {name: (value, float(metrics[name])) for name, value in sorted(claimed.items())
             if name not in _NOT_METRICS and name in metrics.index}
 

@@ -242,3 +242,27 @@ def test_backtest_cli_runs_the_perp_backtest(tmp_path, source):
     for key in ("total_return", "sharpe", "funding_net", "n_liquidations", "n_trades"):
         assert float(printed[key]) == pytest.approx(float(row[key]), rel=1e-12), key
     assert printed["funding_net"] != 0
+
+
+def test_promote_rederives_perp_evidence_with_the_perp_backtest(perp):
+    # a perp spec's in-sample evidence is rerun on its candles, mark and funding (a spot
+    # rerun would refuse every honest perp spec, or pass a wrong one)
+    from quantlib.strategy.evidence import check_in_sample
+
+    res = run_perp_backtest("ma_cross", perp.ohlcv, {"fast": 5, "slow": 20},
+                            PerpConfig(leverage=8), funding=perp.funding, mark=perp.mark)
+    spec = export("ev", result=res, data=perp, symbols=["BTC/USDT:USDT"])
+    check = check_in_sample(spec)
+    assert check.rederived, check.note
+    assert check.compared["in_sample.funding_net"][1] == pytest.approx(
+        float(res.metrics["funding_net"].iloc[0]), rel=1e-12)
+    stated = dict(spec.evidence.in_sample, total_return=spec.evidence.in_sample["total_return"]
+                  + 0.01)
+    tampered = spec.model_copy(update={"evidence": spec.evidence.model_copy(
+        update={"in_sample": stated})})
+    with pytest.raises(SpecError, match=r"\$.evidence.in_sample.total_return"):
+        check_in_sample(tampered)
+    # other funding than recorded: not re-derived (never compared on the wrong data)
+    other = spec.model_copy(update={"provenance": spec.provenance.model_copy(update={
+        "perp": spec.provenance.perp.model_copy(update={"funding_sha256": "0" * 64})})})
+    assert not check_in_sample(other).rederived
