@@ -20,7 +20,10 @@ How vectorbt is made to follow the rule where a signal exit is due at the open
     valuation price, so it is passed unchanged). So on exactly those bars and columns
     :func:`_stop_check_range` hands vectorbt the open as high and low: its own stop code then
     applies the rule (a gap still exits at the open), and on every other bar it stays the
-    independent reference it was.
+    independent reference it was. ``tests/backtest/test_stop_open_order.py`` checks the fills
+    against a plain-Python reference of the rule with the engine vectorbt picks (its Rust
+    simulator when ``vectorbt-rust`` is installed; the numba one gave the same fills when
+    forced with ``vbt.settings["engine"] = "numba"``).
 """
 
 from __future__ import annotations
