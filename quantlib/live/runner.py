@@ -230,12 +230,18 @@ class LiveRunner:
         self.status_file = Path(status_file) if status_file else None
         self.log = logger or JsonLogger()
         self._grid_venue = None
+        self.path: BarPath
         if self.kind.engine == "grid" and mode == "live":
             # resting limit orders that the exchange fills (paper steps the engine's kernel)
             from quantlib.live.grid_exchange import GridAtExchange
 
             self._grid_venue = GridAtExchange(spec, self._grid_params(), broker, store,
                                               self.risk, self.log)
+            self.path = ExchangeGridPath(self, self._grid_venue)
+        elif self.kind.engine == "grid":
+            self.path = PaperGridPath(self)
+        else:  # targets -> order intents -> the broker (spot or perp, paper or live)
+            self.path = SignalPath(self)
         self.max_bars = max_bars
         self._signalled = False
         self.latencies_ns: list[int] = []
@@ -430,17 +436,13 @@ class LiveRunner:
         return orders
 
     def step(self, bar: Bar | dict[str, Bar]) -> list[OrderRow]:
-        """Process one closed bar (a portfolio: ``{symbol: Bar}`` of one bar time): decide and
-        commit (one transaction), then send."""
+        """Process one closed bar (a portfolio: ``{symbol: Bar}`` of one bar time) on the
+        runner's :class:`BarPath`: decide and commit (one transaction), then send."""
         bars = bar if isinstance(bar, dict) else {self.spec.symbol: bar}
+        return self.path.step(bars)
+
+    def _step_signals(self, bars: dict[str, Bar]) -> list[OrderRow]:
         bar = bars[self.symbols[0]]
-        if self._grid_venue is not None:
-            # resting buys for the next bar: the condition at this bar's close
-            return self._grid_venue.step(bar, self.latencies_ns,
-                                         buys_allowed=self._grid_allowed(1),
-                                         ohlc=self.window.ohlc())
-        if self.kind.engine == "grid":
-            return self._step_grid(bar)
         t0 = time.perf_counter_ns()
         with self.store.transaction():
             # the bars table holds the first symbol's close, target and position (a
@@ -503,12 +505,7 @@ class LiveRunner:
         return handle
 
     def _loop(self) -> RunSummary:
-        if self._grid_venue is not None:
-            self.broker.load_markets()  # start-up fails fast (after back-off) without a network
-            self._grid_venue.resume()
-        else:
-            self.broker.reconcile()
-            self.broker.resubmit_pending()
+        self.path.start()
         # Everything imported and built so far lives for the whole run: moving it out of the
         # collector's view keeps full collections from stalling a bar for milliseconds.
         gc.freeze()
@@ -551,8 +548,8 @@ class LiveRunner:
             # (before pulling resting orders, which may take a while at the exchange).
             self._heartbeat(self.window.rows[-1] if self.window.rows else None,
                             health="kill_switch")
-            if self._grid_venue is not None and self._cancel_asked():
-                self._grid_venue.cancel_all()
+            if self._cancel_asked():
+                self.path.cancel_all()
         equity = self._equity_now()
         self._heartbeat(self.window.rows[-1] if self.window.rows else None, health=stopped_by)
         self.log.info("stop", reason=stopped_by, bars=processed, last_bar=last, equity=equity)
@@ -596,6 +593,68 @@ class LiveRunner:
         tmp = self.status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.status_file)
+
+
+class BarPath:
+    """How a runner trades one closed bar (issue #16): chosen once, when the runner is built.
+
+    ``start()`` brings the venue in line before the first bar; ``step(bars)`` decides, commits
+    (one transaction) and sends for ``{symbol: Bar}`` of one bar time and returns the orders;
+    ``cancel_all()`` pulls resting orders when the kill switch asks to (default: none rest).
+    A path holds its runner (windows, risk, store, broker, log). Three implementations:
+    :class:`SignalPath` (targets to order intents, for any broker: spot or perp, paper or live),
+    :class:`PaperGridPath` (the grid engine's one-bar kernel) and :class:`ExchangeGridPath`
+    (grid limit orders resting at the exchange).
+    """
+
+    def __init__(self, runner: LiveRunner):
+        self.runner = runner
+
+    def start(self) -> None:
+        """Reconcile with the venue and re-send intents a crash left unsent (idempotent)."""
+        self.runner.broker.reconcile()
+        self.runner.broker.resubmit_pending()
+
+    def step(self, bars: dict[str, Bar]) -> list[OrderRow]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def cancel_all(self) -> None:
+        """Pull the orders resting at the venue (none on these paths)."""
+
+
+class SignalPath(BarPath):
+    """The kind's targets become order intents the broker fills (paper: at the next open)."""
+
+    def step(self, bars: dict[str, Bar]) -> list[OrderRow]:
+        return self.runner._step_signals(bars)
+
+
+class PaperGridPath(BarPath):
+    """The grid engine's own one-bar kernel decides which resting level fills."""
+
+    def step(self, bars: dict[str, Bar]) -> list[OrderRow]:
+        return self.runner._step_grid(bars[self.runner.symbols[0]])
+
+
+class ExchangeGridPath(BarPath):
+    """Grid limit orders rest at the exchange (:class:`~quantlib.live.grid_exchange.GridAtExchange`)."""
+
+    def __init__(self, runner: LiveRunner, venue):
+        super().__init__(runner)
+        self.venue = venue
+
+    def start(self) -> None:
+        self.runner.broker.load_markets()  # start-up fails fast (after back-off) offline
+        self.venue.resume()
+
+    def step(self, bars: dict[str, Bar]) -> list[OrderRow]:
+        runner = self.runner
+        # resting buys for the next bar: the condition at this bar's close
+        return self.venue.step(bars[runner.symbols[0]], runner.latencies_ns,
+                               buys_allowed=runner._grid_allowed(1), ohlc=runner.window.ohlc())
+
+    def cancel_all(self) -> None:
+        self.venue.cancel_all()
 
 
 def _try_lock(handle, attempts: int = 5) -> bool:
@@ -696,5 +755,6 @@ def _run_metrics(bars: list[tuple], fills: list[tuple]) -> dict[str, float] | No
     return {k: float(metrics[k]) for k in keep}
 
 
-__all__ = ["FundingWindow", "LiveRunner", "RunSummary", "SignalWindow", "check_feed_matches",
+__all__ = ["BarPath", "ExchangeGridPath", "FundingWindow", "LiveRunner", "PaperGridPath",
+           "SignalPath", "RunSummary", "SignalWindow", "check_feed_matches",
            "read_status"]
