@@ -305,8 +305,13 @@ class StrategySpec(_Model):
 
     def backtest_config(self) -> Any:
         """The :class:`~quantlib.backtest.config.BacktestConfig` this spec trades with: its
-        cash, costs, sizing and direction (what paper trading reproduces)."""
+        cash, costs, sizing and direction (what paper trading reproduces). A perp spec has no
+        spot config (SpecError): its twin is :meth:`perp_config`."""
         from quantlib.backtest.config import BacktestConfig
+
+        if self.market != "spot":
+            raise SpecError(f"spec {self.name!r}: $.market is {self.market!r}; a perp spec "
+                            "backtests with perp_config() (run_perp_backtest), never as spot")
 
         return BacktestConfig(init_cash=self.risk.init_cash, fees=self.execution.fees,
                               slippage_bps=self.execution.slippage_bps,

@@ -121,6 +121,8 @@ def test_perp_config_is_the_spec_fields():
         slippage_bps=3, size=0.4, direction="shortonly", timeframe="4h")
     with pytest.raises(SpecError, match="perp_config.. is for perp specs"):
         StrategySpec(name="s", kind="ma_cross", symbols=["BTC/USD"]).perp_config()
+    with pytest.raises(SpecError, match="never as spot"):
+        spec.backtest_config()
 
 
 @pytest.mark.parametrize("name", sorted(PERP_FIELDS))
