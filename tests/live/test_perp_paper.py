@@ -260,3 +260,32 @@ def test_drift_report_refuses_a_perp_run(synthetic_perp, tmp_path):
     replay(perp_spec(), synthetic_perp, StateStore(state)).close()
     with pytest.raises(ReportError, match="covers spot runs; this run trades market 'perp'"):
         compute_drift(read_live_run(state))
+
+
+def test_cli_run_and_status_of_a_perp_spec(synthetic_perp, tmp_path):
+    from typer.testing import CliRunner
+
+    from quantlib.cli import app
+
+    spec_path = save_spec(perp_spec(leverage=20.0), tmp_path / "perp.json")
+    feed = save_perp_replay(synthetic_perp, tmp_path / "replay")
+    state = tmp_path / "cli.db"
+    base = ["live", "run", "--strategy", str(spec_path), "--mode", "paper", "--kernels", "jit",
+            "--log-file", str(tmp_path / "log.jsonl")]
+    out = CliRunner().invoke(app, [*base, "--feed", f"replay:{tmp_path / 'replay/candles.csv'}",
+                                   "--state", str(tmp_path / "wrong.db")])
+    assert out.exit_code == 2 and "a perp spec needs --feed replay-perp:" in out.output
+    from quantlib.live.cli import _perp_broker
+
+    with pytest.raises(LiveError, match="live perp trading is not available yet"):
+        _perp_broker(perp_spec(), StateStore(":memory:"), "live")
+    out = CliRunner().invoke(app, [*base, "--feed", feed, "--state", str(state)])
+    assert out.exit_code == 0, out.output
+    res = backtest(perp_spec(leverage=20.0), synthetic_perp)
+    assert json.loads(out.output.strip().splitlines()[-1])["equity"] == pytest.approx(
+        float(res.equity.iloc[-1, 0]), rel=RTOL)
+    status = CliRunner().invoke(app, ["live", "status", "--state", str(state)])
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.output)
+    assert shown["perp"]["qty"] == pytest.approx(float(res.positions.iloc[-1, 0]), rel=1e-12)
+    assert shown["perp"]["liq_price"] > 0 and shown["heartbeat"]["perp"]["margin"] > 0
