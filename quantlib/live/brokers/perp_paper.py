@@ -142,11 +142,13 @@ class PaperPerpBroker(PerpBroker):
 
     def _pay_funding(self, bar: Any) -> None:
         store = self.store
-        pending = [(int(t), float(r)) for t, r in store.get_json("funding_pending", [])]
-        known = {t for t, _ in pending}
-        pending += [(int(t), float(r)) for t, r in bar.funding if int(t) not in known]
-        pending.sort()
+        stored = [(int(t), float(r)) for t, r in store.get_json("funding_pending", [])]
+        known = {t for t, _ in stored}
+        pending = sorted(stored + [(int(t), float(r)) for t, r in bar.funding
+                                   if int(t) not in known])
         due = [(t, r) for t, r in pending if t <= bar.time]
+        if not due and pending == stored:
+            return  # nothing published or due this bar: the state stays as it is
         for _, rate in due:
             qty, entry, margin = self._position()
             if qty == 0:
