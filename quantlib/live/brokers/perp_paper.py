@@ -20,7 +20,6 @@ continues from exactly the account an uninterrupted run has at that bar. The bro
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -216,9 +215,4 @@ class PaperPerpBroker(PerpBroker):
         self._set(cash, 0.0, 0.0, 0.0)
 
 
-def pending_funding(store: StateStore) -> list[tuple[int, float]]:
-    """The funding payments published but not yet due, as the state keeps them."""
-    return [(int(t), float(r)) for t, r in json.loads(store.get_meta("funding_pending", "[]"))]
-
-
-__all__ = ["PaperPerpBroker", "order_side", "pending_funding"]
+__all__ = ["PaperPerpBroker", "order_side"]
