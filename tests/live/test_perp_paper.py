@@ -13,6 +13,7 @@ a running total, the backtest sums per bar).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -289,3 +290,21 @@ def test_cli_run_and_status_of_a_perp_spec(synthetic_perp, tmp_path):
     shown = json.loads(status.output)
     assert shown["perp"]["qty"] == pytest.approx(float(res.positions.iloc[-1, 0]), rel=1e-12)
     assert shown["perp"]["liq_price"] > 0 and shown["heartbeat"]["perp"]["margin"] > 0
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("cash", "nan", "cash"), ("margin", "inf", "margin"), ("position", "nan", "position"),
+    ("entry_price", "0.0", "entry_price of the open position")])
+def test_a_damaged_perp_account_is_refused_by_name(synthetic_perp, tmp_path, key, value, named):
+    spec = perp_spec(leverage=20.0)
+    state = tmp_path / "damaged.db"
+    store = StateStore(state)
+    held = np.flatnonzero(backtest(spec, synthetic_perp).positions.iloc[:, 0].to_numpy())
+    LiveRunner(spec, PaperPerpBroker(store, spec), store, feed_of(synthetic_perp),
+               max_bars=int(held[0]) + 1).run()
+    assert store.get_float("position", 0.0) != 0  # an open position to damage
+    with store.transaction():
+        store.set_meta(key, value)
+    runner = LiveRunner(spec, PaperPerpBroker(store, spec), store, feed_of(synthetic_perp))
+    with pytest.raises(LiveError, match=rf"perp account {re.escape(named)}"):
+        runner.run()

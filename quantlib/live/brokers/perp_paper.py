@@ -106,6 +106,7 @@ class PaperPerpBroker(PerpBroker):
         if bar is None or not math.isfinite(getattr(bar, "mark_open", math.nan)):
             raise LiveError(f"paper perp broker: the bar of {self.symbol} carries no mark "
                             "price (a perp spec needs a perp feed: --feed replay-perp:... )")
+        self._check_account()
         self._check_gap(bar)
         self._pay_funding(bar)
         for order in self.store.orders(("new", "sent")):
@@ -118,6 +119,21 @@ class PaperPerpBroker(PerpBroker):
                 self._liquidate(bar.time, "intrabar")
 
     # -- account ------------------------------------------------------------------------------
+    def _check_account(self) -> None:
+        """Refuse an account no rule step writes (a damaged or hand-edited state file): the
+        compiled rule does not check its inputs, it would carry a NaN into every later bar."""
+        get = self.store.get_float
+        values = {key: get(key, 0.0) for key in ("cash", "position", "entry_price", "margin")}
+        bad = [key for key, value in values.items() if not math.isfinite(value)]
+        # (cash may be negative: a close beyond the bankruptcy price that the mark never
+        # liquidated is charged in full, by the backtest too)
+        if values["position"] != 0 and not values["entry_price"] > 0:
+            bad.append("entry_price of the open position")
+        if bad:
+            raise LiveError(f"state file {self.store.path}: perp account {', '.join(bad)} "
+                            f"holds a value no paper step writes ({values}); the file is "
+                            "damaged: restore a backup or start a new --state")
+
     def _position(self) -> tuple[float, float, float]:
         get = self.store.get_float
         return get("position", 0.0), get("entry_price", 0.0), get("margin", 0.0)
