@@ -30,8 +30,8 @@ Examples
 --------
 >>> parse_signature("f8[:](f8[:], i8)")
 (('f8', 1, 'A'), ('i8', 0, 'A'))
->>> mangle("quantlib.backtest.indicators_nb", "rolling_mean_nb")
-'backtest_indicators_nb__rolling_mean_nb'
+>>> mangle("quantlib.core.indicators_nb", "rolling_mean_nb")
+'core_indicators_nb__rolling_mean_nb'
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from quantlib.errors import KernelError
 # Every module holding kernels, in import order. The AOT build imports these to collect the
 # exports; the architecture test checks that no other module decorates with this njit.
 KERNEL_MODULES = (
-    "quantlib.backtest.indicators_nb",
+    "quantlib.core.indicators_nb",
     "quantlib.backtest.grid_nb",
     "quantlib.backtest.trades_nb",
     "quantlib.backtest.metrics_nb",

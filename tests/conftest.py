@@ -11,7 +11,7 @@ import pytest
 # an in-process `quantlib live run` (typer's CliRunner) keep the JIT instead of switching this
 # whole process to ahead-of-time kernels, where research-only kernels are stubs. Tests of the
 # AOT trading process start real processes (tests/live/_trader.py).
-import quantlib.backtest.indicators_nb  # noqa: E402,F401  isort: skip
+import quantlib.core.indicators_nb  # noqa: E402,F401  isort: skip
 
 SHARED_DATA = Path(os.environ.get("QUANTLIB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 IN_CI = os.environ.get("CI", "").lower() == "true"

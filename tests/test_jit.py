@@ -72,13 +72,13 @@ def _events() -> np.ndarray:
 
 # Pure kernels: symbol -> arguments. Outputs are compared directly.
 PURE = {
-    "backtest_indicators_nb__rolling_mean_nb": lambda: (_prices()[3], 17),
-    "backtest_indicators_nb__rolling_std_nb": lambda: (_prices()[3], 20),
-    "backtest_indicators_nb__rolling_max_nb": lambda: (_prices()[1], 9),
-    "backtest_indicators_nb__rolling_min_nb": lambda: (_prices()[2], 9),
-    "backtest_indicators_nb__fir_ema_nb": lambda: (_prices()[3], 2 / 13, 48),
-    "backtest_indicators_nb__fir_rsi_nb": lambda: (_prices()[3], 1 / 14, 112),
-    "backtest_indicators_nb__hold_nb": lambda: (_events(), 6),
+    "core_indicators_nb__rolling_mean_nb": lambda: (_prices()[3], 17, 0),
+    "core_indicators_nb__rolling_std_nb": lambda: (_prices()[3], 20, 30),
+    "core_indicators_nb__rolling_max_nb": lambda: (_prices()[1], 9),
+    "core_indicators_nb__rolling_min_nb": lambda: (_prices()[2], 9),
+    "core_indicators_nb__fir_ema_nb": lambda: (_prices()[3], 2 / 13, 48, 0),
+    "core_indicators_nb__fir_rsi_nb": lambda: (_prices()[3], 1 / 14, 112, 150),
+    "core_indicators_nb__hold_nb": lambda: (_events(), 6),
     "ml_features_nb__log_return_nb": lambda: (_prices()[3], 4, 30),
     "ml_features_nb__technical_features_nb": lambda: (
         *_prices()[1:], np.array([1, 4, 12, 24]), 24, 14, 56, 12, 26, 9, 4, 20, 14, 24, 150),
@@ -123,6 +123,14 @@ def test_aot_kernel_equals_the_jit_bit_for_bit(ext, symbol):
     jitted = jit.EXPORTS[symbol].dispatcher(*args)
     assert np.isfinite(np.asarray(jitted, dtype=float)).sum() > 10  # the case computes something
     assert _same(getattr(ext, symbol)(*args), jitted)
+
+
+@pytest.mark.parametrize("period", [1, 14, 400])
+def test_aot_mean_true_range_equals_the_jit(ext, period):
+    # a scalar kernel (the exchange grid's ATR): the PURE table's arrays do not fit it
+    args = (*_prices()[1:4], period)
+    jitted = jit.EXPORTS["core_indicators_nb__mean_true_range_nb"].dispatcher(*args)
+    assert np.isfinite(jitted) and ext.core_indicators_nb__mean_true_range_nb(*args) == jitted
 
 
 @pytest.mark.parametrize("case", range(len(PAPER_FILLS)))
@@ -219,6 +227,7 @@ def test_aot_perp_rule_equals_the_jit(ext, symbol, case):
 
 def test_every_export_is_compared_here():
     compared = set(PURE) | set(PERP_CASES) | {"live_brokers_order_rule_nb__signal_fill_nb",
+                                               "core_indicators_nb__mean_true_range_nb",
                             "backtest_grid_nb__grid_init_nb", "backtest_grid_nb__grid_step_nb",
                             "backtest_grid_nb__vol_levels_nb"}
     assert set(jit.EXPORTS) == compared
@@ -246,7 +255,7 @@ def test_our_signature_reading_matches_numbas(symbol):
 def test_hold_is_pandas_ffill_with_a_limit(values, limit):
     import pandas as pd
 
-    from quantlib.backtest.indicators_nb import hold_nb
+    from quantlib.core.indicators_nb import hold_nb
 
     event = np.array([np.nan if v is None else v for v in values], dtype=float)
     expected = pd.Series(event, dtype=float).ffill(limit=limit).fillna(0.0).to_numpy()
@@ -268,7 +277,7 @@ def test_kernel_key_changes_with_a_kernel_source(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "quantlib", copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(jit, "_PACKAGE_DIR", copy)
     assert jit.kernel_key() == before  # same sources, same key
-    with open(copy / "backtest" / "indicators_nb.py", "a") as fh:
+    with open(copy / "core" / "indicators_nb.py", "a") as fh:
         fh.write("\n# edited\n")
     assert jit.kernel_key() != before
 
@@ -289,7 +298,7 @@ def _aot_child(code: str) -> subprocess.CompletedProcess:
 def test_aot_process_binds_kernels_without_numba(ext):
     out = _aot_child(
         "import sys, numpy as np\n"
-        "from quantlib.backtest import indicators_nb as nb\n"
+        "from quantlib.core import indicators_nb as nb\n"
         "from quantlib.ml import features_nb as f\n"
         "x = np.linspace(1.0, 2.0, 50)\n"
         "print(repr(float(nb.rolling_mean_nb(x, 5)[-1])),\n"
@@ -310,7 +319,8 @@ def test_aot_bindings_refuse_wrongly_typed_arrays_and_research_kernels():
     out = _aot_child(
         "import numpy as np\n"
         "from quantlib.errors import KernelError\n"
-        "from quantlib.backtest import indicators_nb as nb, grid_nb as g\n"
+        "from quantlib.core import indicators_nb as nb\n"
+        "from quantlib.backtest import grid_nb as g\n"
         "for call in (lambda: nb.rolling_mean_nb(np.arange(10), 3),\n"
         "             lambda: nb.rolling_mean_nb(np.ones((3, 3)), 2),\n"
         "             lambda: nb.rolling_mean_nb(np.ones(9), 3.7),\n"

@@ -63,8 +63,10 @@ Active mask
     stay and may fill, inventory is kept, the stop-out still applies; buys re-arm below the
     price for the next active bar.
 Volatility grid
-    ``TR_0 = high - low``; ``TR_j`` also spans ``close_{j-1}``. A grid holding no inventory is
-    (re)built when no grid exists yet or the price lies outside ``[L_0, L_{n-1}]``, with spacing
+    ``TR_0 = high - low``; ``TR_j`` also spans ``close_{j-1}`` (the one true range of every
+    indicator, :func:`quantlib.core.indicators_nb.true_range_bar_nb`). A grid holding no
+    inventory is (re)built when no grid exists yet or the price lies outside ``[L_0, L_{n-1}]``,
+    with spacing
     ``k * ATR`` (only if > 0; a zero-width grid is not built); a grid holding inventory is never
     moved (its sells must stay valid). "bar": at the close of bar ``t`` (from bar ``p - 1`` on),
     centred on ``close_t``, ``ATR`` = mean true range of bars ``t-p+1 .. t``. "touch": at the open
@@ -83,6 +85,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantlib.core.indicators_nb import true_range_bar_nb
 from quantlib.jit import njit, prange
 
 # spacing modes
@@ -387,10 +390,7 @@ def _close_bar_nb(h, lo, c, prev, mode, state, tr_buf):
     # the end of every bar, whichever fill model: a volatility grid records the bar's true
     # range, the close is what the next bar's book is built on, and the bar is counted
     if mode == MODE_VOLATILITY:
-        tr = h - lo
-        if not np.isnan(prev):
-            tr = max(tr, abs(h - prev), abs(lo - prev))
-        tr_buf[int(state[S_N_BARS]) % tr_buf.shape[0]] = tr
+        tr_buf[int(state[S_N_BARS]) % tr_buf.shape[0]] = true_range_bar_nb(h, lo, prev)
     state[S_PREV_CLOSE] = c
     state[S_N_BARS] += 1.0
 

@@ -4,7 +4,7 @@ One ``prange`` call backtests every parameter combination of a built-in signal k
 symbol. Each combination walks the bars once: its target comes from indicator rows computed once
 per distinct window in O(bars) with an error bound (:mod:`quantlib.backtest.sweep_rows_nb`); a
 comparison those rows cannot decide (a gap within the bounds: ties, near-ties) is decided by the
-kinds' own values at that bar (:mod:`quantlib.backtest.indicators_nb`), so every target is the
+kinds' own values at that bar (:mod:`quantlib.core.indicators_nb`), so every target is the
 kind's, bit for bit. Its orders are filled by the order rule
 (:func:`quantlib.live.brokers.order_rule_nb.signal_fill_nb`, through
 :mod:`quantlib.backtest.sweep_fill_nb`), and only running sums leave the loop (no bars x
@@ -47,7 +47,6 @@ import math
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import fir_weights_nb, hold_nb
 from quantlib.backtest.sweep_fill_nb import (
     A_CASH,
     A_FEES,
@@ -77,6 +76,7 @@ from quantlib.backtest.sweep_rows_nb import (
     exact_std_nb,
     max_abs_nb,
 )
+from quantlib.core.indicators_nb import fir_weights_nb, hold_nb
 from quantlib.jit import njit, prange
 
 # kinds the loop knows (quantlib.strategy.kinds)

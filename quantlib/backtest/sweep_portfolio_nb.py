@@ -34,7 +34,6 @@ import math
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import fir_weights_nb
 from quantlib.backtest.sweep_fill_nb import (
     A_CASH,
     A_FEES,
@@ -87,6 +86,7 @@ from quantlib.backtest.sweep_nb import (
     _tolerance_nb,
 )
 from quantlib.backtest.sweep_rows_nb import max_abs_nb
+from quantlib.core.indicators_nb import fir_weights_nb
 from quantlib.jit import njit, prange
 
 # benchmark sums appended to the single-symbol kernel's columns

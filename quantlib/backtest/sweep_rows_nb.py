@@ -1,6 +1,6 @@
 """Indicator rows of a fused sweep in O(bars) per window, each with a proven error bound.
 
-The kinds' indicators (:mod:`quantlib.backtest.indicators_nb`) recompute every window from
+The kinds' indicators (:mod:`quantlib.core.indicators_nb`) recompute every window from
 scratch (O(bars x window)), so that a bounded live window reproduces the backtest bit for bit.
 A sweep needs the same *decisions*, not the same bits: these kernels compute each distinct
 window once with running sums (SMA, rolling std: double-double sums; EMA and Wilder RSI: the
@@ -34,7 +34,8 @@ import math
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import (
+from quantlib.core.indicators_nb import (
+    fir_at_nb,
     fir_ema_nb,
     fir_rsi_nb,
     fir_weights_nb,
@@ -116,9 +117,7 @@ def _fir_row_nb(x, first, alpha, weights, out):
     start = first + length - 1
     if start >= n:
         return
-    acc = 0.0
-    for k in range(length):
-        acc += weights[k] * x[start - k]
+    acc = fir_at_nb(x, weights, start)
     out[start] = acc
     for t in range(start + 1, n):
         acc = q * acc + c0 * x[t] - c_last * x[t - length]
@@ -144,37 +143,41 @@ def std_err_nb(w, n, scale):
 
 
 @njit(cache=True, parallel=True)
+def _window_rows_nb(x, windows, std):
+    # the SMA (std False) or population std (std True) rows of every window, with their bounds
+    rows = np.empty((windows.shape[0], x.shape[0]))
+    err = np.empty(windows.shape[0])
+    scale = max_abs_nb(x)
+    for k in prange(windows.shape[0]):
+        if std:
+            _std_row_nb(x, windows[k], rows[k])
+            err[k] = std_err_nb(windows[k], x.shape[0], scale)
+        else:
+            _sma_row_nb(x, windows[k], rows[k])
+            err[k] = sma_err_nb(windows[k], x.shape[0], scale)
+    return rows, err
+
+
+@njit(cache=True)
 def sma_rows_nb(x, windows):
     """``(rows, err)``: the SMA of every window and its bound.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from quantlib.backtest.indicators_nb import rolling_mean_nb
+    >>> from quantlib.core.indicators_nb import rolling_mean_nb
     >>> x = np.linspace(100.0, 110.0, 50)
     >>> rows, err = sma_rows_nb(x, np.array([5, 20]))
     >>> bool(np.nanmax(np.abs(rows[1] - rolling_mean_nb(x, 20))) <= err[1] < 1e-10)
     True
     """
-    rows = np.empty((windows.shape[0], x.shape[0]))
-    err = np.empty(windows.shape[0])
-    scale = max_abs_nb(x)
-    for k in prange(windows.shape[0]):
-        _sma_row_nb(x, windows[k], rows[k])
-        err[k] = sma_err_nb(windows[k], x.shape[0], scale)
-    return rows, err
+    return _window_rows_nb(x, windows, False)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def std_rows_nb(x, windows):
     """``(rows, err)``: the population rolling std of every window and its bound."""
-    rows = np.empty((windows.shape[0], x.shape[0]))
-    err = np.empty(windows.shape[0])
-    scale = max_abs_nb(x)
-    for k in prange(windows.shape[0]):
-        _std_row_nb(x, windows[k], rows[k])
-        err[k] = std_err_nb(windows[k], x.shape[0], scale)
-    return rows, err
+    return _window_rows_nb(x, windows, True)
 
 
 @njit(cache=True, parallel=True)

@@ -55,6 +55,7 @@ import numpy as np
 
 from quantlib.backtest import grid_nb as nb
 from quantlib.backtest.grid_kind import GridState
+from quantlib.core.indicators_nb import mean_true_range_nb
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import FINAL_STATUS, client_order_id
 from quantlib.live.feeds import Bar
@@ -141,8 +142,8 @@ class Book:
 
 def atr_at_close(ohlc: np.ndarray | None, params: dict[str, Any]) -> float | None:
     """A volatility grid's ATR after the last bar of ``ohlc``: the mean true range of the last
-    ``atr_period`` bars (TR = high - low, widened to the previous close when there is one), as
-    the engine computes it for the next bar. None for other spacings or too few bars.
+    ``atr_period`` bars, the engine's own arithmetic (:func:`quantlib.core.indicators_nb.
+    mean_true_range_nb`). None for other spacings or too few bars.
 
     Examples
     --------
@@ -155,11 +156,8 @@ def atr_at_close(ohlc: np.ndarray | None, params: dict[str, Any]) -> float | Non
     period = int(params["atr_period"])
     if len(ohlc) < period:
         return None
-    high, low, close = ohlc[:, 1], ohlc[:, 2], ohlc[:, 3]
-    tr = high - low
-    tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]),
-                                           np.abs(low[1:] - close[:-1])))
-    return float(tr[-period:].mean())
+    high, low, close = (np.ascontiguousarray(ohlc[:, j], dtype=np.float64) for j in (1, 2, 3))
+    return float(mean_true_range_nb(high, low, close, period))
 
 
 def parse_intent(intent: str) -> tuple[int, int] | None:

@@ -4,13 +4,21 @@ Every kernel computes output ``t`` from an explicit loop over a bounded window e
 (never a running sum or an infinite recursion), so the value at ``t`` is bit-identical whether
 the input starts at bar 0 or only a window before ``t``. That is what lets the live runner
 evaluate a bounded window and reproduce the backtest exactly. Outputs are NaN where the window
-is not yet full. Imports numpy and numba only.
+is not yet full. The indicators themselves (means, deviations, EMAs, RSI, true range) are the
+kinds' own, from :mod:`quantlib.core.indicators_nb`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from quantlib.core.indicators_nb import (
+    fir_ema_nb,
+    fir_rsi_nb,
+    rolling_mean_nb,
+    rolling_std_nb,
+    true_range_nb,
+)
 from quantlib.jit import njit
 
 
@@ -25,95 +33,6 @@ def log_return_nb(close, horizon, start=0):
     out = np.full(n, np.nan)
     for t in range(max(horizon, start), n):
         out[t] = np.log(close[t] / close[t - horizon])
-    return out
-
-
-@njit(cache=True)
-def window_mean_nb(x, window, start=0):
-    """Mean of ``x[t-window+1 .. t]``; NaN until the window is full or if it holds a NaN."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    for t in range(max(window - 1, start), n):
-        acc = 0.0
-        for k in range(window):
-            acc += x[t - k]
-        out[t] = acc / window
-    return out
-
-
-@njit(cache=True)
-def window_std_nb(x, window, start=0):
-    """Population standard deviation (ddof=0) of ``x[t-window+1 .. t]`` (two-pass, per window)."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    for t in range(max(window - 1, start), n):
-        acc = 0.0
-        for k in range(window):
-            acc += x[t - k]
-        mean = acc / window
-        ss = 0.0
-        for k in range(window):
-            d = x[t - k] - mean
-            ss += d * d
-        out[t] = np.sqrt(ss / window)
-    return out
-
-
-@njit(cache=True)
-def window_ewm_nb(x, alpha, length, start=0):
-    """Exponentially weighted mean truncated to the last ``length`` values.
-
-    ``sum_k w_k x[t-k] / sum_k w_k`` with ``w_k = (1 - alpha)**k``, ``k = 0..length-1``: the
-    finite-memory stand-in for the recursive EMA (whose weights beyond ``length`` are tiny).
-    """
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    weights = np.empty(length)
-    total = 0.0
-    for k in range(length):
-        weights[k] = (1.0 - alpha) ** k
-        total += weights[k]
-    for t in range(max(length - 1, start), n):
-        acc = 0.0
-        for k in range(length):
-            acc += weights[k] * x[t - k]
-        out[t] = acc / total
-    return out
-
-
-@njit(cache=True)
-def true_range_nb(high, low, close, start=0):
-    """Wilder's true range; NaN at bar 0 (needs the previous close)."""
-    n = close.shape[0]
-    out = np.full(n, np.nan)
-    for t in range(max(1, start), n):
-        prev = close[t - 1]
-        out[t] = max(high[t] - low[t], abs(high[t] - prev), abs(low[t] - prev))
-    return out
-
-
-@njit(cache=True)
-def rsi_nb(close, window, length, start=0):
-    """RSI with Wilder smoothing (alpha = 1/window) truncated to ``length`` price changes.
-
-    ``100 * gain / (gain + loss)``; 50 when prices did not move at all in the window.
-    """
-    n = close.shape[0]
-    gain = np.full(n, np.nan)
-    loss = np.full(n, np.nan)
-    for t in range(max(1, start - length + 1), n):
-        d = close[t] - close[t - 1]
-        gain[t] = d if d > 0.0 else 0.0
-        loss[t] = -d if d < 0.0 else 0.0
-    avg_gain = window_ewm_nb(gain, 1.0 / window, length, start)
-    avg_loss = window_ewm_nb(loss, 1.0 / window, length, start)
-    out = np.full(n, np.nan)
-    for t in range(start, n):
-        g = avg_gain[t]
-        lo = avg_loss[t]
-        if np.isnan(g) or np.isnan(lo):
-            continue
-        out[t] = 50.0 if g + lo == 0.0 else 100.0 * g / (g + lo)
     return out
 
 
@@ -133,20 +52,20 @@ def technical_features_nb(high, low, close, volume, horizons, vol_window, rsi_wi
     for j in range(n_h):
         out[:, j] = log_return_nb(close, horizons[j], start)
     ret1 = log_return_nb(close, 1, start - vol_window + 1)
-    out[:, n_h] = window_std_nb(ret1, vol_window, start)
-    out[:, n_h + 1] = rsi_nb(close, rsi_window, rsi_length, start)
+    out[:, n_h] = rolling_std_nb(ret1, vol_window, start)
+    out[:, n_h + 1] = fir_rsi_nb(close, 1.0 / rsi_window, rsi_length, start)
     # the signal line at t needs the MACD line over its own window before t
     macd_start = start - ema_memory * macd_signal + 1
-    ema_fast = window_ewm_nb(close, 2.0 / (macd_fast + 1), ema_memory * macd_fast, macd_start)
-    ema_slow = window_ewm_nb(close, 2.0 / (macd_slow + 1), ema_memory * macd_slow, macd_start)
+    ema_fast = fir_ema_nb(close, 2.0 / (macd_fast + 1), ema_memory * macd_fast, macd_start)
+    ema_slow = fir_ema_nb(close, 2.0 / (macd_slow + 1), ema_memory * macd_slow, macd_start)
     macd = (ema_fast - ema_slow) / close
-    signal = window_ewm_nb(macd, 2.0 / (macd_signal + 1), ema_memory * macd_signal, start)
-    ma = window_mean_nb(close, bb_window, start)
-    sd = window_std_nb(close, bb_window, start)
-    atr = window_mean_nb(true_range_nb(high, low, close, start - atr_window + 1), atr_window,
-                         start)
-    vmean = window_mean_nb(volume, volume_window, start)
-    vsd = window_std_nb(volume, volume_window, start)
+    signal = fir_ema_nb(macd, 2.0 / (macd_signal + 1), ema_memory * macd_signal, start)
+    ma = rolling_mean_nb(close, bb_window, start)
+    sd = rolling_std_nb(close, bb_window, start)
+    atr = rolling_mean_nb(true_range_nb(high, low, close, start - atr_window + 1), atr_window,
+                          start)
+    vmean = rolling_mean_nb(volume, volume_window, start)
+    vsd = rolling_std_nb(volume, volume_window, start)
     for t in range(max(start, 0), n):
         out[t, n_h + 2] = macd[t]
         out[t, n_h + 3] = signal[t]

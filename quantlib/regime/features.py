@@ -3,7 +3,7 @@
 Every feature at bar t uses closes up to t only and a *finite* window (so the strategy kind can
 recompute it on a bounded live window): ``returns`` (log return), ``volatility`` (standard
 deviation, ddof=0, of log returns over ``vol_window`` bars, computed per window from scratch by
-:func:`quantlib.backtest.indicators_nb.rolling_std_nb`, so its value never depends on older history),
+:func:`quantlib.core.indicators_nb.rolling_std_nb`, so its value never depends on older history),
 ``abs_returns``, ``range`` (log high/low).
 
 :func:`regime_feature_array` works on :class:`~quantlib.strategy.bars.Bars` without pandas (the
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from quantlib.backtest.indicators_nb import rolling_std_nb
+from quantlib.core.indicators_nb import rolling_std_nb
 from quantlib.errors import DataError, ParameterError
 from quantlib.strategy.bars import as_bars
 

@@ -2,7 +2,7 @@
 ``donchian_breakout`` and ``macd``. Importing this module registers them.
 
 Every signal is a *level* (target position held while a condition is true), computed from
-finite-window indicators (:mod:`quantlib.backtest.indicators_nb`) on :class:`~quantlib.strategy.
+finite-window indicators (:mod:`quantlib.core.indicators_nb`) on :class:`~quantlib.strategy.
 bars.Bars` (numpy arrays, no pandas: the live runner's process never loads it): the target at bar
 ``t`` depends only on rows ``t - warmup .. t``. Exponential filters (EMA, Wilder RSI, MACD) are
 truncated to ``EMA_MEMORY`` spans (``alpha = 2 / (span + 1)``; Wilder: ``alpha = 1 / window``) and
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from quantlib.backtest import indicators_nb as nb
+from quantlib.core import indicators_nb as nb
 from quantlib.strategy.bars import Bars, as_bars, cached, indicator_cache
 from quantlib.strategy.registry import Param, StrategyKind, register
 

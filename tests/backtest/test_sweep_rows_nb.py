@@ -1,5 +1,5 @@
 """The O(bars) indicator rows of fused sweeps (``quantlib.backtest.sweep_rows_nb``) against the
-kinds' from-scratch rows (``quantlib.backtest.indicators_nb``, the independent computation):
+kinds' from-scratch rows (``quantlib.core.indicators_nb``, the independent computation):
 NaN at the same bars, every value within the row's stated bound (random walks at price scales
 from 1e-4 to 1e6, flat stretches, real BTC/USDT hours), rolling max/min and the one-bar exact
 values bit for bit."""
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantlib.backtest import indicators_nb as nb
 from quantlib.backtest import sweep_rows_nb as rows
+from quantlib.core import indicators_nb as nb
 from quantlib.strategy import kinds as K
 
 

@@ -104,7 +104,7 @@ def test_build_kernels_compiles_once_into_the_kernel_folder(tmp_path):
     # a fresh folder: the real build (numba.pycc, in a child process), then a cached answer
     import numpy as np
 
-    from quantlib.backtest.indicators_nb import fir_rsi_nb
+    from quantlib.core.indicators_nb import fir_rsi_nb
 
     env = {"QUANTLIB_KERNEL_DIR": str(tmp_path / "kernels")}
     done, loaded = run_trader(["live", "build-kernels"], tmp_path, env)
@@ -114,7 +114,7 @@ def test_build_kernels_compiles_once_into_the_kernel_folder(tmp_path):
     assert "numba" not in {m.split(".")[0] for m in loaded}  # compiled by a child process
     x = np.cumsum(np.random.default_rng(0).normal(size=300)) + 100
     ext = jit.load_extension(built)
-    np.testing.assert_array_equal(ext.backtest_indicators_nb__fir_rsi_nb(x, 1 / 14, 56),
+    np.testing.assert_array_equal(ext.core_indicators_nb__fir_rsi_nb(x, 1 / 14, 56, 0),
                                   fir_rsi_nb(x, 1 / 14, 56))
     stamp = built.stat().st_mtime_ns
     again, _ = run_trader(["live", "build-kernels"], tmp_path, env)
