@@ -21,8 +21,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid import SPACINGS, sweep_grid
+from quantlib.core.config import BacktestConfig
 from quantlib.data import synthetic_ohlcv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backtest"))

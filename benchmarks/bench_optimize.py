@@ -134,9 +134,9 @@ PATHS = {
 def _path_child(path: str, quick: bool) -> None:
     """One path of the MA-cross comparison in a fresh process: best-of wall time, the CPU time
     of that run (all threads) and peak RSS above the after-warm-up baseline, as JSON."""
+    from quantlib.core import get_kind
     from quantlib.optimize.fused import fused_evaluate
     from quantlib.optimize.sweep import sweep
-    from quantlib.strategy import get_kind
 
     data, _ = _real_or_sample(quick)
     params = KIND_PARAMS["ma_cross"]
@@ -167,8 +167,8 @@ def _child(*args: str) -> dict:
 def bench_fused(quick: bool) -> None:
     """MA-cross 90 combos: the fused sweep, today's vectorbt path and raw vectorbt side by side
     (each in its own process: time and peak memory), then every kind's fused rate."""
+    from quantlib.core import get_kind
     from quantlib.optimize.fused import fused_evaluate
-    from quantlib.strategy import get_kind
 
     data, label = _real_or_sample(quick)
     n = len(data)
@@ -215,10 +215,10 @@ def bench_portfolio(quick: bool) -> None:
     sweep against run_backtest (vectorbt's grouped from_signals) on the same combinations."""
     from quantlib.backtest import run_backtest
     from quantlib.backtest.engine import as_frames
+    from quantlib.core import get_kind
     from quantlib.optimize.fused import fused_evaluate
     from quantlib.optimize.fused_portfolio import portfolio_plan
     from quantlib.optimize.sweep import sweep
-    from quantlib.strategy import get_kind
 
     data, label = _portfolio_data(quick)
     data = as_frames(data)  # aligned on common bars once, outside the timings
@@ -247,8 +247,8 @@ def bench_portfolio(quick: bool) -> None:
 def _cpu_child(quick: bool) -> None:
     """Every kind's fused_evaluate on one numba thread: bar x combo per CPU-second (best of 5),
     a figure the other jobs on the machine distort much less than wall time."""
+    from quantlib.core import get_kind
     from quantlib.optimize.fused import fused_evaluate
-    from quantlib.strategy import get_kind
 
     data, _ = _real_or_sample(quick)
     out = {}

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from quantlib.core.registry import get_kind
 from quantlib.data import synthetic_ohlcv
 from quantlib.regime import (
     GaussianHMMRegime,
@@ -20,7 +21,6 @@ from quantlib.regime import (
     regime_features,
 )
 from quantlib.regime.strategy import regime_ok
-from quantlib.strategy.registry import get_kind
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:

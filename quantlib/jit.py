@@ -57,7 +57,7 @@ from quantlib.errors import KernelError
 # exports; the architecture test checks that no other module decorates with this njit.
 KERNEL_MODULES = (
     "quantlib.core.indicators_nb",
-    "quantlib.backtest.grid_nb",
+    "quantlib.core.grid_nb",
     "quantlib.backtest.trades_nb",
     "quantlib.backtest.metrics_nb",
     "quantlib.backtest.orders_nb",
@@ -68,7 +68,7 @@ KERNEL_MODULES = (
     "quantlib.regime.filter_nb",
     "quantlib.ml.features_nb",
     "quantlib.ml.trees_nb",
-    "quantlib.live.brokers.order_rule_nb",
+    "quantlib.core.order_rule_nb",
     "quantlib.live.brokers.perp_rule_nb",
     "quantlib.backtest.perp_nb",
 )

@@ -20,11 +20,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # vectorbt (~200 MB and seconds to import) and scikit-learn are research tools too: paper fills
-# use quantlib's own order rule, quantlib.live.brokers.order_rule_nb (checked against vectorbt's
+# use quantlib's own order rule, quantlib.core.order_rule_nb (checked against vectorbt's
 # Portfolio.from_signals in tests/live/test_order_rule_nb.py), and the xgb kind needs only
 # features and model files.
 # pandas (and pyarrow, which pandas 3 loads) too: strategy kinds compute on
-# quantlib.strategy.bars.Bars and replay files are parsed in a child process, so the trading
+# quantlib.core.bars.Bars and replay files are parsed in a child process, so the trading
 # process needs neither (~100 MB). numba is checked where the process really trades: the
 # parity tests of `quantlib live run --kernels aot` (tests/live/test_parity.py).
 FORBIDDEN_FOR_LIVE = ("quantlib.optimize", "quantlib.plotting", "quantlib.report", "optuna",
@@ -48,10 +48,10 @@ def _offenders(modules: set[str]) -> list[str]:
 def test_live_runner_never_loads_research_packages():
     modules = _modules_after_import(
         "import quantlib.live.runner, quantlib.live.cli, quantlib.live.brokers.ccxt_broker\n"
-        "from quantlib.strategy import get_kind, list_kinds\n"
+        "from quantlib.core import get_kind, list_kinds\n"
         "[get_kind(k) for k in list_kinds()]"  # every built-in kind's module, grid and xgb too
     )
-    assert "quantlib.live.runner" in modules and "quantlib.strategy.kinds" in modules
+    assert "quantlib.live.runner" in modules and "quantlib.core.kinds" in modules
     assert _offenders(modules) == []
 
 
@@ -62,7 +62,7 @@ def test_the_live_command_line_loads_only_the_live_commands():
         "import sys\n"
         "from quantlib.cli import _command_name, build_app\n"
         "app = build_app(_command_name(['live', 'run', '--mode', 'paper']))\n"
-        "from quantlib.strategy import get_kind, list_kinds\n"
+        "from quantlib.core import get_kind, list_kinds\n"
         "[get_kind(k) for k in list_kinds()]"
     )
     assert "quantlib.live.cli" in modules

@@ -1,4 +1,4 @@
-"""One definition of every cost and sizing field (quantlib/costs.py): BacktestConfig and the
+"""One definition of every cost and sizing field (quantlib/core/costs.py): BacktestConfig and the
 strategy spec accept and refuse the same values, field by field, at and around the bounds, and
 a backtest config at the bounds always exports.
 
@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
-from quantlib.costs import FIELDS
+from quantlib.core.config import BacktestConfig
+from quantlib.core.costs import FIELDS
 from quantlib.errors import ParameterError, SpecError
 from quantlib.strategy.spec import StrategySpec, export, validate_spec
 

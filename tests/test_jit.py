@@ -136,8 +136,8 @@ def test_aot_mean_true_range_equals_the_jit(ext, period):
 @pytest.mark.parametrize("case", range(len(PAPER_FILLS)))
 def test_aot_paper_fill_equals_the_jit(ext, case):
     args = PAPER_FILLS[case]
-    aot = ext.live_brokers_order_rule_nb__signal_fill_nb(*args)
-    assert _same(aot, jit.EXPORTS["live_brokers_order_rule_nb__signal_fill_nb"].dispatcher(*args))
+    aot = ext.core_order_rule_nb__signal_fill_nb(*args)
+    assert _same(aot, jit.EXPORTS["core_order_rule_nb__signal_fill_nb"].dispatcher(*args))
     assert tuple(type(x) for x in aot) == PAPER_FILLS_TYPES
 
 
@@ -145,7 +145,7 @@ PAPER_FILLS_TYPES = (int,) * 3 + (float,) * 7  # status, detail, side; units ...
 
 
 def test_the_paper_fill_cases_cover_every_outcome():
-    from quantlib.live.brokers import order_rule_nb as rule
+    from quantlib.core import order_rule_nb as rule
 
     statuses = {rule.signal_fill_nb(*args)[0] for args in PAPER_FILLS}
     assert statuses == {rule.FILLED, rule.NO_ORDER, rule.TOO_SMALL, rule.NO_CASH,
@@ -155,10 +155,10 @@ def test_the_paper_fill_cases_cover_every_outcome():
 @pytest.mark.parametrize("spacing", ["arithmetic", "geometric", "volatility"])
 def test_aot_grid_kernels_step_like_the_jit(ext, spacing):
     # init + 300 steps through both builds in lockstep; every state array must agree each bar
-    from quantlib.backtest import grid_nb as nb
-    from quantlib.backtest.config import BacktestConfig
-    from quantlib.backtest.grid_kind import params_row
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core import grid_nb as nb
+    from quantlib.core.config import BacktestConfig
+    from quantlib.core.grid_kind import params_row
+    from quantlib.core.registry import get_kind
 
     o, h, lo, c, _ = _prices(300, seed=7)
     params = get_kind("grid").validate({"spacing": spacing, "n_levels": 8, "lower_pct": 0.06,
@@ -166,10 +166,10 @@ def test_aot_grid_kernels_step_like_the_jit(ext, spacing):
                                         "stop_out": True, "stop_margin": 0.1})
     row = params_row(params, float(o[0]), BacktestConfig(fees=0.001, slippage_bps=3))
     builds = {}
-    for name, init, step in (("jit", jit.EXPORTS["backtest_grid_nb__grid_init_nb"].dispatcher,
-                              jit.EXPORTS["backtest_grid_nb__grid_step_nb"].dispatcher),
-                             ("aot", ext.backtest_grid_nb__grid_init_nb,
-                              ext.backtest_grid_nb__grid_step_nb)):
+    for name, init, step in (("jit", jit.EXPORTS["core_grid_nb__grid_init_nb"].dispatcher,
+                              jit.EXPORTS["core_grid_nb__grid_step_nb"].dispatcher),
+                             ("aot", ext.core_grid_nb__grid_init_nb,
+                              ext.core_grid_nb__grid_step_nb)):
         arrays = [np.empty(nb.N_STATE), np.empty(8), np.empty(8), np.empty(10)]
         init(row, *arrays, 10_000.0)
         cap = 64
@@ -187,8 +187,8 @@ def test_aot_grid_kernels_step_like_the_jit(ext, spacing):
 
 def test_aot_vol_levels_fill_the_same_output(ext):
     outs = [np.empty(9), np.empty(9)]
-    jit.EXPORTS["backtest_grid_nb__vol_levels_nb"].dispatcher(101.7, 0.37, 9, outs[0])
-    ext.backtest_grid_nb__vol_levels_nb(101.7, 0.37, 9, outs[1])
+    jit.EXPORTS["core_grid_nb__vol_levels_nb"].dispatcher(101.7, 0.37, 9, outs[0])
+    ext.core_grid_nb__vol_levels_nb(101.7, 0.37, 9, outs[1])
     assert _same(*outs) and outs[0][4] == 101.7
 
 
@@ -226,10 +226,10 @@ def test_aot_perp_rule_equals_the_jit(ext, symbol, case):
 
 
 def test_every_export_is_compared_here():
-    compared = set(PURE) | set(PERP_CASES) | {"live_brokers_order_rule_nb__signal_fill_nb",
+    compared = set(PURE) | set(PERP_CASES) | {"core_order_rule_nb__signal_fill_nb",
                                                "core_indicators_nb__mean_true_range_nb",
-                            "backtest_grid_nb__grid_init_nb", "backtest_grid_nb__grid_step_nb",
-                            "backtest_grid_nb__vol_levels_nb"}
+                            "core_grid_nb__grid_init_nb", "core_grid_nb__grid_step_nb",
+                            "core_grid_nb__vol_levels_nb"}
     assert set(jit.EXPORTS) == compared
 
 
@@ -320,7 +320,7 @@ def test_aot_bindings_refuse_wrongly_typed_arrays_and_research_kernels():
         "import numpy as np\n"
         "from quantlib.errors import KernelError\n"
         "from quantlib.core import indicators_nb as nb\n"
-        "from quantlib.backtest import grid_nb as g\n"
+        "from quantlib.core import grid_nb as g\n"
         "for call in (lambda: nb.rolling_mean_nb(np.arange(10), 3),\n"
         "             lambda: nb.rolling_mean_nb(np.ones((3, 3)), 2),\n"
         "             lambda: nb.rolling_mean_nb(np.ones(9), 3.7),\n"

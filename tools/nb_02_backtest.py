@@ -33,7 +33,7 @@ from quantlib.plotting import backtest as qplot
 from quantlib.plotting import tearsheet
 from quantlib.report.format import format_table
 from quantlib.report.record import record_data, record_metrics
-from quantlib.strategy import get_kind
+from quantlib.core import get_kind
 
 df = qd.load(source)
 record_data(df);"""),

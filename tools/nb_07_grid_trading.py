@@ -9,7 +9,7 @@ The numba grid engine (`quantlib.backtest.grid`): the two fill rules side by sid
 arithmetic, geometric, Fibonacci and volatility (k x ATR) grids, the fills over price, and a
 sweep heatmap of level count x range width. The rules (the default "bar" model that the paper
 runner and the exchange grid follow, the optimistic "touch" option, gaps, stop-out, active mask)
-are documented in `quantlib.backtest.grid_nb`."""),
+are documented in `quantlib.core.grid_nb`."""),
     ("params", """# Parameters (papermill overrides these)
 source = "sample:bars=2000"     # sample[:seed=..,bars=..], file:PATH, or EXCHANGE:BASE/QUOTE:TF
 n_levels = 12

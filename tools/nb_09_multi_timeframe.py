@@ -7,7 +7,7 @@ build("notebooks/09_multi_timeframe.ipynb", [
 
 `htf_trend` wraps any signal kind: its target is kept only when its direction agrees with the
 trend of the last **closed** higher-timeframe bar (close above / below its moving average).
-The rule, stated once in `quantlib.strategy.informative`: at 1h bar *t* (decided at its close)
+The rule, stated once in `quantlib.core.informative`: at 1h bar *t* (decided at its close)
 a 4h bar is visible only if it closed at or before *t*'s close, so the 08:00-12:00 bar is seen
 from the 11:00-12:00 bar on, never its still-forming value. Missing bars are errors, not
 forward fills.
@@ -34,8 +34,8 @@ from quantlib.backtest import check_lookahead, check_recursive, run_backtest
 from quantlib.optimize.sweep import sweep
 from quantlib.report.format import format_table
 from quantlib.report.record import record_data, record_metrics
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import InformativeInput, align
+from quantlib.core.bars import Bars
+from quantlib.core.informative import InformativeInput, align
 
 df = qd.load(source)
 record_data(df);"""),

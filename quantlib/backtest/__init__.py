@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from quantlib._lazy import lazy_exports
-from quantlib.backtest.config import BacktestConfig
+from quantlib.core.config import BacktestConfig
 
 _LAZY = {
     "METRIC_NAMES": "metrics",

@@ -12,13 +12,13 @@
   matters for that design: stepping bar by bar and resuming from the *persisted* state (the
   JSON the runner stores) at each checked bar must reproduce an uninterrupted run exactly.
 
-Kinds with informative inputs (:mod:`quantlib.strategy.informative`): every recomputation cuts
+Kinds with informative inputs (:mod:`quantlib.core.informative`): every recomputation cuts
 the informative data the caller supplied at the same moment as the base data (bars opening
 after the last base bar's open are dropped; the alignment then hands over only bars closed by
 its close), and inputs resampled from the base are resampled from the cut base. A kind that
 reads a still-forming higher-timeframe bar therefore sees a different value on the prefix and
 fails. ``check_recursive`` uses the warm-up with every input's history
-(:meth:`~quantlib.strategy.registry.StrategyKind.warmup_bars`).
+(:meth:`~quantlib.core.registry.StrategyKind.warmup_bars`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.informative import truncate_supplied
+from quantlib.core.registry import StrategyKind
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.informative import truncate_supplied
-from quantlib.strategy.registry import StrategyKind
 
 
 @dataclass

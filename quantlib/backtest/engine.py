@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.orders_nb import positions_and_flows_nb, single_asset_equity_nb
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
+from quantlib.core.config import BacktestConfig
+from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.registry import StrategyKind, get_kind
 
 
 def resolve_kind(kind: str | StrategyKind) -> StrategyKind:
@@ -121,7 +121,7 @@ def run_backtest(
     params : None (defaults), a dict, or a list of dicts broadcast as columns in one call.
     config : :class:`BacktestConfig` or a dict of its fields.
     informative : informative input name -> its data (frame), for a kind's inputs that are not
-        its base data resampled (e.g. another symbol); see :mod:`quantlib.strategy.informative`.
+        its base data resampled (e.g. another symbol); see :mod:`quantlib.core.informative`.
 
     Returns
     -------
@@ -159,7 +159,7 @@ def target_matrix(kind: StrategyKind, frames: Mapping[str, pd.DataFrame],
                   params_list: Sequence[Mapping[str, Any]],
                   informative: Mapping[str, Any] | None = None) -> np.ndarray:
     """Targets for every (combination, symbol) column, combination-major: shape (bars, C*S)."""
-    from quantlib.strategy.kinds import indicator_cache
+    from quantlib.core.kinds import indicator_cache
 
     n_bars = len(next(iter(frames.values())))
     out = np.empty((n_bars, len(params_list) * len(frames)))

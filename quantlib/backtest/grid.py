@@ -1,11 +1,11 @@
-"""Grid-trading engine: the pandas wrapper over :mod:`quantlib.backtest.grid_nb` (backtests,
+"""Grid-trading engine: the pandas wrapper over :mod:`quantlib.core.grid_nb` (backtests,
 sweeps, level history). The ``grid`` kind and the one-bar stepping API (:class:`GridState`,
-:func:`step_bar`) the live runner uses live in :mod:`quantlib.backtest.grid_kind` (no pandas)
+:func:`step_bar`) the live runner uses live in :mod:`quantlib.core.grid_kind` (no pandas)
 and are re-exported here.
 
 The simulation rule (levels, orders, the default "bar" fill model that paper and exchange trading
 follow and the optimistic "touch" option, costs, stop-out, active mask, volatility re-centring) is
-documented once, in :mod:`quantlib.backtest.grid_nb`; :func:`compare_fill_models` runs a grid
+documented once, in :mod:`quantlib.core.grid_nb`; :func:`compare_fill_models` runs a grid
 under both fill models.
 
 Bounds: ``lower``/``upper`` (absolute prices, > 0) when given, else
@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.backtest import grid_nb as nb
-from quantlib.backtest.config import BacktestConfig
-from quantlib.backtest.grid_kind import (  # noqa: F401 - re-exported: the grid's public API
+from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
+from quantlib.backtest.result import BacktestResult
+from quantlib.backtest.trades_nb import grid_round_trips_nb
+from quantlib.core import grid_nb as nb
+from quantlib.core.config import BacktestConfig
+from quantlib.core.grid_kind import (  # noqa: F401 - re-exported: the grid's public API
     FILL_MODELS,
     GRID_KIND,
     GRID_PARAMS,
@@ -45,11 +48,8 @@ from quantlib.backtest.grid_kind import (  # noqa: F401 - re-exported: the grid'
     step_bar,
     wrapped_active,
 )
-from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
-from quantlib.backtest.result import BacktestResult
-from quantlib.backtest.trades_nb import grid_round_trips_nb
+from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
-from quantlib.strategy.registry import get_kind
 
 _FILL_CAP = 1024
 

@@ -63,7 +63,7 @@ from quantlib.backtest.metrics_nb import (
     K_STD,
     path_stats_nb,
 )
-from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ParameterError
 
 METRIC_NAMES: tuple[str, ...] = (

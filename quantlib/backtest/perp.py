@@ -35,13 +35,13 @@ from quantlib.backtest import perp_nb as knl
 from quantlib.backtest.engine import resolve_kind, validate_params_list
 from quantlib.backtest.metrics import compute_metrics_frame
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
-from quantlib.costs import FIELDS as COST_FIELDS
-from quantlib.costs import PERP_FIELDS
+from quantlib.core.bars import as_bars, indicator_cache
+from quantlib.core.costs import FIELDS as COST_FIELDS
+from quantlib.core.costs import PERP_FIELDS
+from quantlib.core.perp_kinds import with_funding
+from quantlib.core.registry import StrategyKind
 from quantlib.errors import DataError, ParameterError
 from quantlib.live.brokers.perp_rule_nb import PERCENT, VALUE
-from quantlib.strategy.bars import as_bars, indicator_cache
-from quantlib.strategy.perp_kinds import with_funding
-from quantlib.strategy.registry import StrategyKind
 
 DIRECTIONS = ("both", "longonly", "shortonly")
 PERP_METRIC_NAMES: tuple[str, ...] = ("funding_paid", "funding_received", "funding_net",
@@ -64,11 +64,11 @@ class PerpConfig:
     slippage_bps : adverse price move on every market fill, in basis points.
     size, size_type : ``"percent"``: the fraction of the cash an entry spends on margin and
         fee; ``"value"``: the notional of an entry at the order price.
-    year_days, timeframe : as in :class:`~quantlib.backtest.config.BacktestConfig`.
+    year_days, timeframe : as in :class:`~quantlib.core.config.BacktestConfig`.
     direction : ``"both"`` trades the target's sign; ``"longonly"`` takes a short target as
         flat, ``"shortonly"`` a long one (as the spot backtest's signals do).
 
-    Bounds are :data:`quantlib.costs.FIELDS` and :data:`quantlib.costs.PERP_FIELDS`, the ones a
+    Bounds are :data:`quantlib.core.costs.FIELDS` and :data:`quantlib.core.costs.PERP_FIELDS`, the ones a
     strategy spec checks too.
 
     Examples
@@ -91,7 +91,7 @@ class PerpConfig:
     direction: str = "both"
 
     def __post_init__(self) -> None:
-        # one definition of every bound, shared with the strategy spec (quantlib.costs)
+        # one definition of every bound, shared with the strategy spec (quantlib.core.costs)
         for name in ("init_cash", "fees", "slippage_bps", "size"):
             COST_FIELDS[name].check(getattr(self, name), f"PerpConfig.{name}")
         for name, field in PERP_FIELDS.items():

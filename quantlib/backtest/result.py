@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantlib.backtest.config import BacktestConfig
+from quantlib.core.config import BacktestConfig
 from quantlib.errors import ParameterError
 
 FILL_COLUMNS: tuple[str, ...] = ("combo", "time", "side", "price", "size", "fee")

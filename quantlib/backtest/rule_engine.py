@@ -4,7 +4,7 @@
 alone costs longer than the whole command may take. This engine simulates the same thing as
 :func:`quantlib.backtest.engine.run_backtest` for signal kinds, with the rules the paper broker
 trades with: targets become entry/exit signals as in the engine, each signal is filled by
-``quantlib/live/brokers/order_rule_nb.py`` and stops follow ``quantlib/live/brokers/stop_rule.py``.
+``quantlib/core/order_rule_nb.py`` and stops follow ``quantlib/live/brokers/stop_rule.py``.
 Several symbols share one cash account and are settled within a bar in symbol order, each
 completely (its stop check, then its signal) before the next, as the engine's grouped
 portfolio does; a signal exit or flip due at the open comes before the bar's stops, as
@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import (
     _closing_orders,
     _equity_from_orders,
@@ -42,8 +41,9 @@ from quantlib.backtest.engine import (
 )
 from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
+from quantlib.core.config import BacktestConfig
+from quantlib.core.order_rule_nb import BAD_INPUT, FILLED, PERCENT, VALUE, signal_fill_nb
 from quantlib.errors import ParameterError
-from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, PERCENT, VALUE, signal_fill_nb
 from quantlib.live.brokers.stop_rule import checked_range, exit_price, trail_base
 
 # record layout of the fills, the fields _equity_from_orders reads (vectorbt's order records
@@ -84,7 +84,7 @@ def run_signal_rules(
 
     Parameters
     ----------
-    kind : registered signal kind name or :class:`~quantlib.strategy.registry.StrategyKind`.
+    kind : registered signal kind name or :class:`~quantlib.core.registry.StrategyKind`.
     data : canonical OHLCV frame, or ``{symbol: frame}`` for one shared-cash portfolio.
     params : the kind's parameters (None: defaults).
     config : :class:`BacktestConfig` or a dict of its fields.

@@ -1,7 +1,7 @@
 """Account and trade bookkeeping of a fused sweep's combination, and its stop exits.
 
 :func:`account_fill_nb` sends one bar's signals through the order rule
-(:func:`quantlib.live.brokers.order_rule_nb.signal_fill_nb`) and keeps, in one small array per
+(:func:`quantlib.core.order_rule_nb.signal_fill_nb`) and keeps, in one small array per
 combination (slots ``A_*``), the cash and position, the engine's cash-flow sums, the open
 trade (size, gross value and fees: vectorbt's exit-trade records, a reversal splitting its fee
 between the closed and the opened units) and the closed trades' sums; :func:`stop_fill_price_nb` is
@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
+from quantlib.core.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
 from quantlib.jit import njit
-from quantlib.live.brokers.order_rule_nb import BAD_INPUT, FILLED, signal_fill_nb
 
 REL_TOL = 1e-9  # vectorbt's tolerance for "the whole position" in its trade records
 ABS_TOL = 1e-12

@@ -6,7 +6,7 @@ per distinct window in O(bars) with an error bound (:mod:`quantlib.backtest.swee
 comparison those rows cannot decide (a gap within the bounds: ties, near-ties) is decided by the
 kinds' own values at that bar (:mod:`quantlib.core.indicators_nb`), so every target is the
 kind's, bit for bit. Its orders are filled by the order rule
-(:func:`quantlib.live.brokers.order_rule_nb.signal_fill_nb`, through
+(:func:`quantlib.core.order_rule_nb.signal_fill_nb`, through
 :mod:`quantlib.backtest.sweep_fill_nb`), and only running sums leave the loop (no bars x
 combinations matrix).
 
@@ -79,7 +79,7 @@ from quantlib.backtest.sweep_rows_nb import (
 from quantlib.core.indicators_nb import fir_weights_nb, hold_nb
 from quantlib.jit import njit, prange
 
-# kinds the loop knows (quantlib.strategy.kinds)
+# kinds the loop knows (quantlib.core.kinds)
 MA_CROSS, EMA_CROSS, RSI_REVERSION, BOLLINGER, DONCHIAN, MACD = 0, 1, 2, 3, 4, 5
 
 # columns of the per-combination output

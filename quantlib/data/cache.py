@@ -121,7 +121,7 @@ def stored_metadata(path: Path) -> dict:
 
 def _parse_cache_path(path: Path) -> dict:
     """``{exchange, symbol, timeframe}`` of a path laid out as :func:`cache_path` does, else {}."""
-    from quantlib.data.timeframes import timeframe_to_seconds
+    from quantlib.core.timeframes import timeframe_to_seconds
     from quantlib.errors import ParameterError
 
     stem, _, timeframe = path.stem.rpartition("_")

@@ -26,7 +26,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _build_exchange(exchange_id: str, base_url: str | None):
-    from quantlib.data.endpoints import point_at_loopback
+    from quantlib.core.endpoints import point_at_loopback
     from quantlib.data.fetch import _resolve_exchange
 
     exchange = _resolve_exchange(exchange_id)

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.data.cache import COVERED_FROM, COVERED_TO, cache_path, read_cache, write_cache
-from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ExchangeError, ParameterError
 
 # Largest page each exchange serves per OHLCV request (Kraken: 720); others get ccxt's common 1000.

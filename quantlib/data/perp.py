@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ParameterError
 
 FUNDING_COLUMNS = ("funding_rate",)

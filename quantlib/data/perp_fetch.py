@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.data import fetch as _fetch
 from quantlib.data.cache import (
     COVERED_FROM,
@@ -39,7 +40,6 @@ from quantlib.data.cache import (
     read_cached_frame,
     write_cache,
 )
-from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ExchangeError
 
 FUNDING_PAGE_LIMIT = 1000  # Binance /fapi/v1/fundingRate: at most 1000 records per request

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.data.ohlcv import validate_ohlcv
-from quantlib.data.timeframes import infer_timeframe, timeframe_to_seconds, timeframe_to_timedelta
+from quantlib.data.timeframes import infer_timeframe, timeframe_to_timedelta
 from quantlib.errors import ParameterError
 
 

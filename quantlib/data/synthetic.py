@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from quantlib.data.timeframes import timeframe_to_seconds, timeframe_to_timedelta
+from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.data.timeframes import timeframe_to_timedelta
 from quantlib.errors import ParameterError
 
 # Fitted to real BTC/USDT 1h bars (2017-2020, 2022-2023, 2024-2025; 39,785 hourly returns) by

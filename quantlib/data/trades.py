@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.data.cache import default_cache_dir, write_cache
-from quantlib.data.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ExchangeError, ParameterError
 
 TRADE_COLUMNS = ("id", "timestamp", "price", "amount", "side")

@@ -37,7 +37,7 @@ def _public_exchange(name: str):
     # Market data needs no keys; keys are only read for the live broker.
     import ccxt
 
-    from quantlib.data.endpoints import apply_env_override
+    from quantlib.core.endpoints import apply_env_override
 
     return apply_env_override(getattr(ccxt, name)({"enableRateLimit": True}), name)
 
@@ -84,6 +84,7 @@ def run(
     except QuantlibError as exc:
         _fail(exc)
         return
+    from quantlib.core.registry import get_kind
     from quantlib.live.brokers import PaperBroker
     from quantlib.live.feeds import (
         ExchangeFeed,
@@ -93,7 +94,6 @@ def run(
     from quantlib.live.informative_feeds import spec_input_symbols
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
-    from quantlib.strategy.registry import get_kind
     from quantlib.strategy.spec import load_spec
 
     fresh_state = not state.exists()

@@ -50,7 +50,7 @@ class PerpBar(Bar):
     published after the previous bar's close and at or before this bar's close (for the first
     bar of a feed: every one at or before its close), in time order. A payment is known to the
     signal from the first close at or after its time and paid at the first open at or after it
-    (:mod:`quantlib.strategy.perp_kinds`, :mod:`quantlib.backtest.perp_nb`).
+    (:mod:`quantlib.core.perp_kinds`, :mod:`quantlib.backtest.perp_nb`).
     """
 
     mark_open: float = float("nan")
@@ -350,7 +350,7 @@ class PerpReplayFeed:
             self.funding = (np.asarray(funding[0], np.int64), np.asarray(funding[1], float))
         else:
             self.funding = read_funding_file(funding)
-        from quantlib.data.timeframes import timeframe_to_seconds
+        from quantlib.core.timeframes import timeframe_to_seconds
 
         self.bar_ms = timeframe_to_seconds(self.timeframe) * 1000  # a bar closes one step on
 

@@ -2,7 +2,7 @@
 
 In paper mode the grid engine's kernel decides fills from each bar's range. At an exchange the
 exchange decides; the runner rests the book of the engine's default fill model, "bar" (the rule
-is written once, in :mod:`quantlib.backtest.grid_nb`), on the engine's own levels (built by
+is written once, in :mod:`quantlib.core.grid_nb`), on the engine's own levels (built by
 ``grid_levels_nb``/``vol_levels_nb``), and lets the exchange fill it. At the close of bar ``t``:
 
 - a level holding base units rests a sell limit of exactly those units at ``L_{i+1}``;
@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from quantlib.backtest import grid_nb as nb
-from quantlib.backtest.grid_kind import GridState
+from quantlib.core import grid_nb as nb
+from quantlib.core.grid_kind import GridState
 from quantlib.core.indicators_nb import mean_true_range_nb
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import FINAL_STATUS, client_order_id

@@ -82,8 +82,8 @@ class InformativeExchangeFeed(PortfolioExchangeFeed):
 def spec_input_symbols(spec: Any) -> list[str]:
     """The markets a spec's kind reads besides those it trades (its informative inputs' other
     symbols), in declaration order: what its feed must carry too."""
-    from quantlib.strategy.informative import foreign_symbols
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.informative import foreign_symbols
+    from quantlib.core.registry import get_kind
 
     kind = get_kind(spec.kind)
     return foreign_symbols(kind.informative_inputs(kind.validate(spec.params)), list(spec.symbols))

@@ -43,7 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.core.bars import COLUMNS, Bars
+from quantlib.core.informative import foreign_symbols
+from quantlib.core.registry import get_kind
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import LiveError, ParameterError, QuantlibError
 from quantlib.live import CANCEL_ORDERS
 from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
@@ -52,9 +55,6 @@ from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
 from quantlib.live.state import OrderRow, StateStore
-from quantlib.strategy.bars import COLUMNS, Bars
-from quantlib.strategy.informative import foreign_symbols
-from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import StrategySpec
 
 
@@ -92,7 +92,7 @@ class SignalWindow:
         return self._values[:4, : len(self.rows)].T.copy()
 
     def bars(self, timeframe: str, symbol: str) -> Bars:
-        """The window as :class:`~quantlib.strategy.bars.Bars` (copies: the buffers move on)."""
+        """The window as :class:`~quantlib.core.bars.Bars` (copies: the buffers move on)."""
         n = len(self.rows)
         return Bars.from_arrays(self._ns[:n].copy(), self._values[:, :n].copy(),
                                 {"timeframe": timeframe, "symbol": symbol, "source": "live"})
@@ -127,7 +127,7 @@ class FundingWindow:
         del self.events[:keep]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(times in ns, rates)``, the arrays :func:`~quantlib.strategy.perp_kinds.with_funding`
+        """``(times in ns, rates)``, the arrays :func:`~quantlib.core.perp_kinds.with_funding`
         takes."""
         times = np.array([t for t, _ in self.events], dtype=np.int64) * 1_000_000
         return times, np.array([r for _, r in self.events], dtype=np.float64)
@@ -363,7 +363,7 @@ class LiveRunner:
         bars = self.windows[symbol].bars(self.spec.timeframe, symbol)
         if self.funding is None:
             return bars
-        from quantlib.strategy.perp_kinds import with_funding
+        from quantlib.core.perp_kinds import with_funding
 
         times, rates = self.funding.arrays()
         return with_funding(bars, times, rates, self.spec.timeframe)
@@ -395,9 +395,9 @@ class LiveRunner:
 
     def _step_grid(self, bar: Bar) -> list[OrderRow]:
         # Grid kinds rest limit orders at levels; the grid engine's own one-bar kernel
-        # (quantlib.backtest.grid_kind.step_bar, the backtest's grid_step_nb) decides which fill
+        # (quantlib.core.grid_kind.step_bar, the backtest's grid_step_nb) decides which fill
         # inside the bar. State, fills and last_bar commit together.
-        from quantlib.backtest.grid_kind import GridState, step_bar
+        from quantlib.core.grid_kind import GridState, step_bar
 
         t0 = time.perf_counter_ns()
         spec, store = self.spec, self.store

@@ -89,7 +89,7 @@ def _read(path: Path) -> tuple[dict[str, str], list[tuple]]:
 
 def _spec_bar_ms(meta: dict[str, str]) -> int | None:
     """The bar length of the spec the run keeps in its state (None: an older state file)."""
-    from quantlib.data.timeframes import timeframe_to_seconds
+    from quantlib.core.timeframes import timeframe_to_seconds
     from quantlib.errors import QuantlibError
 
     try:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.live.notify import Notifier, describe
 
 _DAY_MS = 86_400_000

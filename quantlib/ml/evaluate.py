@@ -110,7 +110,7 @@ def _window_metrics(res: Any, start_row: int, close: pd.Series) -> pd.DataFrame:
 
 def _positions_kind(name: str, targets: dict[str, np.ndarray]):
     # A throwaway, unregistered kind so baselines run through the very same engine.
-    from quantlib.strategy.registry import Param, StrategyKind
+    from quantlib.core.registry import Param, StrategyKind
 
     return StrategyKind(name=name, params=(Param("model", str, MODELS[1], choices=tuple(targets)),),
                         signal=lambda df, p: targets[p["model"]])

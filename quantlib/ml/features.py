@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from quantlib.core.bars import Bars, as_bars
 from quantlib.errors import DataError, ParameterError
 from quantlib.ml import features_nb as nb
-from quantlib.strategy.bars import Bars, as_bars
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,7 +246,7 @@ def regime_filtered_proba(log_ret: np.ndarray, params: RegimeFeatureParams) -> n
 
 def feature_array(data: Any, config: FeatureConfig) -> np.ndarray:
     """The feature matrix as a float64 array (rows = bars, columns = ``config.names``) of
-    ``data`` (:class:`~quantlib.strategy.bars.Bars` or an OHLCV frame).
+    ``data`` (:class:`~quantlib.core.bars.Bars` or an OHLCV frame).
 
     This is the hot path of live evaluation; :func:`compute_features` wraps it in a frame.
     """

@@ -12,7 +12,7 @@ registry contract requires): the backtest and a live runner holding that many ba
 
 Examples
 --------
->>> from quantlib.strategy.registry import get_kind
+>>> from quantlib.core.registry import get_kind
 >>> kind = get_kind("xgb_classifier")
 >>> kind.warmup({"features": {}, "memory": 24})
 161
@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.bars import Bars
+from quantlib.core.registry import Param, StrategyKind, register
 from quantlib.errors import ParameterError
 from quantlib.ml.artifacts import ModelRef, load_tree_model
 from quantlib.ml.features import FeatureConfig, feature_array
 from quantlib.ml.features_nb import hysteresis_window_nb
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.registry import Param, StrategyKind, register
 
 KIND_NAME = "xgb_classifier"
 

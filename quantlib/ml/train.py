@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantlib.backtest.config import BacktestConfig
+from quantlib.core.config import BacktestConfig
 from quantlib.errors import ParameterError
 from quantlib.ml.features import FeatureConfig
 from quantlib.ml.model import XGBSignalClassifier, build_dataset

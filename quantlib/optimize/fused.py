@@ -25,8 +25,8 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_rows_nb as rows_nb
+from quantlib.core.registry import StrategyKind
 from quantlib.errors import KernelError, ParameterError
-from quantlib.strategy.registry import StrategyKind
 
 # The metrics the fused kernel produces (compute_metrics_frame's definitions); any other metric
 # (e.g. benchmark-relative ones) is not produced: requests for it take the run_backtest path.
@@ -38,7 +38,7 @@ FUSED_METRICS: tuple[str, ...] = (
 
 
 def _kind_codes() -> dict[Any, int]:
-    from quantlib.strategy import kinds
+    from quantlib.core import kinds
 
     return {kinds.MA_CROSS.signal: snb.MA_CROSS, kinds.EMA_CROSS.signal: snb.EMA_CROSS,
             kinds.RSI_REVERSION.signal: snb.RSI_REVERSION,
@@ -57,11 +57,11 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
     Examples
     --------
     >>> from quantlib.data import load
-    >>> from quantlib.strategy import get_kind
+    >>> from quantlib.core import get_kind
     >>> fused_unsupported(get_kind("ma_cross"), load("sample:bars=100")) is None
     True
     """
-    from quantlib.backtest.config import BacktestConfig
+    from quantlib.core.config import BacktestConfig
 
     if kind.engine != "signals" or (kind.signal not in _kind_codes() and not is_htf_trend(kind)):
         return f"kind {kind.name!r} is not one of the built-in signal kinds"
@@ -107,8 +107,8 @@ def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
     """Indicator banks (one row per distinct window, O(bars) each, with their error bounds:
     :mod:`quantlib.backtest.sweep_rows_nb`) and per-combination indices/parameters for
     ``sweep_signals_nb``: the arguments the kinds pass to their indicator kernels
-    (``quantlib.strategy.kinds``)."""
-    from quantlib.strategy import kinds
+    (``quantlib.core.kinds``)."""
+    from quantlib.core import kinds
 
     m = len(params)
     par1, par2 = np.zeros(m), np.zeros(m)
@@ -209,7 +209,7 @@ def order_rule_args(cfg: Any) -> tuple:
     take-profit (NaN: none), whether the stop trails, whether longs and shorts are allowed, and
     the initial cash.
     """
-    from quantlib.live.brokers import order_rule_nb as rule
+    from quantlib.core import order_rule_nb as rule
 
     stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
     return (float(cfg.size), rule.PERCENT if cfg.size_type == "percent" else rule.VALUE,
@@ -291,6 +291,7 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     A ``{symbol: frame}`` portfolio, or ``benchmark=True`` (rows with the benchmark-relative
     metrics too), yields a :class:`~quantlib.optimize.fused_portfolio.PortfolioPlan`."""
     from quantlib.backtest.engine import as_frames
+    from quantlib.core.config import BacktestConfig
 
     if not isinstance(data, pd.DataFrame) or benchmark:
         from quantlib.optimize.fused_portfolio import portfolio_plan
@@ -313,7 +314,7 @@ def checked_request(kind: StrategyKind, params: Sequence[Mapping[str, Any]],
                     config: Any) -> tuple[Any, list[dict[str, Any]]]:
     """A fused sweep's configuration as a BacktestConfig and its combinations validated by the
     kind; ParameterError when there is no combination."""
-    from quantlib.backtest.config import BacktestConfig
+    from quantlib.core.config import BacktestConfig
 
     cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
     checked = [kind.validate(p) for p in params]
@@ -335,7 +336,7 @@ def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any
             n_splits: int) -> FusedPlan:
     """The :class:`FusedPlan` of a built-in kind on a validated frame, parameters and
     configuration (what :func:`fused_plan` builds once it has checked them)."""
-    from quantlib.strategy.bars import as_bars
+    from quantlib.core.bars import as_bars
 
     code = _kind_codes()[kind.signal]
     bars = as_bars(frame)
@@ -347,7 +348,7 @@ def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any
 def is_htf_trend(kind: StrategyKind) -> bool:
     """Whether ``kind`` is the built-in ``htf_trend`` wrapper (fused around its inner kind:
     :mod:`quantlib.optimize.fused_mtf`)."""
-    from quantlib.strategy.trend import HTF_TREND
+    from quantlib.core.trend import HTF_TREND
 
     return kind.signal is HTF_TREND.signal
 
@@ -373,7 +374,7 @@ def fused_evaluate(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapp
     Examples
     --------
     >>> from quantlib.data import load
-    >>> from quantlib.strategy import get_kind
+    >>> from quantlib.core import get_kind
     >>> m, mo = fused_evaluate(get_kind("ma_cross"), load("sample:bars=400"),
     ...                        [{"fast": 5, "slow": 20}, {"fast": 10, "slow": 40}], n_splits=4)
     >>> m.shape[0], mo.n_trials

@@ -1,11 +1,11 @@
 """Fused sweeps of ``htf_trend``: the wrapped kind's fused kernel, gated by trend masks.
 
 ``htf_trend`` trades its inner kind's target where the target's sign agrees with the trend of
-the last **closed** higher-timeframe bar, else stays flat (:mod:`quantlib.strategy.trend`). That
+the last **closed** higher-timeframe bar, else stays flat (:mod:`quantlib.core.trend`). That
 trend depends only on ``(trend_timeframe, trend_kind, trend_window)``, so it is computed once
 per distinct triple across the combinations, by the kind's own function
-(:func:`~quantlib.strategy.trend.trend_direction` on the base bars aligned by
-:mod:`quantlib.strategy.informative`), and kept as one mask row (+1 up, -1 down, 0 unknown).
+(:func:`~quantlib.core.trend.trend_direction` on the base bars aligned by
+:mod:`quantlib.core.informative`), and kept as one mask row (+1 up, -1 down, 0 unknown).
 The fused kernel (:func:`quantlib.backtest.sweep_nb.sweep_signals_nb`) gates each combination's
 inner target by its row, bar by bar, before exits, directions and sizing apply as for the
 unfiltered kind. Memory: masks x bars, not combinations x bars.
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.optimize.fused import FUSED_METRICS, FusedPlan, _indexed, _kind_codes, plan_of
-from quantlib.strategy.registry import StrategyKind, get_kind
 
 
 def _trend_key(p: dict[str, Any]) -> tuple[str, str, int]:
@@ -41,7 +41,7 @@ def trend_masks(kind: StrategyKind, frame: pd.DataFrame, params: list[dict[str, 
     Examples
     --------
     >>> from quantlib.data import load
-    >>> from quantlib.strategy import get_kind
+    >>> from quantlib.core import get_kind
     >>> p = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 20},
     ...      "trend_timeframe": "4h", "trend_kind": "ma", "trend_window": 10}
     >>> kind = get_kind("htf_trend")
@@ -51,9 +51,9 @@ def trend_masks(kind: StrategyKind, frame: pd.DataFrame, params: list[dict[str, 
     >>> masks.shape, row.tolist()
     ((2, 300), [1, 0, 1])
     """
-    from quantlib.strategy.informative import attach
-    from quantlib.strategy.kinds import indicator_cache
-    from quantlib.strategy.trend import TREND_INPUT, trend_direction
+    from quantlib.core.informative import attach
+    from quantlib.core.kinds import indicator_cache
+    from quantlib.core.trend import TREND_INPUT, trend_direction
 
     keys = [_trend_key(p) for p in params]
     distinct, row = _indexed(keys)

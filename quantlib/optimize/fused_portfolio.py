@@ -28,6 +28,7 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_portfolio_nb as pnb
+from quantlib.core.registry import StrategyKind
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused import (
     _Combinations,
@@ -36,7 +37,6 @@ from quantlib.optimize.fused import (
     checked_request,
     order_rule_args,
 )
-from quantlib.strategy.registry import StrategyKind
 
 
 def _stack(per_symbol: list[dict[str, np.ndarray]], name: str) -> np.ndarray:
@@ -153,7 +153,7 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     Examples
     --------
     >>> from quantlib.data import load
-    >>> from quantlib.strategy import get_kind
+    >>> from quantlib.core import get_kind
     >>> data = {"A": load("sample:bars=300,seed=1"), "B": load("sample:bars=300,seed=2")}
     >>> plan = portfolio_plan(get_kind("ma_cross"), data, [{"fast": 5, "slow": 20}],
     ...                       n_splits=4)
@@ -164,8 +164,8 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     True
     """
     from quantlib.backtest.engine import as_frames
+    from quantlib.core.bars import as_bars
     from quantlib.optimize.fused import _bar_seconds, _kernel_inputs, _kind_codes, fused_unsupported
-    from quantlib.strategy.bars import as_bars
 
     frames = as_frames(data)
     first = next(iter(frames.values()))

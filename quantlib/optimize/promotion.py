@@ -30,11 +30,11 @@ from typing import Any
 import pandas as pd
 
 from quantlib.backtest import BacktestConfig, BacktestResult
+from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.errors import DataError, ParameterError
 from quantlib.optimize.stats import OverfittingReport, ReportFigures
 from quantlib.optimize.sweep import SweepResult, sweep
 from quantlib.strategy.gates import GateConfig, GateResult, check_gates, promote
-from quantlib.strategy.registry import StrategyKind, get_kind
 from quantlib.strategy.spec import StrategySpec, export, save_spec
 
 

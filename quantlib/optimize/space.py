@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.registry import Param, StrategyKind, get_kind
 from quantlib.errors import ParameterError
-from quantlib.strategy.registry import Param, StrategyKind, get_kind
 
 _DEFAULT_LEVELS = 10  # grid points per numeric parameter that declares no step
 
@@ -129,7 +129,7 @@ class SearchSpace:
 
     Examples
     --------
-    >>> from quantlib.strategy.registry import Param, StrategyKind
+    >>> from quantlib.core.registry import Param, StrategyKind
     >>> demo = StrategyKind("demo_space", (Param("fast", int, 5, 2, 50, step=1),
     ...                                    Param("slow", int, 20, 5, 200, step=1)),
     ...                     signal=lambda df, p: np.zeros(len(df)),

@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfitting_report
@@ -39,7 +40,6 @@ from quantlib.optimize.study_checks import (
     experiment_identity,
 )
 from quantlib.optimize.sweep import MINIMIZE_METRICS, evaluate_chunk
-from quantlib.strategy.registry import get_kind
 
 # Samplers that take optuna's constraints_func; the others get a penalised objective.
 _CONSTRAINT_SAMPLERS = ("tpe", "nsga2")

@@ -43,7 +43,7 @@ def optimize_batched(study: optuna.Study, objective: Any, n_trials: int,
     >>> from quantlib.data import load
     >>> from quantlib.optimize.space import SearchSpace
     >>> from quantlib.optimize.study import Objective
-    >>> from quantlib.strategy import get_kind
+    >>> from quantlib.core import get_kind
     >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
     >>> space = SearchSpace.from_kind(get_kind("ma_cross"), {"fast": (2, 8), "slow": (20, 40)})
     >>> study = optuna.create_study(direction="maximize",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import (
@@ -27,7 +28,6 @@ from quantlib.optimize.stats import (
     ReturnMoments,
     overfitting_report,
 )
-from quantlib.strategy.registry import StrategyKind, get_kind
 
 # Working memory of one (bar x combination) cell inside a broadcast backtest: prices, targets,
 # orders, cash, positions, equity, returns and the simulators' record buffers. Measured on

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.sweep import sweep
-from quantlib.strategy.registry import get_kind
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,8 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
     ...                   WalkForwardSplitter(train=600, test=200),
     ...                   space={"fast": [5, 10], "slow": [30, 60]})  # doctest: +SKIP
     """
-    from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.metrics import compute_metrics_frame
+    from quantlib.core.config import BacktestConfig
 
     kind_obj = get_kind(kind)
     cfg = BacktestConfig.coerce(config)

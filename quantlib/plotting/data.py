@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from quantlib.data.timeframes import bars_per_year
+from quantlib.core.timeframes import bars_per_year
 
 
 def _title(df: pd.DataFrame, what: str) -> str:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quantlib.data.timeframes import bars_per_year, infer_timeframe
+from quantlib.core.timeframes import bars_per_year
+from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import DataError, ParameterError
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 
 ``target_t = inner_t * ok_t`` where ``ok_t`` is :func:`~quantlib.regime.strategy.regime_ok`
 computed on the ``regime_symbol``'s own bars and aligned to the traded bars by the rule of
-:mod:`quantlib.strategy.informative` (at the same timeframe: the other symbol's bar with the
+:mod:`quantlib.core.informative` (at the same timeframe: the other symbol's bar with the
 same open time, visible at that bar's close; missing bars are errors). The regime parameters are
 ``regime_filter``'s. The other symbol's data is passed by the caller (``informative={"regime":
 frame}`` to ``run_backtest``, ``signals`` and the bias checks) or loaded from ``regime_source``
@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.bars import Bars
+from quantlib.core.informative import InformativeInput, handed_down, informative, nest
+from quantlib.core.registry import Param, StrategyKind, register
 from quantlib.regime.strategy import (
     _REGIME_PARAMS,
     _check_regime_params,
@@ -26,9 +29,6 @@ from quantlib.regime.strategy import (
     _regime_warmup,
     regime_ok,
 )
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import InformativeInput, handed_down, informative, nest
-from quantlib.strategy.registry import Param, StrategyKind, register
 
 REGIME_INPUT = "regime"
 

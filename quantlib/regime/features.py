@@ -6,7 +6,7 @@ deviation, ddof=0, of log returns over ``vol_window`` bars, computed per window 
 :func:`quantlib.core.indicators_nb.rolling_std_nb`, so its value never depends on older history),
 ``abs_returns``, ``range`` (log high/low).
 
-:func:`regime_feature_array` works on :class:`~quantlib.strategy.bars.Bars` without pandas (the
+:func:`regime_feature_array` works on :class:`~quantlib.core.bars.Bars` without pandas (the
 regime kinds in the trading process); :func:`regime_features` wraps it in a frame.
 """
 
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from quantlib.core.bars import as_bars
 from quantlib.core.indicators_nb import rolling_std_nb
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.bars import as_bars
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from quantlib.core.bars import Bars
+from quantlib.core.registry import Param, StrategyKind, get_kind, register
 from quantlib.errors import ParameterError
 from quantlib.regime.features import (
     FEATURES,
@@ -28,8 +30,6 @@ from quantlib.regime.features import (
     regime_feature_array,
 )
 from quantlib.regime.filtering import filter_gaussian
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,7 @@ def _check_regime_params(p: Mapping[str, Any]) -> str | None:
 def regime_ok(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
     """Bool per bar: the allowed regimes hold at bar t's close (False during the warm-up).
 
-    ``bars``: :class:`~quantlib.strategy.bars.Bars` or an OHLCV frame."""
+    ``bars``: :class:`~quantlib.core.bars.Bars` or an OHLCV frame."""
     feats = list(params["features"])
     X = regime_feature_array(bars, feats, params["vol_window"])
     start = feature_warmup(feats, params["vol_window"])
@@ -148,7 +148,7 @@ def _filter_inputs(p: Mapping[str, Any]) -> tuple:
 
 
 def _filter_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-    from quantlib.strategy.informative import handed_down
+    from quantlib.core.informative import handed_down
 
     inner, inner_params = _inner(params, "signals")
     given = handed_down(bars, {i.name: i.name for i in _filter_inputs(params)})
@@ -162,7 +162,7 @@ def _filter_warmup(p: Mapping[str, Any]) -> int:
 
 def grid_active(data: Any, params: Mapping[str, Any]) -> np.ndarray:
     """The grid's ``active`` mask: ``regime_ok`` shifted one bar (known before bar t opens)."""
-    from quantlib.backtest.grid_kind import wrapped_active
+    from quantlib.core.grid_kind import wrapped_active
 
     return wrapped_active(get_kind("regime_grid"), data, params)
 

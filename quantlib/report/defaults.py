@@ -157,7 +157,7 @@ def move_scale(data: pd.DataFrame, *, horizon: int | None = None, fit_fraction: 
 
 
 def _is_grid_kind(kind: Any) -> bool:
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     names = {p.name for p in get_kind(kind).params}
     return set(WIDTH_PARAMS) <= names

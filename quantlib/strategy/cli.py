@@ -116,9 +116,9 @@ def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
     {'BTC/USD': 'sample:seed=1,bars=300', 'ETH/USD': 'sample'}
     """
     from quantlib.backtest.rule_engine import run_signal_rules
+    from quantlib.core.registry import get_kind
     from quantlib.data import load
     from quantlib.errors import SpecError
-    from quantlib.strategy.registry import get_kind
     from quantlib.strategy.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -201,9 +201,9 @@ def per_symbol_sources(values: Sequence[str], symbols: Sequence[str],
 def _informative_data(spec, spec_file: Path) -> dict:
     """Data of the kind's inputs that are other symbols, from ``$.provenance.informative``
     (inputs resampled from the base or with their own source string load themselves)."""
+    from quantlib.core.registry import get_kind
     from quantlib.data import load
     from quantlib.errors import SpecError
-    from quantlib.strategy.registry import get_kind
 
     kind = get_kind(spec.kind)
     out = {}

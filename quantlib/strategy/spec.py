@@ -34,8 +34,8 @@ from pydantic import (
     model_validator,
 )
 
-from quantlib.costs import FIELDS as COST_FIELDS
-from quantlib.costs import PERP_FIELDS
+from quantlib.core.costs import FIELDS as COST_FIELDS
+from quantlib.core.costs import PERP_FIELDS
 from quantlib.errors import ParameterError, SpecError
 
 SCHEMA_VERSION = 2
@@ -65,13 +65,13 @@ class _Model(BaseModel):
 
 def _bounds(name: str) -> dict[str, Any]:
     """Bounds and description of a cost or sizing field: the one definition in
-    :mod:`quantlib.costs`, which ``BacktestConfig`` checks with too."""
+    :mod:`quantlib.core.costs`, which ``BacktestConfig`` checks with too."""
     field = COST_FIELDS[name]
     return {**field.pydantic_bounds(), "description": field.description()}
 
 
 def _perp_bounds(name: str) -> dict[str, Any]:
-    """Bounds and description of a perp account field (:data:`quantlib.costs.PERP_FIELDS`,
+    """Bounds and description of a perp account field (:data:`quantlib.core.costs.PERP_FIELDS`,
     which ``PerpConfig`` checks with too)."""
     field = PERP_FIELDS[name]
     # strict: a bool or a numeric string is no leverage (PerpConfig refuses them too)
@@ -304,10 +304,10 @@ class StrategySpec(_Model):
         return self.symbols[0]
 
     def backtest_config(self) -> Any:
-        """The :class:`~quantlib.backtest.config.BacktestConfig` this spec trades with: its
+        """The :class:`~quantlib.core.config.BacktestConfig` this spec trades with: its
         cash, costs, sizing and direction (what paper trading reproduces). A perp spec has no
         spot config (SpecError): its twin is :meth:`perp_config`."""
-        from quantlib.backtest.config import BacktestConfig
+        from quantlib.core.config import BacktestConfig
 
         if self.market != "spot":
             raise SpecError(f"spec {self.name!r}: $.market is {self.market!r}; a perp spec "
@@ -349,7 +349,7 @@ def _loc(parts: tuple) -> str:
 
 def _param_problems(kind_name: Any, params: Any) -> list[str]:
     """Every problem with ``kind``/``params``, each prefixed by its JSON path."""
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     if not isinstance(kind_name, str) or not kind_name:
         return []  # pydantic already reports the type problem
@@ -604,9 +604,9 @@ def _informative_provenance(kind: str, params: Mapping[str, Any] | None, data: A
                             given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Source and SHA-256 of every informative input's data: frames passed by the caller as
     they are, inputs resampled from the base as the closed bars the kind was handed."""
-    from quantlib.strategy.bars import Bars
-    from quantlib.strategy.informative import align
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.bars import Bars
+    from quantlib.core.informative import align
+    from quantlib.core.registry import get_kind
 
     try:
         kind_obj = get_kind(kind)
@@ -677,7 +677,7 @@ CONFIG_TO_SPEC: dict[str, tuple[str, str] | None] = {
 def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
     """The spec fields of a backtest config: ``{"execution": {...}, "risk": {...}[,
     "timeframe"]}``; a setting the spec cannot express raises SpecError naming it."""
-    from quantlib.backtest.config import BacktestConfig
+    from quantlib.core.config import BacktestConfig
 
     try:
         config = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
@@ -759,7 +759,7 @@ def _perp_provenance(data: Any, where: str) -> dict[str, Any]:
 
 
 def _refuse_grid_exits(kind: str, values: dict[str, Any], where: str) -> None:
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     try:
         engine = get_kind(kind).engine

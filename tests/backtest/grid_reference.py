@@ -1,5 +1,5 @@
 """Independent plain-Python event loop of the grid bot, written from the spec in
-``quantlib/backtest/grid_nb.py``'s module docstring (not from the kernel's code).
+``quantlib/core/grid_nb.py``'s module docstring (not from the kernel's code).
 
 It keeps an explicit order book (a list of resting limit orders). "touch": it walks each bar's
 price path point by point, filling the nearest touched order first. "bar": at each close it

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import check_lookahead, check_recursive
+from quantlib.core import StrategyKind, get_kind, register
+from quantlib.core.kinds import BUILTIN_KINDS
 from quantlib.data import load
 from quantlib.errors import DataError
-from quantlib.strategy import StrategyKind, get_kind, register
-from quantlib.strategy.kinds import BUILTIN_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def test_grid_kind_is_causal(data):
 def test_state_resume_check_catches_a_state_that_forgets(data, monkeypatch):
     # Control: a persisted state without the previous close (so the next bar has no gap leg
     # and a volatility grid loses its ATR) must be caught.
-    from quantlib.backtest import grid_nb
     from quantlib.backtest.grid import GridState
+    from quantlib.core import grid_nb
 
     original = GridState.to_dict
 

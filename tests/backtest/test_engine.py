@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import BacktestConfig, run_backtest
+from quantlib.core.registry import Param, StrategyKind, get_kind, register
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 from tests.backtest.signal_reference import make_frame, reference_backtest
 
 PARAMS = {"fast": 5, "slow": 20}
@@ -215,7 +215,7 @@ def test_rust_engine_is_bit_identical_to_numba(ohlcv, case):
     import vectorbt as vbt
     from vectorbt._engine import is_rust_available
 
-    from quantlib.backtest.config import BacktestConfig as Config
+    from quantlib.core.config import BacktestConfig as Config
 
     assert is_rust_available(), "vectorbt-rust is a declared dependency and must load"
     grid = [{"fast": f, "slow": s} for f in (3, 5, 8) for s in (12, 20, 40)]

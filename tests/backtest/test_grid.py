@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid import GridState, run_grid, step_bar, sweep_grid
-from quantlib.backtest.grid_nb import FIB_RATIOS_PRIORITY, grid_levels_nb
+from quantlib.core.config import BacktestConfig
+from quantlib.core.grid_nb import FIB_RATIOS_PRIORITY, grid_levels_nb
+from quantlib.core.registry import get_kind
 from quantlib.data import load
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.registry import get_kind
 
 
 def _frame(bars) -> pd.DataFrame:

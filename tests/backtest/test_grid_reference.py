@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.grid import FILL_MODELS, SPACINGS, run_grid
+from quantlib.core.config import BacktestConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the reference sits beside the tests
 from grid_reference import run_reference  # noqa: E402

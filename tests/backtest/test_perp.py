@@ -8,8 +8,8 @@ import pytest
 
 from quantlib.backtest import BacktestConfig, run_backtest
 from quantlib.backtest.perp import PerpConfig, run_perp_backtest
+from quantlib.core.registry import StrategyKind
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.registry import StrategyKind
 
 
 def _given(target) -> StrategyKind:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest.perp import PerpConfig, run_perp_backtest
-from quantlib.strategy.registry import StrategyKind
+from quantlib.core.registry import StrategyKind
 
 
 def _liquidation_outcome(acct, mmr, liq_fee):

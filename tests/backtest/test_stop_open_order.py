@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import run_backtest
 from quantlib.backtest.rule_engine import run_signal_rules
-from quantlib.strategy.registry import StrategyKind, get_kind, register
+from quantlib.core.config import BacktestConfig
+from quantlib.core.registry import StrategyKind, get_kind, register
 
 REL = 1e-9
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from quantlib.backtest import sweep_rows_nb as rows
 from quantlib.core import indicators_nb as nb
-from quantlib.strategy import kinds as K
+from quantlib.core import kinds as K
 
 
 def _walk(seed: int, n: int, scale: float, flat: float) -> np.ndarray:

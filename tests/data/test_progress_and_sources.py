@@ -225,7 +225,7 @@ def test_help_parser_sees_a_missing_command():
 
 
 def test_every_api_override_refuses_a_non_loopback_host(tmp_path, monkeypatch):
-    """One rule (quantlib.data.endpoints) for the CLI's hidden --base-url, the environment
+    """One rule (quantlib.core.endpoints) for the CLI's hidden --base-url, the environment
     override of load() and of the live runner's exchange: only 127.0.0.1 / localhost."""
     from typer.testing import CliRunner
 

@@ -82,7 +82,7 @@ def make_exchange_for(url: str, **config: Any):
     """A real ``ccxt.binanceusdm`` aimed at a loopback venue at ``url``."""
     import ccxt
 
-    from quantlib.data.endpoints import point_at_loopback
+    from quantlib.core.endpoints import point_at_loopback
     from tests.support.binanceusdm_server import DEFAULT_API_KEY, DEFAULT_SECRET
 
     options = {"apiKey": DEFAULT_API_KEY, "secret": DEFAULT_SECRET, "enableRateLimit": True,

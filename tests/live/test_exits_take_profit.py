@@ -20,8 +20,8 @@ import io
 import pandas as pd
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import run_backtest
+from quantlib.core.config import BacktestConfig
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import Bar
@@ -110,8 +110,8 @@ def open_first_exits(frame: pd.DataFrame, backtest: list[tuple],
     at the previous close) although the bar later reaches the position's stop-loss or
     take-profit level: the bars where the rule "a signal exit due at the open comes first"
     decides the fill (see quantlib/live/brokers/stop_rule.py)."""
-    from quantlib.strategy.bars import Bars
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.bars import Bars
+    from quantlib.core.registry import get_kind
 
     target = get_kind("ma_cross").signals(Bars.from_frame(frame), params)
     times = list(frame.index.as_unit("ms").asi8)

@@ -1,6 +1,6 @@
 """PARITY of the grid's fill rule on real data: backtest = paper replay = a loopback exchange.
 
-One rule, written once in :mod:`quantlib.backtest.grid_nb` (the "bar" fill model, the default):
+One rule, written once in :mod:`quantlib.core.grid_nb` (the "bar" fill model, the default):
 the book decided at close t rests during bar t+1 and fills where bar t+1's range reaches it, at
 the limit prices. Three independent executions of it must agree on every fill (time, side, price,
 size):

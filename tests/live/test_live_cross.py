@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from quantlib.core.registry import get_kind
 from quantlib.data import load_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import make_feed
@@ -23,7 +24,6 @@ from quantlib.live.informative_feeds import InformativeExchangeFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
-from quantlib.strategy.registry import get_kind
 from tests.live.conftest import make_spec
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
 from tests.support.ready import wait_until

@@ -106,7 +106,7 @@ def test_a_risk_halt_arrives_within_two_seconds(tmp_path, replay_frame):
 
 
 def test_a_stale_feed_arrives_within_two_seconds_and_only_once(tmp_path, replay_frame):
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     bars = frame_to_bars(replay_frame.iloc[:40])

@@ -1,4 +1,4 @@
-"""quantlib's order rule (``quantlib.live.brokers.order_rule_nb``) against vectorbt.
+"""quantlib's order rule (``quantlib.core.order_rule_nb``) against vectorbt.
 
 The independent computation is vectorbt's ``Portfolio.from_signals``, called as the backtest
 calls it (signals from target changes, ``upon_opposite_entry="reverse"``); our rule is stepped
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantlib.live.brokers import order_rule_nb as rule
+from quantlib.core import order_rule_nb as rule
 from quantlib.live.brokers.paper import signal_flags
 
 RTOL = 1e-9  # the stated agreement with vectorbt
@@ -143,7 +143,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize(("direction", "sizing", "size"), CONFIGS)
 def test_fills_agree_with_vectorbt_on_real_data(direction, sizing, size, shared_data):
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     frame = shared_data("btc_usdt_1h_2022_2023.csv").iloc[:8760]
     kind = get_kind("ema_cross")

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import run_backtest
+from quantlib.core.config import BacktestConfig
 from quantlib.data import load_ohlcv
 from quantlib.live.brokers import PaperBroker
 from quantlib.live.feeds import ReplayFeed
@@ -141,7 +141,7 @@ def test_xgb_classifier_parity(how, tmp_path):
 
 def test_window_is_bounded_and_signal_is_the_registry_function(replay_file, tmp_path):
     # The runner must not accumulate history: the window holds warmup + 1 bars, no more.
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     spec = make_spec("ma_cross", {"fast": 5, "slow": 20})
     store = StateStore(tmp_path / "s.db")

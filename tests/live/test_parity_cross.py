@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from quantlib.backtest.engine import run_backtest
+from quantlib.core.registry import get_kind
 from quantlib.data import load_ohlcv, save_ohlcv
 from quantlib.errors import DataError, LiveError
 from quantlib.live.brokers import PaperBroker
@@ -26,7 +27,6 @@ from quantlib.live.feeds import ReplayFeed, make_feed
 from quantlib.live.informative_feeds import InformativeReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
-from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import save_spec
 from tests.live._trader import heavy_modules, run_trader
 from tests.live.conftest import make_spec
@@ -176,9 +176,9 @@ def test_the_feed_must_carry_every_market_the_kind_reads(markets, tmp_path):
 def _btc_4h_gate_kind():
     """A kind reading ANOTHER market at a HIGHER timeframe (no built-in does): ma_cross on the
     traded bars, kept while BTC's last closed 4h close is above its 4h SMA."""
-    from quantlib.strategy.informative import InformativeInput, informative
-    from quantlib.strategy.kinds import sma
-    from quantlib.strategy.registry import Param, StrategyKind
+    from quantlib.core.informative import InformativeInput, informative
+    from quantlib.core.kinds import sma
+    from quantlib.core.registry import Param, StrategyKind
 
     def signal(bars, p):
         inner = get_kind("ma_cross").signals(bars, {"fast": 8, "slow": 30})
@@ -197,7 +197,7 @@ def _btc_4h_gate_kind():
 def test_another_markets_higher_timeframe_input_paper_replay_matches_backtest(
         markets, tmp_path, monkeypatch):
     """BTC's 4h bars, resampled in the runner from BTC's 1h window, gate ETH's 1h trades."""
-    from quantlib.strategy import registry
+    from quantlib.core import registry
 
     kind = _btc_4h_gate_kind()
     get_kind("ma_cross")  # the built-ins first, then this kind for this test only

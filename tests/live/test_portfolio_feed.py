@@ -115,8 +115,8 @@ def test_portfolio_spec_refuses_a_one_market_feed_and_status_lists_every_positio
     assert list(shown) == SYMBOLS
     assert {s: shown[s]["position"] for s in SYMBOLS} == held
     # the positions the backtest of the same portfolio ends with
-    from quantlib.backtest.config import BacktestConfig
     from quantlib.backtest.engine import run_backtest
+    from quantlib.core.config import BacktestConfig
 
     res = run_backtest("ma_cross", frames, {"fast": 3, "slow": 10},
                        BacktestConfig(size=0.3, fees=0.001, slippage_bps=5.0))

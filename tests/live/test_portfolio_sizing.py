@@ -24,8 +24,8 @@ import math
 import pandas as pd
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import run_backtest
+from quantlib.core.config import BacktestConfig
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import Bar

@@ -92,7 +92,7 @@ def test_buy_and_hold_trading_metrics_closed_form(result, market):
 
 
 def test_xgb_fold_return_equals_hand_computed_trades(result, market):
-    from quantlib.strategy.registry import get_kind
+    from quantlib.core.registry import get_kind
 
     kind = get_kind("xgb_classifier")
     for fold in (0, 1):

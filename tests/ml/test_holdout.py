@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import BacktestConfig, check_recursive, run_backtest
+from quantlib.core.registry import StrategyKind, get_kind, register
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import ParameterError
 from quantlib.ml import FeatureConfig, file_sha256, fit_regime_params
 from quantlib.ml.train import export_holdout_spec, fit_strategy, holdout_evaluate, setup_experiment
-from quantlib.strategy.registry import StrategyKind, get_kind, register
 from quantlib.strategy.spec import load_spec
 
 SMALL = FeatureConfig(return_horizons=(1, 3, 8), vol_window=12, rsi_window=7, macd=(5, 13, 4),

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from quantlib.core.registry import get_kind, list_kinds
 from quantlib.errors import ParameterError
 from quantlib.ml import make_params, predict_proba_bars
-from quantlib.strategy.registry import get_kind, list_kinds
 
 
 @pytest.fixture(scope="module")

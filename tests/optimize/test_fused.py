@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantlib.backtest import run_backtest
+from quantlib.core import get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_unsupported
 from quantlib.optimize.sweep import sweep
-from quantlib.strategy import get_kind
 from tests.support.fused_checks import (
     KIND_PARAMS,
     RTOL,

@@ -15,9 +15,9 @@ import pytest
 
 from quantlib.backtest import run_backtest
 from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES, METRIC_NAMES
+from quantlib.core import get_kind
 from quantlib.optimize.fused_portfolio import portfolio_evaluate
 from quantlib.optimize.sweep import sweep
-from quantlib.strategy import get_kind
 
 RTOL = 1e-9
 

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from quantlib.core import get_kind
+from quantlib.core.kinds import ema_length
+from quantlib.core.registry import Param, StrategyKind, register
 from quantlib.optimize.fused import FUSED_METRICS, fused_evaluate, fused_plan, fused_unsupported
 from quantlib.optimize.fused_mtf import GatedPlan, trend_masks
 from quantlib.optimize.sweep import sweep
-from quantlib.strategy import get_kind
-from quantlib.strategy.kinds import ema_length
-from quantlib.strategy.registry import Param, StrategyKind, register
 from tests.optimize.test_fused import CONFIGS, PARAMS, _assert_metrics_agree
 from tests.support.fused_checks import check_fused, random_bars
 

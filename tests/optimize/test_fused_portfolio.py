@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 from quantlib.backtest import run_backtest
 from quantlib.backtest.metrics import METRIC_NAMES
+from quantlib.core import get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused_portfolio import portfolio_evaluate
 from quantlib.optimize.sweep import sweep
-from quantlib.strategy import get_kind
 from tests.support.fused_checks import (
     KIND_PARAMS,
     RTOL,
@@ -144,7 +144,7 @@ _MEMORY_CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np, pandas as pd
     from quantlib.optimize.fused_portfolio import portfolio_plan
-    from quantlib.strategy import get_kind
+    from quantlib.core import get_kind
 
     n = int(sys.argv[1])
     rng = np.random.default_rng(0)

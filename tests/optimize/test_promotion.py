@@ -10,6 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from quantlib.backtest import run_backtest
+from quantlib.core.registry import get_kind
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import ParameterError
 from quantlib.optimize import export_and_promote, gather_evidence
@@ -19,7 +20,6 @@ from quantlib.optimize.stats import (
     sharpe_ratio,
 )
 from quantlib.strategy.gates import GateConfig
-from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import load_spec
 
 KIND = "ma_cross"

@@ -6,9 +6,9 @@ import numpy as np
 import optuna
 import pytest
 
+from quantlib.core.registry import Param, StrategyKind
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace, parse_ranges
-from quantlib.strategy.registry import Param, StrategyKind
 
 
 def _fast_lt_slow(p):

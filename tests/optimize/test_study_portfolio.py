@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from quantlib.backtest.engine import run_backtest
+from quantlib.core import get_kind
 from quantlib.data import load
 from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.study import run_study
 from quantlib.optimize.study_checks import bar_count, experiment_identity
 from quantlib.optimize.sweep import _cells_per_combination
-from quantlib.strategy import get_kind
 
 
 @pytest.fixture(scope="module")

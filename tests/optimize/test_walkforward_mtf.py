@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import StrategyKind, get_kind, register
 from quantlib.data import load
 from quantlib.optimize.walkforward import WalkForwardSplitter, walk_forward
-from quantlib.strategy.registry import StrategyKind, get_kind, register
 
 PARAMS = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 20},
           "trend_timeframe": "4h", "trend_kind": "ma", "trend_window": 10}

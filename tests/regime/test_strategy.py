@@ -9,6 +9,7 @@ import pytest
 
 from quantlib.backtest import check_lookahead, check_recursive, run_backtest
 from quantlib.backtest.grid import run_grid
+from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
 from quantlib.regime import GaussianHMMRegime, MarkovChainRegime, regime_features
 from quantlib.regime.strategy import (
@@ -17,7 +18,6 @@ from quantlib.regime.strategy import (
     regime_ok,
     run_regime_grid,
 )
-from quantlib.strategy.registry import get_kind
 
 INNER = {"fast": 10, "slow": 40}
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantlib.core.bars import COLUMNS, Bars, as_bars, indicator_cache
+from quantlib.core.registry import StrategyKind, get_kind, list_kinds
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.bars import COLUMNS, Bars, as_bars, indicator_cache
-from quantlib.strategy.registry import StrategyKind, get_kind, list_kinds
 
 
 @pytest.fixture(scope="module")

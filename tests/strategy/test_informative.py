@@ -1,4 +1,4 @@
-"""The alignment rule of quantlib.strategy.informative, against hand-built frames and pandas."""
+"""The alignment rule of quantlib.core.informative, against hand-built frames and pandas."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.data import resample
-from quantlib.data.timeframes import timeframe_to_seconds
-from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import (
+from quantlib.core.bars import Bars
+from quantlib.core.informative import (
     InformativeInput,
     aggregate,
     align,
@@ -22,6 +19,9 @@ from quantlib.strategy.informative import (
     timeframe_ns,
     visible_index,
 )
+from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.data import resample
+from quantlib.errors import DataError, ParameterError
 
 HOUR = 3600 * 10**9
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from quantlib.core.informative import InformativeInput, informative_warmup, nest
+from quantlib.core.registry import get_kind
 from quantlib.data import load_ohlcv
-from quantlib.strategy.informative import InformativeInput, informative_warmup, nest
-from quantlib.strategy.registry import get_kind
 
 N_BARS = 1500
 REGIME = {"vol_window": 12, "filter_window": 48, "allowed_regimes": [0], "min_proba": 0.5}

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
+from quantlib.core import get_kind
+from quantlib.core.kinds import BUILTIN_KINDS, EMA_MEMORY
 from quantlib.data import load
-from quantlib.strategy import get_kind
-from quantlib.strategy.kinds import BUILTIN_KINDS, EMA_MEMORY
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from quantlib.backtest.perp import PerpConfig, run_perp_backtest
-from quantlib.costs import PERP_FIELDS
+from quantlib.core.costs import PERP_FIELDS
 from quantlib.data.perp import load_perp
 from quantlib.errors import ParameterError, SpecError
 from quantlib.strategy.spec import (

@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from quantlib.backtest import check_lookahead, run_backtest
 from quantlib.backtest.grid import run_grid
+from quantlib.core.registry import get_kind
 from quantlib.data import load
 from quantlib.errors import SpecError
 from quantlib.regime import GaussianHMMRegime, regime_features
 from quantlib.regime.strategy import grid_active, regime_filter_params, regime_ok, run_regime_grid
-from quantlib.strategy.registry import get_kind
 from quantlib.strategy.spec import StrategySpec, dump_spec, load_spec, save_spec, validate_spec
 
 # A market where the calm regime switches the kinds on and off and the grid stays in range

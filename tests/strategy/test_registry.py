@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from quantlib.core import Param, StrategyKind, get_kind, list_kinds, register
+from quantlib.core.kinds import BUILTIN_KINDS
 from quantlib.errors import ParameterError
-from quantlib.strategy import Param, StrategyKind, get_kind, list_kinds, register
-from quantlib.strategy.kinds import BUILTIN_KINDS
 
 
 def test_builtin_kinds_are_registered():

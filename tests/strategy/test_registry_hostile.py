@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantlib.core.registry import Param, get_kind
 from quantlib.errors import ParameterError
-from quantlib.strategy.registry import Param, get_kind
 
 FAST = Param("fast", int, 10, low=1, high=500)
 RATE = Param("rate", float, 0.1, low=0.0, high=1.0)

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from quantlib.backtest.config import BacktestConfig
 from quantlib.backtest.engine import run_backtest
+from quantlib.core.config import BacktestConfig
 from quantlib.data import load
 from quantlib.errors import SpecError
 from quantlib.strategy.spec import (

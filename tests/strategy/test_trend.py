@@ -11,13 +11,13 @@ import pytest
 
 from quantlib.backtest import run_backtest
 from quantlib.backtest.bias import check_lookahead, check_recursive
+from quantlib.core import get_kind
+from quantlib.core.bars import Bars
+from quantlib.core.informative import InformativeInput, informative
+from quantlib.core.kinds import ema_length
+from quantlib.core.registry import StrategyKind
 from quantlib.data import load
 from quantlib.errors import DataError
-from quantlib.strategy import get_kind
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import InformativeInput, informative
-from quantlib.strategy.kinds import ema_length
-from quantlib.strategy.registry import StrategyKind
 
 INNER = {"fast": 5, "slow": 20}
 
@@ -164,8 +164,8 @@ def test_a_base_gap_under_a_higher_timeframe_is_a_data_error(hourly):
 
 
 def test_a_sweep_aligns_each_informative_input_once(hourly, monkeypatch):
-    import quantlib.strategy.informative as info
-    import quantlib.strategy.trend as trend_module
+    import quantlib.core.informative as info
+    import quantlib.core.trend as trend_module
 
     calls = {"align": 0, "average": 0}
     real_align, real_sma = info.align, trend_module.sma

@@ -375,7 +375,7 @@ def make_ccxt_binanceusdm(server: BinanceUsdmServer, api_key: str | None = None,
     """
     import ccxt
 
-    from quantlib.data.endpoints import point_at_loopback
+    from quantlib.core.endpoints import point_at_loopback
 
     options = {"enableRateLimit": True, "rateLimit": 1, "timeout": 2000,
                "apiKey": api_key if api_key is not None else server.api_key,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from quantlib.backtest import run_backtest
+from quantlib.core import get_kind
 from quantlib.optimize.stats import ReturnMoments
-from quantlib.strategy import get_kind
 
 RTOL = 1e-9
 

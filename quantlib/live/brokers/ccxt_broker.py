@@ -17,8 +17,8 @@ import os
 import time
 from collections.abc import Mapping
 
-from quantlib.data.endpoints import api_url_variable, point_at_loopback
-from quantlib.data.timeframes import timeframe_to_seconds
+from quantlib.core.endpoints import api_url_variable, point_at_loopback
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
 from quantlib.live.brokers.base import FINAL_STATUS, Broker, symbol_key
 from quantlib.live.brokers.resting_exits import EXIT_TYPE, RestingExits, check_live_exits

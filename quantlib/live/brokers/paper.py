@@ -2,7 +2,7 @@
 
 The backtest (``quantlib.backtest.engine``) turns target changes into vectorbt signals and runs
 ``Portfolio.from_signals`` with the order price = next bar's open. This broker applies the same
-signals per bar with quantlib's own order rule (``brokers/order_rule_nb.py``, whose docstring
+signals per bar with quantlib's own order rule (``core/order_rule_nb.py``, whose docstring
 states it): same sizing, fee and slippage arithmetic, one compiled call per fill, no vectorbt in
 the trading process. Stop-loss, take-profit and trailing exits follow ``brokers/stop_rule.py``.
 The parity tests check that paper fills equal the backtest's.
@@ -14,9 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from quantlib.errors import LiveError
-from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
-from quantlib.live.brokers.order_rule_nb import (
+from quantlib.core.order_rule_nb import (
     BAD_INPUT,
     FILLED,
     NO_CASH,
@@ -27,6 +25,8 @@ from quantlib.live.brokers.order_rule_nb import (
     VALUE,
     signal_fill_nb,
 )
+from quantlib.errors import LiveError
+from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
 from quantlib.live.brokers.stop_rule import checked_range, exit_price, stop_distances, trail_base
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
@@ -174,7 +174,7 @@ class PaperBroker(Broker):
         if status == BAD_INPUT:  # a corrupted state file or a spec the checks let through
             raise LiveError(f"paper broker, order {order.client_id}: {_ARGUMENTS[detail]} = "
                             f"{args[detail]!r} is outside the order rule's domain "
-                            "(quantlib/live/brokers/order_rule_nb.py)")
+                            "(quantlib/core/order_rule_nb.py)")
         if status == NO_ORDER:
             store.update_order(order.client_id, status="cancelled", detail="no order (no-op)")
         elif status == FILLED:

@@ -27,7 +27,7 @@ Opening a position (``open_position_nb``)
     units, valued at the order price before slippage. An entry that would cost more than the
     cash is cut to what the whole cash pays (as ``PERCENT`` with ``x = 1``); with no cash
     (``cash <= 0``) it is refused. With ``L = 1`` and no funding a long (or a short) is
-    the same account as the spot order rule's (:mod:`order_rule_nb`): same units, fees and
+    the same account as the spot order rule's (:mod:`quantlib.core.order_rule_nb`): same units, fees and
     equity at every price (the tests check it against the spot backtest).
 
 Closing a position (``close_position_nb``)

@@ -2,8 +2,8 @@
 ``donchian_breakout`` and ``macd``. Importing this module registers them.
 
 Every signal is a *level* (target position held while a condition is true), computed from
-finite-window indicators (:mod:`quantlib.core.indicators_nb`) on :class:`~quantlib.strategy.
-bars.Bars` (numpy arrays, no pandas: the live runner's process never loads it): the target at bar
+finite-window indicators (:mod:`quantlib.core.indicators_nb`) on :class:`~quantlib.core.bars.
+Bars` (numpy arrays, no pandas: the live runner's process never loads it): the target at bar
 ``t`` depends only on rows ``t - warmup .. t``. Exponential filters (EMA, Wilder RSI, MACD) are
 truncated to ``EMA_MEMORY`` spans (``alpha = 2 / (span + 1)``; Wilder: ``alpha = 1 / window``) and
 renormalised; the truncated weight is ``~exp(-2 * EMA_MEMORY)`` (0.03 % for the default 4).
@@ -13,7 +13,7 @@ shorts are taken (long-only turns ``-1`` into flat).
 Examples
 --------
 >>> from quantlib.data import load
->>> from quantlib.strategy import get_kind
+>>> from quantlib.core import get_kind
 >>> kind = get_kind("ma_cross")
 >>> target = kind.signals(load("sample:bars=300"), {"fast": 5, "slow": 20})
 >>> bool((target[:19] == 0).all())  # warm-up bars are flat
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from quantlib.core import indicators_nb as nb
-from quantlib.strategy.bars import Bars, as_bars, cached, indicator_cache
-from quantlib.strategy.registry import Param, StrategyKind, register
+from quantlib.core.bars import Bars, as_bars, cached, indicator_cache
+from quantlib.core.registry import Param, StrategyKind, register
 
 EMA_MEMORY = 4  # spans kept by a finite-window EMA
 

@@ -1,12 +1,12 @@
 """The cost and sizing fields shared by backtests and strategy specs, each defined once.
 
-A backtest's :class:`~quantlib.backtest.config.BacktestConfig` and a spec's ``$.execution`` /
+A backtest's :class:`~quantlib.core.config.BacktestConfig` and a spec's ``$.execution`` /
 ``$.risk`` blocks describe the same money: starting cash, fees, slippage, entry size and exits.
 Both read their bounds, units and meaning from :data:`FIELDS` here, so a configuration one
 accepts the other accepts too (a valid backtest always exports; ``tests/test_costs.py`` walks
 every field at its bounds). Plain Python: the trading process imports it.
 
-Why these bounds: the order rule (``quantlib/live/brokers/order_rule_nb.py``) needs fees and
+Why these bounds: the order rule (``quantlib/core/order_rule_nb.py``) needs fees and
 slippage below 100 %; a fee above 10 % per side or a slippage above 10 % of the price is a
 typo (``0.1`` for ``0.001``), not a market, so both stop there.
 
@@ -35,7 +35,7 @@ class CostField:
 
     Parameters
     ----------
-    name : the :class:`~quantlib.backtest.config.BacktestConfig` field.
+    name : the :class:`~quantlib.core.config.BacktestConfig` field.
     spec_path : where the spec keeps it (``"execution.fees"``).
     low, high : bounds (``high`` may be ``inf``).
     low_open : whether ``low`` itself is refused (``> low`` instead of ``>= low``).

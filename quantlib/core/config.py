@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from quantlib.costs import FIELDS, MAX_PERCENT_SIZE
+from quantlib.core.costs import FIELDS, MAX_PERCENT_SIZE
 from quantlib.errors import ParameterError
 
 _SIZE_TYPES = ("percent", "value")
@@ -37,7 +37,7 @@ class BacktestConfig:
         daily bars).
     timeframe : bar timeframe (``"1h"``...) overriding ``df.attrs["timeframe"]``/index inference.
 
-    Bounds of the cost and sizing fields come from :data:`quantlib.costs.FIELDS`, which the
+    Bounds of the cost and sizing fields come from :data:`quantlib.core.costs.FIELDS`, which the
     strategy spec reads too.
 
     Examples
@@ -60,7 +60,7 @@ class BacktestConfig:
     timeframe: str | None = None
 
     def __post_init__(self) -> None:
-        # cost and sizing bounds are those of the spec: one definition, quantlib/costs.py
+        # cost and sizing bounds are those of the spec: one definition, quantlib/core/costs.py
         for name in ("init_cash", "fees", "slippage_bps", "size"):
             FIELDS[name].check(getattr(self, name), f"BacktestConfig.{name}")
         for name in ("sl_stop", "tp_stop", "trail_stop"):

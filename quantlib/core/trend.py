@@ -2,7 +2,7 @@
 
 ``target_t = inner_t`` when the inner kind's direction agrees with the trend of the last
 **closed** ``trend_timeframe`` bar visible at ``t`` (the alignment rule of
-:mod:`quantlib.strategy.informative`), else ``0``. The trend is up when that bar's close is above
+:mod:`quantlib.core.informative`), else ``0``. The trend is up when that bar's close is above
 its ``trend_kind`` (``ma``: simple, ``ema``: finite-window exponential, as the built-in kinds
 compute them) moving average over ``trend_window`` higher-timeframe bars, down when below; until
 the average exists (and on equality) neither direction may trade.
@@ -13,7 +13,7 @@ passes its own bars for the input named ``"trend"``.
 Examples
 --------
 >>> from quantlib.data import load
->>> from quantlib.strategy import get_kind
+>>> from quantlib.core import get_kind
 >>> kind = get_kind("htf_trend")
 >>> data = load("sample:bars=600,timeframe=1h")
 >>> params = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 20},
@@ -31,17 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from quantlib.errors import ParameterError
-from quantlib.strategy.bars import Bars
-from quantlib.strategy.informative import (
+from quantlib.core.bars import Bars
+from quantlib.core.informative import (
     InformativeInput,
     handed_down,
     informative,
     nest,
     timeframe_ns,
 )
-from quantlib.strategy.kinds import ema, ema_length, sma
-from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
+from quantlib.core.kinds import ema, ema_length, sma
+from quantlib.core.registry import Param, StrategyKind, get_kind, register
+from quantlib.errors import ParameterError
 
 TREND_INPUT = "trend"
 

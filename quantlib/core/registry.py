@@ -10,7 +10,7 @@ implementation.
 
 The data a signal function receives is the kind's choice (``inputs``): ``"frame"`` (default) a
 pandas frame in the canonical layout (see :func:`quantlib.data.validate_ohlcv`), convenient for a
-kind written in a notebook; ``"bars"`` a :class:`~quantlib.strategy.bars.Bars` of numpy arrays,
+kind written in a notebook; ``"bars"`` a :class:`~quantlib.core.bars.Bars` of numpy arrays,
 which every built-in kind uses so that the trading process never imports pandas.
 :meth:`StrategyKind.signals` accepts either and converts.
 
@@ -19,7 +19,7 @@ New kinds plug in with :func:`register`; nothing in the engines changes.
 Examples
 --------
 >>> import numpy as np
->>> from quantlib.strategy.registry import Param, StrategyKind, register, get_kind
+>>> from quantlib.core.registry import Param, StrategyKind, register, get_kind
 >>> def always_long(df, params):
 ...     return np.ones(len(df))
 >>> kind = register(StrategyKind("always_long_demo", params=(), signal=always_long), replace=True)
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.bars import as_bars, is_frame
+from quantlib.core.informative import InformativeFn, attach, informative_warmup
 from quantlib.errors import ParameterError
-from quantlib.strategy.bars import as_bars, is_frame
-from quantlib.strategy.informative import InformativeFn, attach, informative_warmup
 
 # (data, params) -> targets; data is a pandas frame or a Bars, as the kind's ``inputs`` says
 SignalFn = Callable[[Any, Mapping[str, Any]], np.ndarray]
@@ -180,9 +180,9 @@ class StrategyKind:
         closes (causal: bars ``<= t`` only). Backtests shift it by one bar into the engine's
         ``active`` mask; the live runner evaluates it on its window. None for the plain grid.
     inputs : ``"frame"`` (a pandas OHLCV frame, the default) or ``"bars"``
-        (:class:`~quantlib.strategy.bars.Bars`: numpy arrays, no pandas in the trading process).
+        (:class:`~quantlib.core.bars.Bars`: numpy arrays, no pandas in the trading process).
     informative : ``informative(params) -> tuple[InformativeInput, ...]``: other timeframes /
-        symbols the signal reads (:mod:`quantlib.strategy.informative` states the alignment
+        symbols the signal reads (:mod:`quantlib.core.informative` states the alignment
         rule); the signal gets them aligned via ``informative(bars, name)``. ``"bars"`` kinds
         only. Their history adds to the warm-up: see :meth:`warmup_bars`.
     """
@@ -257,7 +257,7 @@ class StrategyKind:
                 validated: bool = False, informative: Mapping[str, Any] | None = None
                 ) -> np.ndarray:
         """Validated target positions for ``data`` (a pandas OHLCV frame or
-        :class:`~quantlib.strategy.bars.Bars`): float array, one per bar, no NaN.
+        :class:`~quantlib.core.bars.Bars`): float array, one per bar, no NaN.
 
         ``validated=True`` says ``params`` already came out of :meth:`validate` (the live
         runner checks once at start, not on every bar). ``informative`` maps an informative
@@ -304,9 +304,9 @@ def _ensure_builtins_loaded() -> None:
     # the registry module itself stays dependency-free and importable from kernels' wrappers.
     import importlib
 
-    for module in ("quantlib.strategy.kinds", "quantlib.strategy.trend",
-                   "quantlib.strategy.perp_kinds",
-                   "quantlib.backtest.grid_kind",
+    for module in ("quantlib.core.kinds", "quantlib.core.trend",
+                   "quantlib.core.perp_kinds",
+                   "quantlib.core.grid_kind",
                    "quantlib.regime.strategy", "quantlib.regime.cross", "quantlib.ml.strategy"):
         importlib.import_module(module)
 

@@ -11,7 +11,7 @@ Funding alignment (the rule)
     the targets up to ``t`` unchanged (tested).
 
 A kind reads the aligned rate from the column :data:`FUNDING_COLUMN` of the
-:class:`~quantlib.strategy.bars.Bars` it is given; :func:`quantlib.backtest.perp.run_perp_backtest`
+:class:`~quantlib.core.bars.Bars` it is given; :func:`quantlib.backtest.perp.run_perp_backtest`
 adds that column (:func:`with_funding`) when it is given funding. This module imports numpy only.
 
 Examples
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.bars import COLUMNS, Bars, as_bars
+from quantlib.core.informative import timeframe_ns
+from quantlib.core.registry import Param, StrategyKind, register
 from quantlib.errors import ParameterError
-from quantlib.strategy.bars import COLUMNS, Bars, as_bars
-from quantlib.strategy.informative import timeframe_ns
-from quantlib.strategy.registry import Param, StrategyKind, register
 
 FUNDING_COLUMN = "funding_rate"
 
@@ -84,7 +84,7 @@ def _funding_carry(bars: Bars, p: Mapping[str, Any]) -> np.ndarray:
         raise ParameterError(
             f"strategy kind 'funding_carry': needs the column {FUNDING_COLUMN!r} (the last known "
             "funding rate per bar); backtest it with quantlib.backtest.perp.run_perp_backtest("
-            "..., funding=...) or add it with quantlib.strategy.perp_kinds.with_funding")
+            "..., funding=...) or add it with quantlib.core.perp_kinds.with_funding")
     rate = bars.column(FUNDING_COLUMN)
     with np.errstate(invalid="ignore"):  # NaN (no rate known yet) compares False: flat
         short = rate > p["threshold"]

@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.bars import COLUMNS, Bars, as_bars, cached
 from quantlib.errors import DataError, ParameterError
-from quantlib.strategy.bars import COLUMNS, Bars, as_bars, cached
 
 NS = 1_000_000_000
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -277,7 +277,7 @@ def attach(base: Any, inputs: tuple[InformativeInput, ...],
            supplied: Mapping[str, Any] | None = None) -> Bars:
     """``base`` as Bars carrying every declared input aligned (``attrs['informative']``).
 
-    Inside :func:`~quantlib.strategy.bars.indicator_cache` each input is aligned once per base
+    Inside :func:`~quantlib.core.bars.indicator_cache` each input is aligned once per base
     data object, so a sweep computes informative indicators once.
     """
     bars = as_bars(base)

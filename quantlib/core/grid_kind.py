@@ -4,7 +4,7 @@ The live runner imports this module (never :mod:`quantlib.backtest.grid`, the pa
 backtests, sweeps and level plots): :class:`GridState` and :func:`step_bar` advance one grid by one
 closed bar with the engine's own ``grid_step_nb`` kernel, so a live grid and a backtest fill alike.
 The simulation rule (levels, orders, the "bar" and "touch" fill models, costs, stop-out, active
-mask, volatility re-centring) is documented once, in :mod:`quantlib.backtest.grid_nb`.
+mask, volatility re-centring) is documented once, in :mod:`quantlib.core.grid_nb`.
 
 Examples
 --------
@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from quantlib.backtest import grid_nb as nb
-from quantlib.backtest.config import BacktestConfig
+from quantlib.core import grid_nb as nb
+from quantlib.core.bars import Bars, as_bars
+from quantlib.core.config import BacktestConfig
+from quantlib.core.registry import Param, StrategyKind, get_kind, register
 from quantlib.errors import DataError
-from quantlib.strategy.bars import Bars, as_bars
-from quantlib.strategy.registry import Param, StrategyKind, get_kind, register
 
 SPACINGS = ("arithmetic", "geometric", "fibonacci", "volatility")
 _MODE = {name: i for i, name in enumerate(SPACINGS)}
 # "bar": the book changes only at bar closes (what a bot at an exchange gets; the default);
-# "touch": orders change the instant a level fills (optimistic). See quantlib.backtest.grid_nb.
+# "touch": orders change the instant a level fills (optimistic). See quantlib.core.grid_nb.
 FILL_MODELS = ("bar", "touch")
 _FILL_MODEL = {"bar": nb.FILL_BAR, "touch": nb.FILL_TOUCH}
 
