@@ -1,8 +1,13 @@
-"""The architecture's one-way dependencies, checked on the real import graph.
+"""The layers of docs/ARCHITECTURE.md, checked on the real import graph and on the sources.
 
-- ``quantlib.live`` (what trades real money) loads strategy, data and the backtest's kernels,
-  never optimizers, plotting, reports or notebooks: a research-only dependency must not be able
-  to break or slow the runner.
+- ``quantlib.core`` is the ground floor: its modules import the standard library, numpy,
+  ``quantlib.errors``, ``quantlib.jit`` and each other, nothing else (two lazy exceptions,
+  listed in ``CORE_LAZY``).
+- ``quantlib.live`` (what trades real money) builds on core alone, plus the spec contract
+  (``quantlib.strategy``: spec, approvals, gates); a research-only dependency must not be able to
+  break or slow the runner. The kinds still living above core (``KINDS_ABOVE_CORE``) are the
+  one listed exception; lazy imports of research layers in commands that do not trade are
+  listed in ``LIVE_LAZY``.
 - Numeric kernels (``*_nb.py``) import only numpy, math and numba, through ``quantlib.jit``
   (which binds them to numba's JIT, or to ahead-of-time compiled code in the trading process),
   and other kernel modules.
@@ -19,6 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "quantlib"
 # vectorbt (~200 MB and seconds to import) and scikit-learn are research tools too: paper fills
 # use quantlib's own order rule, quantlib.core.order_rule_nb (checked against vectorbt's
 # Portfolio.from_signals in tests/live/test_order_rule_nb.py), and the xgb kind needs only
@@ -27,9 +33,37 @@ ROOT = Path(__file__).resolve().parents[1]
 # quantlib.core.bars.Bars and replay files are parsed in a child process, so the trading
 # process needs neither (~100 MB). numba is checked where the process really trades: the
 # parity tests of `quantlib live run --kernels aot` (tests/live/test_parity.py).
-FORBIDDEN_FOR_LIVE = ("quantlib.optimize", "quantlib.plotting", "quantlib.report", "optuna",
-                      "papermill", "vectorbt", "sklearn", "plotly", "xgboost", "pandas",
-                      "pyarrow")
+FORBIDDEN_FOR_LIVE = ("optuna", "papermill", "vectorbt", "sklearn", "plotly", "xgboost",
+                      "pandas", "pyarrow")
+# What the trading process may load of quantlib: the ground floor, the spec contract, itself
+# (and the root console app that starts it, which loads only the sub-command asked for).
+LIVE_MAY_LOAD = ("quantlib", "quantlib._lazy", "quantlib.errors", "quantlib.jit", "quantlib.cli",
+                 "quantlib.core", "quantlib.live", "quantlib.strategy",
+                 "quantlib.strategy.spec", "quantlib.strategy.approvals",
+                 "quantlib.strategy.gates")
+# Built-in kinds whose signal code has not moved into core yet: the registry loads them by name,
+# so the trading process loads these modules (numpy-only, like core). Moving them is issue #16's
+# remaining work; the list may only shrink.
+KINDS_ABOVE_CORE = {
+    "quantlib.regime", "quantlib.regime.strategy", "quantlib.regime.cross",
+    "quantlib.regime.features", "quantlib.regime.filtering", "quantlib.regime.filter_nb",
+    "quantlib.regime.results",
+    "quantlib.ml", "quantlib.ml.strategy", "quantlib.ml.artifacts", "quantlib.ml.features",
+    "quantlib.ml.features_nb", "quantlib.ml.trees", "quantlib.ml.trees_nb",
+}
+# Imports inside functions of quantlib.live that reach above core, each on a path that does not
+# trade: (file, module) -> why.
+LIVE_LAZY = {
+    ("live/feeds.py", "quantlib.data"): "replay files parsed (in a child when pandas is absent)",
+    ("live/feeds.py", "quantlib.data.perp"): "a replayed funding file validated",
+    ("live/cli.py", "quantlib.report.live_drift"): "`live drift` writes a report page",
+    ("live/runner.py", "quantlib.backtest.metrics"): "`live status` computes the run's metrics",
+}
+# Imports inside functions of quantlib.core that reach above it: (file, module) -> why.
+CORE_LAZY = {
+    ("core/bars.py", "pandas"): "Bars.frame() for a kind written on frames",
+    ("core/informative.py", "quantlib.data"): "research: an input declared by a source string",
+}
 
 
 def _modules_after_import(statement: str) -> set[str]:
@@ -40,70 +74,164 @@ def _modules_after_import(statement: str) -> set[str]:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-def _offenders(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules
-                  if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_FOR_LIVE))
+def _within(module: str, roots: tuple[str, ...] | set[str]) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in roots)
 
 
-def test_live_runner_never_loads_research_packages():
+def _live_offenders(modules: set[str]) -> list[str]:
+    """Modules the trading process must not load: research libraries, and any quantlib module
+    outside core, the spec contract, live itself and the listed kinds above core."""
+    ours = {m for m in modules if m == "quantlib" or m.startswith("quantlib.")}
+    above = sorted(m for m in ours if not _within(m, ("quantlib.core", "quantlib.live"))
+                   and m not in LIVE_MAY_LOAD and m not in KINDS_ABOVE_CORE)
+    return above + sorted(m for m in modules if _within(m, FORBIDDEN_FOR_LIVE))
+
+
+EVERY_KIND = "from quantlib.core import get_kind, list_kinds\n[get_kind(k) for k in list_kinds()]"
+
+
+def test_live_loads_only_core_the_spec_contract_and_itself():
     modules = _modules_after_import(
         "import quantlib.live.runner, quantlib.live.cli, quantlib.live.brokers.ccxt_broker\n"
-        "from quantlib.core import get_kind, list_kinds\n"
-        "[get_kind(k) for k in list_kinds()]"  # every built-in kind's module, grid and xgb too
-    )
+        "import quantlib.live.grid_exchange, quantlib.live.watch, quantlib.live.status_board\n"
+        + EVERY_KIND)  # every built-in kind's module, grid and xgb too
     assert "quantlib.live.runner" in modules and "quantlib.core.kinds" in modules
-    assert _offenders(modules) == []
+    assert _live_offenders(modules) == []
 
 
 def test_the_live_command_line_loads_only_the_live_commands():
     # `quantlib live run` is a process that trades: the console script must not import the
     # other sub-commands' modules (report pipeline, optimizers) to build its parser.
     modules = _modules_after_import(
-        "import sys\n"
         "from quantlib.cli import _command_name, build_app\n"
-        "app = build_app(_command_name(['live', 'run', '--mode', 'paper']))\n"
-        "from quantlib.core import get_kind, list_kinds\n"
-        "[get_kind(k) for k in list_kinds()]"
-    )
+        "app = build_app(_command_name(['live', 'run', '--mode', 'paper']))\n" + EVERY_KIND)
     assert "quantlib.live.cli" in modules
-    assert _offenders(modules) == []
-    assert "quantlib.data.cli" not in modules
+    assert _live_offenders(modules) == []
 
 
 def test_the_check_can_fail():
-    # Control: importing the optimizer is caught by the same check.
+    # Control: importing the optimizer is caught by the same check ...
     modules = _modules_after_import("import quantlib.optimize.sweep")
-    assert "quantlib.optimize" in _offenders(modules)
-    # ... and so is the full command line, which registers the report and optimize commands.
+    assert "quantlib.optimize" in _live_offenders(modules)
+    assert "pandas" in _live_offenders(modules)
+    # ... and so is the full command line, which registers the report and optimize commands,
     modules = _modules_after_import("from quantlib.cli import build_app\nbuild_app()")
-    assert {"quantlib.report", "quantlib.optimize"} <= set(_offenders(modules))
+    assert {"quantlib.report", "quantlib.optimize"} <= set(_live_offenders(modules))
+    # ... and so is a module of the backtest layer, however light.
+    assert _live_offenders({"quantlib.backtest", "quantlib.core.kinds"}) == ["quantlib.backtest"]
 
 
-KERNELS = sorted(ROOT.glob("quantlib/**/*_nb.py"))
+CORE = sorted(PACKAGE.glob("core/*.py"))
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """``(module, at_top_level)`` of every import statement of ``path`` (``from X import y``
+    counts as ``X.y`` when ``X.y`` is a module of quantlib, else as ``X``)."""
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                is_module = (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                found.append((sub if is_module else node.module, id(node) in top))
+    return found
+
+
+def _standard(module: str) -> bool:
+    return module.split(".")[0] in sys.stdlib_module_names or module == "__future__"
+
+
+@pytest.mark.parametrize("path", CORE, ids=[p.name for p in CORE])
+def test_core_imports_numpy_and_itself_only(path):
+    rel = str(path.relative_to(PACKAGE))
+    bad = [m for m, _ in _imports(path)
+           if not (_standard(m) or _within(m, ("numpy", "quantlib.core", "quantlib.errors",
+                                                "quantlib.jit")) or m == "quantlib")
+           and (rel, m) not in CORE_LAZY]
+    assert bad == [], f"{rel} imports {bad}: core builds on numpy alone"
+
+
+def test_core_lazy_exceptions_are_inside_functions_and_still_needed():
+    for (rel, module), why in CORE_LAZY.items():
+        found = dict(_imports(PACKAGE / rel))
+        assert module in found, f"{rel} no longer imports {module} ({why}): drop the exception"
+        assert found[module] is False, f"{rel} imports {module} at the top"
+
+
+def test_importing_all_of_core_loads_numpy_and_nothing_of_the_upper_layers():
+    names = ", ".join(f"quantlib.core.{p.stem}" for p in CORE if p.stem != "__init__")
+    before = _modules_after_import("import numpy, numba, quantlib.errors, quantlib.jit")
+    after = _modules_after_import(f"import numpy, numba, quantlib.errors, quantlib.jit\n"
+                                  f"import {names}")
+    new = {m for m in after - before if not _standard(m)}
+    ours = {m for m in new if _within(m, ("quantlib",))}
+    assert "quantlib.core.kinds" in ours and all(_within(m, ("quantlib.core",)) for m in ours), \
+        sorted(ours)
+    assert all(_within(m, ("numpy", "numba", "llvmlite")) for m in new - ours), sorted(new - ours)
+
+
+def test_the_registry_loads_core_kinds_and_the_listed_kinds_above_core_only():
+    from quantlib.core import registry
+
+    outside = [m for m in registry.BUILTIN_KIND_MODULES if not _within(m, ("quantlib.core",))]
+    assert set(outside) <= KINDS_ABOVE_CORE, outside
+
+
+LIVE = sorted(PACKAGE.glob("live/**/*.py"))
+
+
+def _unlisted_live_imports(path: Path, rel: str) -> list[str]:
+    bad = [(m, top) for m, top in _imports(path)
+           if m.startswith("quantlib") and not _within(m, ("quantlib.core", "quantlib.live"))
+           and m not in LIVE_MAY_LOAD]
+    return [m for m, top in bad if top or (rel, m) not in LIVE_LAZY]
+
+
+@pytest.mark.parametrize("path", LIVE, ids=[str(p.relative_to(PACKAGE)) for p in LIVE])
+def test_live_modules_import_core_the_spec_contract_and_live_only(path):
+    rel = str(path.relative_to(PACKAGE))
+    unlisted = _unlisted_live_imports(path, rel)
+    assert unlisted == [], f"{rel} imports {unlisted} (top level, or lazily but not listed)"
+
+
+def test_the_source_check_can_fail(tmp_path):
+    # Control: a listed lazy import moved to the top, and an unlisted lazy one, are caught.
+    source = tmp_path / "feeds.py"
+    source.write_text("from quantlib.data import load_ohlcv\n"
+                      "def f():\n    from quantlib.backtest.engine import run_backtest\n")
+    assert _unlisted_live_imports(source, "live/feeds.py") == ["quantlib.data",
+                                                               "quantlib.backtest.engine"]
+
+
+def test_live_lazy_exceptions_are_still_needed():
+    for (rel, module), why in LIVE_LAZY.items():
+        assert module in dict(_imports(PACKAGE / rel)), f"{rel}: {module} ({why}) is gone"
+
+
+KERNELS = sorted(PACKAGE.glob("**/*_nb.py"))
 
 
 @pytest.mark.parametrize("path", KERNELS, ids=[p.name for p in KERNELS])
 def test_kernels_import_only_numpy_and_numba(path):
     from quantlib.jit import KERNEL_MODULES
 
-    tree = ast.parse(path.read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
+    imported = {m for m, _ in _imports(path)}
     allowed = {"numpy", "__future__", "math", "quantlib.jit", *KERNEL_MODULES}
     assert imported - allowed == set(), imported
 
 
+def test_every_kernel_module_is_listed_for_the_aot_build():
+    from quantlib.jit import KERNEL_MODULES
+
+    found = {".".join(p.relative_to(ROOT).with_suffix("").parts) for p in KERNELS}
+    assert found == set(KERNEL_MODULES)
+
+
 def test_the_jit_module_imports_only_numba_numpy_and_the_standard_library():
-    tree = ast.parse((ROOT / "quantlib" / "jit.py").read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    third_party = {m.split(".")[0] for m, _ in _imports(PACKAGE / "jit.py")
+                   if not _standard(m)}
     assert third_party == {"numba", "numpy", "quantlib"}, third_party

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ExchangeError, LiveError
 
 
@@ -350,8 +351,6 @@ class PerpReplayFeed:
             self.funding = (np.asarray(funding[0], np.int64), np.asarray(funding[1], float))
         else:
             self.funding = read_funding_file(funding)
-        from quantlib.core.timeframes import timeframe_to_seconds
-
         self.bar_ms = timeframe_to_seconds(self.timeframe) * 1000  # a bar closes one step on
 
     def __len__(self) -> int:
@@ -460,8 +459,6 @@ class ExchangeFeed:
     def __init__(self, exchange, symbol: str, timeframe: str, history: int = 100,
                  poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
                  max_polls: int | None = None, retries: int = 5):
-        from quantlib.data import timeframe_to_seconds
-
         self.exchange, self.symbol, self.timeframe = exchange, symbol, timeframe
         self.bar_ms = timeframe_to_seconds(timeframe) * 1000
         self.history, self.poll_seconds = history, poll_seconds
