@@ -23,6 +23,7 @@ fails. ``check_recursive`` uses the warm-up with every input's history
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,8 +197,6 @@ def _grid_inventory_share(grid: Any, close: float) -> float:
 def _check_state_resume(kind: StrategyKind, data: pd.DataFrame, params: Mapping[str, Any],
                         n_checks: int) -> BiasCheckResult:
     """Grid kinds: resume from the persisted state at each checked bar; nothing may change."""
-    import json
-
     from quantlib.backtest.grid import GridState, step_bar, wrapped_active
 
     grid_params = params if kind.grid_params is None else kind.grid_params(params)

@@ -15,6 +15,7 @@ never a truncated one.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantlib.errors import DataError
+from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.errors import DataError, ParameterError
 
 COVERED_FROM = "covered_from_ms"
 COVERED_TO = "covered_to_ms"
@@ -103,8 +105,6 @@ def stored_metadata(path: Path) -> dict:
     >>> stored_metadata(Path("data/kraken/BTC-USD_1h.parquet"))  # no such file: the path speaks
     {'exchange': 'kraken', 'symbol': 'BTC/USD', 'timeframe': '1h'}
     """
-    import json
-
     meta: dict = {}
     if path.exists() and path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -121,9 +121,6 @@ def stored_metadata(path: Path) -> dict:
 
 def _parse_cache_path(path: Path) -> dict:
     """``{exchange, symbol, timeframe}`` of a path laid out as :func:`cache_path` does, else {}."""
-    from quantlib.core.timeframes import timeframe_to_seconds
-    from quantlib.errors import ParameterError
-
     stem, _, timeframe = path.stem.rpartition("_")
     base, dash, quote = stem.partition("-")
     if not (stem and dash and base and quote) or path.parent.name in ("", "."):

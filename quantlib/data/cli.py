@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from quantlib.core.endpoints import point_at_loopback
 from quantlib.errors import QuantlibError
 
 data_app = typer.Typer(
@@ -26,7 +27,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _build_exchange(exchange_id: str, base_url: str | None):
-    from quantlib.core.endpoints import point_at_loopback
     from quantlib.data.fetch import _resolve_exchange
 
     exchange = _resolve_exchange(exchange_id)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -243,8 +244,6 @@ def _rows_to_frame(rows: list[list]) -> pd.DataFrame:
 
 def _progress_bar(total_bars: int, enabled: bool, label: str):
     """A rich progress bar context and its ``advance(n)`` callback (or a no-op)."""
-    from contextlib import nullcontext
-
     if not enabled:
         return nullcontext(), None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

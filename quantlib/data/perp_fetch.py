@@ -26,6 +26,7 @@ starts more than one 8 h interval after SINCE is refused like short OHLCV histor
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -247,8 +248,6 @@ def fetch_perp(exchange: Any, symbol: str, timeframe: str, since: Any, until: An
     >>> perp.funding.attrs["funding_interval"]                                # doctest: +SKIP
     '8h'
     """
-    from dataclasses import replace
-
     from quantlib.data.perp import _check_perp_source
     from quantlib.data.sources import parse_source
 

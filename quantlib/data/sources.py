@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from quantlib.core.endpoints import api_url_override, api_url_variable, point_at_loopback
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import DataError, ParameterError
 
@@ -182,8 +183,6 @@ def source_from_parts(
 
 def _loopback_exchange(exchange_id: str):
     """A ccxt exchange aimed at ``$QUANTLIB_<EXCHANGE>_API_URL`` when set (tests), else None."""
-    from quantlib.core.endpoints import api_url_override, api_url_variable, point_at_loopback
-
     url = api_url_override(exchange_id)
     if url is None:
         return None

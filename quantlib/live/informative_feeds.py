@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from quantlib.core.informative import foreign_symbols
+from quantlib.core.registry import get_kind
 from quantlib.live.feeds import Bar, PortfolioExchangeFeed, PortfolioReplayFeed, arrays_to_bars
 
 
@@ -82,9 +84,6 @@ class InformativeExchangeFeed(PortfolioExchangeFeed):
 def spec_input_symbols(spec: Any) -> list[str]:
     """The markets a spec's kind reads besides those it trades (its informative inputs' other
     symbols), in declaration order: what its feed must carry too."""
-    from quantlib.core.informative import foreign_symbols
-    from quantlib.core.registry import get_kind
-
     kind = get_kind(spec.kind)
     return foreign_symbols(kind.informative_inputs(kind.validate(spec.params)), list(spec.symbols))
 

@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -104,8 +105,6 @@ class Notifier:
 
     def start(self) -> Notifier:
         """Build the apprise object (refusing URLs it cannot parse) and start the sender."""
-        import logging
-
         import apprise
 
         # notify_failed says a failing channel once; apprise's warning per attempt would

@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantlib.errors import LiveError
+from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.errors import LiveError, QuantlibError
 
 
 @dataclass
@@ -89,9 +90,6 @@ def _read(path: Path) -> tuple[dict[str, str], list[tuple]]:
 
 def _spec_bar_ms(meta: dict[str, str]) -> int | None:
     """The bar length of the spec the run keeps in its state (None: an older state file)."""
-    from quantlib.core.timeframes import timeframe_to_seconds
-    from quantlib.errors import QuantlibError
-
     try:
         return timeframe_to_seconds(json.loads(meta["spec"])["timeframe"]) * 1000
     except (KeyError, ValueError, TypeError, QuantlibError):

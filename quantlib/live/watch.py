@@ -17,6 +17,7 @@ Nothing here runs on the trading thread except ``queue.put_nowait``.
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
@@ -271,8 +272,6 @@ def attach(logger: Any, state: Path, spec: Any, *, notify: list[str] | None = No
     ``notify`` falls back to ``QUANTLIB_NOTIFY_URLS`` (whitespace separated). Returns None when
     nothing is asked (then nothing is imported and the run pays nothing).
     """
-    import os
-
     from quantlib.live.notify import parse_notify_on
 
     urls = list(notify or os.environ.get("QUANTLIB_NOTIFY_URLS", "").split())

@@ -11,39 +11,26 @@ Examples
 True
 """
 
+from quantlib._lazy import lazy_exports
 
-
-def __getattr__(name: str):
-    # Every name loads on first use: training, CV and evaluation pull in scikit-learn (~0.6 s,
-    # ~60 MB) and the backtest engine, features and model files pandas; the live runner's
-    # `xgb_classifier` kind imports quantlib.ml.strategy and must load none of them.
-    import importlib
-
-    lazy = {"ModelRef": "quantlib.ml.artifacts", "file_sha256": "quantlib.ml.artifacts",
-            "load_booster": "quantlib.ml.artifacts", "load_tree_model": "quantlib.ml.artifacts",
-            "save_model": "quantlib.ml.artifacts",
-            "FeatureConfig": "quantlib.ml.features",
-            "RegimeFeatureParams": "quantlib.ml.features",
-            "compute_features": "quantlib.ml.features",
-            "PurgedWalkForwardCV": "quantlib.ml.cv",
-            "forward_return_labels": "quantlib.ml.labels", "make_labels": "quantlib.ml.labels",
-            "triple_barrier_labels": "quantlib.ml.labels",
-            "Dataset": "quantlib.ml.model", "XGBSignalClassifier": "quantlib.ml.model",
-            "build_dataset": "quantlib.ml.model",
-            "fit_regime_params": "quantlib.ml.regime_features",
-            "walk_forward_evaluate": "quantlib.ml.evaluate",
-            "WalkForwardResult": "quantlib.ml.evaluate",
-            "make_params": "quantlib.ml.strategy", "predict_proba_bars": "quantlib.ml.strategy",
-            "gain_importance": "quantlib.ml.explain",
-            "permutation_importance": "quantlib.ml.explain",
-            "calibration_table": "quantlib.ml.explain",
-            "fit_strategy": "quantlib.ml.train", "FittedStrategy": "quantlib.ml.train",
-            "ExperimentSetup": "quantlib.ml.train", "setup_experiment": "quantlib.ml.train",
-            "HoldoutResult": "quantlib.ml.train", "holdout_evaluate": "quantlib.ml.train",
-            "holdout_start": "quantlib.ml.train", "export_holdout_spec": "quantlib.ml.train"}
-    if name in lazy:
-        return getattr(importlib.import_module(lazy[name]), name)
-    raise AttributeError(f"module 'quantlib.ml' has no attribute {name!r}")
+# Every name loads on first use: training, CV and evaluation pull in scikit-learn (~0.6 s,
+# ~60 MB) and the backtest engine, features and model files pandas; the live runner's
+# `xgb_classifier` kind imports quantlib.ml.strategy and must load none of them.
+_LAZY = {
+    "ModelRef": "artifacts", "file_sha256": "artifacts", "load_booster": "artifacts",
+    "load_tree_model": "artifacts", "save_model": "artifacts", "FeatureConfig": "features",
+    "RegimeFeatureParams": "features", "compute_features": "features",
+    "PurgedWalkForwardCV": "cv", "forward_return_labels": "labels", "make_labels": "labels",
+    "triple_barrier_labels": "labels", "Dataset": "model", "XGBSignalClassifier": "model",
+    "build_dataset": "model", "fit_regime_params": "regime_features",
+    "walk_forward_evaluate": "evaluate", "WalkForwardResult": "evaluate",
+    "make_params": "strategy", "predict_proba_bars": "strategy", "gain_importance": "explain",
+    "permutation_importance": "explain", "calibration_table": "explain", "fit_strategy": "train",
+    "FittedStrategy": "train", "ExperimentSetup": "train", "setup_experiment": "train",
+    "HoldoutResult": "train", "holdout_evaluate": "train", "holdout_start": "train",
+    "export_holdout_spec": "train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import Param, StrategyKind
 from quantlib.errors import ParameterError
 from quantlib.ml.cv import PurgedWalkForwardCV
 from quantlib.ml.features import FeatureConfig, compute_features
@@ -110,8 +111,6 @@ def _window_metrics(res: Any, start_row: int, close: pd.Series) -> pd.DataFrame:
 
 def _positions_kind(name: str, targets: dict[str, np.ndarray]):
     # A throwaway, unregistered kind so baselines run through the very same engine.
-    from quantlib.core.registry import Param, StrategyKind
-
     return StrategyKind(name=name, params=(Param("model", str, MODELS[1], choices=tuple(targets)),),
                         signal=lambda df, p: targets[p["model"]])
 

@@ -25,7 +25,12 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_rows_nb as rows_nb
+from quantlib.core import kinds
+from quantlib.core import order_rule_nb as rule
+from quantlib.core.bars import as_bars
+from quantlib.core.config import BacktestConfig
 from quantlib.core.registry import StrategyKind
+from quantlib.core.trend import HTF_TREND
 from quantlib.errors import KernelError, ParameterError
 
 # The metrics the fused kernel produces (compute_metrics_frame's definitions); any other metric
@@ -38,8 +43,6 @@ FUSED_METRICS: tuple[str, ...] = (
 
 
 def _kind_codes() -> dict[Any, int]:
-    from quantlib.core import kinds
-
     return {kinds.MA_CROSS.signal: snb.MA_CROSS, kinds.EMA_CROSS.signal: snb.EMA_CROSS,
             kinds.RSI_REVERSION.signal: snb.RSI_REVERSION,
             kinds.BOLLINGER_REVERSION.signal: snb.BOLLINGER,
@@ -61,8 +64,6 @@ def fused_unsupported(kind: StrategyKind, data: Any, config: Any = None,
     >>> fused_unsupported(get_kind("ma_cross"), load("sample:bars=100")) is None
     True
     """
-    from quantlib.core.config import BacktestConfig
-
     if kind.engine != "signals" or (kind.signal not in _kind_codes() and not is_htf_trend(kind)):
         return f"kind {kind.name!r} is not one of the built-in signal kinds"
     from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
@@ -108,8 +109,6 @@ def _kernel_inputs(code: int, kind: StrategyKind, bars: Any,
     :mod:`quantlib.backtest.sweep_rows_nb`) and per-combination indices/parameters for
     ``sweep_signals_nb``: the arguments the kinds pass to their indicator kernels
     (``quantlib.core.kinds``)."""
-    from quantlib.core import kinds
-
     m = len(params)
     par1, par2 = np.zeros(m), np.zeros(m)
     warmup = np.array([kind.warmup(p) for p in params], dtype=np.int64)
@@ -209,8 +208,6 @@ def order_rule_args(cfg: Any) -> tuple:
     take-profit (NaN: none), whether the stop trails, whether longs and shorts are allowed, and
     the initial cash.
     """
-    from quantlib.core import order_rule_nb as rule
-
     stop_loss = cfg.trail_stop if cfg.trail_stop is not None else cfg.sl_stop
     return (float(cfg.size), rule.PERCENT if cfg.size_type == "percent" else rule.VALUE,
             float(cfg.fees), float(cfg.slippage),
@@ -291,7 +288,6 @@ def fused_plan(kind: StrategyKind, data: pd.DataFrame, params: Sequence[Mapping[
     A ``{symbol: frame}`` portfolio, or ``benchmark=True`` (rows with the benchmark-relative
     metrics too), yields a :class:`~quantlib.optimize.fused_portfolio.PortfolioPlan`."""
     from quantlib.backtest.engine import as_frames
-    from quantlib.core.config import BacktestConfig
 
     if not isinstance(data, pd.DataFrame) or benchmark:
         from quantlib.optimize.fused_portfolio import portfolio_plan
@@ -336,8 +332,6 @@ def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any
             n_splits: int) -> FusedPlan:
     """The :class:`FusedPlan` of a built-in kind on a validated frame, parameters and
     configuration (what :func:`fused_plan` builds once it has checked them)."""
-    from quantlib.core.bars import as_bars
-
     code = _kind_codes()[kind.signal]
     bars = as_bars(frame)
     return FusedPlan(kind=kind, code=code, bars=bars,
@@ -348,8 +342,6 @@ def plan_of(kind: StrategyKind, frame: pd.DataFrame, checked: list[dict[str, Any
 def is_htf_trend(kind: StrategyKind) -> bool:
     """Whether ``kind`` is the built-in ``htf_trend`` wrapper (fused around its inner kind:
     :mod:`quantlib.optimize.fused_mtf`)."""
-    from quantlib.core.trend import HTF_TREND
-
     return kind.signal is HTF_TREND.signal
 
 

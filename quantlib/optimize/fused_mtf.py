@@ -23,7 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.informative import attach
+from quantlib.core.kinds import indicator_cache
 from quantlib.core.registry import StrategyKind, get_kind
+from quantlib.core.trend import TREND_INPUT, trend_direction
 from quantlib.optimize.fused import FUSED_METRICS, FusedPlan, _indexed, _kind_codes, plan_of
 
 
@@ -51,10 +54,6 @@ def trend_masks(kind: StrategyKind, frame: pd.DataFrame, params: list[dict[str, 
     >>> masks.shape, row.tolist()
     ((2, 300), [1, 0, 1])
     """
-    from quantlib.core.informative import attach
-    from quantlib.core.kinds import indicator_cache
-    from quantlib.core.trend import TREND_INPUT, trend_direction
-
     keys = [_trend_key(p) for p in params]
     distinct, row = _indexed(keys)
     example = {key: p for key, p in zip(keys, params, strict=True)}

@@ -28,6 +28,7 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_portfolio_nb as pnb
+from quantlib.core.bars import as_bars
 from quantlib.core.registry import StrategyKind
 from quantlib.errors import ParameterError
 from quantlib.optimize.fused import (
@@ -164,7 +165,6 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     True
     """
     from quantlib.backtest.engine import as_frames
-    from quantlib.core.bars import as_bars
     from quantlib.optimize.fused import _bar_seconds, _kernel_inputs, _kind_codes, fused_unsupported
 
     frames = as_frames(data)

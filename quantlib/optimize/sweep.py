@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -230,8 +231,6 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
         outputs = _run_in_process(kind_obj, data, params, chunks, config, n_splits, fused,
                                   progress, informative, benchmark)
     else:
-        from functools import partial
-
         from quantlib.optimize.distributed import map_chunks
 
         outputs = map_chunks(partial(evaluate_chunk, fused=fused, informative=informative,

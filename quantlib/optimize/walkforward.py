@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.config import BacktestConfig
 from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
 from quantlib.optimize.sweep import sweep
@@ -215,7 +216,6 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
     ...                   space={"fast": [5, 10], "slow": [30, 60]})  # doctest: +SKIP
     """
     from quantlib.backtest.metrics import compute_metrics_frame
-    from quantlib.core.config import BacktestConfig
 
     kind_obj = get_kind(kind)
     cfg = BacktestConfig.coerce(config)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantlib.core.bars import Bars
+from quantlib.core.grid_kind import wrapped_active
+from quantlib.core.informative import handed_down
 from quantlib.core.registry import Param, StrategyKind, get_kind, register
 from quantlib.errors import ParameterError
 from quantlib.regime.features import (
@@ -148,8 +150,6 @@ def _filter_inputs(p: Mapping[str, Any]) -> tuple:
 
 
 def _filter_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-    from quantlib.core.informative import handed_down
-
     inner, inner_params = _inner(params, "signals")
     given = handed_down(bars, {i.name: i.name for i in _filter_inputs(params)})
     return inner.signals(bars, inner_params, informative=given) * regime_ok(bars, params)
@@ -162,8 +162,6 @@ def _filter_warmup(p: Mapping[str, Any]) -> int:
 
 def grid_active(data: Any, params: Mapping[str, Any]) -> np.ndarray:
     """The grid's ``active`` mask: ``regime_ok`` shifted one bar (known before bar t opens)."""
-    from quantlib.core.grid_kind import wrapped_active
-
     return wrapped_active(get_kind("regime_grid"), data, params)
 
 

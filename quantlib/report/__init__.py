@@ -5,7 +5,17 @@ Public names: :func:`run_report` (``quantlib report``), :func:`load_config`,
 notebooks :func:`record_metrics` / :func:`record_data` (in :mod:`quantlib.report.record`).
 """
 
+from quantlib._lazy import lazy_exports
 from quantlib.report.record import DATA_MIME, METRICS_MIME, record_data, record_metrics
+
+# The pipeline pulls in papermill/nbconvert/plotly; notebooks importing record_* should not.
+_LAZY = {
+    "run_report": "pipeline", "ReportRun": "pipeline",
+    "load_config": "config", "ReportConfig": "config", "NotebookJob": "config",
+    "prune_runs": "store", "update_index": "index", "read_recorded": "index",
+    "render_html": "html",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "record_metrics",
@@ -22,28 +32,3 @@ __all__ = [
     "read_recorded",
     "render_html",
 ]
-
-
-def __getattr__(name):
-    # The pipeline pulls in papermill/nbconvert/plotly; notebooks importing record_* should not.
-    if name in ("run_report", "ReportRun"):
-        from quantlib.report import pipeline
-
-        return getattr(pipeline, name)
-    if name in ("load_config", "ReportConfig", "NotebookJob"):
-        from quantlib.report import config
-
-        return getattr(config, name)
-    if name == "prune_runs":
-        from quantlib.report.store import prune_runs
-
-        return prune_runs
-    if name in ("update_index", "read_recorded"):
-        from quantlib.report import index
-
-        return getattr(index, name)
-    if name == "render_html":
-        from quantlib.report.html import render_html
-
-        return render_html
-    raise AttributeError(f"module 'quantlib.report' has no attribute {name!r}")

@@ -20,6 +20,7 @@ time with the file, notebook and parameter named, not deep inside a papermill ru
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from quantlib.errors import ReportError
+from quantlib.errors import DataError, ReportError
 
 DEFAULT_CONFIG = Path("notebooks/reports.yaml")
 DEFAULT_SOURCE = "sample"
@@ -96,8 +97,6 @@ def notebook_parameters(nb_path: Path) -> list[str]:
     >>> notebook_parameters(Path("notebooks/01_data.ipynb"))[:1]  # doctest: +SKIP
     ['source']
     """
-    import ast
-
     import nbformat
 
     nb = nbformat.read(str(nb_path), as_version=4)
@@ -135,7 +134,6 @@ def _check_params(
 def _check_source(path: Path, where: str, source: str) -> None:
     # A malformed source string is a config error, found before any notebook runs.
     from quantlib.data import parse_source
-    from quantlib.errors import DataError
 
     try:
         parse_source(source)

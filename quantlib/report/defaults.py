@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import get_kind
 from quantlib.errors import DataError, ParameterError
 
 WIDTH_PARAMS = ("lower_pct", "upper_pct")
@@ -157,8 +158,6 @@ def move_scale(data: pd.DataFrame, *, horizon: int | None = None, fit_fraction: 
 
 
 def _is_grid_kind(kind: Any) -> bool:
-    from quantlib.core.registry import get_kind
-
     names = {p.name for p in get_kind(kind).params}
     return set(WIDTH_PARAMS) <= names
 

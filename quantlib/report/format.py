@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from quantlib.errors import ParameterError
+
 _PERCENT = re.compile(
     r"(^|_)(return|returns|cagr|drawdown|volatility|vol|win_rate|exposure|alpha|hit_rate|"
     r"accuracy|share|fraction|pct)($|_)")
@@ -125,8 +127,6 @@ def format_table(table: Any) -> Any:
     import pandas as pd
 
     if not isinstance(table, pd.DataFrame):
-        from quantlib.errors import ParameterError
-
         raise ParameterError(f"table: expected a DataFrame, got {type(table).__name__}")
     out = table.astype(object).copy()
     if table.shape[1] == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from collections.abc import Sequence
@@ -10,7 +11,8 @@ from typing import Any
 
 import typer
 
-from quantlib.errors import QuantlibError
+from quantlib.core.registry import get_kind
+from quantlib.errors import QuantlibError, SpecError
 
 strategy_app = typer.Typer(help="Validate and promote JSON strategy specs.", no_args_is_help=True)
 
@@ -49,8 +51,6 @@ def promote_cmd(
 ) -> None:
     """Re-derive the evidence, check the gates, record the approval in the ledger and write
     the approved spec; or list what failed. Only this command lets a spec trade live."""
-    import getpass
-
     from quantlib.strategy import approvals
     from quantlib.strategy.evidence import check_in_sample
     from quantlib.strategy.gates import GateConfig, check_gates, promote
@@ -116,9 +116,7 @@ def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
     {'BTC/USD': 'sample:seed=1,bars=300', 'ETH/USD': 'sample'}
     """
     from quantlib.backtest.rule_engine import run_signal_rules
-    from quantlib.core.registry import get_kind
     from quantlib.data import load
-    from quantlib.errors import SpecError
     from quantlib.strategy.spec import load_spec
 
     spec = load_spec(spec_file)
@@ -149,7 +147,6 @@ def _backtest_perp(spec, given: list[str], spec_file: Path):
     ``--data`` or the spec's provenance source, else the offline synthetic sample."""
     from quantlib.backtest.perp import run_perp_backtest
     from quantlib.data.perp import load_perp
-    from quantlib.errors import SpecError
 
     if len(given) > 1:
         raise SpecError(f"{spec_file}: a perp spec trades one swap; give one --data source "
@@ -175,8 +172,6 @@ def per_symbol_sources(values: Sequence[str], symbols: Sequence[str],
     >>> per_symbol_sources(["A/B=file:a.csv,C/D=sample:bars=9,seed=2"], ["A/B", "C/D"])
     {'A/B': 'file:a.csv', 'C/D': 'sample:bars=9,seed=2'}
     """
-    from quantlib.errors import SpecError
-
     out: dict[str, str] = {}
     for value in values:
         for part in _NEXT_SYMBOL.split(value):
@@ -201,9 +196,7 @@ def per_symbol_sources(values: Sequence[str], symbols: Sequence[str],
 def _informative_data(spec, spec_file: Path) -> dict:
     """Data of the kind's inputs that are other symbols, from ``$.provenance.informative``
     (inputs resampled from the base or with their own source string load themselves)."""
-    from quantlib.core.registry import get_kind
     from quantlib.data import load
-    from quantlib.errors import SpecError
 
     kind = get_kind(spec.kind)
     out = {}

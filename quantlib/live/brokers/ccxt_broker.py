@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from quantlib.core.endpoints import api_url_variable, point_at_loopback
 from quantlib.core.timeframes import timeframe_to_seconds
@@ -378,8 +379,6 @@ class CcxtBroker(RestingExits, Broker):
 
     def _on_tick(self, price: float, *, up: bool) -> float:
         """``price`` on the market's price tick, rounded down or up."""
-        from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-
         import ccxt
 
         self._call("load_markets", self.exchange.load_markets)  # cached after the first
