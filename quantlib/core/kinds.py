@@ -145,53 +145,51 @@ def _fast_slow(fast: int, slow: int, high: int = 1000) -> tuple[Param, Param]:
             Param("slow", int, slow, low=2, high=high, step=1, doc="slow window (bars)"))
 
 
-MA_CROSS = register(StrategyKind(
-    "ma_cross", params=_fast_slow(10, 50), signal=_ma_cross,
-    warmup=lambda p: p["slow"] - 1, constraints=(_fast_below_slow,),
-    doc="long when SMA(fast) > SMA(slow), short when below", inputs="bars",
-), replace=True)
+def _builtin(name: str, params: tuple[Param, ...], signal: Any, warmup: Any, doc: str,
+             constraints: tuple = ()) -> StrategyKind:
+    # every kind here computes on Bars and re-registers on a reload of this module
+    return register(StrategyKind(name, params=params, signal=signal, warmup=warmup,
+                                 constraints=constraints, doc=doc, inputs="bars"), replace=True)
 
-EMA_CROSS = register(StrategyKind(
-    "ema_cross", params=_fast_slow(12, 26, 500), signal=_ema_cross,
-    warmup=_ema_cross_warmup, constraints=(_fast_below_slow,),
-    doc="long when EMA(fast) > EMA(slow), short when below (finite-window EMAs)",
-    inputs="bars",
-), replace=True)
 
-RSI_REVERSION = register(StrategyKind(
+def _window_param(default: int, high: int, doc: str) -> Param:
+    return Param("window", int, default, low=2, high=high, step=1, doc=doc)
+
+
+MA_CROSS = _builtin("ma_cross", _fast_slow(10, 50), _ma_cross, lambda p: p["slow"] - 1,
+                    "long when SMA(fast) > SMA(slow), short when below", (_fast_below_slow,))
+
+EMA_CROSS = _builtin(
+    "ema_cross", _fast_slow(12, 26, 500), _ema_cross, _ema_cross_warmup,
+    "long when EMA(fast) > EMA(slow), short when below (finite-window EMAs)", (_fast_below_slow,))
+
+RSI_REVERSION = _builtin(
     "rsi_reversion",
-    params=(Param("window", int, 14, low=2, high=200, step=1, doc="Wilder RSI window"),
-            Param("lower", float, 30.0, low=1.0, high=50.0, step=5.0, doc="long below this RSI"),
-            Param("upper", float, 70.0, low=50.0, high=99.0, step=5.0, doc="short above this RSI")),
-    signal=_rsi_reversion, warmup=_rsi_warmup, constraints=(_lower_below_upper,),
-    doc="long while RSI < lower (oversold), short while RSI > upper (overbought)",
-    inputs="bars",
-), replace=True)
+    (_window_param(14, 200, "Wilder RSI window"),
+     Param("lower", float, 30.0, low=1.0, high=50.0, step=5.0, doc="long below this RSI"),
+     Param("upper", float, 70.0, low=50.0, high=99.0, step=5.0, doc="short above this RSI")),
+    _rsi_reversion, _rsi_warmup,
+    "long while RSI < lower (oversold), short while RSI > upper (overbought)",
+    (_lower_below_upper,))
 
-BOLLINGER_REVERSION = register(StrategyKind(
+BOLLINGER_REVERSION = _builtin(
     "bollinger_reversion",
-    params=(Param("window", int, 20, low=2, high=1000, step=1, doc="band window"),
-            Param("k", float, 2.0, low=0.1, high=5.0, step=0.25, doc="band width in std devs")),
-    signal=_bollinger, warmup=lambda p: p["window"] - 1,
-    doc="long while close < lower band, short while close > upper band", inputs="bars",
-), replace=True)
+    (_window_param(20, 1000, "band window"),
+     Param("k", float, 2.0, low=0.1, high=5.0, step=0.25, doc="band width in std devs")),
+    _bollinger, lambda p: p["window"] - 1,
+    "long while close < lower band, short while close > upper band")
 
-DONCHIAN_BREAKOUT = register(StrategyKind(
-    "donchian_breakout",
-    params=(Param("window", int, 20, low=2, high=1000, step=1, doc="channel window"),),
-    signal=_donchian, warmup=lambda p: 2 * p["window"] - 1,
-    doc="follow a close beyond the prior window's high/low channel, held for up to window bars",
-    inputs="bars",
-), replace=True)
+DONCHIAN_BREAKOUT = _builtin(
+    "donchian_breakout", (_window_param(20, 1000, "channel window"),), _donchian,
+    lambda p: 2 * p["window"] - 1,
+    "follow a close beyond the prior window's high/low channel, held for up to window bars")
 
-MACD = register(StrategyKind(
+MACD = _builtin(
     "macd",
-    params=(*_fast_slow(12, 26, 500),
-            Param("signal", int, 9, low=1, high=200, step=1, doc="signal line span")),
-    signal=_macd, warmup=_macd_warmup, constraints=(_fast_below_slow,),
-    doc="long when the MACD line is above its signal line, short when below",
-    inputs="bars",
-), replace=True)
+    (*_fast_slow(12, 26, 500),
+     Param("signal", int, 9, low=1, high=200, step=1, doc="signal line span")),
+    _macd, _macd_warmup, "long when the MACD line is above its signal line, short when below",
+    (_fast_below_slow,))
 
 BUILTIN_KINDS = ("ma_cross", "ema_cross", "rsi_reversion", "bollinger_reversion",
                  "donchian_breakout", "macd")
