@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from quantlib.core.regime_kinds import regime_ok
 from quantlib.core.registry import get_kind
 from quantlib.data import synthetic_ohlcv
 from quantlib.regime import (
@@ -20,7 +21,6 @@ from quantlib.regime import (
     MarkovSwitchingRegime,
     regime_features,
 )
-from quantlib.regime.strategy import regime_ok
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:

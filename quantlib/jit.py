@@ -65,7 +65,7 @@ KERNEL_MODULES = (
     "quantlib.backtest.sweep_fill_nb",
     "quantlib.backtest.sweep_nb",
     "quantlib.backtest.sweep_portfolio_nb",
-    "quantlib.regime.filter_nb",
+    "quantlib.core.regime_filter_nb",
     "quantlib.ml.features_nb",
     "quantlib.ml.trees_nb",
     "quantlib.core.order_rule_nb",

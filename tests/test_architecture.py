@@ -43,11 +43,8 @@ LIVE_MAY_LOAD = ("quantlib", "quantlib._lazy", "quantlib.errors", "quantlib.jit"
                  "quantlib.strategy.gates")
 # Built-in kinds whose signal code has not moved into core yet: the registry loads them by name,
 # so the trading process loads these modules (numpy-only, like core). Moving them is issue #16's
-# remaining work; the list may only shrink.
+# remaining work; the set may only shrink.
 KINDS_ABOVE_CORE = {
-    "quantlib.regime", "quantlib.regime.strategy", "quantlib.regime.cross",
-    "quantlib.regime.features", "quantlib.regime.filtering", "quantlib.regime.filter_nb",
-    "quantlib.regime.results",
     "quantlib.ml", "quantlib.ml.strategy", "quantlib.ml.artifacts", "quantlib.ml.features",
     "quantlib.ml.features_nb", "quantlib.ml.trees", "quantlib.ml.trees_nb",
 }

@@ -88,7 +88,7 @@ PURE = {
     "ml_trees_nb__predict_margin_nb": _tree_arrays,
     "ml_trees_nb__sigmoid_f32_nb": lambda: (
         np.random.default_rng(5).normal(0, 3, 200).astype(np.float32),),
-    "regime_filter_nb__windowed_filter_nb": lambda: (*_emissions(), 40),
+    "core_regime_filter_nb__windowed_filter_nb": lambda: (*_emissions(), 40),
 }
 
 # Paper fills: one scenario per row (cash, position, debt, free_cash, enter_long, exit_long,

@@ -81,7 +81,7 @@ figure.update_layout(title="Equity: best unfiltered vs best 4h-filtered (in-samp
 (fitted on the other symbol's returns, in-sample) says its regime is allowed. The other symbol's
 bars are aligned by the same rule (same timeframe: its bar with the same open time)."""),
     ("code", """from quantlib.regime import GaussianHMMRegime, regime_features
-from quantlib.regime.strategy import regime_filter_params
+from quantlib.core.regime_kinds import regime_filter_params
 
 other = qd.load(regime_source)
 hmm = GaussianHMMRegime(2, n_restarts=1, random_state=0).fit(regime_features(other, ["returns"]))

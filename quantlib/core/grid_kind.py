@@ -240,14 +240,19 @@ def step_bar(state: GridState, bar: Sequence[float] | Mapping[str, float], *,
     return fills
 
 
-def _grid_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-    # Normalised inventory (inventory value / equity, in [0, 1]) of a default-config run: the
-    # kernel only ever uses bars <= t, so this is causal by construction.
+def inventory_share(bars: Bars, params: Mapping[str, Any], active: np.ndarray) -> np.ndarray:
+    """Normalised inventory (inventory value / equity, in [0, 1]) of a default-config grid run
+    with buys allowed where ``active``: the grid kinds' target. The kernel only ever uses bars
+    <= t (and ``active[t]`` is known before bar t opens), so this is causal by construction."""
     config = BacktestConfig()
     prices = grid_bars(bars)
     rows = params_row(params, float(prices[0][0]), config).reshape(1, -1)
-    out = run_kernel(prices, np.ones(len(bars), dtype=np.bool_), rows, config, True, 0)
+    out = run_kernel(prices, np.ascontiguousarray(active, dtype=np.bool_), rows, config, True, 0)
     return out[1][:, 0] * prices[3] / out[2][:, 0]
+
+
+def _grid_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
+    return inventory_share(bars, params, np.ones(len(bars), dtype=np.bool_))
 
 
 def _grid_warmup(params: Mapping[str, Any]) -> int:
@@ -262,4 +267,4 @@ GRID_KIND = register(StrategyKind(
 ), replace=True)
 
 __all__ = ["FILL_MODELS", "GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "grid_bars",
-           "params_row", "run_kernel", "step_bar", "wrapped_active"]
+           "inventory_share", "params_row", "run_kernel", "step_bar", "wrapped_active"]

@@ -300,12 +300,12 @@ def register(kind: StrategyKind, *, replace: bool = False) -> StrategyKind:
     return kind
 
 
-# Modules whose import registers the built-in kinds. The regime and ML kinds still live above
-# core (their signal code is numpy-only, but its helpers belong to those packages):
-# tests/test_architecture.py lists them and lets the list only shrink.
+# Modules whose import registers the built-in kinds. The ML kind still lives above core (its
+# signal code is numpy-only, but its features and model files belong to quantlib.ml):
+# tests/test_architecture.py lists it and lets the list only shrink.
 BUILTIN_KIND_MODULES = ("quantlib.core.kinds", "quantlib.core.trend", "quantlib.core.perp_kinds",
-                        "quantlib.core.grid_kind", "quantlib.regime.strategy",
-                        "quantlib.regime.cross", "quantlib.ml.strategy")
+                        "quantlib.core.grid_kind", "quantlib.core.regime_kinds",
+                        "quantlib.core.regime_cross", "quantlib.ml.strategy")
 
 
 def _ensure_builtins_loaded() -> None:

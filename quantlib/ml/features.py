@@ -232,7 +232,7 @@ def regime_filtered_proba(log_ret: np.ndarray, params: RegimeFeatureParams) -> n
     Uses quantlib.regime's Gaussian emission and windowed forward filter (one implementation
     of the filter for the regime kinds, the live runner and these features).
     """
-    from quantlib.regime.filtering import filter_gaussian
+    from quantlib.core.regime_filtering import filter_gaussian
 
     k = params.n_states
     means = np.asarray(params.means, dtype=np.float64).reshape(k, 1)

@@ -5,8 +5,9 @@ fitted attributes end in ``_``) and has a statsmodels-style ``summary()``. ``pre
 returns FILTERED probabilities (bar t uses bars <= t only); smoothed ones, which use the future,
 only behind ``smoothed=True`` and never for trading.
 
-Names load lazily: the strategy registry imports :mod:`quantlib.regime.strategy` on every
-``get_kind`` call, and that path must not pay for scikit-learn, hmmlearn or statsmodels.
+The regime kinds and the forward filter they run are numpy-only and live in
+:mod:`quantlib.core` (:mod:`~quantlib.core.regime_kinds`, :mod:`~quantlib.core.regime_filtering`);
+the models' names load lazily (scikit-learn, hmmlearn, statsmodels).
 
 Examples
 --------
@@ -21,15 +22,18 @@ Examples
 from __future__ import annotations
 
 from quantlib._lazy import lazy_exports
+from quantlib.core.regime_filtering import (
+    OnlineRegimeFilter,
+    filter_gaussian,
+    gaussian_log_emission,
+)
+from quantlib.core.regime_kinds import regime_filter_params
 
 _LAZY = {
     "MarkovChainRegime": "chain",
     "FEATURES": "features",
     "feature_warmup": "features",
     "regime_features": "features",
-    "OnlineRegimeFilter": "filtering",
-    "filter_gaussian": "filtering",
-    "gaussian_log_emission": "filtering",
     "GaussianHMMRegime": "hmm",
     "RegimeResults": "results",
     "expected_durations": "results",
@@ -46,10 +50,16 @@ _LAZY = {
     "RegimeGridComparison": "attribution",
     "compare_regime_grid": "attribution",
     "regime_attribution": "attribution",
-    "regime_filter_params": "strategy",
-    "run_regime_grid": "strategy",
+    "run_regime_grid": "attribution",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "FEATURES", "GaussianHMMRegime", "MODELS", "MarkovChainRegime", "MarkovSwitchingRegime",
+    "OnlineRegimeFilter", "RegimeGridComparison", "RegimeResults", "WalkForwardRegimes",
+    "compare_models", "compare_regime_grid", "expected_durations", "feature_warmup",
+    "filter_gaussian", "forecast_proba", "gaussian_log_emission", "make_regime_model",
+    "markov_chi2_test", "regime_attribution", "regime_features", "regime_filter_params",
+    "run_regime_grid", "select_n_regimes", "stationary_distribution", "walk_forward_regimes",
+]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.registry import get_kind
 from quantlib.core.timeframes import bars_per_year
 from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import DataError, ParameterError
@@ -123,7 +124,7 @@ def compare_regime_grid(data: pd.DataFrame, params: Mapping[str, Any], regimes: 
     ----------
     data : canonical OHLCV frame (typically the held-out part).
     params : ``regime_grid`` parameters, e.g. from
-        :func:`quantlib.regime.strategy.regime_filter_params` with ``inner_kind="grid"``.
+        :func:`quantlib.core.regime_kinds.regime_filter_params` with ``inner_kind="grid"``.
     regimes : regime label per bar for the attribution (e.g. a model's filtered ``predict``);
         bars of ``data`` without a label are attributed to ``"unlabelled"``.
     config : :class:`~quantlib.backtest.BacktestConfig` (or dict) used by both backtests.
@@ -139,7 +140,6 @@ def compare_regime_grid(data: pd.DataFrame, params: Mapping[str, Any], regimes: 
     ['regime-filtered grid', 'plain grid']
     """
     from quantlib.backtest import METRIC_NAMES, run_backtest
-    from quantlib.regime.strategy import run_regime_grid
 
     if not isinstance(params, Mapping):
         raise ParameterError(f"params: expected one regime_grid parameter dict, got "
@@ -160,3 +160,21 @@ def compare_regime_grid(data: pd.DataFrame, params: Mapping[str, Any], regimes: 
                              PLAIN_LABEL: regime_attribution(plain, labels)})
     return RegimeGridComparison(filtered=filtered, plain=plain, metrics=table,
                                 attribution=attribution)
+
+
+def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                    config: Any = None):
+    """Backtest ``regime_grid`` parameter dict(s): the grid engine with the regime mask
+    (the same as ``run_backtest("regime_grid", ...)``).
+
+    Examples
+    --------
+    >>> from quantlib.data import load
+    >>> res = run_regime_grid(load("sample:bars=300"), {"vol_window": 10, "filter_window": 20})
+    >>> res.kind
+    'regime_grid'
+    """
+    from quantlib.backtest.grid import run_wrapped_grid  # the grid backtest: pandas results
+
+    params_list = [params] if isinstance(params, Mapping) else list(params)
+    return run_wrapped_grid(get_kind("regime_grid"), data, params_list, config)

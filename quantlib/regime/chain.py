@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.regime_features import digitize_states
+from quantlib.core.regime_filter_nb import transition_counts_nb
 from quantlib.errors import ParameterError
 from quantlib.regime.base import RegimeModel, check_int, check_X
-from quantlib.regime.features import digitize_states
-from quantlib.regime.filter_nb import transition_counts_nb
 from quantlib.regime.results import (
     RegimeResults,
     expected_durations,

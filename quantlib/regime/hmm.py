@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 
+from quantlib.core.regime_filtering import filter_gaussian
 from quantlib.errors import ParameterError
 from quantlib.regime.base import GaussianRegimeModel, check_int, check_X
-from quantlib.regime.filtering import filter_gaussian
 from quantlib.regime.results import RegimeResults, stationary_distribution
 
 _COV_PARAMS = {

@@ -14,28 +14,8 @@ if TYPE_CHECKING:
 
 import numpy as np
 
+from quantlib.core.regime_filtering import check_transmat, stationary_distribution
 from quantlib.errors import ParameterError
-
-
-def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
-    """Stationary distribution ``pi`` with ``pi @ P = pi`` of a row-stochastic matrix.
-
-    Solved as a linear system (``pi (P - I) = 0`` with ``sum(pi) = 1``) rather than by
-    eigenvectors, which is stable for nearly-reducible chains.
-
-    Examples
-    --------
-    >>> stationary_distribution(np.array([[0.9, 0.1], [0.2, 0.8]])).round(4)
-    array([0.6667, 0.3333])
-    """
-    P = _check_transmat(transmat)
-    k = P.shape[0]
-    A = np.vstack([(P - np.eye(k)).T, np.ones((1, k))])
-    b = np.zeros(k + 1)
-    b[-1] = 1.0
-    pi, *_ = np.linalg.lstsq(A, b, rcond=None)
-    pi = np.clip(pi, 0.0, None)
-    return pi / pi.sum()
 
 
 def expected_durations(transmat: np.ndarray) -> np.ndarray:
@@ -46,7 +26,7 @@ def expected_durations(transmat: np.ndarray) -> np.ndarray:
     >>> expected_durations(np.array([[0.9, 0.1], [0.5, 0.5]]))
     array([10.,  2.])
     """
-    P = _check_transmat(transmat)
+    P = check_transmat(transmat)
     stay = np.diag(P)
     with np.errstate(divide="ignore"):
         return np.where(stay < 1.0, 1.0 / (1.0 - stay), np.inf)
@@ -61,7 +41,7 @@ def forecast_proba(transmat: np.ndarray, proba: np.ndarray, n_steps: int) -> np.
     array([[0.9 , 0.1 ],
            [0.83, 0.17]])
     """
-    P = _check_transmat(transmat)
+    P = check_transmat(transmat)
     if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
         raise ParameterError(f"n_steps: expected an integer >= 1, got {n_steps!r}")
     current = np.asarray(proba, dtype=float)
@@ -101,15 +81,6 @@ def markov_chi2_test(counts: np.ndarray) -> tuple[float, int, float]:
     statistic = float(((table - expected) ** 2 / expected).sum())
     dof = (table.shape[0] - 1) * (table.shape[1] - 1)
     return statistic, dof, float(stats.chi2.sf(statistic, dof))
-
-
-def _check_transmat(transmat: np.ndarray) -> np.ndarray:
-    P = np.asarray(transmat, dtype=float)
-    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] < 1:
-        raise ParameterError(f"transmat: expected a square K x K matrix, got shape {P.shape}")
-    if not np.all(np.isfinite(P)) or np.any(P < 0) or not np.allclose(P.sum(axis=1), 1.0):
-        raise ParameterError("transmat: expected non-negative rows summing to 1")
-    return P
 
 
 @dataclass

@@ -390,10 +390,10 @@ def test_a_wrapping_kind_that_forbids_buys_pulls_them_and_keeps_the_sells(tmp_pa
 
 
 def test_regime_grid_spec_trades_its_inner_grid_at_the_exchange(tmp_path):
+    from quantlib.core.regime_kinds import regime_filter_params
     from quantlib.core.registry import get_kind
     from quantlib.data import synthetic_ohlcv
     from quantlib.regime import GaussianHMMRegime, regime_features
-    from quantlib.regime.strategy import regime_filter_params
 
     data = synthetic_ohlcv(n_bars=300, seed=2).ohlcv
     hmm = GaussianHMMRegime(2, n_restarts=1, random_state=0).fit(

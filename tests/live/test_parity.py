@@ -157,9 +157,9 @@ def test_window_is_bounded_and_signal_is_the_registry_function(replay_file, tmp_
 def test_regime_kinds_parity(kind, how, tmp_path):
     """The regime-wrapped kinds from a JSON spec: the runner's bounded window reproduces the
     backtest's regime mask (filter window and features included) and so its fills."""
+    from quantlib.core.regime_kinds import regime_filter_params
     from quantlib.data import save_ohlcv, synthetic_ohlcv
     from quantlib.regime import GaussianHMMRegime, regime_features
-    from quantlib.regime.strategy import regime_filter_params
 
     data = synthetic_ohlcv(n_bars=700, seed=5).ohlcv
     replay_file = save_ohlcv(data, tmp_path / "regime_replay.csv")

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from quantlib.backtest import check_lookahead, check_recursive, run_backtest
+from quantlib.core.regime_kinds import regime_ok
 from quantlib.core.registry import get_kind
 from quantlib.errors import DataError
-from quantlib.regime.strategy import regime_ok
 from tests.support.frames import sample_market
 
 INNER = {"fast": 5, "slow": 30}

@@ -6,13 +6,13 @@ import itertools
 
 import numpy as np
 
-from quantlib.regime import OnlineRegimeFilter, filter_gaussian, gaussian_log_emission
-from quantlib.regime.filter_nb import (
+from quantlib.core.regime_filter_nb import (
     filter_step_nb,
     forward_filter_nb,
     transition_counts_nb,
     windowed_filter_nb,
 )
+from quantlib.regime import OnlineRegimeFilter, filter_gaussian, gaussian_log_emission
 
 P = np.array([[0.9, 0.1], [0.3, 0.7]])
 INIT = np.array([0.6, 0.4])

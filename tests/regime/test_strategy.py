@@ -9,15 +9,11 @@ import pytest
 
 from quantlib.backtest import check_lookahead, check_recursive, run_backtest
 from quantlib.backtest.grid import run_grid
+from quantlib.core.regime_kinds import grid_active, regime_filter_params, regime_ok
 from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
 from quantlib.regime import GaussianHMMRegime, MarkovChainRegime, regime_features
-from quantlib.regime.strategy import (
-    grid_active,
-    regime_filter_params,
-    regime_ok,
-    run_regime_grid,
-)
+from quantlib.regime.attribution import run_regime_grid
 
 INNER = {"fast": 10, "slow": 40}
 

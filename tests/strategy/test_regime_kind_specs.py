@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 
 from quantlib.backtest import check_lookahead, run_backtest
 from quantlib.backtest.grid import run_grid
+from quantlib.core.regime_kinds import grid_active, regime_filter_params, regime_ok
 from quantlib.core.registry import get_kind
 from quantlib.data import load
 from quantlib.errors import SpecError
 from quantlib.regime import GaussianHMMRegime, regime_features
-from quantlib.regime.strategy import grid_active, regime_filter_params, regime_ok, run_regime_grid
+from quantlib.regime.attribution import run_regime_grid
 from quantlib.strategy.spec import StrategySpec, dump_spec, load_spec, save_spec, validate_spec
 
 # A market where the calm regime switches the kinds on and off and the grid stays in range
@@ -164,7 +165,7 @@ def test_lookahead_check_catches_a_mask_read_from_later_bars(kind, ahead, params
     # only): on the same bars the check must fail, so the passing test above has the power to see
     # a leak of the regime. (For the grid, 1 bar ahead only undoes its one-bar shift: a same-bar
     # leak that prefix truncation cannot see; the next test covers it.)
-    from quantlib.regime import strategy as regime_strategy
+    from quantlib.core import regime_kinds as regime_strategy
 
     honest = regime_strategy.regime_ok
 

@@ -10,9 +10,39 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from quantlib.core.regime_filter_nb import filter_step_nb, forward_filter_nb, windowed_filter_nb
 from quantlib.errors import ParameterError
-from quantlib.regime.filter_nb import filter_step_nb, forward_filter_nb, windowed_filter_nb
-from quantlib.regime.results import stationary_distribution
+
+
+def check_transmat(transmat: np.ndarray) -> np.ndarray:
+    """``transmat`` as a float array, checked to be a K x K row-stochastic matrix."""
+    P = np.asarray(transmat, dtype=float)
+    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] < 1:
+        raise ParameterError(f"transmat: expected a square K x K matrix, got shape {P.shape}")
+    if not np.all(np.isfinite(P)) or np.any(P < 0) or not np.allclose(P.sum(axis=1), 1.0):
+        raise ParameterError("transmat: expected non-negative rows summing to 1")
+    return P
+
+
+def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
+    """Stationary distribution ``pi`` with ``pi @ P = pi`` of a row-stochastic matrix.
+
+    Solved as a linear system (``pi (P - I) = 0`` with ``sum(pi) = 1``) rather than by
+    eigenvectors, which is stable for nearly-reducible chains.
+
+    Examples
+    --------
+    >>> stationary_distribution(np.array([[0.9, 0.1], [0.2, 0.8]])).round(4)
+    array([0.6667, 0.3333])
+    """
+    P = check_transmat(transmat)
+    k = P.shape[0]
+    A = np.vstack([(P - np.eye(k)).T, np.ones((1, k))])
+    b = np.zeros(k + 1)
+    b[-1] = 1.0
+    pi, *_ = np.linalg.lstsq(A, b, rcond=None)
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum()
 
 
 def gaussian_log_emission(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """``regime_filter_cross``: trade a kind on one symbol only while ANOTHER symbol's regime allows
 (e.g. BTC's HMM regime gating an ETH strategy).
 
-``target_t = inner_t * ok_t`` where ``ok_t`` is :func:`~quantlib.regime.strategy.regime_ok`
+``target_t = inner_t * ok_t`` where ``ok_t`` is :func:`~quantlib.core.regime_kinds.regime_ok`
 computed on the ``regime_symbol``'s own bars and aligned to the traded bars by the rule of
 :mod:`quantlib.core.informative` (at the same timeframe: the other symbol's bar with the
 same open time, visible at that bar's close; missing bars are errors). The regime parameters are
@@ -20,8 +20,7 @@ import numpy as np
 
 from quantlib.core.bars import Bars
 from quantlib.core.informative import InformativeInput, handed_down, informative, nest
-from quantlib.core.registry import Param, StrategyKind, register
-from quantlib.regime.strategy import (
+from quantlib.core.regime_kinds import (
     _REGIME_PARAMS,
     _check_regime_params,
     _inner,
@@ -29,6 +28,7 @@ from quantlib.regime.strategy import (
     _regime_warmup,
     regime_ok,
 )
+from quantlib.core.registry import Param, StrategyKind, register
 
 REGIME_INPUT = "regime"
 

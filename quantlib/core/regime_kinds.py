@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from quantlib.core.bars import Bars
-from quantlib.core.grid_kind import wrapped_active
+from quantlib.core.grid_kind import inventory_share, wrapped_active
 from quantlib.core.informative import handed_down
-from quantlib.core.registry import Param, StrategyKind, get_kind, register
-from quantlib.errors import ParameterError
-from quantlib.regime.features import (
+from quantlib.core.regime_features import (
     FEATURES,
     digitize_states,
     feature_warmup,
     regime_feature_array,
 )
-from quantlib.regime.filtering import filter_gaussian
-
-if TYPE_CHECKING:
-    import pandas as pd
+from quantlib.core.regime_filtering import filter_gaussian
+from quantlib.core.registry import Param, StrategyKind, get_kind, register
+from quantlib.errors import ParameterError
 
 _REGIME_PARAMS = (
     Param("model", str, "hmm", choices=("hmm", "chain"),
@@ -165,30 +162,10 @@ def grid_active(data: Any, params: Mapping[str, Any]) -> np.ndarray:
     return wrapped_active(get_kind("regime_grid"), data, params)
 
 
-def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-                    config: Any = None):
-    """Backtest ``regime_grid`` parameter dict(s): the grid engine with the regime mask
-    (the same as ``run_backtest("regime_grid", ...)``).
-
-    Examples
-    --------
-    >>> from quantlib.data import load
-    >>> res = run_regime_grid(load("sample:bars=300"), {"vol_window": 10, "filter_window": 20})
-    >>> res.kind
-    'regime_grid'
-    """
-    from quantlib.backtest.grid import run_wrapped_grid
-
-    params_list = [params] if isinstance(params, Mapping) else list(params)
-    return run_wrapped_grid(get_kind("regime_grid"), data, params_list, config)
-
-
 def _grid_signal(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-    from quantlib.backtest.grid import run_grid
-
-    res = run_grid(bars.frame(), [params["inner_params"]], None, active=grid_active(bars, params))
-    # Same convention as the grid kind: inventory value / equity.
-    return res.positions.iloc[:, 0].to_numpy() * bars.close / res.equity.iloc[:, 0].to_numpy()
+    # the grid kind's own signal, with the regime's active mask
+    grid = get_kind("grid")
+    return inventory_share(bars, grid.validate(params["inner_params"]), grid_active(bars, params))
 
 
 def _grid_warmup(p: Mapping[str, Any]) -> int:
@@ -253,4 +230,4 @@ REGIME_GRID_KIND = register(StrategyKind(
 ), replace=True)
 
 __all__ = ["REGIME_FILTER_KIND", "REGIME_GRID_KIND", "grid_active", "regime_filter_params",
-           "regime_ok", "run_regime_grid"]
+           "regime_ok"]
