@@ -46,10 +46,10 @@ def peak_rss_mb() -> float:
 
 
 def _xgb_params(df, tmp: Path) -> dict:
+    from quantlib.core.ml_features import FeatureConfig
+    from quantlib.core.xgb_kind import make_params
     from quantlib.ml.artifacts import save_model
-    from quantlib.ml.features import FeatureConfig
     from quantlib.ml.model import XGBSignalClassifier, build_dataset
-    from quantlib.ml.strategy import make_params
 
     ds = build_dataset(df.iloc[:1000], FeatureConfig(), horizon=4)
     clf = XGBSignalClassifier(n_estimators=200, max_depth=4, early_stopping_rounds=None

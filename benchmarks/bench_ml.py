@@ -51,12 +51,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300)
     args = parser.parse_args()
 
+    from quantlib.core.ml_features import feature_array
+    from quantlib.core.model_files import load_tree_model
     from quantlib.core.registry import get_kind
     from quantlib.data import load
     from quantlib.ml import FeatureConfig, XGBSignalClassifier, build_dataset, make_params
-    from quantlib.ml.artifacts import load_booster, load_tree_model
+    from quantlib.ml.artifacts import load_booster
     from quantlib.ml.evaluate import walk_forward_evaluate
-    from quantlib.ml.features import feature_array
 
     df = load(f"sample:seed=1,bars={args.bars}")
     cfg = FeatureConfig()

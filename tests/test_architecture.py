@@ -5,9 +5,8 @@
   listed in ``CORE_LAZY``).
 - ``quantlib.live`` (what trades real money) builds on core alone, plus the spec contract
   (``quantlib.strategy``: spec, approvals, gates); a research-only dependency must not be able to
-  break or slow the runner. The kinds still living above core (``KINDS_ABOVE_CORE``) are the
-  one listed exception; lazy imports of research layers in commands that do not trade are
-  listed in ``LIVE_LAZY``.
+  break or slow the runner. Lazy imports of research layers in commands that do not trade are
+  listed in ``LIVE_LAZY``. Every built-in kind lives in core.
 - Numeric kernels (``*_nb.py``) import only numpy, math and numba, through ``quantlib.jit``
   (which binds them to numba's JIT, or to ahead-of-time compiled code in the trading process),
   and other kernel modules.
@@ -41,13 +40,6 @@ LIVE_MAY_LOAD = ("quantlib", "quantlib._lazy", "quantlib.errors", "quantlib.jit"
                  "quantlib.core", "quantlib.live", "quantlib.strategy",
                  "quantlib.strategy.spec", "quantlib.strategy.approvals",
                  "quantlib.strategy.gates")
-# Built-in kinds whose signal code has not moved into core yet: the registry loads them by name,
-# so the trading process loads these modules (numpy-only, like core). Moving them is issue #16's
-# remaining work; the set may only shrink.
-KINDS_ABOVE_CORE = {
-    "quantlib.ml", "quantlib.ml.strategy", "quantlib.ml.artifacts", "quantlib.ml.features",
-    "quantlib.ml.features_nb", "quantlib.ml.trees", "quantlib.ml.trees_nb",
-}
 # Imports inside functions of quantlib.live that reach above core, each on a path that does not
 # trade: (file, module) -> why.
 LIVE_LAZY = {
@@ -80,7 +72,7 @@ def _live_offenders(modules: set[str]) -> list[str]:
     outside core, the spec contract, live itself and the listed kinds above core."""
     ours = {m for m in modules if m == "quantlib" or m.startswith("quantlib.")}
     above = sorted(m for m in ours if not _within(m, ("quantlib.core", "quantlib.live"))
-                   and m not in LIVE_MAY_LOAD and m not in KINDS_ABOVE_CORE)
+                   and m not in LIVE_MAY_LOAD)
     return above + sorted(m for m in modules if _within(m, FORBIDDEN_FOR_LIVE))
 
 
@@ -171,11 +163,11 @@ def test_importing_all_of_core_loads_numpy_and_nothing_of_the_upper_layers():
     assert all(_within(m, ("numpy", "numba", "llvmlite")) for m in new - ours), sorted(new - ours)
 
 
-def test_the_registry_loads_core_kinds_and_the_listed_kinds_above_core_only():
+def test_every_built_in_kind_lives_in_core():
     from quantlib.core import registry
 
     outside = [m for m in registry.BUILTIN_KIND_MODULES if not _within(m, ("quantlib.core",))]
-    assert set(outside) <= KINDS_ABOVE_CORE, outside
+    assert outside == []
 
 
 LIVE = sorted(PACKAGE.glob("live/**/*.py"))

@@ -46,7 +46,7 @@ def _prices(n: int = 400, seed: int = 0) -> tuple[np.ndarray, ...]:
 def _tree_arrays() -> tuple:
     import xgboost as xgb
 
-    from quantlib.ml.trees import TreeEnsemble
+    from quantlib.core.trees import TreeEnsemble
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 4))
@@ -79,14 +79,14 @@ PURE = {
     "core_indicators_nb__fir_ema_nb": lambda: (_prices()[3], 2 / 13, 48, 0),
     "core_indicators_nb__fir_rsi_nb": lambda: (_prices()[3], 1 / 14, 112, 150),
     "core_indicators_nb__hold_nb": lambda: (_events(), 6),
-    "ml_features_nb__log_return_nb": lambda: (_prices()[3], 4, 30),
-    "ml_features_nb__technical_features_nb": lambda: (
+    "core_ml_features_nb__log_return_nb": lambda: (_prices()[3], 4, 30),
+    "core_ml_features_nb__technical_features_nb": lambda: (
         *_prices()[1:], np.array([1, 4, 12, 24]), 24, 14, 56, 12, 26, 9, 4, 20, 14, 24, 150),
-    "ml_features_nb__hysteresis_window_nb": lambda: (
+    "core_ml_features_nb__hysteresis_window_nb": lambda: (
         np.where(np.arange(300) % 37 == 0, np.nan, np.random.default_rng(4).random(300)),
         0.6, 0.45, True, 18),
-    "ml_trees_nb__predict_margin_nb": _tree_arrays,
-    "ml_trees_nb__sigmoid_f32_nb": lambda: (
+    "core_trees_nb__predict_margin_nb": _tree_arrays,
+    "core_trees_nb__sigmoid_f32_nb": lambda: (
         np.random.default_rng(5).normal(0, 3, 200).astype(np.float32),),
     "core_regime_filter_nb__windowed_filter_nb": lambda: (*_emissions(), 40),
 }
@@ -299,7 +299,7 @@ def test_aot_process_binds_kernels_without_numba(ext):
     out = _aot_child(
         "import sys, numpy as np\n"
         "from quantlib.core import indicators_nb as nb\n"
-        "from quantlib.ml import features_nb as f\n"
+        "from quantlib.core import ml_features_nb as f\n"
         "x = np.linspace(1.0, 2.0, 50)\n"
         "print(repr(float(nb.rolling_mean_nb(x, 5)[-1])),\n"
         "      repr(float(f.log_return_nb(x, horizon=3)[-1])))\n"

@@ -8,11 +8,13 @@
   (``htf_trend``), :mod:`~quantlib.core.perp_kinds`, :mod:`~quantlib.core.grid_kind` (the grid
   kind and its one-bar stepping, over the grid engine :mod:`~quantlib.core.grid_nb`),
   :mod:`~quantlib.core.regime_kinds` and :mod:`~quantlib.core.regime_cross` (regime filters, on
-  :mod:`~quantlib.core.regime_features` and :mod:`~quantlib.core.regime_filtering`); the
-  ``xgb_classifier`` kind still lives in :mod:`quantlib.ml.strategy`;
+  :mod:`~quantlib.core.regime_features` and :mod:`~quantlib.core.regime_filtering`),
+  :mod:`~quantlib.core.xgb_kind` (``xgb_classifier``, on :mod:`~quantlib.core.ml_features`,
+  :mod:`~quantlib.core.model_files` and :mod:`~quantlib.core.trees`);
 - kernels: :mod:`~quantlib.core.indicators_nb` (THE indicator maths: means, deviations, EMA,
   RSI, true range), :mod:`~quantlib.core.order_rule_nb` (the signal order rule),
-  :mod:`~quantlib.core.grid_nb`, :mod:`~quantlib.core.regime_filter_nb`;
+  :mod:`~quantlib.core.grid_nb`, :mod:`~quantlib.core.regime_filter_nb`,
+  :mod:`~quantlib.core.ml_features_nb`, :mod:`~quantlib.core.trees_nb`;
 - :mod:`~quantlib.core.config` (``BacktestConfig``) and :mod:`~quantlib.core.costs` (the one
   definition of the cost and sizing fields), :mod:`~quantlib.core.timeframes`,
   :mod:`~quantlib.core.endpoints` (exchange URL overrides).

@@ -7,7 +7,7 @@ evaluate a bounded window and reproduce the backtest exactly (see ``check_recurs
 Bars without a full window are NaN.
 
 Users: the signal kinds (:mod:`quantlib.core.kinds`), the ML feature matrix
-(:mod:`quantlib.ml.features_nb`), the regime features, the fused sweep's exact path and its
+(:mod:`quantlib.core.ml_features_nb`), the regime features, the fused sweep's exact path and its
 running-sum rows (:mod:`quantlib.backtest.sweep_rows_nb` starts its recursions from
 :func:`fir_at_nb`), the grid engine's and the exchange grid's true range
 (:func:`true_range_bar_nb`, :func:`mean_true_range_nb`).
@@ -33,27 +33,33 @@ def window_sum_nb(x, first, stop):
     return acc
 
 
-@njit(cache=True, aot="f8[:](f8[:], i8, i8)")
-def rolling_mean_nb(x, window, start=0):
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    for t in range(max(window - 1, start), n):
-        out[t] = window_sum_nb(x, t - window + 1, t + 1) / window
-    return out
-
-
-@njit(cache=True, aot="f8[:](f8[:], i8, i8)")
-def rolling_std_nb(x, window, start=0):
-    """Population standard deviation (ddof=0) over the window, two-pass per window."""
+@njit(cache=True)
+def _rolling_moment_nb(x, window, start, std):
+    # the window's mean, or (std) its population standard deviation around that mean: the
+    # deviation reuses the mean's bits, so SMA and Bollinger bands agree on the centre
     n = x.shape[0]
     out = np.full(n, np.nan)
     for t in range(max(window - 1, start), n):
         mean = window_sum_nb(x, t - window + 1, t + 1) / window
+        if not std:
+            out[t] = mean
+            continue
         sq = 0.0
         for k in range(t - window + 1, t + 1):
             sq += (x[k] - mean) ** 2
         out[t] = np.sqrt(sq / window)
     return out
+
+
+@njit(cache=True, aot="f8[:](f8[:], i8, i8)")
+def rolling_mean_nb(x, window, start=0):
+    return _rolling_moment_nb(x, window, start, False)
+
+
+@njit(cache=True, aot="f8[:](f8[:], i8, i8)")
+def rolling_std_nb(x, window, start=0):
+    """Population standard deviation (ddof=0) over the window, two-pass per window."""
+    return _rolling_moment_nb(x, window, start, True)
 
 
 @njit(cache=True)

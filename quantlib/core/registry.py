@@ -300,12 +300,10 @@ def register(kind: StrategyKind, *, replace: bool = False) -> StrategyKind:
     return kind
 
 
-# Modules whose import registers the built-in kinds. The ML kind still lives above core (its
-# signal code is numpy-only, but its features and model files belong to quantlib.ml):
-# tests/test_architecture.py lists it and lets the list only shrink.
+# Modules whose import registers the built-in kinds (all in core: tests/test_architecture.py).
 BUILTIN_KIND_MODULES = ("quantlib.core.kinds", "quantlib.core.trend", "quantlib.core.perp_kinds",
                         "quantlib.core.grid_kind", "quantlib.core.regime_kinds",
-                        "quantlib.core.regime_cross", "quantlib.ml.strategy")
+                        "quantlib.core.regime_cross", "quantlib.core.xgb_kind")
 
 
 def _ensure_builtins_loaded() -> None:

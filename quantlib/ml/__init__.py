@@ -12,19 +12,22 @@ True
 """
 
 from quantlib._lazy import lazy_exports
+from quantlib.core.ml_features import RegimeFeatureParams
+from quantlib.core.model_files import ModelRef, load_tree_model
+from quantlib.core.xgb_kind import make_params, predict_proba_bars
 
-# Every name loads on first use: training, CV and evaluation pull in scikit-learn (~0.6 s,
-# ~60 MB) and the backtest engine, features and model files pandas; the live runner's
-# `xgb_classifier` kind imports quantlib.ml.strategy and must load none of them.
+# The kind's side (features on Bars, model files, the kind) is numpy-only and lives in
+# quantlib.core; the rest loads on first use: training, CV and evaluation pull in scikit-learn
+# (~0.6 s, ~60 MB), the backtest engine and pandas.
 _LAZY = {
-    "ModelRef": "artifacts", "file_sha256": "artifacts", "load_booster": "artifacts",
-    "load_tree_model": "artifacts", "save_model": "artifacts", "FeatureConfig": "features",
-    "RegimeFeatureParams": "features", "compute_features": "features",
+    "file_sha256": "artifacts", "load_booster": "artifacts",
+    "save_model": "artifacts", "FeatureConfig": "features",
+    "compute_features": "features",
     "PurgedWalkForwardCV": "cv", "forward_return_labels": "labels", "make_labels": "labels",
     "triple_barrier_labels": "labels", "Dataset": "model", "XGBSignalClassifier": "model",
     "build_dataset": "model", "fit_regime_params": "regime_features",
     "walk_forward_evaluate": "evaluate", "WalkForwardResult": "evaluate",
-    "make_params": "strategy", "predict_proba_bars": "strategy", "gain_importance": "explain",
+    "gain_importance": "explain",
     "permutation_importance": "explain", "calibration_table": "explain", "fit_strategy": "train",
     "FittedStrategy": "train", "ExperimentSetup": "train", "setup_experiment": "train",
     "HoldoutResult": "train", "holdout_evaluate": "train", "holdout_start": "train",

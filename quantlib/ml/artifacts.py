@@ -1,9 +1,6 @@
-"""Model files: XGBoost's native JSON format, referenced by path and SHA-256. No pickle.
-
-A strategy spec never carries code or binary blobs: the ``xgb_classifier`` kind's params hold the
-model file's path (relative paths resolve against the spec's directory, or the working
-directory) and its SHA-256. :func:`load_booster` refuses a file whose hash differs, so a spec
-approved with one model can never silently trade another.
+"""XGBoost model files on the research side: save a trained model as native JSON, load it back
+as an ``xgboost.Booster``. Paths, hashes and the numba tree model the kind trades with are
+:mod:`quantlib.core.model_files`.
 
 Examples
 --------
@@ -18,21 +15,11 @@ Examples
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantlib.core.model_files import ModelRef, load_verified, sha256_file
 from quantlib.errors import ParameterError, SpecError
-from quantlib.strategy.spec import sha256_file
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a saved model lives and the SHA-256 of its bytes."""
-
-    path: str
-    sha256: str
 
 
 def file_sha256(path: str | Path) -> str:
@@ -72,49 +59,6 @@ def save_model(model: Any, path: str | Path) -> ModelRef:
     return ModelRef(path=str(path), sha256=file_sha256(path))
 
 
-def resolve_model_path(path: str | Path, base_dir: str | Path | None = None) -> Path:
-    """Absolute path of a model file: relative paths resolve against ``base_dir`` (the spec's
-    directory) when given, else the ``QUANTLIB_SPEC_DIR`` environment variable, else the cwd."""
-    p = Path(path)
-    if p.is_absolute():
-        return p
-    base = base_dir if base_dir is not None else os.environ.get("QUANTLIB_SPEC_DIR")
-    return (Path(base) / p) if base else p.resolve()
-
-
-_CACHE: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
-_RESOLVED: dict[tuple[str, ...], Path] = {}
-
-
-def _load_verified(path: str | Path, sha256: str, base_dir: str | Path | None, what: str,
-                   loader: Any) -> Any:
-    # Loaded objects are cached per (path, hash, what) and the file's size/mtime, so the per-bar
-    # live call does not re-read the file; a changed file is re-hashed (and refused if it no
-    # longer matches).
-    where = (str(path), str(base_dir), os.environ.get("QUANTLIB_SPEC_DIR"), os.getcwd())
-    resolved = _RESOLVED.get(where)
-    if resolved is None:
-        resolved = _RESOLVED[where] = resolve_model_path(path, base_dir)
-    try:
-        stat = resolved.stat()
-    except OSError:
-        raise SpecError(f"model file {resolved} (params.model_path={str(path)!r}) does not exist"
-                        ) from None
-    key = (str(resolved), sha256, what)
-    stamp = (stat.st_size, stat.st_mtime_ns)
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    actual = file_sha256(resolved)
-    if actual != sha256:
-        raise SpecError(
-            f"model file {resolved}: SHA-256 is {actual} but params.model_sha256 expects "
-            f"{sha256}; the file changed since the spec was written (refusing to load it)")
-    loaded = loader(resolved)
-    _CACHE[key] = (stamp, loaded)
-    return loaded
-
-
 def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
     """Load a native-JSON XGBoost model as an ``xgboost.Booster`` after checking its SHA-256.
 
@@ -135,23 +79,7 @@ def load_booster(path: str | Path, sha256: str, base_dir: str | Path | None = No
         booster.set_param({"nthread": 1})  # one row per bar: threads cost more than they save
         return booster
 
-    return _load_verified(path, sha256, base_dir, "booster", load)
+    return load_verified(path, sha256, base_dir, "booster", load)
 
 
-def load_tree_model(path: str | Path, sha256: str, base_dir: str | Path | None = None) -> Any:
-    """Load a native-JSON XGBoost model as a :class:`~quantlib.ml.trees.TreeEnsemble` (the
-    numba evaluator the ``xgb_classifier`` kind trades with) after checking its SHA-256.
-
-    Raises
-    ------
-    SpecError
-        The file is missing, unreadable, not a binary-logistic tree model, or its SHA-256 differs
-        from ``sha256``.
-    """
-    from quantlib.ml.trees import TreeEnsemble
-
-    return _load_verified(path, sha256, base_dir, "trees", TreeEnsemble.from_file)
-
-
-__all__ = ["ModelRef", "save_model", "load_booster", "load_tree_model", "file_sha256",
-           "resolve_model_path"]
+__all__ = ["file_sha256", "load_booster", "save_model"]

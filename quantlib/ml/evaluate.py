@@ -23,14 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.core.ml_features import FeatureConfig
+from quantlib.core.ml_features_nb import hysteresis_window_nb
 from quantlib.core.registry import Param, StrategyKind
+from quantlib.core.xgb_kind import XGB_CLASSIFIER, make_params
 from quantlib.errors import ParameterError
 from quantlib.ml.cv import PurgedWalkForwardCV
-from quantlib.ml.features import FeatureConfig, compute_features
-from quantlib.ml.features_nb import hysteresis_window_nb
+from quantlib.ml.features import compute_features
 from quantlib.ml.model import Dataset, XGBSignalClassifier, build_dataset
 from quantlib.ml.regime_features import fit_regime_params
-from quantlib.ml.strategy import XGB_CLASSIFIER, make_params
 
 MODELS = ("xgb", "logreg", "buy_hold")
 # Shown by WalkForwardResult.fold_table: fold identity and sizes, then the (rounded) metrics.

@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantlib.core import ml_features_nb as nb
 from quantlib.core.bars import Bars, is_frame
+from quantlib.core.ml_features import _feature_inputs
 from quantlib.errors import DataError, ParameterError
-from quantlib.ml import features_nb as nb
-from quantlib.ml.features import _feature_inputs
 
 
 def _check_frame(df: pd.DataFrame) -> Bars:

@@ -26,9 +26,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from quantlib.core.ml_features import FeatureConfig
+from quantlib.core.model_files import ModelRef
 from quantlib.errors import NotFittedError, ParameterError
-from quantlib.ml.artifacts import ModelRef, save_model
-from quantlib.ml.features import FeatureConfig, compute_features
+from quantlib.ml.artifacts import save_model
+from quantlib.ml.features import compute_features
 from quantlib.ml.labels import make_labels
 
 

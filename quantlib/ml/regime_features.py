@@ -2,7 +2,7 @@
 
 The model is :class:`quantlib.regime.hmm.GaussianHMMRegime` (hmmlearn EM with restarts) on 1-bar
 log returns; its parameters become plain numbers in
-:class:`~quantlib.ml.features.RegimeFeatureParams`, so the fitted model travels inside the
+:class:`~quantlib.core.ml_features.RegimeFeatureParams`, so the fitted model travels inside the
 strategy's JSON params. The features are *filtered* probabilities from a forward pass over a
 bounded window (never smoothed, never using a bar after ``t``).
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from quantlib.core.ml_features import RegimeFeatureParams
 from quantlib.errors import DataError, ParameterError
-from quantlib.ml.features import RegimeFeatureParams
 
 
 def fit_regime_params(df: pd.DataFrame, n_states: int = 2, window: int = 96,

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from quantlib.core.config import BacktestConfig
+from quantlib.core.ml_features import FeatureConfig
+from quantlib.core.xgb_kind import KIND_NAME, XGB_CLASSIFIER, make_params
 from quantlib.errors import ParameterError
-from quantlib.ml.features import FeatureConfig
 from quantlib.ml.model import XGBSignalClassifier, build_dataset
 from quantlib.ml.regime_features import fit_regime_params
-from quantlib.ml.strategy import KIND_NAME, XGB_CLASSIFIER, make_params
 
 if TYPE_CHECKING:
     from quantlib.backtest.result import BacktestResult

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from quantlib.core.model_files import sha256_file
 from quantlib.errors import SpecError
-from quantlib.strategy.spec import StrategySpec, save_spec, sha256_file
+from quantlib.strategy.spec import StrategySpec, save_spec
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from pydantic import (
 
 from quantlib.core.costs import FIELDS as COST_FIELDS
 from quantlib.core.costs import PERP_FIELDS
+from quantlib.core.model_files import sha256_file
 from quantlib.errors import ParameterError, SpecError
 
 SCHEMA_VERSION = 2
@@ -581,15 +582,6 @@ def write_json_schema(path: str | Path = SCHEMA_PATH) -> Path:
     return path
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sha256_frame(df) -> str:
     """Hex SHA-256 of an OHLCV frame's index and values (data provenance)."""
     import numpy as np
@@ -896,6 +888,6 @@ __all__ = [
     "ProvenancePerpSpec", "PERP_CONFIG_TO_SPEC",
     "EvidenceSpec", "ApprovalSpec",
     "ArtifactSpec", "validate_spec", "load_spec", "dump_spec", "save_spec", "export",
-    "spec_json_schema", "write_json_schema", "sha256_file", "sha256_frame", "SCHEMA_VERSION",
+    "spec_json_schema", "write_json_schema", "sha256_frame", "SCHEMA_VERSION",
     "MAX_SPEC_BYTES",
 ]

@@ -116,11 +116,11 @@ def test_paper_replay_matches_backtest(kind, params, how, replay_file, tmp_path)
 
 @pytest.mark.parametrize("how", HOW)
 def test_xgb_classifier_parity(how, tmp_path):
+    from quantlib.core.ml_features import FeatureConfig
+    from quantlib.core.xgb_kind import make_params
     from quantlib.data import save_ohlcv, synthetic_ohlcv
     from quantlib.ml.artifacts import save_model
-    from quantlib.ml.features import FeatureConfig
     from quantlib.ml.model import XGBSignalClassifier, build_dataset
-    from quantlib.ml.strategy import make_params
 
     # Longer than the shared replay: the model needs enough training rows to vary its output
     # (seed 5: the calibrated synthetic default gives seed 3 only four fills here).

@@ -97,7 +97,7 @@ def test_without_early_stopping_every_round_is_kept(trained):
 def test_a_raw_early_stopped_xgbclassifier_is_saved_as_it_predicts(tmp_path):
     """XGBoost keeps every tree after early stopping but predicts with the best iteration's;
     the saved file (what the strategy trades with) must predict like the fitted model."""
-    from quantlib.ml.trees import TreeEnsemble
+    from quantlib.core.trees import TreeEnsemble
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 4))

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from quantlib.core.model_files import load_tree_model
+from quantlib.core.trees import TreeEnsemble
 from quantlib.errors import SpecError
-from quantlib.ml.artifacts import file_sha256, load_tree_model, save_model
-from quantlib.ml.trees import TreeEnsemble
+from quantlib.ml.artifacts import file_sha256, save_model
 
 
 def _data(n: int, f: int, seed: int, nan_share: float = 0.0):

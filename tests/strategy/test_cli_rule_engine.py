@@ -109,10 +109,10 @@ def test_other_symbol_input_equals_vectorbt():
 
 
 def test_xgb_classifier_equals_vectorbt(tmp_path):
+    from quantlib.core.ml_features import FeatureConfig
+    from quantlib.core.xgb_kind import make_params
     from quantlib.ml.artifacts import save_model
-    from quantlib.ml.features import FeatureConfig
     from quantlib.ml.model import XGBSignalClassifier, build_dataset
-    from quantlib.ml.strategy import make_params
 
     data = load("sample:bars=600,seed=5")
     ds = build_dataset(data.iloc[:400], FeatureConfig(), horizon=4)

@@ -7,9 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from quantlib.core.model_files import sha256_file
 from quantlib.errors import SpecError
 from quantlib.strategy.gates import GateConfig, check_gates, promote
-from quantlib.strategy.spec import StrategySpec, load_spec, save_spec, sha256_file
+from quantlib.strategy.spec import StrategySpec, load_spec, save_spec
 
 
 def _spec(**evidence) -> StrategySpec:

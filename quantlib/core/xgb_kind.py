@@ -1,7 +1,7 @@
 """The ``xgb_classifier`` strategy kind: XGBoost up-probability -> target position.
 
 Params (all JSON): ``model_path`` and ``model_sha256`` (a native-JSON XGBoost model, see
-:mod:`quantlib.ml.artifacts`), ``features`` (a :class:`~quantlib.ml.features.FeatureConfig` as a
+:mod:`quantlib.core.model_files`), ``features`` (a :class:`~quantlib.core.ml_features.FeatureConfig` as a
 dict, including fitted regime parameters if any), ``entry``/``exit`` thresholds, ``allow_short``
 and ``memory``.
 
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from quantlib.core.bars import Bars
+from quantlib.core.ml_features import FeatureConfig, feature_array
+from quantlib.core.ml_features_nb import hysteresis_window_nb
+from quantlib.core.model_files import ModelRef, load_tree_model
 from quantlib.core.registry import Param, StrategyKind, register
 from quantlib.errors import ParameterError
-from quantlib.ml.artifacts import ModelRef, load_tree_model
-from quantlib.ml.features import FeatureConfig, feature_array
-from quantlib.ml.features_nb import hysteresis_window_nb
 
 KIND_NAME = "xgb_classifier"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quantlib.core.trees_nb import predict_margin_nb, sigmoid_f32_nb
 from quantlib.errors import SpecError
-from quantlib.ml.trees_nb import predict_margin_nb, sigmoid_f32_nb
 
 
 @dataclass(frozen=True, eq=False)

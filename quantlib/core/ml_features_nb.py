@@ -1,4 +1,4 @@
-"""Finite-window numba kernels behind :mod:`quantlib.ml.features` and :mod:`quantlib.ml.labels`.
+"""Finite-window numba kernels behind :mod:`quantlib.core.ml_features` and :mod:`quantlib.ml.labels`.
 
 Every kernel computes output ``t`` from an explicit loop over a bounded window ending at ``t``
 (never a running sum or an infinite recursion), so the value at ``t`` is bit-identical whether
@@ -42,7 +42,7 @@ def log_return_nb(close, horizon, start=0):
 def technical_features_nb(high, low, close, volume, horizons, vol_window, rsi_window, rsi_length,
                           macd_fast, macd_slow, macd_signal, ema_memory, bb_window, atr_window,
                           volume_window, start):
-    """The technical feature columns of :func:`quantlib.ml.features.feature_array`, in order:
+    """The technical feature columns of :func:`quantlib.core.ml_features.feature_array`, in order:
     ``ret_h`` per horizon, volatility, RSI, MACD line / signal / histogram, Bollinger %b, ATR
     over close, volume z-score, for rows ``start ..`` (earlier rows NaN). One compiled call
     instead of ~20 (the live path is per bar)."""
