@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "quantlib"
 # vectorbt (~200 MB and seconds to import) and scikit-learn are research tools too: paper fills
 # use quantlib's own order rule, quantlib.core.order_rule_nb (checked against vectorbt's
-# Portfolio.from_signals in tests/live/test_order_rule_nb.py), and the xgb kind needs only
+# Portfolio.from_signals in tests/core/test_order_rule_nb.py), and the xgb kind needs only
 # features and model files.
 # pandas (and pyarrow, which pandas 3 loads) too: strategy kinds compute on
 # quantlib.core.bars.Bars and replay files are parsed in a child process, so the trading

@@ -3,7 +3,7 @@
 A backtest's :class:`~quantlib.core.config.BacktestConfig` and a spec's ``$.execution`` /
 ``$.risk`` blocks describe the same money: starting cash, fees, slippage, entry size and exits.
 Both read their bounds, units and meaning from :data:`FIELDS` here, so a configuration one
-accepts the other accepts too (a valid backtest always exports; ``tests/test_costs.py`` walks
+accepts the other accepts too (a valid backtest always exports; ``tests/core/test_costs.py`` walks
 every field at its bounds). Plain Python: the trading process imports it.
 
 Why these bounds: the order rule (``quantlib/core/order_rule_nb.py``) needs fees and

@@ -2,7 +2,7 @@
 
 This docstring is the rule; the functions below implement it and nothing else. The paper broker
 fills with it; the backtest simulates the same rule through vectorbt's ``Portfolio.from_signals``
-and ``tests/live/test_order_rule_nb.py`` checks that both agree (relative 1e-9) on random
+and ``tests/core/test_order_rule_nb.py`` checks that both agree (relative 1e-9) on random
 accounts and on real data.
 
 Account
