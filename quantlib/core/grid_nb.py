@@ -1,4 +1,5 @@
-"""Numba kernel of the grid-trading engine (numpy/numba only; pandas lives in ``grid.py``).
+"""Numba kernel of the grid-trading engine (numpy/numba only; the pandas backtests are
+:mod:`quantlib.backtest.grid`).
 
 The simulation rule (the spec the plain-Python reference in the tests is written from):
 

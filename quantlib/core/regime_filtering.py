@@ -1,7 +1,8 @@
 """Gaussian-emission forward filtering on plain parameters (pandas-free wrappers of the kernels).
 
-Used by the HMM and switching models, by the ``regime_filter`` strategy kind (which stores the
-fitted parameters as JSON numbers) and by the live runner through :class:`OnlineRegimeFilter`.
+Used by the HMM and switching models, by the regime kinds (which store the fitted parameters as
+JSON numbers), by the ML regime features and, one bar at a time, by :class:`OnlineRegimeFilter`
+(a fitted model's ``online_filter()``).
 """
 
 from __future__ import annotations

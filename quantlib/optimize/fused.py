@@ -310,8 +310,6 @@ def checked_request(kind: StrategyKind, params: Sequence[Mapping[str, Any]],
                     config: Any) -> tuple[Any, list[dict[str, Any]]]:
     """A fused sweep's configuration as a BacktestConfig and its combinations validated by the
     kind; ParameterError when there is no combination."""
-    from quantlib.core.config import BacktestConfig
-
     cfg = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
     checked = [kind.validate(p) for p in params]
     if not checked:

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from quantlib.core.regime_filter_nb import filter_step_nb
+from quantlib.core.regime_filtering import OnlineRegimeFilter, gaussian_log_emission
 from quantlib.errors import DataError, NotFittedError, ParameterError
 from quantlib.regime.results import forecast_proba
 
@@ -83,9 +85,6 @@ class GaussianRegimeModel(RegimeModel):
 
     def update(self, proba_prev: np.ndarray, x_new: Any) -> np.ndarray:
         """One O(K^2) filter step: P(regime_t | x_<=t) from P(regime_t-1 | x_<=t-1) and x_t."""
-        from quantlib.core.regime_filter_nb import filter_step_nb
-        from quantlib.core.regime_filtering import gaussian_log_emission
-
         self._check_fitted()
         log_em = gaussian_log_emission(np.atleast_2d(np.asarray(x_new, float)), self.means_,
                                        self.covars_)[0]
@@ -94,8 +93,6 @@ class GaussianRegimeModel(RegimeModel):
     def online_filter(self, init_proba: np.ndarray | None = None) -> Any:
         """A live :class:`~quantlib.core.regime_filtering.OnlineRegimeFilter`: ``.update(x_new)``
         costs O(K^2 + K d^2) per bar, no refit."""
-        from quantlib.core.regime_filtering import OnlineRegimeFilter
-
         self._check_fitted()
         return OnlineRegimeFilter(self.transmat_, self.means_, self.covars_, init_proba)
 
