@@ -2,7 +2,9 @@
 against ``run_backtest``.
 
 The independent computation is ``run_backtest``: vectorbt's ``Portfolio.from_signals`` with its
-own stops, order and trade records, and ``compute_metrics_frame`` on the equity it yields. Every
+own stops, order and trade records (on bars where a signal exit is due at the open it is
+given the open as high/low, so that the signal comes first: ``stop_rule.py``), and
+``compute_metrics_frame`` on the equity it yields. Every
 metric the fused kernel produces must agree to a relative 1e-9 for every built-in signal kind,
 both directions, value and percent sizing, stops, trailing stops, slippage, both executions, on
 random bars (hypothesis) and on real BTC/USDT hours; so must the return moments that DSR and PBO

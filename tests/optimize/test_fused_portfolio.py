@@ -2,7 +2,8 @@
 ``quantlib.optimize.fused_portfolio``) against ``run_backtest``'s portfolios.
 
 The independent computation is ``run_backtest`` on ``{symbol: frame}``: vectorbt's grouped
-``Portfolio.from_signals`` with shared cash (its own stops, order and trade records) and
+``Portfolio.from_signals`` with shared cash (its own stops, order and trade records; on bars
+where a signal exit is due at the open it is given the open as high/low: ``stop_rule.py``) and
 ``compute_metrics_frame`` on the equity it yields, benchmark included. Every metric must agree
 to a relative 1e-9 for every built-in signal kind, both directions, value and percent sizing,
 stops and trailing stops, on random bars and on real BTC/ETH/SOL hours; so must the return
