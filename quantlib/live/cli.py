@@ -48,7 +48,8 @@ def run(
     mode: str = typer.Option("paper", "--mode", help="paper | live"),
     feed: str = typer.Option(..., "--feed", help="exchange | replay:FILE | replay:SYMBOL=FILE,"
                              "SYMBOL=FILE,... (a portfolio spec: one file per symbol) | "
-                             "replay-perp:CANDLES,mark=FILE,funding=FILE (a perp spec)"),
+                             "replay-perp:CANDLES,mark=FILE,funding=FILE (a perp spec; "
+                             "--feed exchange polls the swap's candles, mark and funding)"),
     state: Path = typer.Option(..., "--state", help="SQLite state file (created if absent)"),
     log_file: Path | None = typer.Option(None, "--log-file", help="JSON log (default stderr)"),
     max_bars: int | None = typer.Option(None, "--max-bars", help="stop after N bars"),
@@ -105,7 +106,9 @@ def run(
         store = StateStore(state, durable=(mode == "live"))
         exchange = None
         if spec.market == "perp":
-            broker = _perp_broker(spec, store, mode)
+            _check_perp_feed(spec, mode, feed)
+            broker = _perp_broker(spec, store, mode, logger)
+            exchange = getattr(broker, "exchange", None)  # live: the feed reads the same venue
         elif mode == "live":
             from quantlib.live.brokers.ccxt_broker import CcxtBroker, make_exchange
 
@@ -114,13 +117,14 @@ def run(
         else:
             broker = PaperBroker(store, spec)
         inputs = spec_input_symbols(spec)  # other markets the kind reads (informative inputs)
-        if (spec.market == "perp") != feed.startswith("replay-perp:"):
-            raise LiveError(f"--feed {feed!r}: a {spec.market} spec needs "
-                            + ("--feed replay-perp:CANDLES,mark=FILE,funding=FILE (the perp "
-                               "exchange feed is not available yet)" if spec.market == "perp"
-                               else "--feed exchange or replay:FILE"))
+        if spec.market != "perp" and feed.startswith("replay-perp:"):
+            raise LiveError(f"--feed {feed!r}: a {spec.market} spec needs --feed exchange or "
+                            "replay:FILE (replay-perp: is for perp specs)")
         if feed.startswith(("replay:", "replay-perp:")):
             bars = make_feed(feed, inputs=inputs)
+        elif feed == "exchange" and spec.market == "perp":
+            bars = _perp_exchange_feed(spec, exchange or _public_exchange(spec.exchange),
+                                       poll_seconds)
         elif feed == "exchange":
             kind = get_kind(spec.kind)
             exchange = exchange or _public_exchange(spec.exchange)
@@ -158,14 +162,41 @@ def run(
                            "stopped_by": summary.stopped_by, "equity": summary.equity}))
 
 
-def _perp_broker(spec, store, mode: str):
-    """The broker of a perp spec: paper keeps the account by the perp rule."""
+def _check_perp_feed(spec, mode: str, feed: str) -> None:
+    """Refuse the perp combinations that cannot work: live trading on replayed files (the
+    venue fills at its price now, not at the files' next open), or a spot feed."""
+    if mode == "live" and feed != "exchange":
+        raise LiveError(f"--feed {feed!r}: live perp trading (spec {spec.name!r}) reads the "
+                        "venue's own candles, mark candles and funding: use --feed exchange "
+                        "(or --mode paper to replay files)")
+    if feed != "exchange" and not feed.startswith("replay-perp:"):
+        raise LiveError(f"--feed {feed!r}: a perp spec needs --feed exchange or --feed "
+                        "replay-perp:CANDLES,mark=FILE,funding=FILE (candles alone carry no "
+                        "mark price or funding)")
+
+
+def _perp_broker(spec, store, mode: str, logger):
+    """The broker of a perp spec: live trades at Binance USD-M (keys from
+    ``QUANTLIB_BINANCEUSDM_API_KEY`` / ``..._SECRET``); paper keeps the account by the perp
+    rule."""
     if mode == "live":
-        raise LiveError(f"spec {spec.name!r} is a perp spec: live perp trading is not "
-                        "available yet; run it with --mode paper")
+        from quantlib.live.brokers.perp_ccxt import PerpCcxtBroker
+
+        return PerpCcxtBroker(store, spec, logger=logger)
     from quantlib.live.brokers.perp_paper import PaperPerpBroker
 
     return PaperPerpBroker(store, spec)
+
+
+def _perp_exchange_feed(spec, exchange, poll_seconds: float):
+    """The perp exchange feed of a spec: candles, mark candles and funding of its swap."""
+    from quantlib.core.registry import get_kind
+    from quantlib.live.perp_feed import PerpExchangeFeed
+
+    kind = get_kind(spec.kind)
+    history = kind.warmup_bars(kind.validate(spec.params), spec.timeframe) + 2
+    return PerpExchangeFeed(exchange, spec.symbol, spec.timeframe, history=history,
+                            poll_seconds=poll_seconds)
 
 
 def _require_approval(spec, spec_file: Path, ledger: Path | None) -> None:
