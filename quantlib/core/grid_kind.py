@@ -4,7 +4,7 @@ The live runner imports this module (never :mod:`quantlib.backtest.grid`, the pa
 backtests, sweeps and level plots): :class:`GridState` and :func:`step_bar` advance one grid by one
 closed bar with the engine's own ``grid_step_nb`` kernel, so a live grid and a backtest fill alike.
 The simulation rule (levels, orders, the "bar" and "touch" fill models, costs, stop-out, active
-mask, volatility re-centring) is documented once, in :mod:`quantlib.core.grid_nb`.
+mask, volatility re-centring, degenerate grids) is documented once, in :mod:`quantlib.core.grid_nb`.
 
 Examples
 --------
@@ -80,6 +80,41 @@ def _bounds_ok(p: Mapping[str, Any]) -> str | None:
         return "give both absolute bounds 'lower' and 'upper' or neither"
     if p["lower"] > 0 and p["upper"] <= p["lower"]:
         return f"'upper' ({p['upper']}) must be above 'lower' ({p['lower']})"
+    return None
+
+
+def smallest_step(spacing: str, lower: float, upper: float, n: int) -> float:
+    """Smallest distance between neighbouring levels of a fixed grid (closed form of
+    ``grid_nb.grid_levels_nb``: arithmetic steps are equal, geometric ones grow upwards,
+    fibonacci ones are its sorted ratios' gaps scaled to the range).
+
+    Examples
+    --------
+    >>> smallest_step("arithmetic", 90.0, 110.0, 5), smallest_step("fibonacci", 0.0, 100.0, 3)
+    (5.0, 50.0)
+    """
+    if spacing == "arithmetic":
+        return (upper - lower) / (n - 1)
+    if spacing == "geometric":
+        return lower * ((upper / lower) ** (1.0 / (n - 1)) - 1.0)
+    ratios = np.sort(nb.FIB_RATIOS_PRIORITY[:n])
+    return float(np.diff(ratios).min()) * (upper - lower)
+
+
+def _distinct_levels_ok(p: Mapping[str, Any]) -> str | None:
+    # the degenerate-grid rule of quantlib.core.grid_nb; a volatility grid's is checked as it is
+    # built. Relative bounds scale with the first open, so their relative step is known here.
+    if p["spacing"] == "volatility" or _bounds_ok(p) or _fib_levels_ok(p):
+        return None  # not a fixed grid, or refused by another check
+    if p["lower"] > 0:
+        lower, upper, named = p["lower"], p["upper"], "'lower'/'upper'"
+    else:
+        lower, upper, named = 1.0 - p["lower_pct"], 1.0 + p["upper_pct"], "'lower_pct'/'upper_pct'"
+    step = smallest_step(p["spacing"], lower, upper, p["n_levels"])
+    if not step >= nb.MIN_STEP_REL * upper:
+        return (f"the {p['spacing']} grid's levels would lie {step / upper:.3g} x the upper bound "
+                f"apart, below {nb.MIN_STEP_REL:g}: not distinct prices; widen {named} or use "
+                f"fewer 'n_levels' ({p['n_levels']})")
     return None
 
 
@@ -261,10 +296,11 @@ def _grid_warmup(params: Mapping[str, Any]) -> int:
 
 GRID_KIND = register(StrategyKind(
     "grid", params=GRID_PARAMS, signal=_grid_signal, warmup=_grid_warmup,
-    constraints=(_bounds_ok, _fill_model_ok, _fib_levels_ok), engine="grid",
+    constraints=(_bounds_ok, _fill_model_ok, _fib_levels_ok, _distinct_levels_ok), engine="grid",
     doc="grid bot: buy limits at levels below price, sell one level above each filled buy",
     inputs="bars",
 ), replace=True)
 
 __all__ = ["FILL_MODELS", "GRID_KIND", "GRID_PARAMS", "GridState", "SPACINGS", "grid_bars",
-           "inventory_share", "params_row", "run_kernel", "step_bar", "wrapped_active"]
+           "inventory_share", "params_row", "run_kernel", "smallest_step", "step_bar",
+           "wrapped_active"]

@@ -67,13 +67,22 @@ Volatility grid
     ``TR_0 = high - low``; ``TR_j`` also spans ``close_{j-1}`` (the one true range of every
     indicator, :func:`quantlib.core.indicators_nb.true_range_bar_nb`). A grid holding no
     inventory is (re)built when no grid exists yet or the price lies outside ``[L_0, L_{n-1}]``,
-    with spacing
-    ``k * ATR`` (only if > 0; a zero-width grid is not built); a grid holding inventory is never
-    moved (its sells must stay valid). "bar": at the close of bar ``t`` (from bar ``p - 1`` on),
+    with spacing ``k * ATR``, but only if ``k * ATR >= MIN_STEP_REL * centre`` (see *Degenerate
+    grids*); otherwise nothing changes: the grid there stays, and with none the bot stays flat. A
+    grid holding inventory is never moved (its sells must stay valid). "bar": at the close of bar ``t`` (from bar ``p - 1`` on),
     centred on ``close_t``, ``ATR`` = mean true range of bars ``t-p+1 .. t``. "touch": at the open
     of bar ``t`` after the gap leg (from bar ``p`` on), centred on ``open_t``, ``ATR`` = mean true
     range of bars ``t-p .. t-1``. Either way the ATR never sees a bar after the decision. Levels
     <= 0 never fill.
+Degenerate grids
+    Neighbouring levels must lie at least ``MIN_STEP_REL`` (1e-10) x the price apart: a step of
+    a few units in the last place of a float (a near-flat ATR history, bounds a hair apart) gives
+    levels that round to the same price or out of order, i.e. no grid at all. A volatility grid
+    narrower than ``MIN_STEP_REL * centre`` is not built (above). A fixed grid's levels are
+    known from its parameters, so the grid kind refuses one whose smallest step is below
+    ``MIN_STEP_REL * upper`` (:mod:`quantlib.core.grid_kind`). 1e-10 is far finer than any
+    venue's price tick and lets through every fixed grid with relative bounds in the declared
+    parameter ranges (the tightest, a 64-level fibonacci grid over +-0.1 %, steps 2.5e-10).
 Outputs
     Per bar: cash, inventory (base units), equity ``cash + inventory * close``; a fill log.
 
@@ -127,6 +136,8 @@ S_MIN_SELL = 9  # lowest resting sell price (NaN: none), recomputed with S_INVEN
 N_STATE = 10
 
 MAX_LEVELS = 1000  # arithmetic, geometric and volatility grids
+# smallest step between neighbouring levels, relative to the price (see *Degenerate grids*)
+MIN_STEP_REL = 1e-10
 
 _PHI = (1.0 + 5.0**0.5) / 2.0
 
@@ -374,14 +385,15 @@ def _touch_step_nb(o, h, lo, c, active, bar, params, state, levels, holding, tr_
 @njit(cache=True)
 def _build_vol_nb(centre, params, state, levels, tr_buf):
     # a volatility grid around ``centre``, spacing atr_k x the mean of the last atr_period true
-    # ranges (ring buffer slots summed in chronological order); never a zero-width grid
+    # ranges (ring buffer slots summed in chronological order); never a degenerate grid whose
+    # levels would not be distinct prices (False for a NaN spacing too)
     period = int(params[P_ATR_PERIOD])
     nb = int(state[S_N_BARS])
     total = 0.0
     for q in range(nb - period, nb):
         total += tr_buf[q % tr_buf.shape[0]]
     spacing = params[P_ATR_K] * (total / period)
-    if spacing > 0.0:
+    if spacing >= MIN_STEP_REL * centre:
         vol_levels_nb(centre, spacing, int(state[S_N_ACTIVE_LEVELS]), levels)
         state[S_HAS_GRID] = 1.0
 

@@ -10,7 +10,8 @@ is written once, in :mod:`quantlib.core.grid_nb`), on the engine's own levels (b
   ``L_i`` when ``0 < L_i < close_t`` (the top level never buys), nearest level first for as long
   as the cash at the close pays for them (value + fee each, the engine's arithmetic);
 - a volatility grid is (re)built first (centred on the close, spacing ``atr_k`` x the ATR of the
-  last ``atr_period`` bars, the engine's true range), then the stop-out is checked on the close.
+  last ``atr_period`` bars, the engine's true range; never narrower than the engine's
+  ``MIN_STEP_REL`` x the close), then the stop-out is checked on the close.
 
 That book rests during bar ``t+1``, the exchange fills what the bar's range reaches at the
 limit prices, and the follow-up orders go out at the next close: exactly what the backtest
@@ -97,7 +98,9 @@ class Book:
         if self.levels and self.levels[0] <= close <= self.levels[-1]:
             return False
         spacing = self.atr_k * atr
-        if not spacing > 0.0:  # a zero-width grid (flat history) is not built
+        # the engine's degenerate-grid rule: levels closer than MIN_STEP_REL x the price would
+        # not be distinct prices (a flat or near-flat history); the grid there stays, or none
+        if not spacing >= nb.MIN_STEP_REL * close:
             return False
         out = np.empty(len(self.holding))
         nb.vol_levels_nb(close, spacing, len(out), out)

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 PHI = (1.0 + 5.0**0.5) / 2.0
+# the spec's *Degenerate grids*: neighbouring levels at least this x the price apart
+MIN_STEP_REL = 1e-10
 
 
 def fib_ratios(n: int) -> list[float]:
@@ -76,12 +78,13 @@ def _true_range(bar, prev_close):
 
 
 def _vol_grid(centre, true_ranges, atr_period, atr_k, n_levels):
-    """Levels around ``centre`` from the last ``atr_period`` true ranges; None if zero-width."""
+    """Levels around ``centre`` from the last ``atr_period`` true ranges; None when the step is
+    below ``MIN_STEP_REL * centre`` (a degenerate grid is not built)."""
     atr = 0.0
     for tr in true_ranges[-atr_period:]:
         atr += tr
     spacing_abs = atr_k * (atr / atr_period)
-    if not spacing_abs > 0:
+    if not spacing_abs >= MIN_STEP_REL * centre:
         return None
     half = (n_levels - 1) / 2.0
     return [centre + (j - half) * spacing_abs for j in range(n_levels)]
@@ -260,7 +263,8 @@ def _run_touch(bars, *, spacing, lower, upper, n_levels, order_value, init_cash,
                     atr += tr
                 spacing_abs = atr_k * (atr / atr_period)
                 half = (n_levels - 1) / 2.0
-                if spacing_abs > 0:  # a zero-width grid (flat history) is not built
+                # a degenerate grid (levels not distinct prices) is not built; the old one stays
+                if spacing_abs >= MIN_STEP_REL * o:
                     levels = [o + (j - half) * spacing_abs for j in range(n_levels)]
         if not stopped and levels is not None:
             s_low, s_high = thresholds()
