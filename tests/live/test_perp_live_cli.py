@@ -289,3 +289,31 @@ def test_cli_live_perp_run_trades_as_the_paper_replay_and_survives_a_sigkill(
     assert got_fills == ref_fills
     for key in ("cash", "position", "entry_price", "margin", "funding_net", "last_bar"):
         assert got_state["meta"][key] == ref_state["meta"][key], key
+
+
+def _invoke(args: list[str]):
+    from typer.testing import CliRunner
+
+    from quantlib.cli import app
+
+    # --kernels jit: never bind ahead-of-time kernels into the test process
+    return CliRunner().invoke(app, ["live", "run", "--kernels", "jit", *args])
+
+
+def test_cli_refuses_live_perp_trading_on_replayed_files(promoted_spec, tmp_path):
+    state = tmp_path / "s.db"
+    out = _invoke(["--strategy", str(promoted_spec), "--mode", "live", "--state", str(state),
+                   "--feed", "replay-perp:c.csv,mark=m.csv,funding=f.csv"])
+    assert out.exit_code == 2
+    assert "live perp trading" in out.output and "use --feed exchange" in out.output
+    assert not state.exists()  # a refused start leaves no state file
+
+
+def test_cli_refuses_a_perp_spec_on_a_spot_replay_feed(tmp_path):
+    from quantlib.strategy.spec import save_spec
+
+    spec_path = save_spec(perp_spec(), tmp_path / "perp.json")
+    out = _invoke(["--strategy", str(spec_path), "--mode", "paper", "--state",
+                   str(tmp_path / "s.db"), "--feed", "replay:bars.csv"])
+    assert out.exit_code == 2
+    assert "a perp spec needs --feed exchange or --feed replay-perp:" in out.output
