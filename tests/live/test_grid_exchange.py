@@ -12,13 +12,16 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from quantlib.core import grid_nb as nb
+from quantlib.core.grid_kind import GridState, step_bar
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import Bar
-from quantlib.live.grid_exchange import BOOK_KEY, GridAtExchange
+from quantlib.live.grid_exchange import BOOK_KEY, Book, GridAtExchange, atr_at_close
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
@@ -284,6 +287,49 @@ def test_a_volatility_grid_is_built_and_recentred_at_the_exchange(tmp_path):
         assert server.duplicate_client_ids() == {}
     finally:
         server.stop()
+
+
+def test_a_near_flat_history_rests_no_grid_at_the_exchange(tmp_path):
+    """The degenerate-grid rule (quantlib.core.grid_nb): atr_period 1, atr_k 0.5. Bar 0's range
+    1e-9 would give levels 5e-10 apart around 100, below 1e-10 x 100 (and Kraken's 0.1 tick would
+    round them onto one price): no grid, no order. Bar 1 is flat (true range 0). Bar 2's true
+    range 3 builds 97, 98.5, 100, 101.5, 103 around its close 100: buys at 98.5 and 97."""
+    rows = [(100.0, 100.0 + 1e-9, 100.0, 100.0), (100.0, 100.0, 100.0, 100.0),
+            (100.0, 102.0, 99.0, 100.0)]
+    server = _server()
+    try:
+        spec = _spec(spacing="volatility", lower=0.0, upper=0.0, atr_period=1, atr_k=0.5)
+        runner, store = _runner(spec, server, tmp_path / "f.db", PathFeed(server, rows))
+        runner.run()
+        got = {(side, price): status for _, side, price, _, status in _orders(server)}
+        assert got == {("buy", 98.5): "open", ("buy", 97.0): "open"}
+        assert store.get_json(BOOK_KEY)["levels"] == [97.0, 98.5, 100.0, 101.5, 103.0]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("rows", [
+    # threshold at centre 100: 1e-8; true ranges 4e-8 (step 2e-8, built) and 1e-8 (5e-9, not)
+    [(100.0, 100.0 + 4e-8, 100.0, 100.0), (100.0,) * 4],
+    [(100.0, 100.0 + 1e-8, 100.0, 100.0), (100.0,) * 4],
+    # a grid 98..102 from bar 0; the price creeps 1e-12 above it: the ATR 1e-12 keeps it there
+    [(100.0, 101.0, 99.0, 100.0), (100.0, 102.0, 100.0, 102.0),
+     (102.0, 102.0 + 1e-12, 102.0, 102.0 + 1e-12), (102.0 + 1e-12,) * 4],
+])
+def test_the_exchange_book_builds_volatility_grids_as_the_engine_does(rows):
+    """Book.recentre on the runner's ATR against the engine's "bar" model stepped over the same
+    bars (GridState, the paper broker's kernel): the same levels after every close."""
+    params = {"spacing": "volatility", "n_levels": 5, "atr_period": 1, "atr_k": 0.5,
+              "order_value": 100.0}
+    paper = GridState.start(params, first_open=rows[0][0])
+    book = Book(levels=[], holding=[0.0] * 5, order_value=100.0, stop_margin=-1.0, atr_k=0.5)
+    ohlc = np.array(rows, dtype=np.float64)
+    for t, bar in enumerate(rows):
+        step_bar(paper, bar)
+        book.recentre(bar[3], atr_at_close(ohlc[:t + 1], {**params, "atr_period": 1}))
+        engine = [float(x) for x in paper.levels] if paper.state[nb.S_HAS_GRID] else []
+        assert book.levels == engine, t
+    assert paper.fills == []
 
 
 def test_the_command_line_runs_a_grid_at_the_exchange(tmp_path, monkeypatch):
