@@ -46,6 +46,15 @@ def symbol_key(name: str, symbol: str, first: str) -> str:
     return name if symbol == first else f"{name}|{symbol}"
 
 
+def accept_paper_order(store: StateStore, order: OrderRow) -> None:
+    """What a paper venue does on ``submit``: accept the intent (``new`` -> ``sent``, one more
+    attempt); the fill comes at the next bar's open. Idempotent by ``client_id``."""
+    current = store.get_order(order.client_id)
+    if current is not None and current.status == "new":
+        with store.transaction():
+            store.update_order(order.client_id, status="sent", attempts=current.attempts + 1)
+
+
 class Broker:
     """Base class. Subclasses implement :meth:`submit`; the others have safe defaults.
 
@@ -164,4 +173,4 @@ class PerpBroker(Broker):
 
 
 __all__ = ["FINAL_STATUS", "PERP_KEYS", "Broker", "PerpBroker", "PerpPosition",
-           "client_order_id", "symbol_key"]
+           "accept_paper_order", "client_order_id", "symbol_key"]

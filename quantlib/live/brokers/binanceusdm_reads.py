@@ -8,10 +8,10 @@ with an ExchangeError that names the environment variables, never the keys.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from quantlib.errors import ExchangeError
+from quantlib.live.brokers.backoff import call_with_backoff
 from quantlib.live.logs import JsonLogger
 
 VENUE = "binanceusdm"
@@ -35,24 +35,13 @@ class VenueReads:
         """Call the exchange with back-off on transient faults; ExchangeError at the end."""
         import ccxt
 
-        delay = self.backoff
-        for attempt in range(self.retries):
-            try:
-                return fn(*args, **kwargs)
-            except ccxt.AuthenticationError:  # retrying cannot help; the text may echo keys
-                raise ExchangeError(f"{VENUE} {what}: the venue refused the API key or its "
-                                    "signature (check QUANTLIB_BINANCEUSDM_API_KEY / "
-                                    "_SECRET)") from None
-            except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
-                # timeouts, 5xx, 429 and garbled bodies: the request may not have acted
-                self.log.warning("exchange_retry", call=what, attempt=attempt + 1,
-                                 error=type(exc).__name__)
-                if attempt == self.retries - 1:
-                    raise ExchangeError(f"{VENUE} {what}: {type(exc).__name__} after "
-                                        f"{self.retries} attempts") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise ExchangeError(f"{what}: no attempt made")  # pragma: no cover
+        try:
+            return call_with_backoff(self.log, VENUE, what, self.retries, self.backoff, fn,
+                                     *args, **kwargs)
+        except ccxt.AuthenticationError:  # never retried; the text may echo keys
+            raise ExchangeError(f"{VENUE} {what}: the venue refused the API key or its "
+                                "signature (check QUANTLIB_BINANCEUSDM_API_KEY / "
+                                "_SECRET)") from None
 
     def _ask(self, what: str, fn, *args, valid=None):
         """:meth:`_call` for a read whose answer must make sense: ccxt parses a garbled body

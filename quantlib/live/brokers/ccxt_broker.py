@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from quantlib.core.endpoints import api_url_variable, point_at_loopback
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
+from quantlib.live.brokers.backoff import call_with_backoff, order_refused, order_retry, pause
 from quantlib.live.brokers.base import FINAL_STATUS, Broker, symbol_key
 from quantlib.live.brokers.resting_exits import EXIT_TYPE, RestingExits, check_live_exits
 from quantlib.live.brokers.stop_rule import stop_distances
-from quantlib.live.logs import JsonLogger, redact, register_secret
+from quantlib.live.logs import JsonLogger, register_secret
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 
@@ -103,23 +103,10 @@ class CcxtBroker(RestingExits, Broker):
 
     # -- helpers ------------------------------------------------------------------------------
     def _call(self, what: str, fn, *args, **kwargs):
-        """Call the exchange with back-off on transient faults; raise ExchangeError at the end."""
-        import ccxt
-
-        delay = self.backoff
-        for attempt in range(self.retries):
-            try:
-                return fn(*args, **kwargs)
-            except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
-                # 429 (DDoSProtection), 5xx (ExchangeNotAvailable), timeouts and malformed JSON.
-                self.log.warning("exchange_retry", call=what, attempt=attempt + 1,
-                                 error=type(exc).__name__)
-                if attempt == self.retries - 1:
-                    raise ExchangeError(f"{self.spec.exchange} {what}: {type(exc).__name__} after "
-                                        f"{self.retries} attempts") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise ExchangeError(f"{what}: no attempt made")  # pragma: no cover
+        """Call the exchange with back-off on transient faults (429, 5xx, timeouts, malformed
+        JSON); raise ExchangeError at the end (:func:`~.backoff.call_with_backoff`)."""
+        return call_with_backoff(self.log, self.spec.exchange, what, self.retries, self.backoff,
+                                 fn, *args, **kwargs)
 
     def find_order(self, client_id: str, symbol: str | None = None) -> dict | None:
         """The exchange's order with ``client_id`` (open or closed) in ``symbol`` (default:
@@ -303,14 +290,10 @@ class CcxtBroker(RestingExits, Broker):
                     self.store.update_order(cid, status="rejected", detail="insufficient funds")
                 return None
             except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
-                self.log.warning("order_retry", client_id=cid, attempt=attempt + 1,
-                                 error=type(exc).__name__)
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = order_retry(self.log, cid, attempt, exc, delay)
                 continue
             except ccxt.ExchangeError as exc:
-                detail = redact(str(exc))[:200]
-                self.log.error("order_rejected", client_id=cid, reason=detail)
+                detail = order_refused(self.log, cid, exc)
                 with self.store.transaction():
                     self.store.update_order(cid, status="rejected", detail=detail)
                 return None
@@ -320,8 +303,7 @@ class CcxtBroker(RestingExits, Broker):
             if remote is None:
                 self.log.warning("order_retry", client_id=cid, attempt=attempt + 1,
                                  error="unconfirmed", answer=str(type(created).__name__))
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = pause(delay)
                 continue
             return remote
         raise ExchangeError(f"{self.spec.exchange}: order {cid} not confirmed after "

@@ -26,7 +26,7 @@ from quantlib.core.order_rule_nb import (
     signal_fill_nb,
 )
 from quantlib.errors import LiveError
-from quantlib.live.brokers.base import Broker, client_order_id, symbol_key
+from quantlib.live.brokers.base import Broker, accept_paper_order, client_order_id, symbol_key
 from quantlib.live.brokers.stop_rule import checked_range, exit_price, stop_distances, trail_base
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
@@ -85,12 +85,7 @@ class PaperBroker(Broker):
         return symbol_key(name, symbol, self.spec.symbols[0])
 
     def submit(self, order: OrderRow) -> None:
-        # Accepting is all a paper venue does now; the fill comes at the next bar's open.
-        current = self.store.get_order(order.client_id)
-        if current is not None and current.status == "new":
-            with self.store.transaction():
-                self.store.update_order(order.client_id, status="sent",
-                                        attempts=current.attempts + 1)
+        accept_paper_order(self.store, order)
 
     def on_bar(self, bars: Mapping[str, Any]) -> None:
         pending = self.store.orders(("new", "sent"))

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from quantlib.errors import ExchangeError, LiveError, SpecError
+from quantlib.live.brokers.backoff import order_refused, order_retry, pause
 from quantlib.live.brokers.base import PerpBroker, client_order_id
 from quantlib.live.brokers.binanceusdm_reads import VENUE, VenueReads
 from quantlib.live.brokers.ccxt_broker import make_exchange
@@ -323,15 +323,10 @@ class PerpCcxtBroker(VenueReads, PerpBroker):
             try:
                 self.exchange.create_order(self.symbol, "market", side, amount, None, params)
             except (ccxt.NetworkError, ccxt.BadResponse, ValueError) as exc:
-                self.log.warning("order_retry", client_id=cid, attempt=attempt + 1,
-                                 error=type(exc).__name__)
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = order_retry(self.log, cid, attempt, exc, delay)
                 continue
             except ccxt.ExchangeError as exc:  # refused: margin, size, reduce-only
-                detail = redact(str(exc))[:200]
-                self.log.error("order_rejected", client_id=cid, reason=detail)
-                return detail
+                return order_refused(self.log, cid, exc)
             # the venue's book is the truth: a garbled "success" counts once it is visible
             found = self.find_order(cid)
             if found is not None:
@@ -346,8 +341,7 @@ class PerpCcxtBroker(VenueReads, PerpBroker):
         for _ in range(self.retries):  # a market order may show NEW for a moment
             if remote.get("status") == "closed":
                 break
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            delay = pause(delay)
             remote = self.find_order(str(remote.get("clientOrderId"))) or remote
         if remote.get("status") != "closed":
             raise ExchangeError(f"{VENUE}: market order {remote.get('clientOrderId')} is "

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quantlib.errors import LiveError
-from quantlib.live.brokers.base import PerpBroker, client_order_id
+from quantlib.live.brokers.base import PerpBroker, accept_paper_order, client_order_id
 from quantlib.live.brokers.perp_rule_nb import (
     NO_CASH,
     OPENED,
@@ -94,12 +94,7 @@ class PaperPerpBroker(PerpBroker):
 
     # -- the broker contract ------------------------------------------------------------------
     def submit(self, order: OrderRow) -> None:
-        # Accepting is all a paper venue does now; the fill comes at the next bar's open.
-        current = self.store.get_order(order.client_id)
-        if current is not None and current.status == "new":
-            with self.store.transaction():
-                self.store.update_order(order.client_id, status="sent",
-                                        attempts=current.attempts + 1)
+        accept_paper_order(self.store, order)
 
     def on_bar(self, bars: Mapping[str, Any]) -> None:
         bar = bars.get(self.symbol)
