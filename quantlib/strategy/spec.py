@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -666,6 +666,33 @@ CONFIG_TO_SPEC: dict[str, tuple[str, str] | None] = {
 }
 
 
+def _place_fields(values: Mapping[str, Any], table: Mapping[str, tuple[str, str] | None],
+                  owner: str, where: str, out: dict[str, Any],
+                  check: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+    """Put each config value where ``table`` says (``(block, key)``; block ``"spec"`` is the
+    spec's top level; ``None`` or a ``None`` value: not carried) into ``out`` and return it.
+
+    A field missing from ``table`` raises SpecError naming ``owner.field``: export refuses a
+    setting it does not know rather than dropping it. ``check(field, value)`` runs on every
+    carried value first (it raises to refuse one).
+    """
+    for field, value in values.items():
+        if field not in table:
+            raise SpecError(f"{where}: {owner}.{field} = {value!r} has no place in a "
+                            "strategy spec; export cannot carry it")
+        target = table[field]
+        if target is None or value is None:
+            continue
+        if check is not None:
+            check(field, value)
+        block, key = target
+        if block == "spec":
+            out[key] = value
+        else:
+            out[block][key] = value
+    return out
+
+
 def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
     """The spec fields of a backtest config: ``{"execution": {...}, "risk": {...}[,
     "timeframe"]}``; a setting the spec cannot express raises SpecError naming it."""
@@ -675,24 +702,16 @@ def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
         config = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
     except ParameterError as exc:
         raise SpecError(f"{where}: config: {exc}") from None
-    out: dict[str, Any] = {"execution": {}, "risk": {}}
     values = config.to_dict()
-    for field, value in values.items():
-        if field not in CONFIG_TO_SPEC:
-            raise SpecError(f"{where}: BacktestConfig.{field} = {value!r} has no place in a "
-                            "strategy spec; export cannot carry it")
-        target = CONFIG_TO_SPEC[field]
-        if target is None or value is None:
-            continue
-        block, key = target
-        if block == "spec":
-            out[key] = value
-            continue
+
+    def tradable(field: str, value: Any) -> None:
         if field == "execution" and value != "next_open":
             raise SpecError(f"{where}: BacktestConfig.execution = {value!r} cannot be traded: "
                             "live orders fill after the bar closes, at the next open "
                             "('next_open'); re-run the backtest with execution='next_open'")
-        out[block][key] = value
+
+    out = _place_fields(values, CONFIG_TO_SPEC, "BacktestConfig", where,
+                        {"execution": {}, "risk": {}}, check=tradable)
     if kind is not None and any(values[k] is not None for k in ("sl_stop", "tp_stop",
                                                                  "trail_stop")):
         _refuse_grid_exits(kind, values, where)
@@ -721,20 +740,8 @@ def _carry_perp_config(config: Any, where: str) -> dict[str, Any]:
     """The spec fields of a :class:`~quantlib.backtest.perp.PerpConfig`: ``{"execution": ...,
     "risk": ..., "perp": ...[, "timeframe"]}``; a field the spec cannot express raises
     SpecError naming it."""
-    out: dict[str, Any] = {"execution": {}, "risk": {}, "perp": {}}
-    for field, value in config.to_dict().items():
-        if field not in PERP_CONFIG_TO_SPEC:
-            raise SpecError(f"{where}: PerpConfig.{field} = {value!r} has no place in a "
-                            "strategy spec; export cannot carry it")
-        target = PERP_CONFIG_TO_SPEC[field]
-        if target is None or value is None:
-            continue
-        block, key = target
-        if block == "spec":
-            out[key] = value
-        else:
-            out[block][key] = value
-    return out
+    return _place_fields(config.to_dict(), PERP_CONFIG_TO_SPEC, "PerpConfig", where,
+                         {"execution": {}, "risk": {}, "perp": {}})
 
 
 def _perp_provenance(data: Any, where: str) -> dict[str, Any]:
