@@ -142,6 +142,36 @@ def test_kernel_matches_reference_each_spacing(spacing, fill_model):
     check()
 
 
+# rounding-error moves and real ones weigh double: a grid built on the first then crossed by the
+# second is the case where levels that are not distinct prices would show
+_NEAR_FLAT_SCALES = (2.2e-16, 2.2e-16, 1e-12, 5e-11, 1e-10, 2e-10, 1e-9, 1e-3, 1e-3)
+
+
+@st.composite
+def near_flat_bars(draw):
+    """Bars that move by a few units of a small relative scale: from float rounding (2e-16) over
+    the degenerate-grid threshold (1e-10, grid_nb's MIN_STEP_REL) to real moves (1e-3), mixed
+    bar by bar, so volatility grids are built, refused and kept around the threshold."""
+    price = draw(st.floats(60, 140))
+    bars = []
+    for _ in range(draw(st.integers(3, 30))):
+        scale = draw(st.sampled_from(_NEAR_FLAT_SCALES))
+        o, h, lo, c = (price * (1.0 + draw(st.integers(-4, 4)) * scale) for _ in range(4))
+        bars.append((o, max(o, h, lo, c), min(o, h, lo, c), c))
+        price = c
+    return bars
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bars=near_flat_bars(), fill_model=st.sampled_from(FILL_MODELS),
+       n_levels=st.integers(2, 12), atr_period=st.integers(1, 3), atr_k=st.floats(0.2, 3.0))
+def test_near_flat_volatility_grids_match_reference(bars, fill_model, n_levels, atr_period,
+                                                    atr_k):
+    params = {"spacing": "volatility", "fill_model": fill_model, "n_levels": n_levels,
+              "order_size": 0.05, "atr_period": atr_period, "atr_k": atr_k}
+    assert_matches_reference(_frame(bars), params, BacktestConfig(fees=0.001))
+
+
 @pytest.mark.parametrize("fill_model", FILL_MODELS)
 @pytest.mark.parametrize("spacing", SPACINGS)
 def test_kernel_matches_reference_on_btc(shared_data, spacing, fill_model):
