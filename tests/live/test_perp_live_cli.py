@@ -190,7 +190,7 @@ def _drive(proc, state: Path, times: list[int], url: str, venue_at: int,
     runner (SIGKILL) just after the venue moved past bar ``kill_after``, or engage the kill
     switch once the last bar is done. Returns the venue's bar index."""
     advance = http_advance(url)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         done = _done_index(state, times)
         if done == N_BARS - 1:
@@ -282,6 +282,9 @@ def test_cli_live_perp_run_trades_as_the_paper_replay_and_survives_a_sigkill(
         assert float(ref_state["meta"]["cash"]) == pytest.approx(
             paper.get_float("cash", 0.0), rel=1e-6)
     # the SIGKILLed and restarted run ends as the uninterrupted one
+    starts = [json.loads(line) for line in (tmp_path / "crash.db.log").read_text().splitlines()]
+    resumed = [e["resume_after"] for e in starts if e["event"] == "start"]
+    assert len(resumed) == 2 and resumed[0] is None and resumed[1] >= times[KILL_AT]
     assert got_report["errors"] == [] and got_report["duplicates"] == {}
     assert got_report["orders"] == ref_report["orders"]
     assert got_report["position"] == ref_report["position"]

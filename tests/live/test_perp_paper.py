@@ -275,11 +275,8 @@ def test_cli_run_and_status_of_a_perp_spec(synthetic_perp, tmp_path):
             "--log-file", str(tmp_path / "log.jsonl")]
     out = CliRunner().invoke(app, [*base, "--feed", f"replay:{tmp_path / 'replay/candles.csv'}",
                                    "--state", str(tmp_path / "wrong.db")])
-    assert out.exit_code == 2 and "a perp spec needs --feed replay-perp:" in out.output
-    from quantlib.live.cli import _perp_broker
-
-    with pytest.raises(LiveError, match="live perp trading is not available yet"):
-        _perp_broker(perp_spec(), StateStore(":memory:"), "live")
+    assert out.exit_code == 2
+    assert "a perp spec needs --feed exchange or --feed replay-perp:" in out.output
     out = CliRunner().invoke(app, [*base, "--feed", feed, "--state", str(state)])
     assert out.exit_code == 0, out.output
     res = backtest(perp_spec(leverage=20.0), synthetic_perp)
