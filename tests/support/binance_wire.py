@@ -23,11 +23,10 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.support.loopback_http import Fault, LoopbackHTTPServer
+from tests.support.loopback_http import Fault, LoopbackHandler, LoopbackHTTPServer
 
 FAULT_KINDS = ("http", "timeout", "malformed", "lost")
 
@@ -120,18 +119,8 @@ class RouteServer(LoopbackHTTPServer):
                                          "empty/null, or malformed.")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     venue: RouteServer
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
@@ -148,16 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.venue
         fault = server._next_fault(method, parts.path)
         server._record(method, parts.path, params, fault)
-        if fault is not None and fault.kind == "http":
-            status = fault.status or 503
-            self._send(status, f"<html>{status} injected fault</html>".encode(), "text/html")
-            return
-        if fault is not None and fault.kind == "timeout":
-            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "malformed":
-            self._send(200, b'[{"symbol":"BTCUSDT","fundingRate":"0.0001', "application/json")
+        if self._fault_first(fault, server.fault_delay,
+                             b'[{"symbol":"BTCUSDT","fundingRate":"0.0001'):
             return
         route = server.routes.get((method, parts.path))
         if route is None:
@@ -175,20 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
             server.errors.append(exc)
             status, payload = 500, {"code": -1000, "msg": "An unknown error occurred."}
         if fault is not None and fault.kind == "lost":  # acted on; the answer never arrives
-            time.sleep(server.fault_delay if fault.delay is None else fault.delay)
-            self.close_connection = True
+            self._drop(fault, server.fault_delay)
             return
         self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 __all__ = ["FAULT_KINDS", "BinanceApiError", "Fault", "RecordedRequest", "Route", "RouteServer"]

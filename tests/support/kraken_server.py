@@ -102,7 +102,6 @@ from bisect import bisect_right
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -110,7 +109,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.loopback_http import Fault, LoopbackHTTPServer
+from tests.support.loopback_http import Fault, LoopbackHandler, LoopbackHTTPServer
 
 DEFAULT_API_KEY = "quantlib-loopback-test-key"
 # A fixed 64-byte secret, base64 encoded like the secrets Kraken hands out.
@@ -318,6 +317,13 @@ class KrakenServer(LoopbackHTTPServer):
                 self.set_price(symbol, price)
             return [t for t, o in self.orders.items() if o["status"] == "closed"
                     and t not in before]
+
+    def note_closed(self, fill_bar: dict[str, int], bar: int) -> None:
+        """Record ``bar`` in ``fill_bar`` (txid -> bar index) for every closed order that has
+        no bar there yet: the bar a replay hands over while the order closed."""
+        for txid, order in self.orders.items():
+            if order["status"] == "closed":
+                fill_bar.setdefault(txid, bar)
 
     def set_balance(self, code: str, amount: float) -> None:
         with self._lock:
@@ -679,18 +685,8 @@ class KrakenServer(LoopbackHTTPServer):
         return {"count": len(matches), "pending": False}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     kraken: KrakenServer
-    protocol_version = "HTTP/1.0"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
 
     def _serve(self, method: str) -> None:
         parts = urlsplit(self.path)
@@ -707,17 +703,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(server.latency[endpoint])
         fault = server._next_fault(endpoint)
         server._record(method, endpoint, parts.path, params, fault)
-        delay = server.fault_delay if fault is None or fault.delay is None else fault.delay
-        if fault is not None and fault.kind == "http":
-            status = fault.status or 503
-            self._send(status, f"<html>{status} injected fault</html>".encode(), "text/html")
-            return
-        if fault is not None and fault.kind == "timeout":
-            time.sleep(delay)
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "malformed":
-            self._send(200, b'{"error":[],"result":{"XXBTZUSD":[[1700000000,"1.0",', "application/json")
+        if self._fault_first(fault, server.fault_delay,
+                             b'{"error":[],"result":{"XXBTZUSD":[[1700000000,"1.0",'):
             return
         if (api == "public" and method != "GET") or (api == "private" and method != "POST"):
             self._send(405, b"method not allowed", "text/plain")
@@ -734,20 +721,9 @@ class _Handler(BaseHTTPRequestHandler):
             server.errors.append(exc)
             payload = {"error": ["EGeneral:Internal error"]}
         if fault is not None and fault.kind == "lost":
-            time.sleep(delay)
-            self.close_connection = True
+            self._drop(fault, server.fault_delay)
             return
         self._send(200, json.dumps(payload).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up: nothing to do
-            pass
 
 
 @pytest.fixture(name="kraken_server")
