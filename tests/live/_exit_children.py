@@ -20,17 +20,12 @@ def gated_exchange_process(conn, rows: list) -> None:
         walked, gate = 0, -1
         fill_bar: dict[str, int] = {}
 
-        def _note(self, bar: int) -> None:
-            for txid, order in self.orders.items():
-                if order["status"] == "closed":
-                    self.fill_bar.setdefault(txid, bar)
-
         def _public_TestWalk(self, params: dict) -> dict:
             i = int(params["i"])
             if i > self.gate:
                 return {"walked": self.walked, "wait": True}
             while self.walked <= i:
-                self._note(self.walked)
+                self.note_closed(self.fill_bar, self.walked)
                 _, o, h, lo, c, _ = rows[self.walked]
                 for txid in self.walk_bar("BTC/USD", o, h, lo, c):
                     self.fill_bar.setdefault(txid, self.walked)
@@ -50,7 +45,7 @@ def gated_exchange_process(conn, rows: list) -> None:
         server.set_price("BTC/USD", rows[0][1])
         conn.send(server.url)
         conn.recv()  # "report"
-        server._note(len(rows))
+        server.note_closed(server.fill_bar, len(rows))
         orders = sorted((server.fill_bar.get(txid, -1), o["cl_ord_id"], o["descr"]["type"],
                          o["descr"]["ordertype"], float(o["price"]), float(o["vol_exec"]),
                          o["status"]) for txid, o in server.orders.items())

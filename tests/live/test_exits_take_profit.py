@@ -78,15 +78,11 @@ class WalkedReplay:
         self.fill_bar: dict[str, int] = {}
         self.times = frame.index.as_unit("ms").asi8
 
-    def _note(self, bar: int) -> None:
-        for txid, order in self.server.orders.items():
-            if order["status"] == "closed" and txid not in self.fill_bar:
-                self.fill_bar[txid] = bar
-
     def __iter__(self):
         rows = self.frame[["open", "high", "low", "close", "volume"]].itertuples(name=None)
         for i, (_, o, h, lo, c, v) in enumerate(rows):
-            self._note(i)  # market orders of bar i-1's close: the backtest's open of bar i
+            # market orders of bar i-1's close: the backtest's open of bar i
+            self.server.note_closed(self.fill_bar, i)
             for txid in self.server.walk_bar(self.symbol, o, h, lo, c):
                 self.fill_bar.setdefault(txid, i)
             if self.next_open and i + 1 < len(self.frame):
@@ -94,7 +90,7 @@ class WalkedReplay:
             yield Bar(int(self.times[i]), o, h, lo, c, v)
 
     def fills(self) -> list[tuple[int, int, float, float]]:
-        self._note(len(self.frame))
+        self.server.note_closed(self.fill_bar, len(self.frame))
         out = []
         for txid, bar in self.fill_bar.items():
             order = self.server.orders[txid]

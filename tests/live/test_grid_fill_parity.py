@@ -60,23 +60,19 @@ class ExchangeReplay:
         self.server, self.symbol, self.frame = server, symbol, frame
         self.fill_bar: dict[str, int] = {}  # txid -> bar index
 
-    def _note(self, bar: int) -> None:
-        for txid, order in self.server.orders.items():
-            if order["status"] == "closed" and txid not in self.fill_bar:
-                self.fill_bar[txid] = bar
-
     def __iter__(self):
         rows = self.frame[["open", "high", "low", "close", "volume"]].itertuples(name=None)
         for i, (when, o, h, lo, c, v) in enumerate(rows):
-            self._note(i - 1)  # what the runner's orders for bar i - 1's close did at once
+            # what the runner's orders for bar i - 1's close did at once
+            self.server.note_closed(self.fill_bar, i - 1)
             for price in ((o, lo, h, c) if c >= o else (o, h, lo, c)):
                 self.server.set_price(self.symbol, price)
-            self._note(i)
+            self.server.note_closed(self.fill_bar, i)
             yield Bar(int(when.value // 1_000_000), o, h, lo, c, v)
 
     def fills(self) -> list[tuple[int, int, float, float]]:
         """(bar time ms, side, price, amount) of every fill, as the exchange made them."""
-        self._note(len(self.frame) - 1)
+        self.server.note_closed(self.fill_bar, len(self.frame) - 1)
         times = self.frame.index.as_unit("ms").asi8
         out = []
         for txid, bar in self.fill_bar.items():
