@@ -7,7 +7,7 @@ import io
 import os
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
+from quantlib.live.feeds import ReplayFeed, make_feed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
@@ -21,6 +21,18 @@ def _paper_child(spec_json: str, replay: str, state: str) -> None:
     runner = LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(replay),
                         logger=JsonLogger(io.StringIO()))
     runner.run()
+    os._exit(0)
+
+
+def run_paper_at(broker_class, spec_json: str, feed: str, state: str) -> None:
+    """A paper run with ``broker_class(store, spec)`` over ``make_feed(feed)``; exits the
+    process (the body of the paper children that read a feed string)."""
+    from quantlib.strategy.spec import load_spec
+
+    spec = load_spec(spec_json)
+    store = StateStore(state)
+    LiveRunner(spec, broker_class(store, spec), store, make_feed(feed),
+               logger=JsonLogger(io.StringIO())).run()
     os._exit(0)
 
 

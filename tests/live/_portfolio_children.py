@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import os
 
 from quantlib.live.brokers import PaperBroker
 from quantlib.live.feeds import make_feed
-from quantlib.live.logs import JsonLogger
-from quantlib.live.runner import LiveRunner
-from quantlib.live.state import StateStore
+from tests.live._crash_children import _run_live_at, run_paper_at
 
 SYMBOLS = ("BTC/USD", "ETH/USD", "SOL/USD")
 
 
 def paper_portfolio_child(spec_json: str, feed: str, state: str) -> None:
-    from quantlib.strategy.spec import load_spec
-
-    spec = load_spec(spec_json)
-    store = StateStore(state)
-    LiveRunner(spec, PaperBroker(store, spec), store, make_feed(feed),
-               logger=JsonLogger(io.StringIO())).run()
-    os._exit(0)
+    run_paper_at(PaperBroker, spec_json, feed, state)
 
 
 def ccxt_portfolio_child(url: str, spec_json: str, feed: str, state: str) -> None:
-    from tests.live._crash_children import _run_live_at
-
     _run_live_at(url, spec_json, state, make_feed(feed))
 
 

@@ -174,19 +174,20 @@ def _bars_done(state: Path) -> int:
         con.close()
 
 
-def _start_exchange(target, *args):
-    """A loopback Kraken in its own process (see ``_server_process``), ready to answer:
-    (process, its end of the pipe, base URL)."""
+def _start_exchange(target, *args, ping: str = "/0/public/Time"):
+    """A loopback exchange in its own process (``target(conn, *args)``, e.g.
+    ``_server_process``), ready to answer at ``ping``: (process, its end of the pipe, base
+    URL)."""
     parent, child = CTX.Pipe()
     server = CTX.Process(target=target, args=(child, *args))
     server.start()
     wait_until(parent.poll, 120, describe="the exchange process to send its URL", process=server)
     url = parent.recv()
-    wait_for_server(f"{url}/0/public/Time", 120, process=server)
+    wait_for_server(f"{url}{ping}", 120, process=server)
     return server, parent, url
 
 
-def _exchange_report(server, parent) -> tuple:
+def _exchange_report(server, parent):
     """What the exchange process saw (it stops afterwards)."""
     parent.send("report")
     wait_until(parent.poll, 120, describe="the exchange process's report", process=server)

@@ -68,6 +68,12 @@ def _live_run(data, tmp_path, label, *, faults=None, spec=None):
     return report, store
 
 
+def _quiet_broker(store: StateStore, spec, server: BinanceUsdmServer) -> PerpCcxtBroker:
+    """A live perp broker on ``server`` that logs to nowhere and retries after 10 ms."""
+    return PerpCcxtBroker(store, spec, make_exchange_for(server.url),
+                          logger=JsonLogger(io.StringIO()), backoff=0.01)
+
+
 @pytest.fixture(scope="module")
 def clean_run(data, tmp_path_factory):
     return _live_run(data, tmp_path_factory.mktemp("perp_live"), "clean")
@@ -258,8 +264,7 @@ def test_venue_liquidation_is_recorded(tmp_path):
         spec = perp_spec(perp={"leverage": 20, "maint_margin_rate": MMR,
                                "liquidation_fee": LIQ_FEE})
         store = StateStore(tmp_path / "liq.db")
-        broker = PerpCcxtBroker(store, spec, make_exchange_for(server.url),
-                                logger=JsonLogger(io.StringIO()), backoff=0.01)
+        broker = _quiet_broker(store, spec, server)
         broker.reconcile()
         server.advance(1)
         server.account.market_order("BTCUSDT", "BUY", 1.0, "manual-long", False)
@@ -293,8 +298,7 @@ def test_restart_after_the_close_leg_finds_it_and_opens_once(data, tmp_path):
     with BinanceUsdmServer(fee_rate=FEE, mmr=MMR, liq_fee=LIQ_FEE) as server:
         start_venue(server, candles, mark, funding)
         store = StateStore(tmp_path / "c.db")
-        broker = PerpCcxtBroker(store, spec, make_exchange_for(server.url),
-                                logger=JsonLogger(io.StringIO()), backoff=0.01)
+        broker = _quiet_broker(store, spec, server)
         broker.reconcile()
         server.advance(3)
         server.account.market_order("BTCUSDT", "BUY", 0.1, "earlier-long", False)
@@ -306,8 +310,7 @@ def test_restart_after_the_close_leg_finds_it_and_opens_once(data, tmp_path):
         close_id = leg_client_id(spec.name, row, "close")
         server.account.market_order("BTCUSDT", "SELL", 0.1, close_id, True)  # then SIGKILL
         cash_after_close = server.account.cash
-        PerpCcxtBroker(store, spec, make_exchange_for(server.url),
-                       logger=JsonLogger(io.StringIO()), backoff=0.01).resubmit_pending()
+        _quiet_broker(store, spec, server).resubmit_pending()
         ids = [o["clientOrderId"] for o in server.account.orders]
         assert ids == ["earlier-long", close_id, leg_client_id(spec.name, row, "open")]
         assert server.account.duplicate_client_ids() == {}

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.live._perp_children import live_child, perp_spec, venue_process
-from tests.live.test_crash_safety import CTX, _kill_loop, _snapshot
-from tests.support.ready import wait_for_server, wait_until
+from tests.live.test_crash_safety import _exchange_report, _kill_loop, _snapshot, _start_exchange
 
 N_BARS = 80
 SEED = 5
@@ -20,21 +19,12 @@ N_KILLS = 5
 
 
 def _start_venue():
-    parent, child = CTX.Pipe()
-    server = CTX.Process(target=venue_process, args=(child, N_BARS, SEED))
-    server.start()
-    wait_until(parent.poll, 120, describe="the venue process to send its URL", process=server)
-    url = parent.recv()
-    wait_for_server(f"{url}/fapi/v1/ping", 120, process=server)
-    return server, parent, url
+    """The loopback Binance USD-M venue (``N_BARS`` bars of seed ``SEED``) in its own process:
+    (process, its end of the pipe, base URL)."""
+    return _start_exchange(venue_process, N_BARS, SEED, ping="/fapi/v1/ping")
 
 
-def _venue_report(server, parent) -> dict:
-    parent.send("report")
-    wait_until(parent.poll, 120, describe="the venue process's report", process=server)
-    report = parent.recv()
-    server.join(60)
-    return report
+_venue_report = _exchange_report  # the venue's report, under the name other tests import
 
 
 @pytest.mark.timeout(900)

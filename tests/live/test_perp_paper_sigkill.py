@@ -11,7 +11,6 @@ liquidations.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from quantlib.live.feeds import make_feed, save_perp_replay
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
+from tests.live._crash_children import run_paper_at
 from tests.live.test_crash_safety import _kill_loop, _snapshot
 from tests.live.test_perp_paper import perp_spec
 
@@ -29,13 +29,7 @@ BARS = 2000
 
 
 def _perp_child(spec_json: str, feed: str, state: str) -> None:
-    from quantlib.strategy.spec import load_spec
-
-    spec = load_spec(spec_json)
-    store = StateStore(state)
-    LiveRunner(spec, PaperPerpBroker(store, spec), store, make_feed(feed),
-               logger=JsonLogger(io.StringIO())).run()
-    os._exit(0)
+    run_paper_at(PaperPerpBroker, spec_json, feed, state)
 
 
 @pytest.mark.timeout(900)
