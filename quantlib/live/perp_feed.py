@@ -226,11 +226,18 @@ class PerpExchangeFeed:
                               mark[2], self._events(None if last is None else last + self.bar_ms,
                                                     t + self.bar_ms))
                 last = t
+                self._forget_funding(t + self.bar_ms)
             first = False
             idle = 0 if ready else idle + 1
             if self.max_polls is not None and idle >= self.max_polls:
                 return
             self._wait(self.poll_seconds)
+
+    def _forget_funding(self, close: int, keep: int = 16) -> None:
+        """Drop payments given to bars already, but the last ``keep`` (the schedule)."""
+        old = sorted(t for t in self.funding if t <= close)[:-keep]
+        for t in old:
+            del self.funding[t]
 
     def _check_spacing(self, candles: dict[int, list]) -> None:
         times = np.array(sorted(candles), dtype=np.int64)

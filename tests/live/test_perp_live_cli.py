@@ -320,3 +320,25 @@ def test_cli_refuses_a_perp_spec_on_a_spot_replay_feed(tmp_path):
                    str(tmp_path / "s.db"), "--feed", "replay:bars.csv"])
     assert out.exit_code == 2
     assert "a perp spec needs --feed exchange or --feed replay-perp:" in out.output
+
+
+def test_cli_paper_trades_the_perp_exchange_feed_without_keys(tmp_path, monkeypatch):
+    from quantlib.strategy.spec import save_spec
+
+    server, (candles, _, _) = _venue()
+    try:
+        server.advance(40)  # bars 0..39 closed: history warms up, bar 39 is decided now
+        monkeypatch.setenv("QUANTLIB_BINANCEUSDM_API_URL", server.url)
+        monkeypatch.delenv("QUANTLIB_BINANCEUSDM_API_KEY", raising=False)
+        spec_path = save_spec(perp_spec(), tmp_path / "perp.json")
+        out = _invoke(["--strategy", str(spec_path), "--mode", "paper", "--feed", "exchange",
+                       "--state", str(tmp_path / "p.db"), "--max-bars", "1",
+                       "--poll-seconds", "0.05", "--log-file", str(tmp_path / "log.jsonl")])
+        signed = [r.path for r in server.requests if r.path.startswith(("/sapi", "/fapi/v2"))]
+    finally:
+        server.__exit__(None, None, None)
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output.strip().splitlines()[-1])
+    assert summary["bars_processed"] == 1 and summary["stopped_by"] == "max_bars"
+    assert summary["last_bar"] == int(candles.index[39].value // 1_000_000)
+    assert signed == []  # public data only
