@@ -213,6 +213,7 @@ def _drive(proc, state: Path, times: list[int], url: str, venue_at: int,
 
 def _cli_run(spec_path: Path, state: Path, times: list[int], kill_after: int | None) -> dict:
     server, parent, url = _start_venue_of(N_BARS)
+    proc = None
     try:
         http_advance(url)(1)
         venue_at = 1
@@ -226,7 +227,7 @@ def _cli_run(spec_path: Path, state: Path, times: list[int], kill_after: int | N
         assert proc.returncode == 0, err[-3000:]
         assert json.loads(out.strip().splitlines()[-1])["stopped_by"] == "kill_switch"
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
         report = _venue_report(server, parent)
