@@ -69,20 +69,21 @@ Volatility grid
     inventory is (re)built when no grid exists yet or the price lies outside ``[L_0, L_{n-1}]``,
     with spacing ``k * ATR``, but only if ``k * ATR >= MIN_STEP_REL * centre`` (see *Degenerate
     grids*); otherwise nothing changes: the grid there stays, and with none the bot stays flat. A
-    grid holding inventory is never moved (its sells must stay valid). "bar": at the close of bar ``t`` (from bar ``p - 1`` on),
-    centred on ``close_t``, ``ATR`` = mean true range of bars ``t-p+1 .. t``. "touch": at the open
-    of bar ``t`` after the gap leg (from bar ``p`` on), centred on ``open_t``, ``ATR`` = mean true
-    range of bars ``t-p .. t-1``. Either way the ATR never sees a bar after the decision. Levels
-    <= 0 never fill.
+    grid holding inventory is never moved (its sells must stay valid). "bar": at the close of bar
+    ``t`` (from bar ``p - 1`` on), centred on ``close_t``, ``ATR`` = mean true range of bars
+    ``t-p+1 .. t``. "touch": at the open of bar ``t`` after the gap leg (from bar ``p`` on),
+    centred on ``open_t``, ``ATR`` = mean true range of bars ``t-p .. t-1``. Either way the ATR
+    never sees a bar after the decision. Levels <= 0 never fill.
 Degenerate grids
     Neighbouring levels must lie at least ``MIN_STEP_REL`` (1e-10) x the price apart: a step of
     a few units in the last place of a float (a near-flat ATR history, bounds a hair apart) gives
     levels that round to the same price or out of order, i.e. no grid at all. A volatility grid
     narrower than ``MIN_STEP_REL * centre`` is not built (above). A fixed grid's levels are
     known from its parameters, so the grid kind refuses one whose smallest step is below
-    ``MIN_STEP_REL * upper`` (:mod:`quantlib.core.grid_kind`). 1e-10 is far finer than any
-    venue's price tick and lets through every fixed grid with relative bounds in the declared
-    parameter ranges (the tightest, a 64-level fibonacci grid over +-0.1 %, steps 2.5e-10).
+    ``MIN_STEP_REL * upper`` (:mod:`quantlib.core.grid_kind`). 1e-10 is far finer than the price
+    ticks of the venues we trade (BTC/USDT's 0.01 is ~1e-7 of its price) and lets through every
+    fixed grid with relative bounds in the declared parameter ranges (the tightest, a 64-level
+    fibonacci grid over +-0.1 %, steps 2.5e-10).
 Outputs
     Per bar: cash, inventory (base units), equity ``cash + inventory * close``; a fill log.
 
