@@ -7,7 +7,9 @@ trade (size, gross value and fees: vectorbt's exit-trade records, a reversal spl
 between the closed and the opened units) and the closed trades' sums; :func:`stop_fill_price_nb` is
 the fill price of a stop-loss or take-profit on a bar (the open when the open passed the level,
 else the level inside the bar's range; the callers pass the open as the range on a bar whose
-open fills an order closing or reversing the position). The rules in words:
+open fills an order closing or reversing the position), and :func:`stop_step_nb` one bar's
+stop step of either fused kernel (the check, the trailing move, the exit replacing the bar's
+signals). The rules in words:
 :mod:`quantlib.backtest.sweep_nb`.
 """
 
@@ -138,3 +140,34 @@ def stop_fill_price_nb(position, level_base, stop, open_, low, high, hit_below):
     if low <= level <= high:
         return level
     return np.nan
+
+
+@njit(cache=True, inline="always")
+def stop_step_nb(position, closing, enter_long, exit_long, enter_short, exit_short, price,
+                 slippage, sl_level, tp_level, sl_stop, tp_stop, has_sl, has_tp, trail, open_,
+                 high, low):
+    """One bar's stops on an open position: the stop-loss, else the take-profit, then the
+    trailing level's move (after the check); a stop that fires replaces the bar's signals
+    with an exit of the whole position at the stop's price, without slippage.
+
+    ``closing``: an order at this bar's open closes or reverses the position, so the stops
+    see the open alone (the signal exit due at the open comes first:
+    ``quantlib/live/brokers/stop_rule.py``). Returns ``(enter_long, exit_long, enter_short,
+    exit_short, price, slippage, sl_level)``: the bar's order and the stop-loss base level.
+    """
+    bar_high, bar_low = (open_, open_) if closing else (high, low)
+    stop_fill = np.nan
+    if has_sl:
+        stop_fill = stop_fill_price_nb(position, sl_level, sl_stop, open_, bar_low, bar_high,
+                                       True)
+    if math.isnan(stop_fill) and has_tp:
+        stop_fill = stop_fill_price_nb(position, tp_level, tp_stop, open_, bar_low, bar_high,
+                                       False)
+    if has_sl and trail:  # the trailing level moves after this bar's check
+        if position > 0 and bar_high > sl_level:
+            sl_level = bar_high
+        elif position < 0 and bar_low < sl_level:
+            sl_level = bar_low
+    if math.isnan(stop_fill):
+        return enter_long, exit_long, enter_short, exit_short, price, slippage, sl_level
+    return False, position > 0, False, position < 0, stop_fill, 0.0, sl_level

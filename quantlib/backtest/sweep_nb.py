@@ -64,7 +64,7 @@ from quantlib.backtest.sweep_fill_nb import (
     A_WINS,
     N_ACCOUNT,
     account_fill_nb,
-    stop_fill_price_nb,
+    stop_step_nb,
 )
 from quantlib.backtest.sweep_rows_nb import (
     U2,
@@ -189,6 +189,64 @@ def _clip_nb(target, long_ok, short_ok):
     return target
 
 
+@njit(cache=True)
+def _combo_rows_nb(kind, c, bank_a, bank_b, meta_a, idx_a, idx_b, par1, par2):
+    """What the per-bar target decision reads of combination ``c`` on one symbol: ``(ia, ib, row_a,
+    row_b, p1, p2, len_g, w_g, q_g, c_first, c_last)``, the last five MACD's signal line (the
+    truncated EMA of the line, by recursion from its first value; unused by other kinds)."""
+    ia, ib = idx_a[c], idx_b[c]
+    row_a = bank_a[ia]
+    row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
+    p1, p2 = par1[c], par2[c]
+    len_g = int(p2) if kind == MACD else 1
+    w_g = fir_weights_nb(p1, len_g) if kind == MACD else np.ones(1)
+    return ia, ib, row_a, row_b, p1, p2, len_g, w_g, 1.0 - p1, w_g[0], w_g[len_g - 1] * (1.0 - p1)
+
+
+@njit(cache=True, inline="always")
+def _rows_target_nb(kind, a, b, x, tol, p1, p2):
+    """The target the approximate rows decide at one bar (any kind but Donchian), NaN when the
+    gap is within their bound (the caller then asks :func:`_exact_level_nb`). Scalars only: a
+    call per bar taking arrays costs reference counting on every bar.
+
+    ``a, b``: the rows' values at the bar (fast/slow average, RSI and its bound, Bollinger
+    middle and std, MACD line and signal line); ``x`` the bar's close; ``tol`` the bound of
+    :func:`_tolerance_nb`."""
+    if kind == RSI_REVERSION:
+        if abs(a - p1) > b and abs(a - p2) > b:
+            return _level_nb(a < p1, a > p2, 0, 0)
+        return np.nan
+    if kind == BOLLINGER:
+        lower, upper = a - p1 * b, a + p1 * b
+        if abs(x - lower) > tol and abs(x - upper) > tol:
+            return _level_nb(x < lower, x > upper, 0, 0)
+        return np.nan
+    d = a - b  # MA/EMA cross, MACD
+    if abs(d) > tol:
+        return 1.0 if d > 0 else -1.0
+    return np.nan
+
+
+@njit(cache=True)
+def _macd_first_nb(row_a, row_b, t, w_g, len_g):
+    """MACD's first signal-line value at bar ``t``: the truncated EMA of the line."""
+    total = 0.0
+    for k in range(len_g):
+        total += w_g[k] * (row_a[t - k] - row_b[t - k])
+    return total
+
+
+@njit(cache=True, inline="always")
+def _signals_nb(prev_target, target, shift):
+    """The signals of a change of clipped target: ``(enter_long, exit_long, enter_short,
+    exit_short, closing)``, ``closing`` when an order at this bar's open (``shift = 1``) closes
+    or reverses the position, so that the bar's stops see only the open."""
+    closing = shift == 1 and ((prev_target > 0 and not target > 0)
+                              or (prev_target < 0 and not target < 0))
+    return (target > 0 and not prev_target > 0, target == 0 and prev_target > 0,
+            target < 0 and not prev_target < 0, target == 0 and prev_target < 0, closing)
+
+
 @njit(cache=True, error_model="numpy")
 def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
                        idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
@@ -211,92 +269,48 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
     max_dd, dd_bars, dd_invalid = 0.0, 0, False
     offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
     blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
-    ia, ib = idx_a[c], idx_b[c]
-    row_a = bank_a[ia]
-    row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
-    p1, p2, warm = par1[c], par2[c], warmup[c]
+    ia, ib, row_a, row_b, p1, p2, len_g, w_g, q_g, c_first, c_last = _combo_rows_nb(
+        kind, c, bank_a, bank_b, meta_a, idx_a, idx_b, par1, par2)
+    tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
+    warm = warmup[c]
     gated = idx_m[c] >= 0  # a trend mask row gates this combination's targets
     mask_row = mask[max(idx_m[c], 0)]
-    tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
-    # MACD's signal line: the truncated EMA of the line, by recursion from its first value
-    len_g = int(p2) if kind == MACD else 1
-    w_g = fir_weights_nb(p1, len_g) if kind == MACD else np.ones(1)
-    q_g, c_first, c_last = 1.0 - p1, w_g[0], w_g[len_g - 1] * (1.0 - p1)
     signal_line = np.nan
     prev_target = 0.0
     for i in range(n):
-        # The target decided at bar t = i - shift (0 before the first bar), inline: a call
-        # taking arrays costs reference counting on every bar. Approximate rows decide unless
-        # the gap is within their bound; then the kind's own values do (_exact_level_nb).
+        # The target decided at bar t = i - shift (0 before the first bar); Donchian's is held
+        # per combination, so its whole path is computed first.
         t = i - shift
-        if t < 0 or t < warm:
+        if kind == DONCHIAN:
+            target = path[t] if t >= 0 else 0.0
+        elif t < 0 or t < warm:
             target = 0.0
-        elif kind == MA_CROSS or kind == EMA_CROSS:
-            d = row_a[t] - row_b[t]
-            if abs(d) > tol:
-                target = 1.0 if d > 0 else -1.0
-            else:
+        else:  # approximate rows decide unless the gap is within their bound
+            a, b = row_a[t], row_b[t]
+            if kind == MACD:  # the signal line by recursion from its first value
+                line = a - b
+                b = (_macd_first_nb(row_a, row_b, t, w_g, len_g) if math.isnan(signal_line)
+                     else q_g * signal_line + c_first * line
+                     - c_last * (row_a[t - len_g] - row_b[t - len_g]))
+                a, signal_line = line, b
+            target = _rows_target_nb(kind, a, b, close[t], tol, p1, p2)
+            if math.isnan(target):
                 target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        elif kind == RSI_REVERSION:
-            v, bound = row_a[t], row_b[t]
-            if abs(v - p1) > bound and abs(v - p2) > bound:
-                target = _level_nb(v < p1, v > p2, t, 0)
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        elif kind == BOLLINGER:
-            lower, upper = row_a[t] - p1 * row_b[t], row_a[t] + p1 * row_b[t]
-            if abs(close[t] - lower) > tol and abs(close[t] - upper) > tol:
-                target = _level_nb(close[t] < lower, close[t] > upper, t, 0)
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        elif kind == MACD:
-            line = row_a[t] - row_b[t]
-            if math.isnan(signal_line):
-                signal_line = 0.0
-                for k in range(len_g):
-                    signal_line += w_g[k] * (row_a[t - k] - row_b[t - k])
-            else:
-                signal_line = (q_g * signal_line + c_first * line
-                               - c_last * (row_a[t - len_g] - row_b[t - len_g]))
-            d = line - signal_line
-            if abs(d) > tol:
-                target = 1.0 if d > 0 else -1.0
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        else:
-            target = path[t]
         if gated and target != 0.0:  # htf_trend: trade only in the trend's direction
             m = mask_row[t]
             if (target > 0.0 and not m > 0.0) or (target < 0.0 and not m < 0.0):
                 target = 0.0
         target = _clip_nb(target, long_ok, short_ok)
-        enter_long = target > 0 and not prev_target > 0
-        exit_long = target == 0 and prev_target > 0
-        enter_short = target < 0 and not prev_target < 0
-        exit_short = target == 0 and prev_target < 0
-        # an order at this bar's open that closes or reverses: the stops see only the open
-        closing = shift == 1 and ((prev_target > 0 and not target > 0)
-                                  or (prev_target < 0 and not target < 0))
+        enter_long, exit_long, enter_short, exit_short, closing = _signals_nb(prev_target,
+                                                                              target, shift)
         prev_target = target
         order_price, order_slip = price[i], slippage
         if position != 0 and (has_sl or has_tp):
-            bar_high, bar_low = (open_[i], open_[i]) if closing else (high[i], low[i])
-            stop_fill = np.nan
-            if has_sl:
-                stop_fill = stop_fill_price_nb(position, acct[A_SL], sl_stop, open_[i], bar_low,
-                                               bar_high, True)
-            if math.isnan(stop_fill) and has_tp:
-                stop_fill = stop_fill_price_nb(position, acct[A_TP], tp_stop, open_[i], bar_low,
-                                               bar_high, False)
-            if has_sl and trail:  # the trailing level moves after this bar's check
-                if position > 0 and bar_high > acct[A_SL]:
-                    acct[A_SL] = bar_high
-                elif position < 0 and bar_low < acct[A_SL]:
-                    acct[A_SL] = bar_low
-            if not math.isnan(stop_fill):  # the stop replaces the bar's signals
-                enter_long, enter_short = False, False
-                exit_long, exit_short = position > 0, position < 0
-                order_price, order_slip = stop_fill, 0.0
+            (enter_long, exit_long, enter_short, exit_short, order_price, order_slip,
+             acct[A_SL]) = stop_step_nb(position, closing, enter_long, exit_long, enter_short,
+                                        exit_short, order_price, order_slip, acct[A_SL],
+                                        acct[A_TP], sl_stop, tp_stop, has_sl, has_tp, trail,
+                                        open_[i], high[i], low[i])
         if enter_long or exit_long or enter_short or exit_short:
             bad = account_fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing,
                            order_price, fees, order_slip)

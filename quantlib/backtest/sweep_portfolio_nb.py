@@ -51,16 +51,12 @@ from quantlib.backtest.sweep_fill_nb import (
     A_WINS,
     N_ACCOUNT,
     account_fill_nb,
-    stop_fill_price_nb,
+    stop_step_nb,
 )
 from quantlib.backtest.sweep_nb import (
-    BOLLINGER,
     DONCHIAN,
-    EMA_CROSS,
-    MA_CROSS,
     MACD,
     N_STATS,
-    RSI_REVERSION,
     S_BAD_ARG,
     S_DD_BARS,
     S_DOWN_SQ,
@@ -80,13 +76,15 @@ from quantlib.backtest.sweep_nb import (
     S_TRADED,
     S_WINS,
     _clip_nb,
+    _combo_rows_nb,
     _donchian_targets_nb,
     _exact_level_nb,
-    _level_nb,
+    _macd_first_nb,
+    _rows_target_nb,
+    _signals_nb,
     _tolerance_nb,
 )
 from quantlib.backtest.sweep_rows_nb import max_abs_nb
-from quantlib.core.indicators_nb import fir_weights_nb
 from quantlib.jit import njit, prange
 
 # benchmark sums appended to the single-symbol kernel's columns
@@ -107,49 +105,24 @@ def _target_path_nb(kind, c, close, scale, bank_a, bank_b, meta_a, meta_b, idx_a
         for t in range(n):
             out[t] = _clip_nb(path[t], long_ok, short_ok)
         return
-    ia, ib = idx_a[c], idx_b[c]
-    row_a = bank_a[ia]
-    row_b = bank_a[ib] if kind == MA_CROSS or kind == EMA_CROSS or kind == MACD else bank_b[ib]
-    p1, p2, warm = par1[c], par2[c], warmup[c]
+    ia, ib, row_a, row_b, p1, p2, len_g, w_g, q_g, c_first, c_last = _combo_rows_nb(
+        kind, c, bank_a, bank_b, meta_a, idx_a, idx_b, par1, par2)
     tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
-    len_g = int(p2) if kind == MACD else 1
-    w_g = fir_weights_nb(p1, len_g) if kind == MACD else np.ones(1)
-    q_g, c_first, c_last = 1.0 - p1, w_g[0], w_g[len_g - 1] * (1.0 - p1)
+    warm = warmup[c]
     signal_line = np.nan
-    for t in range(n):
+    for t in range(n):  # decided as sweep_nb decides them (_rows_target_nb: why scalars)
         if t < warm:
             target = 0.0
-        elif kind == MA_CROSS or kind == EMA_CROSS:
-            d = row_a[t] - row_b[t]
-            if abs(d) > tol:
-                target = 1.0 if d > 0 else -1.0
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        elif kind == RSI_REVERSION:
-            v, bound = row_a[t], row_b[t]
-            if abs(v - p1) > bound and abs(v - p2) > bound:
-                target = _level_nb(v < p1, v > p2, t, 0)
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        elif kind == BOLLINGER:
-            lower, upper = row_a[t] - p1 * row_b[t], row_a[t] + p1 * row_b[t]
-            if abs(close[t] - lower) > tol and abs(close[t] - upper) > tol:
-                target = _level_nb(close[t] < lower, close[t] > upper, t, 0)
-            else:
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        else:  # MACD: the signal line by recursion from its first value, as sweep_nb
-            line = row_a[t] - row_b[t]
-            if math.isnan(signal_line):
-                signal_line = 0.0
-                for k in range(len_g):
-                    signal_line += w_g[k] * (row_a[t - k] - row_b[t - k])
-            else:
-                signal_line = (q_g * signal_line + c_first * line
-                               - c_last * (row_a[t - len_g] - row_b[t - len_g]))
-            d = line - signal_line
-            if abs(d) > tol:
-                target = 1.0 if d > 0 else -1.0
-            else:
+        else:
+            a, b = row_a[t], row_b[t]
+            if kind == MACD:
+                line = a - b
+                b = (_macd_first_nb(row_a, row_b, t, w_g, len_g) if math.isnan(signal_line)
+                     else q_g * signal_line + c_first * line
+                     - c_last * (row_a[t - len_g] - row_b[t - len_g]))
+                a, signal_line = line, b
+            target = _rows_target_nb(kind, a, b, close[t], tol, p1, p2)
+            if math.isnan(target):
                 target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
         out[t] = _clip_nb(target, long_ok, short_ok)
 
@@ -199,34 +172,17 @@ def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank
             target = float(targets[s, t]) if t >= 0 else 0.0
             prev = prev_target[s]
             prev_target[s] = target
-            enter_long = target > 0 and not prev > 0
-            exit_long = target == 0 and prev > 0
-            enter_short = target < 0 and not prev < 0
-            exit_short = target == 0 and prev < 0
+            enter_long, exit_long, enter_short, exit_short, closing = _signals_nb(prev, target,
+                                                                                  shift)
             position = accts[s, A_POSITION]  # the order rule's (zeroed within tolerance)
             order_price, order_slip = price[s, i], slippage
-            if position != 0 and has_stops:  # the stop rule, as sweep_nb applies it
-                # an order at this bar's open that closes or reverses: the stops see the open
-                closing = shift == 1 and ((prev > 0 and not target > 0)
-                                          or (prev < 0 and not target < 0))
-                bar_high = open_[s, i] if closing else high[s, i]
-                bar_low = open_[s, i] if closing else low[s, i]
-                stop_fill = np.nan
-                if has_sl:
-                    stop_fill = stop_fill_price_nb(position, accts[s, A_SL], sl_stop,
-                                                   open_[s, i], bar_low, bar_high, True)
-                if math.isnan(stop_fill) and has_tp:
-                    stop_fill = stop_fill_price_nb(position, accts[s, A_TP], tp_stop,
-                                                   open_[s, i], bar_low, bar_high, False)
-                if has_sl and trail:  # the trailing level moves after this bar's check
-                    if position > 0 and bar_high > accts[s, A_SL]:
-                        accts[s, A_SL] = bar_high
-                    elif position < 0 and bar_low < accts[s, A_SL]:
-                        accts[s, A_SL] = bar_low
-                if not math.isnan(stop_fill):  # the stop replaces the bar's signals
-                    enter_long, enter_short = False, False
-                    exit_long, exit_short = position > 0, position < 0
-                    order_price, order_slip = stop_fill, 0.0
+            if position != 0 and has_stops:
+                (enter_long, exit_long, enter_short, exit_short, order_price, order_slip,
+                 accts[s, A_SL]) = stop_step_nb(position, closing, enter_long, exit_long,
+                                                enter_short, exit_short, order_price,
+                                                order_slip, accts[s, A_SL], accts[s, A_TP],
+                                                sl_stop, tp_stop, has_sl, has_tp, trail,
+                                                open_[s, i], high[s, i], low[s, i])
             if enter_long or exit_long or enter_short or exit_short:
                 signals[0], signals[1], signals[2], signals[3] = (enter_long, exit_long,
                                                                   enter_short, exit_short)
