@@ -247,6 +247,49 @@ def _signals_nb(prev_target, target, shift):
             target < 0 and not prev_target < 0, target == 0 and prev_target < 0, closing)
 
 
+@njit(cache=True, inline="always")
+def _moments_step_nb(value, prev_value, sum_r, sum_r2, sum_r3, sum_r4, down_sq):
+    """One bar's return ``value / prev_value - 1`` into the power sums: ``(ret, ret ** 2,
+    sum_r, sum_r2, sum_r3, sum_r4, down_sq)``.
+
+    An unchanged value is a return of exactly 0 (x / x == 1): the division and the zero terms
+    of the sums are skipped, which leaves every sum bit-identical."""
+    ret = 0.0 if value == prev_value and value != 0.0 else value / prev_value - 1.0
+    r2 = ret * ret
+    if ret != 0.0:
+        sum_r += ret
+        sum_r2 += r2
+        sum_r3 += r2 * ret
+        sum_r4 += r2 * r2
+        if ret < 0.0:
+            down_sq += r2
+    return ret, r2, sum_r, sum_r2, sum_r3, sum_r4, down_sq
+
+
+@njit(cache=True, inline="always")
+def _drawdown_step_nb(value, row, peak, trough, last_peak, max_dd, dd_bars, dd_invalid):
+    """One equity value (at path row ``row``: the initial cash is row 0) into the drawdown
+    state: ``(peak, trough, last_peak, max_dd, dd_bars, dd_invalid)``."""
+    if value >= peak:
+        peak, trough = value, value
+        last_peak = row
+    elif value < peak:
+        # Under one peak the drawdown is deepest at the lowest value (a rounded division is
+        # monotone): divide only at a new low, the same minimum bit for bit.
+        if value < trough:
+            trough = value
+            dd = value / peak - 1.0
+            if dd != dd:
+                dd_invalid = True
+            elif dd < max_dd:
+                max_dd = dd
+    else:  # NaN equity: numpy's min would propagate it
+        dd_invalid = True
+    if row - last_peak > dd_bars:
+        dd_bars = row - last_peak
+    return peak, trough, last_peak, max_dd, dd_bars, dd_invalid
+
+
 @njit(cache=True, error_model="numpy")
 def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
                        idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
@@ -319,38 +362,14 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 return
             position, flow_sum, units_sum = acct[A_POSITION], acct[A_FLOW], acct[A_UNITS]
         value = init_cash + flow_sum + units_sum * close[i]
-        # An unchanged value is a return of exactly 0 (x / x == 1): the division and the
-        # zero terms of the sums are skipped, which leaves every sum bit-identical.
-        ret = 0.0 if value == prev_value and value != 0.0 else value / prev_value - 1.0
+        ret, r2, sum_r, sum_r2, sum_r3, sum_r4, down_sq = _moments_step_nb(
+            value, prev_value, sum_r, sum_r2, sum_r3, sum_r4, down_sq)
         prev_value = value
-        r2 = ret * ret
-        if ret != 0.0:
-            sum_r += ret
-            sum_r2 += r2
-            sum_r3 += r2 * ret
-            sum_r4 += r2 * r2
-            if ret < 0.0:
-                down_sq += r2
         sum_value += value
         if units_sum != 0.0:
             exposed += 1.0
-        if value >= peak:  # the path's row of this value is i + 1 (initial cash at row 0)
-            peak, trough = value, value
-            last_peak = i + 1
-        elif value < peak:
-            # Under one peak the drawdown is deepest at the lowest value (a rounded division
-            # is monotone): divide only at a new low, the same minimum bit for bit.
-            if value < trough:
-                trough = value
-                dd = value / peak - 1.0
-                if dd != dd:
-                    dd_invalid = True
-                elif dd < max_dd:
-                    max_dd = dd
-        else:  # NaN equity: numpy's min would propagate it
-            dd_invalid = True
-        if i + 1 - last_peak > dd_bars:
-            dd_bars = i + 1 - last_peak
+        peak, trough, last_peak, max_dd, dd_bars, dd_invalid = _drawdown_step_nb(
+            value, i + 1, peak, trough, last_peak, max_dd, dd_bars, dd_invalid)
         if i >= offset:
             blk_s += ret
             blk_ss += r2

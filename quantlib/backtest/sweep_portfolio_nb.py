@@ -78,8 +78,10 @@ from quantlib.backtest.sweep_nb import (
     _clip_nb,
     _combo_rows_nb,
     _donchian_targets_nb,
+    _drawdown_step_nb,
     _exact_level_nb,
     _macd_first_nb,
+    _moments_step_nb,
     _rows_target_nb,
     _signals_nb,
     _tolerance_nb,
@@ -199,16 +201,10 @@ def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank
             any_units = any_units or units != 0.0
         cum_flow += bar_flow
         value = (init_cash + cum_flow) + held
-        ret = 0.0 if value == prev_value and value != 0.0 else value / prev_value - 1.0
+        ret, r2, sum_r, sum_r2, sum_r3, sum_r4, down_sq = _moments_step_nb(
+            value, prev_value, sum_r, sum_r2, sum_r3, sum_r4, down_sq)
         prev_value = value
-        r2 = ret * ret
         if ret != 0.0:
-            sum_r += ret
-            sum_r2 += r2
-            sum_r3 += r2 * ret
-            sum_r4 += r2 * r2
-            if ret < 0.0:
-                down_sq += r2
             cov += ret * bench_centred[i]
             if bench_rets[i] > 0:
                 up += ret
@@ -217,21 +213,8 @@ def _simulate_portfolio_nb(kind, c, open_, high, low, close, price, bank_a, bank
         sum_value += value
         if any_units:
             exposed += 1.0
-        if value >= peak:
-            peak, trough = value, value
-            last_peak = i + 1
-        elif value < peak:
-            if value < trough:
-                trough = value
-                dd = value / peak - 1.0
-                if dd != dd:
-                    dd_invalid = True
-                elif dd < max_dd:
-                    max_dd = dd
-        else:
-            dd_invalid = True
-        if i + 1 - last_peak > dd_bars:
-            dd_bars = i + 1 - last_peak
+        peak, trough, last_peak, max_dd, dd_bars, dd_invalid = _drawdown_step_nb(
+            value, i + 1, peak, trough, last_peak, max_dd, dd_bars, dd_invalid)
         if i >= offset:
             blk_s += ret
             blk_ss += r2
