@@ -437,7 +437,52 @@ def parse_replay(feed: str) -> str | dict[str, str]:
     return files
 
 
-class ExchangeFeed:
+class PollingFeed:
+    """What the polling exchange feeds share: a stop request that ends any wait at once, and
+    requests retried with bounded back-off over network faults.
+
+    ``stop_requested`` (``() -> bool``, set by the runner) is checked between polls and several
+    times a second while waiting: a kill switch or SIGTERM ends the feed at once instead of at
+    the next closed candle, which may be an hour or a day away.
+    """
+
+    stop_requested: Callable[[], bool] | None = None
+    retries: int = 5
+
+    def _request(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``: network faults retried (pauses 0.5 s doubling, at most 30 s)
+        ``retries`` times, then ExchangeError; any other ccxt error ends the feed at once
+        (an unknown symbol or timeframe: no retry helps). ``label`` starts the error."""
+        import ccxt
+
+        delay = 0.5
+        for attempt in range(self.retries):
+            try:
+                return fn(*args, **kwargs)
+            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
+                if attempt == self.retries - 1:
+                    raise ExchangeError(f"{label}: {type(exc).__name__} after {self.retries} "
+                                        "tries") from None
+                self._wait(delay)
+                delay = min(delay * 2, 30.0)
+            except ccxt.BaseError as exc:
+                raise ExchangeError(f"{label}: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise LiveError("unreachable")  # pragma: no cover
+
+    def _stopping(self) -> bool:
+        return self.stop_requested is not None and bool(self.stop_requested())
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, in slices short enough to notice a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+
+class ExchangeFeed(PollingFeed):
     """Poll ``exchange.fetch_ohlcv`` and yield each candle once it has closed.
 
     Parameters
@@ -448,13 +493,10 @@ class ExchangeFeed:
     poll_seconds : sleep between polls.
     clock : ``() -> ms`` (injectable for tests).
     max_polls : stop after this many polls without a new bar (None: forever).
+    retries : attempts per request on network errors (bounded back-off), then ExchangeError.
 
-    ``stop_requested`` (``() -> bool``, set by the runner) is checked between polls and several
-    times a second while waiting: a kill switch or SIGTERM ends the feed at once instead of at
-    the next closed candle, which may be an hour or a day away.
+    A stop request ends the feed at once (:class:`PollingFeed`).
     """
-
-    stop_requested: Callable[[], bool] | None = None
 
     def __init__(self, exchange, symbol: str, timeframe: str, history: int = 100,
                  poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
@@ -466,23 +508,9 @@ class ExchangeFeed:
         self.max_polls, self.retries = max_polls, retries
 
     def _fetch(self, since: int | None, limit: int | None) -> list[list]:
-        import ccxt
-
-        delay = 0.5
-        for attempt in range(self.retries):
-            try:
-                return self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since,
-                                                 limit=limit)
-            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-                if attempt == self.retries - 1:
-                    raise ExchangeError(f"fetch_ohlcv {self.symbol} {self.timeframe}: "
-                                        f"{type(exc).__name__} after {self.retries} tries") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-            except ccxt.BaseError as exc:  # unknown symbol or timeframe: no retry helps
-                raise ExchangeError(f"fetch_ohlcv {self.symbol} {self.timeframe}: "
-                                    f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        raise LiveError("unreachable")  # pragma: no cover
+        return self._request(f"fetch_ohlcv {self.symbol} {self.timeframe}",
+                             self.exchange.fetch_ohlcv, self.symbol, self.timeframe,
+                             since=since, limit=limit)
 
     def __iter__(self) -> Iterator[Bar]:
         now = self.clock()
@@ -517,19 +545,6 @@ class ExchangeFeed:
         if seen is not None and np.diff(times).min(initial=self.bar_ms) < self.bar_ms:
             raise LiveError(f"exchange feed {self.symbol}: the exchange sent {seen} candles, "
                             f"the spec trades {self.timeframe} candles")
-
-    def _stopping(self) -> bool:
-        return self.stop_requested is not None and bool(self.stop_requested())
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, in slices short enough to notice a stop request."""
-        deadline = time.monotonic() + seconds
-        while not self._stopping():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(left, 0.1))
-
 
 class PortfolioExchangeFeed:
     """Poll every market of a portfolio spec and yield ``{symbol: Bar}`` once the candle of a
@@ -632,7 +647,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
 
 __all__ = ["Bar", "PerpBar", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
            "read_funding_file", "save_perp_replay", "PortfolioReplayFeed", "PortfolioExchangeFeed",
-           "parse_replay", "ExchangeFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
+           "parse_replay", "ExchangeFeed", "PollingFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
-from quantlib.live.feeds import PerpBar
+from quantlib.live.feeds import PerpBar, PollingFeed
 
 KLINE_LIMIT = 1500  # Binance's most candles per request
 FUNDING_LIMIT = 1000  # Binance's most funding records per request
@@ -68,7 +68,7 @@ def funding_interval_ms(times_ms: list[int]) -> int | None:
     return int(values[np.argmax(counts)])
 
 
-class PerpExchangeFeed:
+class PerpExchangeFeed(PollingFeed):
     """Poll a swap venue and yield :class:`PerpBar` objects once closed (module docstring).
 
     Parameters
@@ -82,11 +82,8 @@ class PerpExchangeFeed:
     retries : attempts per request on network errors (bounded back-off), then ExchangeError.
     funding_wait : seconds a bar waits for a due funding payment before LiveError.
 
-    ``stop_requested`` (set by the runner) ends a wait at once, as in
-    :class:`~quantlib.live.feeds.ExchangeFeed`.
+    A stop request ends a wait at once (:class:`~quantlib.live.feeds.PollingFeed`).
     """
-
-    stop_requested: Callable[[], bool] | None = None
 
     def __init__(self, exchange: Any, symbol: str, timeframe: str, history: int = 100,
                  poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
@@ -111,22 +108,7 @@ class PerpExchangeFeed:
     # -- requests ----------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         """One request with bounded back-off on network errors; other errors end the feed."""
-        import ccxt
-
-        delay = 0.5
-        for attempt in range(self.retries):
-            try:
-                return fn(*args, **kwargs)
-            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:
-                if attempt == self.retries - 1:
-                    raise ExchangeError(f"{what} {self.symbol}: {type(exc).__name__} after "
-                                        f"{self.retries} tries") from None
-                self._wait(delay)
-                delay = min(delay * 2, 30.0)
-            except ccxt.BaseError as exc:  # unknown symbol or timeframe: no retry helps
-                raise ExchangeError(f"{what} {self.symbol} {self.timeframe}: "
-                                    f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        raise LiveError("unreachable")  # pragma: no cover
+        return self._request(f"{what} {self.symbol} {self.timeframe}", fn, *args, **kwargs)
 
     def _venue_time(self) -> int:
         now = self._call("fetch_time", self.exchange.fetch_time)
@@ -244,17 +226,6 @@ class PerpExchangeFeed:
         if times.size > 1 and np.diff(times).min() < self.bar_ms:
             raise LiveError(f"perp exchange feed {self.symbol}: the venue sent candles closer "
                             f"than {self.timeframe}, the spec trades {self.timeframe} candles")
-
-    def _stopping(self) -> bool:
-        return self.stop_requested is not None and bool(self.stop_requested())
-
-    def _wait(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(left, 0.1))
 
 
 __all__ = ["PerpExchangeFeed", "funding_interval_ms"]
