@@ -26,9 +26,10 @@ Orders (:meth:`PerpCcxtBroker.submit`)
 Per bar (:meth:`PerpCcxtBroker.on_bar`)
     Funding the venue charged (its income history, ``FUNDING_FEE``) is added to
     ``funding_net`` once per payment; a liquidation the venue made (an ``autoclose-`` order) is
-    recorded as a filled order of type ``liquidation``; then the account keys are copied from
-    the venue. Differences from the paper broker: the venue has already moved to the next bar's
-    open when a bar is processed, so a funding payment due at that open is in the bar's copy.
+    recorded as a filled order of type ``liquidation``; then the account keys are set to the
+    venue's figures. Differences from the paper broker: the venue has already moved to the next
+    bar's open when a bar is processed, so a funding payment due at that open is in that bar's
+    record.
 
 API keys come only from ``QUANTLIB_BINANCEUSDM_API_KEY`` / ``..._SECRET`` (or the given
 exchange); they are registered for redaction and never stored or logged.
