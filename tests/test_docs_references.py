@@ -1,0 +1,408 @@
+"""The docs name only things that exist (issue #16: "check every docstring and ARCHITECTURE.md
+line against the code after the move").
+
+What is checked, without importing quantlib (modules are found by file path and attributes by
+``ast``, so the check is fast and loads no research library):
+
+- every dotted ``quantlib.x.y`` name and every ``from quantlib.x import a, b`` in
+  ``docs/ARCHITECTURE.md``, ``README.md`` and the docstrings of ``quantlib/**/*.py`` names a
+  module, and an attribute of it (a definition, an import, a lazily exported name, a class
+  member);
+- every ``quantlib/...py``, ``tests/...py`` and ``benchmarks/...py`` path there exists, and so do
+  the paths ARCHITECTURE.md writes relative to the package (``core/bars.py``) and the bare file
+  names of its package tree (``bars.py`` under ``core/``);
+- every test marker ``(tests/...py::name)`` in ARCHITECTURE.md names an existing test function
+  (``Class::method`` too): the map from each stated rule to the test that checks it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "quantlib"
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+README = ROOT / "README.md"
+
+DOTTED = re.compile(r"(?<![\w.])quantlib(?:\.[A-Za-z_]\w*)+")
+FROM_IMPORT = re.compile(r"from (quantlib(?:\.\w+)*) import ([\w, ]+)")
+ROOTED_PATH = re.compile(r"(?<![\w/.-])((?:quantlib|tests|benchmarks)/[\w/.-]*?\.py)\b(?!::)")
+# A path the architecture writes relative to the package: `core/bars.py`, `live/brokers/x.py`.
+RELATIVE_PATH = re.compile(r"(?<![\w/.~-])((?:[a-z_]+/)+\w+\.py)\b")
+MARKER = re.compile(r"(tests/[\w/]+\.py)::([\w:]+)")
+BARE_FILE = re.compile(r"(?<![\w/.*-])(\w+\.py)\b")
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules and their attributes, by ast
+
+
+@cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+def _definitions(body: list[ast.stmt]):
+    """Every class and function under ``body``, nested ones and those inside if/try/with
+    blocks included (the statements that can carry a docstring), without walking expressions."""
+    for node in body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], (ast.stmt,
+                                                                          ast.excepthandler)):
+                yield from _definitions(inner)
+
+
+def module_file(dotted: str) -> Path | None:
+    """The source of module ``dotted`` (``quantlib.a.b``), or None."""
+    base = ROOT.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _top_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The module-level statements, those inside top-level ``if``/``try`` blocks included
+    (``if TYPE_CHECKING:``, an optional import)."""
+    found: list[ast.stmt] = []
+    for node in body:
+        found.append(node)
+        if isinstance(node, ast.If):
+            found += _top_statements(node.body) + _top_statements(node.orelse)
+        elif isinstance(node, ast.Try):
+            found += _top_statements(node.body)
+            for handler in node.handlers:
+                found += _top_statements(handler.body)
+    return found
+
+
+def _absolute(module: str | None, level: int, package: str) -> str:
+    if level == 0:
+        return module or ""
+    parts = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join(parts + ([module] if module else []))
+
+
+def _lazy_names(statements: list[ast.stmt]) -> dict[str, str]:
+    """Names a package exports through ``quantlib._lazy.lazy_exports``: name -> submodule."""
+    dicts = {}
+    for node in statements:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    dicts[target.id] = node.value
+    found: dict[str, str] = {}
+    for call in (n.value for n in statements if isinstance(n, ast.Assign)):
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                and call.func.id == "lazy_exports" and len(call.args) == 2):
+            mapping = call.args[1]
+            if isinstance(mapping, ast.Name):
+                mapping = dicts.get(mapping.id)
+            if isinstance(mapping, ast.Dict):
+                for key, value in zip(mapping.keys, mapping.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(value, ast.Constant):
+                        found[key.value] = value.value
+    return found
+
+
+@cache
+def module_names(dotted: str) -> dict[str, tuple]:
+    """Every top-level name of module ``dotted``: name -> ("def", node) | ("class", node) |
+    ("import", target dotted name) | ("lazy", submodule dotted name) | ("value", None)."""
+    path = module_file(dotted)
+    tree = _parsed(path)
+    package = dotted if path.name == "__init__.py" else dotted.rpartition(".")[0]
+    statements = _top_statements(tree.body)
+    names: dict[str, tuple] = {}
+    for node in statements:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names[node.name] = ("def", node)
+        elif isinstance(node, ast.ClassDef):
+            names[node.name] = ("class", node)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    "import", alias.name if alias.asname else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(node.module, node.level, package)
+            for alias in node.names:
+                names[alias.asname or alias.name] = ("import", f"{source}.{alias.name}")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        names.setdefault(name.id, ("value", None))
+    for name, sub in _lazy_names(statements).items():
+        names.setdefault(name, ("lazy", f"{dotted}.{sub}.{name}"))
+    for name in _getattr_names(names.get("__getattr__", (None, None))[1]):
+        names.setdefault(name, ("value", None))
+    return names
+
+
+def _getattr_names(function: ast.AST | None) -> set[str]:
+    """Names a hand-written module ``__getattr__`` answers (``if name == "app":``)."""
+    if not isinstance(function, ast.FunctionDef):
+        return set()
+    return {c.value for node in ast.walk(function) if isinstance(node, ast.Compare)
+            for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+
+
+def _class_members(node: ast.ClassDef) -> set[str]:
+    members = set()
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            members.add(item.name)
+        elif isinstance(item, ast.Assign):
+            members |= {t.id for t in item.targets if isinstance(t, ast.Name)}
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            members.add(item.target.id)
+    return members
+
+
+def _class_has(module: str, node: ast.ClassDef, member: str, depth: int) -> bool:
+    """Whether the class (or a base class of quantlib's) defines ``member``; a base class from
+    another library is taken to provide it (NamedTuple's ``_replace``, pydantic's methods)."""
+    if member in _class_members(node):
+        return True
+    for base in node.bases:
+        if not isinstance(base, ast.Name):
+            return True
+        kind, target = module_names(module).get(base.id, (None, None))
+        if kind == "class":
+            if _class_has(module, target, member, depth + 1):
+                return True
+        elif kind in ("import", "lazy"):
+            if not target.startswith("quantlib") or resolve(f"{target}.{member}", depth + 1) is None:
+                return True
+    return False
+
+
+def resolve(dotted: str, depth: int = 0) -> str | None:
+    """None when ``dotted`` names a quantlib module or an attribute of one, else what is
+    missing."""
+    if depth > 8:
+        return None  # a re-export cycle: not ours to judge here
+    parts = dotted.split(".")
+    cut = next((i for i in range(len(parts), 0, -1) if module_file(".".join(parts[:i]))), 0)
+    if cut == 0:
+        return f"no module {parts[0]}"
+    module, rest = ".".join(parts[:cut]), parts[cut:]
+    if not rest:
+        return None
+    kind, target = module_names(module).get(rest[0], (None, None))
+    if kind is None:
+        return f"{module} has no attribute {rest[0]}"
+    if kind in ("import", "lazy"):
+        if not target.startswith("quantlib."):
+            return None  # a third-party name: that library's business
+        return resolve(".".join([target, *rest[1:]]), depth + 1)
+    if kind == "class" and len(rest) > 1 and not _class_has(module, target, rest[1], depth):
+        return f"{module}.{rest[0]} has no member {rest[1]}"
+    if kind == "def" and len(rest) > 1:
+        return f"{module}.{rest[0]} is a function: no attribute {rest[1]}"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# References in a text
+
+
+def dotted_references(text: str) -> list[str]:
+    """Every ``quantlib.x.y`` name of ``text`` and every name a ``from quantlib.x import``
+    line of it imports, as dotted names."""
+    found = DOTTED.findall(text)
+    for module, names in FROM_IMPORT.findall(text):
+        found += [f"{module}.{name.split()[0]}" for name in names.split(",") if name.strip()]
+    return found
+
+
+def missing_dotted(text: str) -> list[str]:
+    problems = []
+    for name in dict.fromkeys(dotted_references(text)):
+        why = resolve(name)
+        if why is not None:
+            problems.append(f"{name}: {why}")
+    return problems
+
+
+def missing_paths(text: str, relative_to: tuple[Path, ...] = ()) -> list[str]:
+    """Rooted paths (``quantlib/``, ``tests/``, ``benchmarks/``) of ``text`` that do not exist;
+    with ``relative_to``, also ``core/bars.py``-style paths that none of those folders (nor the
+    repository) holds. A path into another installed library (``vectorbt/portfolio/nb.py``)
+    is that library's business."""
+    problems = [f"{p}: no such file" for p in dict.fromkeys(ROOTED_PATH.findall(text))
+                if not (ROOT / p).is_file()]
+    if relative_to:
+        for path in dict.fromkeys(RELATIVE_PATH.findall(text)):
+            top = path.split("/")[0]
+            if top in ("quantlib", "tests", "benchmarks") or _installed(top):
+                continue
+            if not any((base / path).is_file() for base in (*relative_to, ROOT)):
+                problems.append(f"{path}: no such file under quantlib/")
+    return problems
+
+
+@cache
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def _test_exists(path: Path, name: str) -> bool:
+    tree = _parsed(path)
+    scope: list[ast.stmt] = tree.body
+    *classes, function = name.split("::")
+    for cls in classes:
+        node = next((n for n in scope if isinstance(n, ast.ClassDef) and n.name == cls), None)
+        if node is None:
+            return False
+        scope = node.body
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function
+               for n in scope)
+
+
+def missing_markers(text: str) -> list[str]:
+    """Test markers ``tests/x.py::name`` of ``text`` whose file or test function is gone."""
+    problems = []
+    for file, name in dict.fromkeys(MARKER.findall(text)):
+        path = ROOT / file
+        if not path.is_file():
+            problems.append(f"{file}::{name}: no such file")
+        elif not _test_exists(path, name):
+            problems.append(f"{file}::{name}: no such test")
+    return problems
+
+
+def tree_block(text: str) -> str:
+    """The package tree of ARCHITECTURE.md: the fenced block that starts with ``quantlib/``."""
+    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
+        if block.startswith("quantlib/"):
+            return block
+    raise AssertionError("ARCHITECTURE.md has no package tree (a block starting 'quantlib/')")
+
+
+def missing_tree_files(block: str) -> list[str]:
+    """Bare file names of the package tree that are not in their package's folder (a kernel
+    named inside a module's entry may sit in any sub-folder of it)."""
+    problems, package = [], None
+    for line in block.splitlines()[1:]:
+        head = re.match(r"  (\w+)(/|\.py)\s", line)
+        if head:
+            package = head.group(1) if head.group(2) == "/" else None
+        if package is None:
+            continue
+        for name in BARE_FILE.findall(line):
+            if not list((PACKAGE / package).rglob(name)):
+                problems.append(f"{package}/{name}: no such file")
+    return problems
+
+
+@cache
+def _file_names() -> frozenset[str]:
+    return frozenset(p.name for top in ("quantlib", "tests", "benchmarks")
+                     for p in (ROOT / top).rglob("*.py"))
+
+
+def missing_bare_files(text: str) -> list[str]:
+    """Bare file names (``stop_rule.py``) anywhere in ``text`` that no folder of quantlib/,
+    tests/ or benchmarks/ holds."""
+    return [f"{name}: no such file" for name in dict.fromkeys(BARE_FILE.findall(text))
+            if name not in _file_names()]
+
+
+def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
+    """``(file:line, docstring, folders)`` of every module, class and function of quantlib/;
+    ``folders``: the file's folder and its parents up to quantlib/, against which a docstring's
+    relative path (``brokers/stop_rule.py`` in live/) is resolved."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = _parsed(path)
+        rel = path.relative_to(ROOT)
+        folders = tuple(p for p in path.parents if p == PACKAGE or PACKAGE in p.parents)
+        for node in [tree, *_definitions(tree.body)]:
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                found.append((f"{rel}:{node.body[0].lineno}", doc, folders))
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# The checks
+
+
+@pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
+def test_every_dotted_name_in_the_docs_exists(doc):
+    assert missing_dotted(doc.read_text()) == []
+
+
+@pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
+def test_every_path_in_the_docs_exists(doc):
+    bases = (PACKAGE,) if doc is ARCHITECTURE else ()
+    assert missing_paths(doc.read_text(), relative_to=bases) == []
+
+
+def test_every_file_of_the_architecture_tree_is_in_its_package():
+    assert missing_tree_files(tree_block(ARCHITECTURE.read_text())) == []
+
+
+def test_every_bare_file_name_of_the_architecture_exists():
+    assert missing_bare_files(ARCHITECTURE.read_text()) == []
+
+
+def test_every_kernel_and_core_module_is_named():
+    # The kernels paragraph names every kernel, the package tree every module of core.
+    text = ARCHITECTURE.read_text()
+    kernels = [p.name for p in PACKAGE.rglob("*_nb.py") if p.name not in text]
+    core = [p.name for p in (PACKAGE / "core").glob("*.py")
+            if p.name != "__init__.py" and p.name not in tree_block(text)]
+    assert kernels == [] and core == []
+
+
+def test_every_test_the_architecture_names_exists():
+    text = ARCHITECTURE.read_text()
+    assert len(MARKER.findall(text)) >= 40, "the rules lost their test markers"
+    assert missing_markers(text) == []
+
+
+def test_every_reference_in_the_docstrings_exists():
+    problems = [f"{where}: {problem}" for where, doc, folders in docstrings()
+                for problem in missing_dotted(doc) + missing_paths(doc, folders)
+                + missing_bare_files(doc)]
+    assert problems == []
+
+
+def test_the_checks_report_stale_references():
+    # Control: names, paths and markers that do not exist are reported, real ones are not.
+    text = ("`quantlib.data.load` and `quantlib.core.bars.Bars.frame`, `quantlib.data.PerpData`;"
+            " stale: `quantlib.backtest.indicators_nb.rsi_nb`, `quantlib.core.bars.Bars.nope`,"
+            " `quantlib.data.no_such_loader`, `quantlib.nothing`.\n"
+            "from quantlib.backtest import BacktestConfig, run_backtestt\n"
+            "`quantlib/core/bars.py`, `quantlib/strategy/kinds.py`, `tests/x/test_gone.py`,"
+            " `core/bars.py`, `ml/features_nb.py`, gone_module.py, `vectorbt/portfolio/nb.py`\n"
+            "(tests/test_architecture.py::test_every_built_in_kind_lives_in_core)"
+            " (tests/test_architecture.py::test_nothing) (tests/core/test_gone.py::test_x)\n")
+    assert missing_dotted(text) == [
+        "quantlib.backtest.indicators_nb.rsi_nb: quantlib.backtest has no attribute indicators_nb",
+        "quantlib.core.bars.Bars.nope: quantlib.core.bars.Bars has no member nope",
+        "quantlib.data.no_such_loader: quantlib.data has no attribute no_such_loader",
+        "quantlib.nothing: quantlib has no attribute nothing",
+        "quantlib.backtest.run_backtestt: quantlib.backtest has no attribute run_backtestt",
+    ]
+    assert missing_paths(text, relative_to=(PACKAGE,)) == [
+        "quantlib/strategy/kinds.py: no such file", "tests/x/test_gone.py: no such file",
+        "ml/features_nb.py: no such file under quantlib/"]
+    assert missing_bare_files(text) == ["gone_module.py: no such file"]
+    assert missing_markers(text) == [
+        "tests/test_architecture.py::test_nothing: no such test",
+        "tests/core/test_gone.py::test_x: no such file"]
+    tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
+    assert missing_tree_files(tree) == ["core/gone.py: no such file"]
