@@ -37,6 +37,11 @@ ROOTED_PATH = re.compile(r"(?<![\w/.-])((?:quantlib|tests|benchmarks)/[\w/.-]*?\
 RELATIVE_PATH = re.compile(r"(?<![\w/.~-])((?:[a-z_]+/)+\w+\.py)\b")
 MARKER = re.compile(r"(tests/[\w/]+\.py)::([\w:]+)")
 BARE_FILE = re.compile(r"(?<![\w/.*-])(\w+\.py)\b")
+# `name(` and `CamelCase` in backticks: a function or class the docs name without its module.
+CALLED = re.compile(r"`([A-Za-z_]\w*)\(")
+CLASS = re.compile(r"`([A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*)`")
+# Names in the docs that are not quantlib's: pandas' index type, CSV header words.
+NOT_OURS = {"DatetimeIndex", "Date", "Open"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,6 +324,32 @@ def missing_bare_files(text: str) -> list[str]:
             if name not in _file_names()]
 
 
+@cache
+def defined_names() -> frozenset[str]:
+    """Every function, class, class field and module-level name defined in quantlib/ and in the
+    tests' shared code (conftest fixtures, tests/support)."""
+    paths = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("conftest.py"),
+             *(ROOT / "tests" / "support").glob("*.py")]
+    names = set()
+    for path in paths:
+        tree = _parsed(path)
+        definitions = list(_definitions(tree.body))
+        names |= {n.name for n in definitions}
+        names |= {n.target.id for c in definitions if isinstance(c, ast.ClassDef)
+                  for n in c.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        names |= {t.id for n in _top_statements(tree.body) if isinstance(n, ast.Assign)
+                  for t in n.targets if isinstance(t, ast.Name)}
+    return frozenset(names)
+
+
+def undefined_names(text: str) -> list[str]:
+    """Functions (`name(`) and classes (`CamelCase`) named in ``text`` that nothing defines
+    (in quantlib/, or the tests' fixtures and support code)."""
+    found = dict.fromkeys(CALLED.findall(text) + CLASS.findall(text))
+    return [f"{name}: defined nowhere in quantlib/" for name in found
+            if name not in defined_names() and name not in NOT_OURS]
+
+
 def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
     """``(file:line, docstring, folders)`` of every module, class and function of quantlib/;
     ``folders``: the file's folder and its parents up to quantlib/, against which a docstring's
@@ -348,6 +379,11 @@ def test_every_dotted_name_in_the_docs_exists(doc):
 def test_every_path_in_the_docs_exists(doc):
     bases = (PACKAGE,) if doc is ARCHITECTURE else ()
     assert missing_paths(doc.read_text(), relative_to=bases) == []
+
+
+@pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
+def test_every_function_and_class_the_docs_name_is_defined(doc):
+    assert undefined_names(doc.read_text()) == []
 
 
 def test_every_file_of_the_architecture_tree_is_in_its_package():
@@ -404,5 +440,9 @@ def test_the_checks_report_stale_references():
     assert missing_markers(text) == [
         "tests/test_architecture.py::test_nothing: no such test",
         "tests/core/test_gone.py::test_x: no such file"]
+    assert undefined_names("`run_backtest(kind)`, `BacktestResult`, `run_backtset(x)`,"
+                           " `PaperBrokr`, `DatetimeIndex`") == [
+        "run_backtset: defined nowhere in quantlib/",
+        "PaperBrokr: defined nowhere in quantlib/"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
