@@ -40,6 +40,7 @@ BARE_FILE = re.compile(r"(?<![\w/.*-])(\w+\.py)\b")
 # `name(` and `CamelCase` in backticks: a function or class the docs name without its module.
 CALLED = re.compile(r"`([A-Za-z_]\w*)\(")
 CLASS = re.compile(r"`([A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*)`")
+ROLE = re.compile(r":(?:func|class|meth|attr|data|mod|obj|exc):`~?([\w.]+)`")
 # Names in the docs that are not quantlib's: pandas' index type, CSV header words.
 NOT_OURS = {"DatetimeIndex", "Date", "Open"}
 
@@ -337,8 +338,11 @@ def defined_names() -> frozenset[str]:
         names |= {n.name for n in definitions}
         names |= {n.target.id for c in definitions if isinstance(c, ast.ClassDef)
                   for n in c.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-        names |= {t.id for n in _top_statements(tree.body) if isinstance(n, ast.Assign)
+        top = _top_statements(tree.body)
+        names |= {t.id for n in top if isinstance(n, ast.Assign)
                   for t in n.targets if isinstance(t, ast.Name)}
+        names |= {n.target.id for n in top
+                  if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     return frozenset(names)
 
 
@@ -348,6 +352,20 @@ def undefined_names(text: str) -> list[str]:
     found = dict.fromkeys(CALLED.findall(text) + CLASS.findall(text))
     return [f"{name}: defined nowhere in quantlib/" for name in found
             if name not in defined_names() and name not in NOT_OURS]
+
+
+def unknown_roles(doc: str) -> list[str]:
+    """Sphinx cross-references (``:func:`name```) whose target nothing defines: a dotted
+    ``quantlib.`` target is resolved by :func:`resolve`; another library's (``:mod:`ast```,
+    ``plotly.io.to_html``) is that library's business."""
+    problems = []
+    for target in dict.fromkeys(ROLE.findall(doc)):
+        head = target.split(".")[0]
+        if head == "quantlib" or (head and _installed(head)):  # ".name": a relative target
+            continue
+        if target.split(".")[-1] not in defined_names():
+            problems.append(f"{target}: defined nowhere in quantlib/")
+    return problems
 
 
 def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
@@ -412,7 +430,7 @@ def test_every_test_the_architecture_names_exists():
 def test_every_reference_in_the_docstrings_exists():
     problems = [f"{where}: {problem}" for where, doc, folders in docstrings()
                 for problem in missing_dotted(doc) + missing_paths(doc, folders)
-                + missing_bare_files(doc)]
+                + missing_bare_files(doc) + unknown_roles(doc)]
     assert problems == []
 
 
@@ -444,5 +462,8 @@ def test_the_checks_report_stale_references():
                            " `PaperBrokr`, `DatetimeIndex`") == [
         "run_backtset: defined nowhere in quantlib/",
         "PaperBrokr: defined nowhere in quantlib/"]
+    assert unknown_roles(":func:`run_backtest`, :class:`~BacktestConfig`, :mod:`ast`,"
+                         " :func:`plotly.io.to_html`, :func:`gone_helper`") == [
+        "gone_helper: defined nowhere in quantlib/"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
