@@ -45,8 +45,8 @@ LIVE_MAY_LOAD = ("quantlib", "quantlib._lazy", "quantlib.errors", "quantlib.jit"
 LIVE_LAZY = {
     ("live/feeds.py", "quantlib.data"): "replay files parsed (in a child when pandas is absent)",
     ("live/feeds.py", "quantlib.data.perp"): "a replayed funding file validated",
-    ("live/cli.py", "quantlib.report.live_drift"): "`live drift` writes a report page",
-    ("live/runner.py", "quantlib.backtest.metrics"): "`live status` computes the run's metrics",
+    ("live/cli.py", "quantlib.report.live_drift"): "`live report` writes the drift page",
+    ("live/status_board.py", "quantlib.backtest.metrics"): "`live status` computes the run's metrics",
 }
 # Imports inside functions of quantlib.core that reach above it: (file, module) -> why.
 CORE_LAZY = {

@@ -368,6 +368,65 @@ def unknown_roles(doc: str) -> list[str]:
     return problems
 
 
+@cache
+def cli_commands() -> dict[str, frozenset[str]]:
+    """The command line, read from the sources: top-level command -> its sub-commands (empty
+    for a plain command). The modules come from ``quantlib.cli._COMMANDS``; in each, a
+    ``X.command("name")`` registers ``name`` on X's group (``add_typer(X, name=...)``) or, for
+    the root app, at the top."""
+    table = next(n.value for n in _parsed(PACKAGE / "cli.py").body
+                 if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "_COMMANDS")
+    modules = {m.value for t in table.values for m in t.elts}
+    commands: dict[str, set[str]] = {}
+    for module in modules:
+        tree = _parsed(module_file(module))
+        groups, named = {}, []
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = getattr(node.func.value, "id", "")
+            if node.func.attr == "add_typer":
+                name = next(k.value.value for k in node.keywords if k.arg == "name")
+                groups[node.args[0].id] = name
+                commands.setdefault(name, set())
+            elif node.func.attr == "command" and node.args:
+                named.append((owner, node.args[0].value))
+        for owner, name in named:
+            if owner in groups:
+                commands[groups[owner]].add(name)
+            else:
+                commands.setdefault(name, set())
+    return {name: frozenset(subs) for name, subs in commands.items()}
+
+
+COMMAND = re.compile(r"^\s*(?:\$ )?(?:\.venv/bin/)?quantlib ([a-z][\w-]*)(?: ([a-z][\w-]*))?",
+                     flags=re.M)
+# A command group written without the program name: `live stop`.
+GROUP_COMMAND = re.compile(r"^(data|live|strategy|report) ([a-z][\w-]*)")
+
+
+def command_lines(text: str) -> list[str]:
+    """Where a doc writes a command: the lines of its fenced code blocks and its inline code
+    spans (prose such as "quantlib is ..." is not a command)."""
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.S)
+    outside = re.sub(r"```.*?```", "", text, flags=re.S)
+    return blocks + re.findall(r"`([^`\n]+)`", outside)
+
+
+def unknown_commands(text: str) -> list[str]:
+    """``quantlib CMD [SUB]`` in a doc's code that the command line lacks."""
+    problems = []
+    commands = cli_commands()
+    found = [m for line in command_lines(text)
+             for m in COMMAND.findall(line) + GROUP_COMMAND.findall(line)]
+    for command, sub in dict.fromkeys(found):
+        if command not in commands:
+            problems.append(f"quantlib {command}: no such command")
+        elif sub and commands[command] and sub not in commands[command]:
+            problems.append(f"quantlib {command} {sub}: no such sub-command")
+    return problems
+
+
 def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
     """``(file:line, docstring, folders)`` of every module, class and function of quantlib/;
     ``folders``: the file's folder and its parents up to quantlib/, against which a docstring's
@@ -402,6 +461,11 @@ def test_every_path_in_the_docs_exists(doc):
 @pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
 def test_every_function_and_class_the_docs_name_is_defined(doc):
     assert undefined_names(doc.read_text()) == []
+
+
+@pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
+def test_every_command_the_docs_name_exists(doc):
+    assert unknown_commands(doc.read_text()) == []
 
 
 def test_every_file_of_the_architecture_tree_is_in_its_package():
@@ -465,5 +529,10 @@ def test_the_checks_report_stale_references():
     assert unknown_roles(":func:`run_backtest`, :class:`~BacktestConfig`, :mod:`ast`,"
                          " :func:`plotly.io.to_html`, :func:`gone_helper`") == [
         "gone_helper: defined nowhere in quantlib/"]
+    assert unknown_commands("`quantlib live run`, `live drift`, `quantlib report`\n"
+                            "quantlib is a workbench\n```bash\n"
+                            ".venv/bin/quantlib report prune --keep 3\n"
+                            "$ quantlib optimise --kind x\n```\n") == [
+        "quantlib optimise: no such command", "quantlib live drift: no such sub-command"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
