@@ -427,6 +427,34 @@ def unknown_commands(text: str) -> list[str]:
     return problems
 
 
+@cache
+def cli_options() -> frozenset[str]:
+    """Every option the command line declares: the ``--flags`` written in its ``cli.py``
+    modules, and the ones typer derives from the command functions' parameter names."""
+    flags = set()
+    for path in PACKAGE.rglob("cli.py"):
+        for node in ast.walk(_parsed(path)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                flags |= set(re.findall(r"^--[\w-]+", node.value))
+            elif isinstance(node, ast.FunctionDef):
+                flags |= {"--" + a.arg.replace("_", "-")
+                          for a in node.args.args + node.args.kwonlyargs}
+    return frozenset(flags)
+
+
+def unknown_options(text: str) -> list[str]:
+    """``--flags`` on a ``quantlib ...`` command in a doc's code that no command declares."""
+    problems = []
+    for code in command_lines(text):
+        for line in code.replace("\\\n", " ").splitlines():
+            command = re.search(r"(?:^|[\s/])quantlib ([a-z].*)", line)
+            if command:
+                for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", command.group(1).split("#")[0]):
+                    if flag not in cli_options():
+                        problems.append(f"{flag}: no command declares it ({line.strip()})")
+    return list(dict.fromkeys(problems))
+
+
 def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
     """``(file:line, docstring, folders)`` of every module, class and function of quantlib/;
     ``folders``: the file's folder and its parents up to quantlib/, against which a docstring's
@@ -466,6 +494,11 @@ def test_every_function_and_class_the_docs_name_is_defined(doc):
 @pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
 def test_every_command_the_docs_name_exists(doc):
     assert unknown_commands(doc.read_text()) == []
+
+
+@pytest.mark.parametrize("doc", [ARCHITECTURE, README], ids=["ARCHITECTURE.md", "README.md"])
+def test_every_option_the_docs_give_a_command_exists(doc):
+    assert unknown_options(doc.read_text()) == []
 
 
 def test_every_file_of_the_architecture_tree_is_in_its_package():
@@ -534,5 +567,9 @@ def test_the_checks_report_stale_references():
                             ".venv/bin/quantlib report prune --keep 3\n"
                             "$ quantlib optimise --kind x\n```\n") == [
         "quantlib optimise: no such command", "quantlib live drift: no such sub-command"]
+    assert unknown_options("```\nquantlib live run --mode paper \\\n  --feeed exchange  # --nope\n"
+                           "HEALTHCHECK --interval=5m CMD quantlib live status --dir x\n```") == [
+        "--feeed: no command declares it (quantlib live run --mode paper    --feeed exchange"
+        "  # --nope)"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
