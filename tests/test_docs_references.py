@@ -518,6 +518,20 @@ def test_every_kernel_and_core_module_is_named():
     assert kernels == [] and core == []
 
 
+def lazy_packages_stated(text: str) -> list[str]:
+    """The packages ARCHITECTURE.md says load their names lazily ("the package `__init__`s of
+    data, backtest and report load ... lazily")."""
+    sentence = re.search(r"package `__init__`s of ([\w, ]+?) load", text.replace("\n", " "))
+    assert sentence, "ARCHITECTURE.md no longer says which packages load their names lazily"
+    return sorted(re.split(r",\s*|\s+and\s+", sentence.group(1)))
+
+
+def test_the_lazy_packages_are_the_documented_ones():
+    using = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")
+                   if "lazy_exports(" in p.read_text())
+    assert lazy_packages_stated(ARCHITECTURE.read_text()) == using
+
+
 def test_every_test_the_architecture_names_exists():
     text = ARCHITECTURE.read_text()
     assert len(MARKER.findall(text)) >= 40, "the rules lost their test markers"
@@ -571,5 +585,7 @@ def test_the_checks_report_stale_references():
                            "HEALTHCHECK --interval=5m CMD quantlib live status --dir x\n```") == [
         "--feeed: no command declares it (quantlib live run --mode paper    --feeed exchange"
         "  # --nope)"]
+    assert lazy_packages_stated("the package `__init__`s of data, backtest and\nml load") == [
+        "backtest", "data", "ml"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
