@@ -1,5 +1,8 @@
 """The layers of docs/ARCHITECTURE.md, checked on the real import graph and on the sources.
 
+- The layers are the rows of ARCHITECTURE.md's drawing (read from the file): no module imports
+  a layer above its own at its top, and inside a function only where listed (``CORE_LAZY``,
+  ``LIVE_LAZY``, ``STRATEGY_LAZY``), each with its reason.
 - ``quantlib.core`` is the ground floor: its modules import the standard library, numpy,
   ``quantlib.errors``, ``quantlib.jit`` and each other, nothing else (two lazy exceptions,
   listed in ``CORE_LAZY``).
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +228,92 @@ def test_the_jit_module_imports_only_numba_numpy_and_the_standard_library():
     third_party = {m.split(".")[0] for m, _ in _imports(PACKAGE / "jit.py")
                    if not _standard(m)}
     assert third_party == {"numba", "numpy", "quantlib"}, third_party
+
+
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+# Imports inside functions of quantlib.strategy that reach above it: (file, module) -> why.
+STRATEGY_LAZY = {
+    ("strategy/evidence.py", "quantlib.backtest.engine"): "promote reruns the signal backtest",
+    ("strategy/evidence.py", "quantlib.backtest.perp"): "promote reruns the perp backtest",
+    ("strategy/evidence.py", "quantlib.data"): "promote loads the evidence's data",
+    ("strategy/evidence.py", "quantlib.data.sources"): "promote parses the evidence's source",
+    ("strategy/evidence.py", "quantlib.data.perp"): "promote loads a perp's mark and funding",
+    ("strategy/spec.py", "quantlib.backtest.perp"): "Spec.perp_config() builds a PerpConfig",
+    ("strategy/spec.py", "quantlib.data"): "export hashes an input named by a source string",
+}
+UPWARD_LAZY = {**CORE_LAZY, **LIVE_LAZY, **STRATEGY_LAZY}
+
+
+def documented_layers(text: str) -> dict[str, int]:
+    """The layers of ARCHITECTURE.md's drawing (its first fenced block), bottom row = 0:
+    ``{"core": 1, "live": 3, "report": 6, ...}``; packages of one row share a layer."""
+    block = text.split("```\n", 2)[1]
+    rows = []
+    for line in block.splitlines():
+        head = re.match(r"  ((?:[\w]+(?:/|\.py)\s+)+)", line + " ")
+        if head and not line.startswith("  notebooks"):
+            rows.append([name.rstrip("/").removesuffix(".py") for name in head.group(1).split()])
+    return {name: rank for rank, row in enumerate(reversed(rows)) for name in row}
+
+
+def _layer_of(module: str, layers: dict[str, int]) -> int | None:
+    """A quantlib module's layer; every command-line module (``cli``) is on top."""
+    parts = module.split(".")
+    if parts[0] != "quantlib" or len(parts) < 2:
+        return None
+    if parts[-1] == "cli":
+        return max(layers.values()) + 1
+    return layers[parts[1]]
+
+
+def upward_imports(path: Path, layers: dict[str, int], module: str | None = None
+                   ) -> list[tuple[str, bool]]:
+    """``(module, at_top_level)`` of each import of ``path`` (module ``module``, by default
+    named from its path) that reaches a higher layer."""
+    module = module or ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    me = _layer_of(module.removesuffix(".__init__"), layers)
+    if me is None:
+        return []
+    return [(m, top) for m, top in _imports(path)
+            if (_layer_of(m, layers) or 0) > me]
+
+
+EVERY_MODULE = sorted(p for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE or p.stem not in
+                      ("__init__", "cli"))
+
+
+def test_the_drawing_has_every_package_on_a_layer():
+    layers = documented_layers(ARCHITECTURE.read_text())
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "cli")}
+    assert packages | modules == set(layers), sorted(set(layers) ^ (packages | modules))
+    assert layers["core"] < layers["strategy"] < layers["live"] < layers["backtest"] \
+        == layers["data"] < layers["optimize"] < layers["report"]
+
+
+def test_no_module_imports_a_layer_above_at_its_top():
+    layers = documented_layers(ARCHITECTURE.read_text())
+    found = [f"{p.relative_to(PACKAGE)}: {m}" for p in EVERY_MODULE
+             for m, top in upward_imports(p, layers) if top]
+    assert found == []
+
+
+def test_imports_of_a_layer_above_are_listed():
+    layers = documented_layers(ARCHITECTURE.read_text())
+    found = {(str(p.relative_to(PACKAGE)), m) for p in EVERY_MODULE
+             for m, top in upward_imports(p, layers) if not top}
+    assert found - set(UPWARD_LAZY) == set(), "an unlisted import of a layer above"
+    assert set(STRATEGY_LAZY) - found == set(), "listed but gone: drop it from STRATEGY_LAZY"
+
+
+def test_the_layer_check_can_fail(tmp_path):
+    # Control: a data module importing the optimizers at its top and the report lazily is
+    # caught, its core import is not; the same imports from report are all downward.
+    layers = documented_layers(ARCHITECTURE.read_text())
+    fake = tmp_path / "probe.py"
+    fake.write_text("from quantlib.optimize.sweep import sweep\nfrom quantlib.core import bars\n"
+                    "def f():\n    from quantlib.report.format import fmt\n")
+    assert upward_imports(fake, layers, "quantlib.data.probe") == [
+        ("quantlib.optimize.sweep", True), ("quantlib.report.format", False)]
+    assert upward_imports(fake, layers, "quantlib.report.probe") == []
+    assert upward_imports(fake, layers, "quantlib.data.cli") == []
