@@ -217,6 +217,33 @@ def test_kernels_import_only_numpy_and_numba(path):
     assert imported - allowed == set(), imported
 
 
+def uncached_kernels(path: Path) -> list[str]:
+    """Public functions of a kernel module that are not ``@njit(cache=True)`` (a private helper
+    without the decorator runs at import time, e.g. a table of constants)."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            jit = [d for d in node.decorator_list if "njit" in ast.unparse(d)]
+            cached = any(isinstance(d, ast.Call) and any(
+                k.arg == "cache" and getattr(k.value, "value", None) is True for k in d.keywords)
+                for d in jit)
+            if (jit or not node.name.startswith("_")) and not cached:
+                found.append(node.name)
+    return found
+
+
+@pytest.mark.parametrize("path", KERNELS, ids=[p.name for p in KERNELS])
+def test_every_kernel_is_compiled_once_and_cached(path):
+    assert uncached_kernels(path) == []
+
+
+def test_the_cache_check_can_fail(tmp_path):
+    source = tmp_path / "x_nb.py"
+    source.write_text("@njit\ndef a_nb(x):\n    return x\n@njit(cache=True)\ndef b_nb(x):\n"
+                      "    return x\ndef c_nb(x):\n    return x\ndef _table():\n    return 1\n")
+    assert uncached_kernels(source) == ["a_nb", "c_nb"]
+
+
 def test_every_kernel_module_is_listed_for_the_aot_build():
     from quantlib.jit import KERNEL_MODULES
 
