@@ -30,3 +30,33 @@ def test_intents_come_back_per_bar_in_the_order_they_were_written(tmp_path):
     assert pending == expected
     assert [o.client_id for o in store.orders()] == ["zz", "11", "done", "ff", "aa", "00"]
     store.close()
+
+
+PARITY_FILES = ("test_parity.py", "test_parity_cross.py", "test_parity_mtf.py",
+                "test_perp_paper.py")
+
+
+def kinds_named_in(paths: list) -> set[str]:
+    """Kind names written as string literals in the parity tests' sources."""
+    import ast
+
+    names = set()
+    for path in paths:
+        names |= {n.value for n in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    return names
+
+
+def test_every_built_in_kind_has_a_parity_test_through_the_trading_process():
+    # ARCHITECTURE.md: the parity tests run every kind through the real AOT process. A new
+    # built-in kind must join one of them (they run `quantlib live run --kernels aot`).
+    from pathlib import Path
+
+    from quantlib.core import list_kinds
+
+    here = Path(__file__).parent
+    paths = [here / name for name in PARITY_FILES]
+    # each file builds (or shares) the AOT kernels fixture its trading-process runs use
+    assert all("_aot_kernels" in p.read_text() for p in paths)
+    missing = set(list_kinds()) - kinds_named_in(paths)
+    assert missing == set(), f"no parity test runs {sorted(missing)}"
