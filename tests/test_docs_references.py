@@ -532,6 +532,17 @@ def test_the_lazy_packages_are_the_documented_ones():
     assert lazy_packages_stated(ARCHITECTURE.read_text()) == using
 
 
+def test_the_built_in_kind_modules_are_the_documented_ones():
+    text = ARCHITECTURE.read_text().replace("\n", " ")
+    listed = re.search(r"BUILTIN_KIND_MODULES` \(([^)]*)\)", text)
+    assert listed, "ARCHITECTURE.md no longer lists the built-in kind modules"
+    documented = ["quantlib." + name for name in re.findall(r"`([\w.]+)`", listed.group(1))]
+    table = next(n.value for n in _parsed(PACKAGE / "core" / "registry.py").body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "")
+                 == "BUILTIN_KIND_MODULES")
+    assert documented == [element.value for element in table.elts]
+
+
 def test_every_test_the_architecture_names_exists():
     text = ARCHITECTURE.read_text()
     assert len(MARKER.findall(text)) >= 40, "the rules lost their test markers"
