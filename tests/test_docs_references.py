@@ -543,6 +543,13 @@ def test_the_built_in_kind_modules_are_the_documented_ones():
     assert documented == [element.value for element in table.elts]
 
 
+def test_the_readme_layout_lists_every_package():
+    layout = README.read_text().split("## Layout", 1)[1].split("```")[1]
+    listed = re.findall(r"^quantlib/(\w+)", layout, flags=re.M)
+    assert listed == [n for n in listed if (PACKAGE / n / "__init__.py").is_file()]
+    assert sorted(listed) == sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+
+
 def test_every_test_the_architecture_names_exists():
     text = ARCHITECTURE.read_text()
     assert len(MARKER.findall(text)) >= 40, "the rules lost their test markers"
