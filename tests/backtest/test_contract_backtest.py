@@ -22,7 +22,7 @@ STATED_DEFAULTS = {"init_cash": 10_000, "fees": 0.001, "slippage_bps": 0, "size"
                    "direction": "longonly", "execution": "next_open", "year_days": 365}
 # Every module that reports backtest metrics, and the function it must take them from.
 METRICS_USERS = ("backtest/engine.py", "backtest/rule_engine.py", "backtest/grid.py",
-                 "backtest/perp.py", "live/runner.py", "report/live_drift.py",
+                 "backtest/perp.py", "live/status_board.py", "report/live_drift.py",
                  "optimize/walkforward.py", "ml/evaluate.py")
 
 
