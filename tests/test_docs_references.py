@@ -550,6 +550,19 @@ def test_the_readme_layout_lists_every_package():
     assert sorted(listed) == sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
 
 
+def unmarked_rules(text: str) -> list[str]:
+    """Bullets of ``text`` (outside code blocks) that name no test: each rule is followed by the
+    tests that check it, ``[tests/x.py::test_y]``, or says why none can."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    bullets = re.findall(r"^- .*?(?=^- |^\n|^#|\Z)", prose, flags=re.M | re.S)
+    return [" ".join(b.split())[:80] for b in bullets
+            if not MARKER.search(b) and "no test can check it" not in b]
+
+
+def test_every_rule_names_its_test():
+    assert unmarked_rules(ARCHITECTURE.read_text()) == []
+
+
 def test_every_test_the_architecture_names_exists():
     text = ARCHITECTURE.read_text()
     assert len(MARKER.findall(text)) >= 40, "the rules lost their test markers"
@@ -605,5 +618,8 @@ def test_the_checks_report_stale_references():
         "  # --nope)"]
     assert lazy_packages_stated("the package `__init__`s of data, backtest and\nml load") == [
         "backtest", "data", "ml"]
+    assert unmarked_rules("- a rule [tests/x.py::test_y]\n- a rule alone,\n  two lines\n"
+                          "- a review rule (no test can check it)\n```\n- code\n```\n") == [
+        "- a rule alone, two lines"]
     tree = "quantlib/\n  core/              bars.py (Bars), gone.py\n  jit.py    njit\n"
     assert missing_tree_files(tree) == ["core/gone.py: no such file"]
