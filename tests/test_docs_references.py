@@ -1,24 +1,32 @@
-"""The docs name only things that exist (issue #16: "check every docstring and ARCHITECTURE.md
-line against the code after the move").
+"""The docs name only things that exist, and every rule of docs/ARCHITECTURE.md names its tests
+(issue #16: "check every docstring and ARCHITECTURE.md line against the code after the move";
+"every rule it states is checked by a test").
 
-What is checked, without importing quantlib (modules are found by file path and attributes by
-``ast``, so the check is fast and loads no research library):
+Checked without importing quantlib (modules are found by file path, attributes, commands and
+options by ``ast``), so the check is fast and loads no research library:
 
 - every dotted ``quantlib.x.y`` name and every ``from quantlib.x import a, b`` in
-  ``docs/ARCHITECTURE.md``, ``README.md`` and the docstrings of ``quantlib/**/*.py`` names a
-  module, and an attribute of it (a definition, an import, a lazily exported name, a class
-  member);
-- every ``quantlib/...py``, ``tests/...py`` and ``benchmarks/...py`` path there exists, and so do
-  the paths ARCHITECTURE.md writes relative to the package (``core/bars.py``) and the bare file
-  names of its package tree (``bars.py`` under ``core/``);
-- every test marker ``(tests/...py::name)`` in ARCHITECTURE.md names an existing test function
-  (``Class::method`` too): the map from each stated rule to the test that checks it.
+  ``docs/ARCHITECTURE.md``, ``README.md``, the docstrings of ``quantlib/**/*.py`` and the
+  notebooks names a module and an attribute of it (a definition, an import, a lazily exported
+  name, a class member); Sphinx cross-references in docstrings and backticked ``function(`` /
+  ``ClassName`` in the docs name something defined;
+- every ``quantlib/...py``, ``tests/...py`` and ``benchmarks/...py`` path exists, and so do the
+  paths written relative to the package (``core/bars.py``, ``brokers/stop_rule.py`` in live/)
+  and the bare file names of ARCHITECTURE.md's package tree;
+- every ``quantlib CMD SUB --option`` the docs write exists on the command line;
+- every bullet of ARCHITECTURE.md names the tests that check it, ``[tests/x.py::test_y]``, and
+  every such test exists (``Class::method`` too); a few lists in the text (kernels, core
+  modules, built-in kind modules, lazily loading packages, README's layout) equal the code's.
+
+Each checker is run on a text with stale references in
+:func:`test_the_checks_report_stale_references`.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -561,6 +569,35 @@ def unmarked_rules(text: str) -> list[str]:
 
 def test_every_rule_names_its_test():
     assert unmarked_rules(ARCHITECTURE.read_text()) == []
+
+
+def notebook_imports(path: Path) -> list[str]:
+    """``quantlib.x.name`` for every ``from quantlib.x import name`` / ``import quantlib.x`` in
+    a notebook's code cells (cells with IPython magics are skipped)."""
+    found = []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            tree = ast.parse("".join(cell["source"]))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("quantlib"):
+                found += [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                found += [a.name for a in node.names if a.name.startswith("quantlib")]
+    return found
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_name_a_notebook_imports_exists(path):
+    names = notebook_imports(path)
+    assert names, f"{path.name} imports nothing from quantlib"
+    assert [f"{n}: {resolve(n)}" for n in names if resolve(n)] == []
 
 
 def test_every_test_the_architecture_names_exists():
