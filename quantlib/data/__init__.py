@@ -24,20 +24,13 @@ _LAZY = {
     "source_from_parts": "sources",
     "SyntheticMarket": "synthetic", "synthetic_ohlcv": "synthetic",
     "synthetic_funding": "synthetic", "synthetic_mark": "synthetic",
-    "PerpData": "perp", "FundingSummary": "perp", "load_perp": "perp",
-    "validate_funding": "perp",
+    "PerpData": "perp_data", "FundingSummary": "perp_data", "load_perp": "perp",
+    "validate_funding": "perp_data",
     "timeframe_to_timedelta": "timeframes",
+    "fetch_ohlcv": "fetch",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
-
-
-def fetch_ohlcv(*args, **kwargs):
-    """Exchange OHLCV through ccxt with an incremental Parquet cache; see
-    :func:`quantlib.data.fetch.fetch_ohlcv` (imported lazily: ccxt is slow to import)."""
-    from quantlib.data.fetch import fetch_ohlcv as _fetch
-
-    return _fetch(*args, **kwargs)
 
 
 __all__ = [

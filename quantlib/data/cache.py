@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.data.ohlcv import validate_ohlcv
 from quantlib.errors import DataError, ParameterError
 
 COVERED_FROM = "covered_from_ms"
@@ -56,8 +57,6 @@ def read_cache(path: Path) -> pd.DataFrame | None:
     Raises :class:`DataError` naming the file when it exists but is not a readable canonical
     frame (it cannot be produced by :func:`write_cache`, but a user may have edited it).
     """
-    from quantlib.data.ohlcv import validate_ohlcv
-
     return read_cached_frame(path, "cache file", lambda frame: validate_ohlcv(
         frame, frame.attrs.get("timeframe"), name=str(path)))
 

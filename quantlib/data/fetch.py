@@ -37,9 +37,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.data.cache import COVERED_FROM, COVERED_TO, cache_path, read_cache, write_cache
+from quantlib.data.ohlcv import validate_ohlcv
+from quantlib.data.timeframes import date_text as _date_text
+from quantlib.data.trade_cache import covered_ohlcv
 from quantlib.errors import DataError, ExchangeError, ParameterError
 
 # Largest page each exchange serves per OHLCV request (Kraken: 720); others get ccxt's common 1000.
@@ -246,8 +250,6 @@ def _progress_bar(total_bars: int, enabled: bool, label: str):
     """A rich progress bar context and its ``advance(n)`` callback (or a no-op)."""
     if not enabled:
         return nullcontext(), None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), transient=True)
     task = bar.add_task(label, total=total_bars)
@@ -281,8 +283,6 @@ def _sync(exchange: Any, symbol: str, timeframe: str, since_ms: int | None, unti
     go to every ``fetch_ohlcv`` call and ``path`` replaces the cache file (mark-price candles,
     :mod:`quantlib.data.perp_fetch`).
     """
-    from quantlib.data.ohlcv import validate_ohlcv
-
     tf_ms = timeframe_to_seconds(timeframe) * 1000
     exchange_id = exchange if isinstance(exchange, str) else exchange.id
     path = path if path is not None else cache_path(cache_dir, exchange_id, symbol, timeframe)
@@ -405,12 +405,6 @@ def _partial_note(frame: pd.DataFrame, timeframe: str, since_ms: int | None) -> 
     return f"requested from {pd.Timestamp(wanted, unit='ms', tz='UTC')}, data from {got}"
 
 
-def _date_text(ms: int) -> str:
-    stamp = pd.Timestamp(ms, unit="ms", tz="UTC")
-    return stamp.strftime("%Y-%m-%d") if stamp == stamp.normalize() else stamp.strftime(
-        "%Y-%m-%dT%H:%M")
-
-
 def fetch_ohlcv(exchange: Any, symbol: str, timeframe: str, since: TimeLike,
                 until: TimeLike | None = None, *, cache_dir: str | os.PathLike | None = None,
                 progress: bool = True, max_retries: int = 5, backoff_base: float = 0.5,
@@ -490,7 +484,6 @@ def load_exchange(exchange_id: str, symbol: str, timeframe: str, since: TimeLike
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise DataError(f"{exchange_id}:{symbol}:{timeframe}: until ({_iso(until_ms)}) must be "
                         f"after since ({_iso(since_ms)})")
-    from quantlib.data.trades import covered_ohlcv
 
     if since_ms is not None:
         built = covered_ohlcv(exchange_id, symbol, timeframe, since_ms, until_ms, cache_dir)

@@ -41,6 +41,14 @@ from quantlib.data.cache import (
     read_cached_frame,
     write_cache,
 )
+from quantlib.data.perp_data import (
+    PerpData,
+    _check_perp_source,
+    infer_funding_interval,
+    validate_funding,
+)
+from quantlib.data.sources import _loopback_exchange, parse_source
+from quantlib.data.timeframes import date_text
 from quantlib.errors import DataError, ExchangeError
 
 FUNDING_PAGE_LIMIT = 1000  # Binance /fapi/v1/fundingRate: at most 1000 records per request
@@ -78,8 +86,6 @@ def read_funding_cache(path) -> pd.DataFrame | None:
     >>> read_funding_cache(Path("no/such/BTC-USDT_USDT_funding.parquet")) is None
     True
     """
-    from quantlib.data.perp import validate_funding
-
     return read_cached_frame(path, "funding cache file",
                              lambda frame: validate_funding(frame, name=str(path)))
 
@@ -172,8 +178,6 @@ def sync_funding(exchange: Any, symbol: str, since_ms: int, until_ms: int, *, ca
     >>> frame.attrs["funding_interval"], frame.attrs["covered_to_ms"]  # doctest: +SKIP
     ('8h', 1706745600000)
     """
-    from quantlib.data.perp import infer_funding_interval, validate_funding
-
     exchange_id = exchange if isinstance(exchange, str) else exchange.id
     path = funding_cache_path(cache_dir, exchange_id, symbol)
     cached = read_funding_cache(path)
@@ -228,9 +232,9 @@ def _source_text(exchange_id: str, symbol: str, timeframe: str, since_ms: int | 
                  until_ms: int | None) -> str:
     parts = [exchange_id, symbol, timeframe]
     if since_ms is not None:
-        parts.append(_fetch._date_text(since_ms))
+        parts.append(date_text(since_ms))
         if until_ms is not None:
-            parts.append(_fetch._date_text(until_ms))
+            parts.append(date_text(until_ms))
     return ":".join(parts)
 
 
@@ -248,9 +252,6 @@ def fetch_perp(exchange: Any, symbol: str, timeframe: str, since: Any, until: An
     >>> perp.funding.attrs["funding_interval"]                                # doctest: +SKIP
     '8h'
     """
-    from quantlib.data.perp import _check_perp_source
-    from quantlib.data.sources import parse_source
-
     exchange_id = exchange if isinstance(exchange, str) else getattr(exchange, "id", None)
     since_ms, until_ms = _fetch._to_ms(since, "since"), _fetch._to_ms(until, "until")
     if since_ms is None or (until_ms is not None and until_ms <= since_ms):
@@ -269,9 +270,6 @@ def load_perp_exchange(parsed: Any, *, allow_partial: bool = False, cache_dir: A
                        exchange: Any = None):
     """:class:`~quantlib.data.perp.PerpData` of a parsed exchange source (see the module doc);
     ``exchange`` injects a ccxt instance, else ``$QUANTLIB_<EXCHANGE>_API_URL`` or the id."""
-    from quantlib.data.perp import PerpData
-    from quantlib.data.sources import _loopback_exchange
-
     exchange_id, symbol, timeframe = parsed.exchange, parsed.symbol, parsed.timeframe
     since_ms = _fetch._to_ms(parsed.since, "since")
     until_ms = _fetch._to_ms(parsed.until, "until")

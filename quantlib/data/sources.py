@@ -25,6 +25,9 @@ import pandas as pd
 
 from quantlib.core.endpoints import api_url_override, api_url_variable, point_at_loopback
 from quantlib.core.timeframes import timeframe_to_seconds
+from quantlib.data.fetch import _resolve_exchange, load_exchange
+from quantlib.data.io import load_ohlcv
+from quantlib.data.synthetic import synthetic_ohlcv
 from quantlib.errors import DataError, ParameterError
 
 _SAMPLE_KEYS = {"seed": int, "bars": int, "timeframe": str}
@@ -186,7 +189,6 @@ def _loopback_exchange(exchange_id: str):
     url = api_url_override(exchange_id)
     if url is None:
         return None
-    from quantlib.data.fetch import _resolve_exchange
 
     return point_at_loopback(_resolve_exchange(exchange_id), url, api_url_variable(exchange_id))
 
@@ -207,18 +209,13 @@ def load(source: str = "sample", *, allow_partial: bool = False) -> pd.DataFrame
     """
     parsed = parse_source(source)
     if parsed.kind == "sample":
-        from quantlib.data.synthetic import synthetic_ohlcv
-
         opts = parsed.options
         market = synthetic_ohlcv(opts.get("bars", 5000), opts.get("timeframe", "1h"),
                                  opts.get("seed", 0))
         market.ohlcv.attrs["source_string"] = parsed.text
         return market.ohlcv
     if parsed.kind == "file":
-        from quantlib.data.io import load_ohlcv
-
         return load_ohlcv(parsed.path)
-    from quantlib.data.fetch import load_exchange
 
     return load_exchange(parsed.exchange, parsed.symbol, parsed.timeframe,
                          since=parsed.since, until=parsed.until,

@@ -25,4 +25,18 @@ def infer_timeframe(index: pd.DatetimeIndex) -> str | None:
     return f"{seconds}s"
 
 
-__all__ = ["timeframe_to_timedelta", "infer_timeframe"]
+def date_text(ms: int) -> str:
+    """Epoch milliseconds as a source string's date: ``YYYY-MM-DD`` at midnight UTC, else
+    ``YYYY-MM-DDTHH:MM``.
+
+    Examples
+    --------
+    >>> date_text(86_400_000), date_text(90_000_000)
+    ('1970-01-02', '1970-01-02T01:00')
+    """
+    stamp = pd.Timestamp(ms, unit="ms", tz="UTC")
+    return stamp.strftime("%Y-%m-%d") if stamp == stamp.normalize() else stamp.strftime(
+        "%Y-%m-%dT%H:%M")
+
+
+__all__ = ["date_text", "infer_timeframe", "timeframe_to_timedelta"]

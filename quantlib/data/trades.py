@@ -34,11 +34,8 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -46,148 +43,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.core.timeframes import timeframe_to_seconds
-from quantlib.data.cache import default_cache_dir, write_cache
-from quantlib.errors import DataError, ExchangeError, ParameterError
+from quantlib.data import fetch
+from quantlib.data.fetch import _progress_bar, _resolve_exchange, _server_now_ms, _to_ms
+from quantlib.data.trade_cache import (
+    TRADE_COLUMNS,
+    TradeState,
+    _merge_days,
+    _write_state,
+    covered_ohlcv,
+    read_state,
+    read_trades,
+    trades_dir,
+    trades_to_ohlcv,
+)
+from quantlib.errors import ExchangeError, ParameterError
 
-TRADE_COLUMNS = ("id", "timestamp", "price", "amount", "side")
-_DAY_MS = 86_400_000
 # Exchanges whose trades endpoint pages by an opaque cursor returned as `last` (Kraken's ns time).
 _CURSOR_PAGING = {"kraken"}
-
-
-@dataclass
-class TradeState:
-    """What the trade cache of one market holds completely, and where to resume."""
-
-    exchange: str
-    symbol: str
-    since_ms: int
-    covered_to_ms: int
-    cursor: str
-    n_trades: int = 0
-    done: bool = False
-
-
-def trades_dir(cache_dir: str | os.PathLike | None, exchange_id: str, symbol: str) -> Path:
-    """Folder of a market's trade cache: ``<cache_dir>/<exchange>/trades/<BASE>-<QUOTE>``.
-
-    Examples
-    --------
-    >>> trades_dir("data", "kraken", "BTC/USD").as_posix()
-    'data/kraken/trades/BTC-USD'
-    """
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / exchange_id / "trades" / symbol.replace("/", "-").replace(":", "_")
-
-
-def read_state(folder: Path) -> TradeState | None:
-    """The cache's ``state.json``, or None when nothing was downloaded yet."""
-    path = folder / "state.json"
-    if not path.exists():
-        return None
-    try:
-        return TradeState(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: not a quantlib trade-cache state ({exc}); delete the folder "
-                        "to download the trades again") from None
-
-
-def _write_state(folder: Path, state: TradeState) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(state.__dict__, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, folder / "state.json")
-
-
-def _day_path(folder: Path, day_ms: int) -> Path:
-    return folder / f"{pd.Timestamp(day_ms, unit='ms', tz='UTC'):%Y-%m-%d}.parquet"
-
-
-def _merge_days(folder: Path, page: pd.DataFrame) -> int:
-    """Merge ``page`` into its day files (unique by id); return how many trades were new."""
-    added = 0
-    for day_ms, part in page.groupby(page["timestamp"] // _DAY_MS * _DAY_MS):
-        path = _day_path(folder, int(day_ms))
-        old = pd.read_parquet(path) if path.exists() else None
-        merged = part if old is None else pd.concat([old, part], ignore_index=True)
-        merged = merged.drop_duplicates("id").sort_values(["timestamp", "id"], kind="stable")
-        added += len(merged) - (0 if old is None else len(old))
-        write_cache(merged.reset_index(drop=True), path)
-    return added
-
-
-def read_trades(cache_dir: str | os.PathLike | None, exchange_id: str, symbol: str,
-                start_ms: int, end_ms: int) -> pd.DataFrame:
-    """Cached trades with ``start_ms <= timestamp < end_ms``, sorted by time then id."""
-    folder = trades_dir(cache_dir, exchange_id, symbol)
-    days = range(start_ms // _DAY_MS * _DAY_MS, end_ms, _DAY_MS)
-    parts = [pd.read_parquet(p) for p in (_day_path(folder, d) for d in days) if p.exists()]
-    if not parts:
-        return pd.DataFrame({c: np.zeros(0, np.int64 if c in ("id", "timestamp") else float)
-                             for c in TRADE_COLUMNS})
-    trades = pd.concat(parts, ignore_index=True)
-    keep = (trades["timestamp"] >= start_ms) & (trades["timestamp"] < end_ms)
-    return trades.loc[keep].reset_index(drop=True)
-
-
-def trades_to_ohlcv(trades: pd.DataFrame, timeframe: str, start_ms: int,
-                    end_ms: int) -> pd.DataFrame:
-    """UTC-aligned OHLCV bars of the trades; only bars inside ``[start_ms, end_ms)``.
-
-    ``trades`` needs ``timestamp`` (epoch ms), ``id``, ``price``, ``amount``. Bars open at
-    multiples of the timeframe from the first at or after ``start_ms``; a bar is built only if
-    it ends at or before ``end_ms`` and holds at least one trade (empty intervals are gaps).
-    """
-    tf_ms = timeframe_to_seconds(timeframe) * 1000
-    first_open = -(-start_ms // tf_ms) * tf_ms
-    last_end = end_ms // tf_ms * tf_ms
-    order = np.lexsort((trades["id"].to_numpy(), trades["timestamp"].to_numpy()))
-    stamps = trades["timestamp"].to_numpy(np.int64)[order]
-    inside = (stamps >= first_open) & (stamps < last_end)
-    stamps = stamps[inside]
-    price = trades["price"].to_numpy(np.float64)[order][inside]
-    amount = trades["amount"].to_numpy(np.float64)[order][inside]
-    bins = stamps // tf_ms
-    opens_at = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if len(bins) else np.zeros(
-        0, np.int64)
-    closes_at = np.r_[opens_at[1:] - 1, len(bins) - 1] if len(bins) else opens_at
-    values = {
-        "open": price[opens_at], "high": np.maximum.reduceat(price, opens_at) if len(bins) else
-        price, "low": np.minimum.reduceat(price, opens_at) if len(bins) else price,
-        "close": price[closes_at],
-        "volume": np.add.reduceat(amount, opens_at) if len(bins) else amount,
-    }
-    index = pd.to_datetime(bins[opens_at] * tf_ms, unit="ms", utc=True).rename("timestamp")
-    return pd.DataFrame(values, index=index)[["open", "high", "low", "close", "volume"]]
-
-
-def covered_ohlcv(exchange_id: str, symbol: str, timeframe: str, since_ms: int,
-                  until_ms: int | None, cache_dir: str | os.PathLike | None) -> pd.DataFrame | None:
-    """Candles built from the trade cache when it covers ``[since, until)``, else None.
-
-    Without ``until`` the candles run to the end of the fetched span.
-    """
-    from quantlib.data.fetch import _date_text
-    from quantlib.data.ohlcv import validate_ohlcv
-
-    folder = trades_dir(cache_dir, exchange_id, symbol)
-    state = read_state(folder)
-    end_ms = until_ms if until_ms is not None else (state.covered_to_ms if state else 0)
-    if state is None or since_ms < state.since_ms or end_ms > state.covered_to_ms:
-        return None
-    trades = read_trades(cache_dir, exchange_id, symbol, since_ms, end_ms)
-    frame = trades_to_ohlcv(trades, timeframe, since_ms, end_ms)
-    validate_ohlcv(frame, timeframe, name=f"{folder} ({timeframe} candles from trades)")
-    parts = [exchange_id, symbol, timeframe, _date_text(since_ms)]
-    if until_ms is not None:
-        parts.append(_date_text(until_ms))
-    frame.attrs = {"source": "ccxt", "exchange": exchange_id, "symbol": symbol,
-                   "timeframe": timeframe, "source_string": ":".join(parts),
-                   "candles": "built from trades", "trades_cache": str(folder)}
-    return frame
 
 
 # --------------------------------------------------------------------------- download
@@ -216,8 +88,6 @@ def _page_frame(exchange: Any, trades: list[dict]) -> pd.DataFrame:
 def _call(exchange: Any, symbol: str, cursor: str, *, max_retries: int,
           backoff_base: float) -> tuple[list[dict], str | None]:
     """One page of trades after ``cursor`` and the next cursor, with the download's retries."""
-    from quantlib.data import fetch
-
     def request() -> tuple[list[dict], str | None]:
         if exchange.id in _CURSOR_PAGING:
             trades = exchange.fetch_trades(symbol, params={"since": cursor})
@@ -281,8 +151,6 @@ def download_trades(exchange: Any, symbol: str, since: Any, until: Any = None, *
     >>> state = download_trades("kraken", "BTC/USD", "2024-01-01")  # doctest: +SKIP
     >>> covered_ohlcv("kraken", "BTC/USD", "1h", state.since_ms, None, None)  # doctest: +SKIP
     """
-    from quantlib.data.fetch import _resolve_exchange, _server_now_ms, _to_ms
-
     since_ms, until_ms = _to_ms(since, "since"), _to_ms(until, "until")
     if since_ms is None:
         raise ParameterError("since is required, e.g. since='2024-01-01'")
@@ -314,8 +182,6 @@ def _start_cursor(exchange: Any, since_ms: int) -> str:
 def _run(exchange: Any, symbol: str, folder: Path, state: TradeState, end_ms: int, *,
          progress: bool, echo: Callable[[str], None] | None, max_retries: int,
          backoff_base: float) -> None:
-    from quantlib.data.fetch import _progress_bar
-
     start_ms = state.covered_to_ms
     bar, advance = _progress_bar((end_ms - start_ms) // 60_000, progress,
                                  f"{exchange.id} {symbol} trades (minutes of history)")
