@@ -36,6 +36,8 @@ Examples
 
 from __future__ import annotations
 
+import argparse
+import fcntl
 import hashlib
 import importlib
 import importlib.machinery
@@ -44,12 +46,17 @@ import importlib.util
 import inspect
 import os
 import platform
+import subprocess
 import sys
 import sysconfig
+import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from quantlib.errors import KernelError
 
@@ -222,8 +229,6 @@ def _checked(fn: Callable, compiled: Callable, arg_types: tuple, symbol: str) ->
     if len(params) != len(arg_types):
         raise KernelError(f"{fn.__module__}.{fn.__name__}: aot signature declares "
                           f"{len(arg_types)} argument(s), the function takes {len(params)}")
-    import numpy as np
-
     env: dict[str, Any] = {
         "_compiled": compiled, "_ndarray": np.ndarray, "_bad": _bad_argument,
         "_kernel": f"{fn.__module__}.{fn.__name__}",
@@ -313,9 +318,6 @@ def build(directory: Path | None = None) -> Path:
     """Compile every exported kernel into one extension module (runs numba.pycc; JIT mode)."""
     if _MODE != "jit":
         raise KernelError("kernels can only be built in a JIT-mode process")
-    import tempfile
-    import warnings
-
     warnings.filterwarnings("ignore", message=".*pycc.*")
     from numba.pycc import CC
 
@@ -361,9 +363,6 @@ def _forwarder(export: Export) -> Callable:
 
 def ensure_built(directory: Path | None = None, timeout: float = 1800.0) -> Path:
     """The extension for the current sources, built (once, in a child process) if missing."""
-    import fcntl
-    import subprocess
-
     directory = directory or cache_dir()
     target = extension_path(directory)
     if target.exists():
@@ -425,8 +424,6 @@ def use_aot(*, build_missing: bool = True) -> Path:
 
 
 def _main(argv: list[str]) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m quantlib.jit",
                                      description="Build or locate the ahead-of-time kernels.")
     parser.add_argument("command", choices=("build", "path"))
