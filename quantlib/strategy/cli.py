@@ -13,6 +13,10 @@ import typer
 
 from quantlib.core.registry import get_kind
 from quantlib.errors import QuantlibError, SpecError
+from quantlib.strategy import approvals
+from quantlib.strategy.evidence import check_in_sample
+from quantlib.strategy.gates import GateConfig, check_gates, promote
+from quantlib.strategy.spec import load_spec, save_spec
 
 strategy_app = typer.Typer(help="Validate and promote JSON strategy specs.", no_args_is_help=True)
 
@@ -25,8 +29,6 @@ def _fail(exc: Exception) -> None:
 @strategy_app.command("validate")
 def validate(file: Path = typer.Argument(..., help="strategy spec JSON")) -> None:
     """Check a spec; print every problem with its JSON path."""
-    from quantlib.strategy.spec import load_spec
-
     try:
         spec = load_spec(file)
     except QuantlibError as exc:
@@ -51,11 +53,6 @@ def promote_cmd(
 ) -> None:
     """Re-derive the evidence, check the gates, record the approval in the ledger and write
     the approved spec; or list what failed. Only this command lets a spec trade live."""
-    from quantlib.strategy import approvals
-    from quantlib.strategy.evidence import check_in_sample
-    from quantlib.strategy.gates import GateConfig, check_gates, promote
-    from quantlib.strategy.spec import load_spec, save_spec
-
     try:
         spec = load_spec(file)
         evidence = check_in_sample(spec, base_dir=file.parent)
@@ -88,9 +85,6 @@ def retire_cmd(
         help="approvals ledger (default: approvals.db beside the spec's folder)"),
 ) -> None:
     """Withdraw a spec's approval: live mode refuses it from then on."""
-    from quantlib.strategy import approvals
-    from quantlib.strategy.spec import load_spec
-
     try:
         spec = load_spec(file)
         book = approvals.ledger_path(ledger, beside=file.parent)
@@ -117,7 +111,6 @@ def backtest_spec(spec_file: Path, data: str | Sequence[str] | None = None):
     """
     from quantlib.backtest.rule_engine import run_signal_rules
     from quantlib.data import load
-    from quantlib.strategy.spec import load_spec
 
     spec = load_spec(spec_file)
     given = [data] if isinstance(data, str) else list(data or [])

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from quantlib.errors import QuantlibError, SpecError
+from quantlib.strategy.spec import sha256_frame
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -82,7 +83,6 @@ def check_in_sample(spec: Any, base_dir: str | Path | None = None) -> EvidenceCh
         return EvidenceCheck(False, "provenance names no data source with a SHA-256")
     if not any(k not in _NOT_METRICS for k in stated):
         return EvidenceCheck(False, "the evidence states no in-sample metrics")
-    from quantlib.strategy.spec import sha256_frame
 
     perp = None
     try:
@@ -125,7 +125,6 @@ def _local_perp(spec: Any) -> Any | None:
     the mark and funding are the ones its provenance records; else None."""
     from quantlib.data.perp import load_perp
     from quantlib.data.sources import parse_source
-    from quantlib.strategy.spec import sha256_frame
 
     prov = spec.provenance
     if parse_source(prov.data_source).kind != "sample" or prov.perp is None:

@@ -19,11 +19,14 @@ import hashlib
 import json
 import math
 import re
+import stat
+import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -34,9 +37,13 @@ from pydantic import (
     model_validator,
 )
 
+from quantlib.core.bars import Bars
+from quantlib.core.config import BacktestConfig
 from quantlib.core.costs import FIELDS as COST_FIELDS
 from quantlib.core.costs import PERP_FIELDS
+from quantlib.core.informative import align
 from quantlib.core.model_files import sha256_file
+from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError, SpecError
 
 SCHEMA_VERSION = 2
@@ -308,8 +315,6 @@ class StrategySpec(_Model):
         """The :class:`~quantlib.core.config.BacktestConfig` this spec trades with: its
         cash, costs, sizing and direction (what paper trading reproduces). A perp spec has no
         spot config (SpecError): its twin is :meth:`perp_config`."""
-        from quantlib.core.config import BacktestConfig
-
         if self.market != "spot":
             raise SpecError(f"spec {self.name!r}: $.market is {self.market!r}; a perp spec "
                             "backtests with perp_config() (run_perp_backtest), never as spot")
@@ -350,8 +355,6 @@ def _loc(parts: tuple) -> str:
 
 def _param_problems(kind_name: Any, params: Any) -> list[str]:
     """Every problem with ``kind``/``params``, each prefixed by its JSON path."""
-    from quantlib.core.registry import get_kind
-
     if not isinstance(kind_name, str) or not kind_name:
         return []  # pydantic already reports the type problem
     try:
@@ -523,8 +526,6 @@ def _short_path(text: str) -> str:
 def _read_capped(path: Path, where: str) -> bytes:
     """At most ``MAX_SPEC_BYTES + 1`` bytes of ``path``: ``/dev/zero`` must neither hang nor
     fill memory, and a FIFO nobody writes to must not block the caller forever."""
-    import stat
-
     try:
         if stat.S_ISFIFO(path.stat().st_mode) or stat.S_ISSOCK(path.stat().st_mode):
             raise SpecError(f"{where}: cannot read strategy spec (not a regular file)")
@@ -584,8 +585,6 @@ def write_json_schema(path: str | Path = SCHEMA_PATH) -> Path:
 
 def sha256_frame(df) -> str:
     """Hex SHA-256 of an OHLCV frame's index and values (data provenance)."""
-    import numpy as np
-
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(df.index.asi8).tobytes())
     digest.update(np.ascontiguousarray(df.to_numpy(dtype=np.float64)).tobytes())
@@ -596,10 +595,6 @@ def _informative_provenance(kind: str, params: Mapping[str, Any] | None, data: A
                             given: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Source and SHA-256 of every informative input's data: frames passed by the caller as
     they are, inputs resampled from the base as the closed bars the kind was handed."""
-    from quantlib.core.bars import Bars
-    from quantlib.core.informative import align
-    from quantlib.core.registry import get_kind
-
     try:
         kind_obj = get_kind(kind)
         inputs = kind_obj.informative_inputs(kind_obj.validate(params))
@@ -626,8 +621,6 @@ def _informative_provenance(kind: str, params: Mapping[str, Any] | None, data: A
 
 
 def _git_commit() -> str | None:
-    import subprocess
-
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=5, cwd=Path(__file__).resolve().parent)
@@ -637,8 +630,6 @@ def _git_commit() -> str | None:
 
 
 def _metrics_row(metrics: Any) -> dict[str, float | None]:
-    import math
-
     if metrics is None:
         return {}
     if hasattr(metrics, "iloc") and getattr(metrics, "ndim", 1) == 2:
@@ -696,8 +687,6 @@ def _place_fields(values: Mapping[str, Any], table: Mapping[str, tuple[str, str]
 def _carry_config(config: Any, kind: str | None, where: str) -> dict[str, Any]:
     """The spec fields of a backtest config: ``{"execution": {...}, "risk": {...}[,
     "timeframe"]}``; a setting the spec cannot express raises SpecError naming it."""
-    from quantlib.core.config import BacktestConfig
-
     try:
         config = BacktestConfig.coerce(dict(config) if isinstance(config, Mapping) else config)
     except ParameterError as exc:
@@ -758,8 +747,6 @@ def _perp_provenance(data: Any, where: str) -> dict[str, Any]:
 
 
 def _refuse_grid_exits(kind: str, values: dict[str, Any], where: str) -> None:
-    from quantlib.core.registry import get_kind
-
     try:
         engine = get_kind(kind).engine
     except ParameterError:
