@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from quantlib.backtest import BacktestConfig, run_backtest
+from quantlib.backtest.metrics import compute_metrics_frame
 from quantlib.core.ml_features import FeatureConfig
 from quantlib.core.ml_features_nb import hysteresis_window_nb
 from quantlib.core.registry import Param, StrategyKind
@@ -83,8 +89,6 @@ class WalkForwardResult:
 
 
 def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-
     clipped = np.clip(proba, 1e-6, 1 - 1e-6)
     auc = float(roc_auc_score(y, proba)) if len(np.unique(y)) == 2 else float("nan")
     return {"accuracy": float(accuracy_score(y, proba >= 0.5)),
@@ -94,8 +98,6 @@ def _classification(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 def _window_metrics(res: Any, start_row: int, close: pd.Series) -> pd.DataFrame:
     """Metrics of every combination of ``res`` over bars ``start_row..`` (the test window),
     against buy-and-hold of ``close`` over the same bars."""
-    from quantlib.backtest.metrics import compute_metrics_frame
-
     equity = res.equity.iloc[start_row:]
     closed = res.trades[res.trades["closed"]]
     pnl = [closed.loc[closed["combo"] == c, "pnl"].to_numpy() for c in range(equity.shape[1])]
@@ -152,11 +154,6 @@ def walk_forward_evaluate(
     >>> sorted(res.folds["model"].unique())
     ['buy_hold', 'logreg', 'xgb']
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from quantlib.backtest import BacktestConfig, run_backtest
 
     base_cfg = FeatureConfig.from_dict(features)
     if base_cfg.regime is not None:

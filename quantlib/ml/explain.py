@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance as sk_permutation_importance
 
 from quantlib.errors import ParameterError
 from quantlib.ml.evaluate import WalkForwardResult
@@ -36,8 +37,6 @@ def permutation_importance(result: WalkForwardResult, n_repeats: int = 5, seed: 
     Returns a frame with rows = features, columns ``fold{i}`` plus ``mean`` and ``std``
     (across folds), sorted by ``mean``.
     """
-    from sklearn.inspection import permutation_importance as sk_permutation_importance
-
     if int(n_repeats) < 1:
         raise ParameterError(f"permutation_importance: n_repeats must be >= 1, got {n_repeats!r}")
     cols = {}

@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantlib.backtest import run_backtest
 from quantlib.core.config import BacktestConfig
 from quantlib.core.ml_features import FeatureConfig
 from quantlib.core.xgb_kind import KIND_NAME, XGB_CLASSIFIER, make_params
 from quantlib.errors import ParameterError
 from quantlib.ml.model import XGBSignalClassifier, build_dataset
 from quantlib.ml.regime_features import fit_regime_params
+from quantlib.strategy.spec import export
 
 if TYPE_CHECKING:
     from quantlib.backtest.result import BacktestResult
@@ -240,8 +242,6 @@ def holdout_evaluate(df: pd.DataFrame, fitted: FittedStrategy | Mapping[str, Any
     >>> res.data.index[res.warmup] == df.index[1200]
     True
     """
-    from quantlib.backtest import run_backtest
-
     params = XGB_CLASSIFIER.validate(fitted.params if isinstance(fitted, FittedStrategy) else fitted)
     split = holdout_start(df, holdout)
     warm = int(XGB_CLASSIFIER.warmup(params))
@@ -276,8 +276,6 @@ def export_holdout_spec(result: HoldoutResult, path: str | Path, *, name: str | 
     --------
     >>> # spec = export_holdout_spec(holdout_evaluate(df, fitted), "out/xgb_demo.json")
     """
-    from quantlib.strategy.spec import export
-
     path = Path(path)
     res = result.backtest
     return export(name or path.stem, result=res, data=result.data, symbols=symbols,

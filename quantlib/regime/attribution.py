@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest import METRIC_NAMES, run_backtest
+from quantlib.backtest.grid import run_wrapped_grid  # the grid backtest: pandas results
 from quantlib.core.registry import get_kind
 from quantlib.core.timeframes import bars_per_year
 from quantlib.data.timeframes import infer_timeframe
@@ -139,8 +141,6 @@ def compare_regime_grid(data: pd.DataFrame, params: Mapping[str, Any], regimes: 
     >>> list(cmp.metrics.columns)
     ['regime-filtered grid', 'plain grid']
     """
-    from quantlib.backtest import METRIC_NAMES, run_backtest
-
     if not isinstance(params, Mapping):
         raise ParameterError(f"params: expected one regime_grid parameter dict, got "
                              f"{type(params).__name__}")
@@ -174,7 +174,5 @@ def run_regime_grid(data: pd.DataFrame, params: Mapping[str, Any] | Sequence[Map
     >>> res.kind
     'regime_grid'
     """
-    from quantlib.backtest.grid import run_wrapped_grid  # the grid backtest: pandas results
-
     params_list = [params] if isinstance(params, Mapping) else list(params)
     return run_wrapped_grid(get_kind("regime_grid"), data, params_list, config)

@@ -11,6 +11,7 @@ from sklearn.base import clone
 
 from quantlib.errors import ParameterError
 from quantlib.regime.base import RegimeModel, check_int
+from quantlib.regime.chain import MarkovChainRegime
 
 
 def select_n_regimes(model: RegimeModel, X: Any, n_regimes: Iterable[int] = (1, 2, 3, 4),
@@ -61,7 +62,6 @@ def make_regime_model(model: str, n_regimes: int = 3, random_state: int | None =
     >>> make_regime_model("chain", 4)
     MarkovChainRegime(n_bins=4)
     """
-    from quantlib.regime.chain import MarkovChainRegime
     from quantlib.regime.hmm import GaussianHMMRegime
     from quantlib.regime.switching import MarkovSwitchingRegime
 

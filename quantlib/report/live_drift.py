@@ -33,7 +33,17 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import ReportError
-from quantlib.report.live_drift_page import live_index_html
+from quantlib.live.state import (
+    BAR_COLUMNS,
+    CANDLE_COLUMNS,
+    BarRow,
+    CandleRow,
+    is_state_file,
+    select,
+)
+from quantlib.report.index import update_index
+from quantlib.report.live_drift_page import live_index_html, page_header, page_notebook
+from quantlib.report.store import atomic_write_text
 
 DEFAULT_TOLERANCE = 1e-3  # relative equity gap that counts as divergence (0.1 %)
 _FILL_RTOL = 1e-9  # a fill "matches" when time and side agree and price/size within this
@@ -75,7 +85,6 @@ class Drift:
 # -- reading ----------------------------------------------------------------------------------
 def read_live_run(state: str | Path) -> LiveRun:
     """Read ``state`` read-only; ReportError when it is missing or holds no reportable run."""
-    from quantlib.live.state import is_state_file
     from quantlib.strategy.spec import validate_spec
 
     path = Path(state)
@@ -87,10 +96,10 @@ def read_live_run(state: str | Path) -> LiveRun:
         db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=5.0)
         try:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            bars = db.execute("SELECT time, close, target, position, cash, equity, note FROM bars "
-                              "ORDER BY time").fetchall()
-            candles = db.execute("SELECT symbol, time, open, high, low, close, volume FROM "
-                                 "candles ORDER BY symbol, time").fetchall()
+            bars = [BarRow._make(row) for row in db.execute(
+                select(BAR_COLUMNS, "bars") + " ORDER BY time")]
+            candles = [CandleRow._make(row) for row in db.execute(
+                select(CANDLE_COLUMNS, "candles") + " ORDER BY symbol, time")]
             fills = db.execute(
                 "SELECT f.time, f.side, f.price, f.size, f.fee, f.client_id, o.intent, "
                 "o.bar_time FROM fills f LEFT JOIN orders o ON o.client_id = f.client_id "
@@ -117,16 +126,15 @@ def _utc(ms: Any) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True))
 
 
-def _bars_frame(rows: list[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["time", "close", "target", "position", "cash", "equity",
-                                        "note"])
+def _bars_frame(rows: list[BarRow]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(BarRow._fields))
     frame.index = _utc(frame.pop("time"))
     return frame
 
 
-def _candles_frame(rows: list[tuple], spec: Any) -> pd.DataFrame:
-    frame = pd.DataFrame([r[1:] for r in rows if r[0] == spec.symbol],
-                         columns=["time", "open", "high", "low", "close", "volume"])
+def _candles_frame(rows: list[CandleRow], spec: Any) -> pd.DataFrame:
+    frame = pd.DataFrame([r for r in rows if r.symbol == spec.symbol],
+                         columns=list(CandleRow._fields)).drop(columns="symbol")
     frame.index = _utc(frame.pop("time")).rename("timestamp")
     frame = frame.astype("float64")
     frame.attrs.update(source="live", source_string="", exchange=spec.exchange,
@@ -274,9 +282,6 @@ def write_drift_report(state: str | Path, out: str | Path = "reports", *,
                        ) -> Path:
     """Write ``OUT/live/<state name>.html`` (+ ``.json`` summary) and refresh the index."""
     from quantlib.report.html import plotly_script_tag, render_html
-    from quantlib.report.index import update_index
-    from quantlib.report.live_drift_page import page_header, page_notebook
-    from quantlib.report.store import atomic_write_text
 
     started = time.time()
     run = read_live_run(state)

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantlib import __version__ as version
+from quantlib.report.format import format_metric, format_table
+
 if TYPE_CHECKING:
     from quantlib.report.live_drift import Drift
 
@@ -20,8 +23,6 @@ METRICS_SHOWN = ("total_return", "sharpe", "max_drawdown", "exposure", "benchmar
 
 
 def page_header(drift: Drift, started: float) -> dict[str, Any]:
-    from quantlib import __version__ as version
-
     run = drift.run
     return {
         "notebook": "live drift", "param_set": run.spec.name, "run_id": run.path.name,
@@ -155,8 +156,6 @@ def _costs_display(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _metrics_display(metrics: pd.DataFrame) -> pd.DataFrame:
-    from quantlib.report.format import format_table
-
     if not len(metrics):
         return pd.DataFrame({"metrics": ["n/a (no common bar)"]})
     shown = format_table(metrics[list(METRICS_SHOWN)])
@@ -200,8 +199,6 @@ def live_index_html(out: str | Path) -> str:
 
 def _vs_hold(info: dict[str, Any]) -> str:
     """``+3.1 % (live 5.0 %, hold 1.9 %)`` from a drift summary; n/a for older summaries."""
-    from quantlib.report.format import format_metric
-
     excess = info.get("live_excess_return")
     if excess is None:
         return format_metric("excess_return", None)
