@@ -1,7 +1,14 @@
-"""``quantlib live run|stop|status``: the live runner from the command line."""
+"""``quantlib live run|stop|status``: the live runner from the command line.
+
+What ``live run`` builds its run from (runner, brokers, the spec) is imported inside
+:func:`run`, after :func:`_choose_kernels`: those modules load the compiled kernels, and the
+choice between ahead-of-time and JIT kernels must be made before any kernel module is
+imported (:func:`quantlib.jit.use_aot`).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -10,7 +17,18 @@ from pathlib import Path
 
 import typer
 
-from quantlib.errors import LiveError, QuantlibError
+from quantlib import jit
+from quantlib.core.endpoints import apply_env_override
+from quantlib.core.registry import get_kind
+from quantlib.errors import KernelError, LiveError, QuantlibError
+from quantlib.live import CANCEL_ORDERS
+from quantlib.live.feeds import ExchangeFeed, Feed, PortfolioExchangeFeed, make_feed
+from quantlib.live.informative_feeds import spec_input_symbols
+from quantlib.live.logs import JsonLogger, redact
+from quantlib.live.perp_feed import PerpExchangeFeed
+from quantlib.live.state import StateStore, is_state_file
+from quantlib.live.status_board import format_lines, read_status, scan
+from quantlib.live.watch import attach
 
 live_app = typer.Typer(help="Run strategy specs on paper or live (ccxt), crash-safe.",
                        no_args_is_help=True)
@@ -27,8 +45,6 @@ def status_file_for(state: Path) -> Path:
 
 
 def _fail(exc: Exception) -> None:
-    from quantlib.live.logs import redact
-
     typer.echo(f"error: {redact(str(exc))}", err=True)
     raise typer.Exit(2)
 
@@ -36,8 +52,6 @@ def _fail(exc: Exception) -> None:
 def _public_exchange(name: str):
     # Market data needs no keys; keys are only read for the live broker.
     import ccxt
-
-    from quantlib.core.endpoints import apply_env_override
 
     return apply_env_override(getattr(ccxt, name)({"enableRateLimit": True}), name)
 
@@ -77,24 +91,15 @@ def run(
     """Trade a spec once per closed candle (paper may run drafts; live needs a spec approved
     in the approvals ledger by `quantlib strategy promote`)."""
     stream = open(log_file, "a") if log_file else sys.stderr  # noqa: SIM115 - lives as long as the run
-    from quantlib.live.logs import JsonLogger
-
     logger = JsonLogger(stream)
     try:
         _choose_kernels(kernels, logger)  # before anything imports a kernel
     except QuantlibError as exc:
         _fail(exc)
         return
-    from quantlib.core.registry import get_kind
+    # these load kernels: only now that _choose_kernels has bound them (module docstring)
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import (
-        ExchangeFeed,
-        PortfolioExchangeFeed,
-        make_feed,
-    )
-    from quantlib.live.informative_feeds import spec_input_symbols
     from quantlib.live.runner import LiveRunner
-    from quantlib.live.state import StateStore
     from quantlib.strategy.spec import load_spec
 
     fresh_state = not state.exists()
@@ -108,7 +113,7 @@ def run(
         if spec.market == "perp":
             _check_perp_feed(spec, mode, feed)
             broker = _perp_broker(spec, store, mode, logger)
-            exchange = getattr(broker, "exchange", None)  # live: the feed reads the same venue
+            exchange = broker.exchange if mode == "live" else None  # the feed reads that venue
         elif mode == "live":
             from quantlib.live.brokers.ccxt_broker import CcxtBroker, make_exchange
 
@@ -143,8 +148,6 @@ def run(
             raise LiveError(f"--feed {feed!r}: expected 'exchange' or 'replay:FILE'")
         runner = LiveRunner(spec, broker, store, bars, mode=mode, stop_file=stop_file_for(state),
                             status_file=status_file_for(state), logger=logger, max_bars=max_bars)
-        from quantlib.live.watch import attach
-
         watcher = attach(logger, state, spec, notify=notify, notify_on=notify_on,
                          metrics_port=metrics_port, metrics_host=metrics_host,
                          stale_after=stale_after)
@@ -188,11 +191,8 @@ def _perp_broker(spec, store, mode: str, logger):
     return PaperPerpBroker(store, spec)
 
 
-def _perp_exchange_feed(spec, exchange, poll_seconds: float):
+def _perp_exchange_feed(spec, exchange, poll_seconds: float) -> Feed:
     """The perp exchange feed of a spec: candles, mark candles and funding of its swap."""
-    from quantlib.core.registry import get_kind
-    from quantlib.live.perp_feed import PerpExchangeFeed
-
     kind = get_kind(spec.kind)
     history = kind.warmup_bars(kind.validate(spec.params), spec.timeframe) + 2
     return PerpExchangeFeed(exchange, spec.symbol, spec.timeframe, history=history,
@@ -226,9 +226,6 @@ def _choose_kernels(choice: str, logger) -> None:
     """Bind this process's kernels: ahead-of-time compiled (no numba, ~150 MB less memory) or
     numba's JIT. ``auto`` falls back to the JIT, with a warning, when AOT kernels cannot be
     built or loaded here (no C compiler, numba without pycc, kernels imported already)."""
-    from quantlib import jit
-    from quantlib.errors import KernelError
-
     if choice not in ("auto", "aot", "jit"):
         raise typer.BadParameter(f"--kernels {choice!r}: expected auto, aot or jit")
     if choice == "jit":
@@ -251,8 +248,6 @@ def _choose_kernels(choice: str, logger) -> None:
 def build_kernels() -> None:
     """Compile the trading process's kernels ahead of time (once per quantlib/numba version;
     `live run` does it on first use otherwise). Prints the extension's path."""
-    from quantlib import jit
-
     try:
         typer.echo(str(jit.ensure_built()))
     except QuantlibError as exc:
@@ -261,15 +256,11 @@ def build_kernels() -> None:
 
 def stop_request(cancel_orders: bool = False) -> str:
     """The kill-switch file's text (``--cancel-orders`` adds :data:`CANCEL_ORDERS`)."""
-    from quantlib.live import CANCEL_ORDERS
-
     return "stop requested\n" + (CANCEL_ORDERS + "\n" if cancel_orders else "")
 
 
 def _runner_holds(state: Path) -> bool:
     """Whether a live runner holds ``STATE.db.lock`` (the flock it keeps for its whole run)."""
-    import fcntl
-
     try:
         handle = open(str(state) + ".lock")  # noqa: SIM115 - closed below
     except OSError:
@@ -295,8 +286,6 @@ def _read_heartbeat(state: Path) -> dict:
 def _check_stoppable(state: Path) -> None:
     """Refuse to engage a kill switch nobody would see: a mistyped path must not report
     success while the real runner trades on."""
-    from quantlib.live.state import is_state_file
-
     if not state.exists():
         raise LiveError(f"state file {state} does not exist; nothing to stop (check the "
                         "--state path of the running `live run`)")
@@ -369,8 +358,6 @@ def status(state: Path | None = typer.Option(None, "--state", help="state file")
                "that make a run stale (default: two bar lengths)")) -> None:
     """Print the last bar, position, equity, orders and health of a run (--state), or one
     line per run of a folder (--dir)."""
-    from quantlib.live.runner import read_status
-
     if folder is not None or state is None:
         _status_board(folder, stale_after)
         return
@@ -411,8 +398,6 @@ def report(state: Path = typer.Option(..., "--state", help="state file of the ru
 
 
 def _status_board(folder: Path | None, stale_after: float | None) -> None:
-    from quantlib.live.status_board import format_lines, scan
-
     if folder is None:
         _fail(LiveError("live status: give --state STATE.db or --dir FOLDER"))
     try:

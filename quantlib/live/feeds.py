@@ -16,11 +16,12 @@ plain arrays: the trading process itself never imports pandas.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from quantlib.core.timeframes import timeframe_to_seconds
-from quantlib.errors import DataError, ExchangeError, LiveError
+from quantlib.errors import DataError, ExchangeError, LiveError, QuantlibError
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,70 @@ class PerpBar(Bar):
     mark_high: float = float("nan")
     mark_low: float = float("nan")
     funding: tuple[tuple[int, float], ...] = ()
+
+
+class Feed:
+    """A source of closed candles for the runner, and what it knows about them.
+
+    Iterating yields :class:`Bar` (:class:`PerpBar` for a swap) objects in time order, or
+    ``{symbol: Bar}`` of one bar time for several markets. The attributes say what the feed
+    knows, ``None`` where it does not; the runner refuses a feed that contradicts the spec
+    (:func:`~quantlib.live.runner.check_feed_matches`):
+
+    ``name``
+        how messages name the feed (default: the class name);
+    ``timeframe``
+        the bar size (``"1h"``);
+    ``symbol``
+        the one market it gives;
+    ``symbols``
+        the markets of a ``{symbol: Bar}`` feed, in the order it gives them;
+    ``stop_requested``
+        ``() -> bool``, set by the runner: a feed that waits for candles ends its wait when it
+        returns True (a replay never waits and need not look).
+    """
+
+    name: str = ""
+    timeframe: str | None = None
+    symbol: str | None = None
+    symbols: list[str] | None = None
+    stop_requested: Callable[[], bool] | None = None
+
+    def __iter__(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """The feed's name in messages."""
+        return self.name or type(self).__name__
+
+    def _stopping(self) -> bool:
+        return self.stop_requested is not None and bool(self.stop_requested())
+
+
+class IterableFeed(Feed):
+    """Any iterable of bars as a :class:`Feed`; what it knows is given, else unknown.
+
+    Examples
+    --------
+    >>> feed = IterableFeed([Bar(0, 1.0, 1.0, 1.0, 1.0, 0.0)], timeframe="1h")
+    >>> [bar.time for bar in feed], feed.timeframe, feed.symbol, feed.label()
+    ([0], '1h', None, 'IterableFeed')
+    """
+
+    def __init__(self, bars: Iterable[Any], *, name: str = "", timeframe: str | None = None,
+                 symbol: str | None = None, symbols: list[str] | None = None):
+        self.bars, self.name, self.timeframe = bars, name, timeframe
+        self.symbol, self.symbols = symbol, symbols
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.bars)
+
+
+def as_feed(source: Feed | Iterable[Any]) -> Feed:
+    """``source`` itself when it is a :class:`Feed`; any other iterable of bars (a list, a
+    generator, a class of one's own) as an :class:`IterableFeed` that knows nothing about its
+    bars: only a Feed's ``timeframe`` and ``symbol(s)`` are checked against the spec."""
+    return source if isinstance(source, Feed) else IterableFeed(source)
 
 
 def frame_to_bars(df: Any, warmup_only: bool = False) -> list[Bar]:
@@ -153,8 +218,6 @@ def _file_symbol(path: Path) -> str | None:
     # keeps that frame's attrs, which may name the real market.
     if path.suffix.lower() not in (".parquet", ".pq"):
         return None
-    import json
-
     import pyarrow.parquet as pq
 
     try:
@@ -167,8 +230,6 @@ def _file_symbol(path: Path) -> str | None:
 
 def _export_arrays(source: str, target: str) -> int:
     """Child process of :func:`read_replay_file`: load ``source``, write arrays to ``target``."""
-    from quantlib.errors import QuantlibError
-
     try:
         times, values, symbol = _load_arrays(Path(source))
     except QuantlibError as exc:
@@ -228,8 +289,6 @@ def _load_funding(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _export_funding(source: str, target: str) -> int:
     """Child process of :func:`read_funding_file`."""
-    from quantlib.errors import QuantlibError
-
     try:
         times, rates = _load_funding(Path(source))
     except QuantlibError as exc:
@@ -239,7 +298,7 @@ def _export_funding(source: str, target: str) -> int:
     return 0
 
 
-class ReplayFeed:
+class ReplayFeed(Feed):
     """Replay a data file (or frame) bar by bar, as fast as possible.
 
     Parameters
@@ -268,7 +327,7 @@ class ReplayFeed:
         return iter(arrays_to_bars(self.times, self.values))
 
 
-class PortfolioReplayFeed:
+class PortfolioReplayFeed(Feed):
     """Replay one file per symbol of a portfolio spec, as ``{symbol: Bar}`` per bar time.
 
     The symbols are aligned on the bar times every file has, as the backtest aligns a
@@ -315,7 +374,7 @@ class PortfolioReplayFeed:
             yield {symbol: bars[i] for symbol, bars in rows.items()}
 
 
-class PerpReplayFeed:
+class PerpReplayFeed(Feed):
     """Replay a perpetual swap bar by bar: candles, their mark-price candles and funding.
 
     Parameters
@@ -437,7 +496,7 @@ def parse_replay(feed: str) -> str | dict[str, str]:
     return files
 
 
-class PollingFeed:
+class PollingFeed(Feed):
     """What the polling exchange feeds share: a stop request that ends any wait at once, and
     requests retried with bounded back-off over network faults.
 
@@ -446,7 +505,6 @@ class PollingFeed:
     the next closed candle, which may be an hour or a day away.
     """
 
-    stop_requested: Callable[[], bool] | None = None
     retries: int = 5
 
     def _request(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -468,9 +526,6 @@ class PollingFeed:
             except ccxt.BaseError as exc:
                 raise ExchangeError(f"{label}: {type(exc).__name__}: {str(exc)[:200]}") from None
         raise LiveError("unreachable")  # pragma: no cover
-
-    def _stopping(self) -> bool:
-        return self.stop_requested is not None and bool(self.stop_requested())
 
     def _wait(self, seconds: float) -> None:
         """Sleep ``seconds``, in slices short enough to notice a stop request."""
@@ -546,7 +601,7 @@ class ExchangeFeed(PollingFeed):
             raise LiveError(f"exchange feed {self.symbol}: the exchange sent {seen} candles, "
                             f"the spec trades {self.timeframe} candles")
 
-class PortfolioExchangeFeed:
+class PortfolioExchangeFeed(Feed):
     """Poll every market of a portfolio spec and yield ``{symbol: Bar}`` once the candle of a
     bar time has closed in *every* market (in the spec's symbol order).
 
@@ -555,8 +610,6 @@ class PortfolioExchangeFeed:
     started are ``warmup_only``. Parameters are those of :class:`ExchangeFeed`, with
     ``symbols`` for ``symbol``.
     """
-
-    stop_requested: Callable[[], bool] | None = None
 
     def __init__(self, exchange, symbols: list[str], timeframe: str, history: int = 100,
                  poll_seconds: float = 5.0, clock: Callable[[], int] | None = None,
@@ -609,9 +662,6 @@ class PortfolioExchangeFeed:
                 return
             self.feeds[self.symbols[0]]._wait(self.poll_seconds)
 
-    def _stopping(self) -> bool:
-        return self.stop_requested is not None and bool(self.stop_requested())
-
 
 def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str = "1h",
               history: int = 100, inputs: list[str] | None = None, **kwargs
@@ -645,7 +695,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "PerpBar", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
+__all__ = ["Bar", "Feed", "IterableFeed", "PerpBar", "as_feed", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
            "read_funding_file", "save_perp_replay", "PortfolioReplayFeed", "PortfolioExchangeFeed",
            "parse_replay", "ExchangeFeed", "PollingFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]

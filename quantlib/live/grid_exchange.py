@@ -58,7 +58,7 @@ from quantlib.core import grid_nb as nb
 from quantlib.core.grid_kind import GridState
 from quantlib.core.indicators_nb import mean_true_range_nb
 from quantlib.errors import LiveError
-from quantlib.live.brokers.base import FINAL_STATUS, client_order_id
+from quantlib.live.brokers.base import FINAL_STATUS, Broker, client_order_id
 from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
@@ -180,11 +180,10 @@ def parse_intent(intent: str) -> tuple[int, int] | None:
 class GridAtExchange:
     """The live runner's grid engine for a real venue (``CcxtBroker``); see the module doc."""
 
-    def __init__(self, spec: StrategySpec, params: dict[str, Any], broker: Any,
+    def __init__(self, spec: StrategySpec, params: dict[str, Any], broker: Broker,
                  store: StateStore, risk: RiskManager, log: JsonLogger):
-        for needed in ("lookup", "place", "cancel", "refresh_balance"):
-            if not hasattr(broker, needed):
-                raise LiveError(f"broker {type(broker).__name__} cannot rest limit orders")
+        if not broker.rests_orders:
+            raise LiveError(f"broker {type(broker).__name__} cannot rest limit orders")
         if params.get("fill_model", "bar") != "bar":
             raise LiveError(f"strategy {spec.name!r}: grid parameter 'fill_model' is "
                             f"{params['fill_model']!r}, which an exchange cannot trade (orders "
@@ -318,8 +317,10 @@ class GridAtExchange:
     def _intent(self, bar: Bar, intent: str, side: int, amount: float, order_type: str,
                 price: float | None) -> OrderRow:
         cid = client_order_id(self.spec.name, self.spec.symbol, bar.time, intent)
-        return OrderRow(cid, bar.time, self.spec.symbol, intent, side, float(amount), 0.0,
-                        order_type, price, "new", None, "", 0)
+        return OrderRow(client_id=cid, bar_time=bar.time, symbol=self.spec.symbol,
+                        intent=intent, side=side, amount=float(amount), target=0.0,
+                        order_type=order_type, price=price, status="new", exchange_id=None,
+                        detail="", attempts=0)
 
     # -- 3. flush -------------------------------------------------------------------------------
     def flush(self) -> None:

@@ -19,9 +19,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 from quantlib.errors import LiveError
+from quantlib.live.state import BarRow
 
 # per-bar step (decide + commit) latency buckets, seconds: the budget is 1 ms at p99
 _LATENCY_BUCKETS = (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0)
@@ -79,15 +87,15 @@ class RunMetrics:
         elif name == "retries":
             self.retries.labels(kind=kind or "retry").inc()
 
-    def on_state(self, orders_by_status: list[tuple], last_bar: list[tuple],
+    def on_state(self, orders_by_status: dict[str, int], last_bar: BarRow | None,
                  meta: dict[str, Any]) -> None:
-        """Orders, equity, cash and positions as the state file has them now."""
-        for status, count in orders_by_status:
+        """Orders, equity, cash and positions as the state file has them now (``last_bar``:
+        the newest row of the bars table, None before the first bar)."""
+        for status, count in orders_by_status.items():
             self.orders.labels(status=status).set(count)
-        if last_bar:
-            _, _, _, _, cash, equity = last_bar[0]
-            self.cash.set(cash)
-            self.equity.set(equity)
+        if last_bar is not None:
+            self.cash.set(last_bar.cash)
+            self.equity.set(last_bar.equity)
         for i, symbol in enumerate(self.symbols):
             key = "position" if i == 0 else f"position|{symbol}"
             try:
@@ -109,8 +117,6 @@ class RunMetrics:
 
     def serve(self, port: int, host: str = "127.0.0.1"):
         """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns the server."""
-        from prometheus_client import start_http_server
-
         try:
             server, _ = start_http_server(port, addr=host, registry=self.registry)
             self.server = server

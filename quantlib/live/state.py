@@ -21,9 +21,9 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from quantlib.errors import LiveError
 
@@ -63,8 +63,13 @@ CREATE TABLE IF NOT EXISTS candles (   -- the closed candles the runner stepped 
 """
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OrderRow:
+    """One row of the ``orders`` table: an order intent and what became of it.
+
+    Keyword-only: thirteen fields of a few types are too easy to pass in the wrong order.
+    """
+
     client_id: str
     bar_time: int
     symbol: str
@@ -78,6 +83,70 @@ class OrderRow:
     exchange_id: str | None
     detail: str
     attempts: int
+
+
+class BarRow(NamedTuple):
+    """One row of the ``bars`` table: the first symbol's close, target and position after a
+    bar, the account's cash and whole equity, and a note (e.g. ``"buys off"``)."""
+
+    time: int
+    close: float
+    target: float
+    position: float
+    cash: float
+    equity: float
+    note: str
+
+
+class FillRow(NamedTuple):
+    """One fill (columns of the ``fills`` table but its id and trade id)."""
+
+    client_id: str
+    time: int
+    side: int
+    price: float
+    size: float
+    fee: float
+
+
+class CandleRow(NamedTuple):
+    """One closed candle the runner stepped (the ``candles`` table)."""
+
+    symbol: str
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+# The columns each reader selects, named once: the SELECTs below (and the read-only readers
+# in other processes: watch, status board, drift report) follow the row types' field order.
+ORDER_COLUMNS = tuple(f.name for f in fields(OrderRow))
+BAR_COLUMNS = BarRow._fields
+FILL_COLUMNS = FillRow._fields
+CANDLE_COLUMNS = CandleRow._fields
+
+
+def select(columns: tuple[str, ...], table: str, alias: str = "") -> str:
+    """``SELECT c1, c2, ... FROM table`` for a row type's columns (``alias``: ``"f."`` ...).
+
+    Examples
+    --------
+    >>> select(("time", "equity"), "bars")
+    'SELECT time, equity FROM bars'
+    """
+    return f"SELECT {', '.join(alias + c for c in columns)} FROM {table}"
+
+
+def _insert(verb: str, table: str, columns: tuple[str, ...]) -> str:
+    return f"{verb} INTO {table}({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+
+
+_INSERT_ORDER = _insert("INSERT OR IGNORE", "orders", ORDER_COLUMNS)
+_INSERT_BAR = _insert("INSERT OR REPLACE", "bars", BAR_COLUMNS)
+_INSERT_CANDLE = _insert("INSERT OR REPLACE", "candles", CANDLE_COLUMNS)
 
 
 class StateStore:
@@ -236,8 +305,7 @@ class StateStore:
     def add_order(self, order: OrderRow) -> bool:
         """Insert an intent; returns False (and changes nothing) if the client id exists."""
         cur = self._execute(
-            "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (order.client_id, order.bar_time, order.symbol, order.intent, order.side,
+            _INSERT_ORDER, (order.client_id, order.bar_time, order.symbol, order.intent, order.side,
              order.amount, order.target, order.order_type, order.price, order.status,
              order.exchange_id, order.detail, order.attempts))
         return cur.rowcount == 1
@@ -248,7 +316,7 @@ class StateStore:
                           (*fields.values(), client_id))
 
     def orders(self, status: str | tuple[str, ...] | None = None) -> list[OrderRow]:
-        query, args = "SELECT * FROM orders", ()
+        query, args = select(ORDER_COLUMNS, "orders"), ()
         if status is not None:
             statuses = (status,) if isinstance(status, str) else status
             query += f" WHERE status IN ({','.join('?' * len(statuses))})"
@@ -257,11 +325,11 @@ class StateStore:
         # order, the backtest's order of execution), so orders re-sent after a restart reach
         # the exchange in the sequence an uninterrupted run sends them; client ids are hashes.
         rows = self._rows(query + " ORDER BY bar_time, rowid", args)
-        return [OrderRow(*r) for r in rows]
+        return [_order(r) for r in rows]
 
     def get_order(self, client_id: str) -> OrderRow | None:
-        row = self._row("SELECT * FROM orders WHERE client_id=?", (client_id,))
-        return OrderRow(*row) if row else None
+        row = self._row(select(ORDER_COLUMNS, "orders") + " WHERE client_id=?", (client_id,))
+        return _order(row) if row else None
 
     def add_fill(self, client_id: str, time: int, side: int, price: float, size: float,
                  fee: float, trade_id: str | None = None) -> bool:
@@ -272,25 +340,30 @@ class StateStore:
                                        trade_id if trade_id is not None else client_id))
         return cur.rowcount == 1
 
-    def fills(self) -> list[tuple]:
-        """(client_id, time_ms, side, price, size, fee) in insertion order."""
-        return self._rows(
-            "SELECT client_id, time, side, price, size, fee FROM fills ORDER BY id")
+    def fills(self) -> list[FillRow]:
+        """Every fill, in insertion order."""
+        return [FillRow._make(r) for r in self._rows(select(FILL_COLUMNS, "fills")
+                                                     + " ORDER BY id")]
 
     # -- equity curve -------------------------------------------------------------------------
     def add_bar(self, time: int, close: float, target: float, position: float, cash: float,
                 equity: float, note: str = "") -> None:
-        self._execute("INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?)",
-                      (time, close, target, position, cash, equity, note))
+        self._execute(_INSERT_BAR, (time, close, target, position, cash, equity, note))
 
-    def bars(self) -> list[tuple]:
-        return self._rows("SELECT * FROM bars ORDER BY time")
+    def bars(self) -> list[BarRow]:
+        """The equity curve, one row per processed bar, in time order."""
+        return [BarRow._make(r) for r in self._rows(select(BAR_COLUMNS, "bars")
+                                                    + " ORDER BY time")]
 
     def add_candle(self, symbol: str, bar: Any) -> None:
         """Keep a stepped candle (``time open high low close volume``): the run's own data,
         which ``quantlib live report`` backtests the spec on."""
-        self._execute("INSERT OR REPLACE INTO candles VALUES (?,?,?,?,?,?,?)",
-                      (symbol, bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume))
+        self._execute(_INSERT_CANDLE, (symbol, bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume))
+
+    def candles(self) -> list[CandleRow]:
+        """The stepped candles, by symbol and time."""
+        return [CandleRow._make(r) for r in self._rows(select(CANDLE_COLUMNS, "candles")
+                                                       + " ORDER BY symbol, time")]
 
     def snapshot(self) -> dict[str, Any]:
         """Everything comparable between two runs (used by crash-safety tests and status)."""
@@ -304,6 +377,24 @@ class StateStore:
             "fills": self.fills(),
             "bars": self.bars(),
         }
+
+
+def symbol_key(name: str, symbol: str, first: str) -> str:
+    """The state-store meta key of a per-symbol value (position, debt, target, stop bases).
+
+    The spec's first symbol keeps the plain name (``"position"``), so a one-symbol state file
+    reads as before; every other symbol of a portfolio spec gets ``"position|ETH/USD"``.
+
+    Examples
+    --------
+    >>> symbol_key("position", "BTC/USD", "BTC/USD"), symbol_key("position", "ETH/USD", "BTC/USD")
+    ('position', 'position|ETH/USD')
+    """
+    return name if symbol == first else f"{name}|{symbol}"
+
+
+def _order(row: tuple) -> OrderRow:
+    return OrderRow(**dict(zip(ORDER_COLUMNS, row, strict=True)))
 
 
 def _check_header(path: Path, create: bool) -> None:
@@ -349,4 +440,6 @@ def is_state_file(path: str | Path) -> bool:
         return False
 
 
-__all__ = ["StateStore", "OrderRow", "APPLICATION_ID", "STATE_FORMAT", "is_state_file"]
+__all__ = ["APPLICATION_ID", "BAR_COLUMNS", "CANDLE_COLUMNS", "FILL_COLUMNS", "ORDER_COLUMNS",
+           "STATE_FORMAT", "BarRow", "CandleRow", "FillRow", "OrderRow", "StateStore",
+           "is_state_file", "select", "symbol_key"]

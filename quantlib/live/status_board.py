@@ -1,6 +1,7 @@
-"""``quantlib live status --dir FOLDER``: one line per run for cron jobs and health checks.
+"""``quantlib live status``: a run's summary (``--state``, :func:`read_status`) or one line per
+run of a folder for cron jobs and health checks (``--dir``, :func:`scan`).
 
-Each quantlib state file in the folder (``*.db``) gives one line: strategy, mode, the last bar's
+With ``--dir``, each quantlib state file in the folder (``*.db``) gives one line: strategy, mode, the last bar's
 age, equity, position and health. A run is a *problem* when it is halted by a risk limit or
 stale: its last candle closed more than ``stale_after`` seconds ago (default two bar lengths of
 the spec kept in the state; for older files, the spacing of the run's last bars). The command exits 1 when any run is a
@@ -21,10 +22,22 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import LiveError, QuantlibError
+from quantlib.live.state import (
+    BAR_COLUMNS,
+    BarRow,
+    FillRow,
+    StateStore,
+    is_state_file,
+    select,
+    symbol_key,
+)
 
 
 @dataclass
@@ -43,8 +56,6 @@ class RunLine:
 def scan(folder: str | Path, *, now: float | None = None,
          stale_after: float | None = None) -> list[RunLine]:
     """One :class:`RunLine` per state file in ``folder`` (sorted by name)."""
-    from quantlib.live.state import is_state_file
-
     root = Path(folder)
     if not root.is_dir():
         raise LiveError(f"--dir {root}: not a folder")
@@ -61,7 +72,7 @@ def run_line(path: Path, *, now: float, stale_after: float | None = None) -> Run
         return RunLine(str(path), None, None, None, None, None, None,
                        f"unreadable: {exc}", True)
     beat = _heartbeat(path)
-    last = bars[0][0] if bars else None
+    last = bars[0].time if bars else None
     bar_ms = _spec_bar_ms(meta) or _bar_length_ms(bars)
     age = None if last is None or bar_ms is None else now - (last + bar_ms) / 1000
     limit = stale_after if stale_after is not None else (2 * bar_ms / 1000 if bar_ms else None)
@@ -72,20 +83,21 @@ def run_line(path: Path, *, now: float, stale_after: float | None = None) -> Run
         health = "no bar yet"
     elif age is not None and limit is not None and age > limit:
         health, problem = f"stale ({health})", True
-    position = beat.get("position", bars[0][1] if bars else None)
+    position = beat.get("position", bars[0].position if bars else None)
     return RunLine(str(path), meta.get("strategy"), beat.get("mode"), last, age,
-                   bars[0][2] if bars else None, position, health, problem)
+                   bars[0].equity if bars else None, position, health, problem)
 
 
-def _read(path: Path) -> tuple[dict[str, str], list[tuple]]:
+def _read(path: Path) -> tuple[dict[str, str], list[BarRow]]:
+    """The meta table and the last three bars, newest first (read-only: the runner writes)."""
     db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=2.0)
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        bars = db.execute("SELECT time, position, equity FROM bars ORDER BY time DESC LIMIT 3"
+        bars = db.execute(select(BAR_COLUMNS, "bars") + " ORDER BY time DESC LIMIT 3"
                           ).fetchall()
     finally:
         db.close()
-    return meta, bars
+    return meta, [BarRow._make(row) for row in bars]
 
 
 def _spec_bar_ms(meta: dict[str, str]) -> int | None:
@@ -96,9 +108,9 @@ def _spec_bar_ms(meta: dict[str, str]) -> int | None:
         return None
 
 
-def _bar_length_ms(bars: list[tuple]) -> int | None:
+def _bar_length_ms(bars: list[BarRow]) -> int | None:
     # the smallest spacing of the last bars: a gap (missed candles) is not a bar length
-    gaps = [a[0] - b[0] for a, b in zip(bars, bars[1:], strict=False) if a[0] > b[0]]
+    gaps = [a.time - b.time for a, b in zip(bars, bars[1:], strict=False) if a.time > b.time]
     return min(gaps) if gaps else None
 
 
@@ -108,6 +120,89 @@ def _heartbeat(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return beat if isinstance(beat, dict) else {}
+
+
+def read_status(state_path: str | Path) -> dict:
+    """Summary of a state file for ``quantlib live status`` (no exchange access).
+
+    Raises LiveError when the file is missing, foreign, damaged or holds values no runner
+    writes (a damaged page may still parse as SQLite).
+    """
+    path = Path(state_path)
+    store = StateStore(path, create=False)
+    try:
+        meta = store.snapshot()["meta"]
+        orders = store.orders()
+        bars = store.bars()
+        fills = store.fills()
+        try:
+            return {
+                "state": str(path), "strategy": meta.get("strategy"),
+                "last_bar": (datetime.fromtimestamp(int(meta["last_bar"]) / 1000,
+                                                    tz=UTC).isoformat()
+                             if "last_bar" in meta else None),
+                "target": float(meta.get("target", 0.0)),
+                "position": float(meta.get("position", 0.0)),
+                "cash": float(meta["cash"]) if "cash" in meta else None,
+                "equity": bars[-1].equity if bars else None, "halted": meta.get("halted") or None,
+                "orders": len(orders),
+                "open_orders": sum(o.status in ("new", "sent") for o in orders),
+                "fills": len(fills),
+                "positions": _positions(meta),
+                "metrics": _run_metrics(bars, fills),
+                **_perp_status(meta),
+            }
+        except (TypeError, ValueError, OverflowError, OSError, IndexError) as exc:
+            raise LiveError(f"state file {path}: holds a value no runner writes ({exc}); the "
+                            "file is damaged") from None
+    finally:
+        store.close()
+
+
+def _positions(meta: dict[str, str]) -> dict[str, dict[str, float | None]]:
+    """Per symbol: position (base units), target, and the armed stop bases (None: none)."""
+    symbols = json.loads(meta["symbols"]) if "symbols" in meta else []
+    out = {}
+    for symbol in symbols:
+        def value(name: str, default: float | None, symbol: str = symbol) -> float | None:
+            raw = meta.get(symbol_key(name, symbol, symbols[0]))
+            number = float(raw) if raw is not None else default
+            return None if number is None or number != number else number
+
+        out[symbol] = {"position": value("position", 0.0), "target": value("target", 0.0),
+                       "stop_loss_base": value("sl_base", None),
+                       "take_profit_base": value("tp_base", None)}
+    return out
+
+
+def _perp_status(meta: dict[str, str]) -> dict[str, dict[str, float]]:
+    """``{"perp": {qty, entry_price, margin, liq_price, funding_net}}`` of a perp run's
+    account (the keys of :class:`~quantlib.live.brokers.base.PerpBroker`); ``{}`` for spot."""
+    if "liq_price" not in meta:
+        return {}
+    keys = {"qty": "position", "entry_price": "entry_price", "margin": "margin",
+            "liq_price": "liq_price", "funding_net": "funding_net"}
+    return {"perp": {name: float(meta.get(key, 0.0)) for name, key in keys.items()}}
+
+
+def _run_metrics(bars: list[BarRow], fills: list[FillRow]) -> dict[str, float] | None:
+    """The run's equity curve through the same metrics function as backtests and optimizers
+    (returns from the first recorded bar; the timeframe is inferred from the bar times)."""
+    import pandas as pd  # the status command, not the trading process
+
+    from quantlib.backtest.metrics import compute_metrics
+
+    if len(bars) < 3:
+        return None
+    index = pd.to_datetime([b.time for b in bars], unit="ms", utc=True)
+    equity = pd.Series([b.equity for b in bars], index=index, dtype=float)
+    position = np.array([b.position for b in bars], dtype=float)
+    traded = float(sum(abs(f.price * f.size) for f in fills))
+    fees = float(sum(f.fee for f in fills))
+    metrics = compute_metrics(equity, position=position, traded_value=traded, fees_paid=fees)
+    keep = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "exposure", "turnover",
+            "fees_paid")
+    return {k: float(metrics[k]) for k in keep}
 
 
 def format_age(seconds: float | None) -> str:
@@ -136,4 +231,4 @@ def format_lines(lines: list[RunLine]) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["RunLine", "format_age", "format_lines", "run_line", "scan"]
+__all__ = ["RunLine", "format_age", "format_lines", "read_status", "run_line", "scan"]

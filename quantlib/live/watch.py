@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from quantlib.core.timeframes import timeframe_to_seconds
-from quantlib.live.notify import Notifier, describe
+from quantlib.live.notify import Notifier, describe, parse_notify_on
+from quantlib.live.state import BAR_COLUMNS, BarRow, select
 
 _DAY_MS = 86_400_000
 
@@ -198,9 +199,13 @@ class RunWatcher:
         except sqlite3.Error:
             return []  # busy or mid-creation: the next bar reads again
 
+    def _column(self, sql: str, args: tuple = ()) -> list[Any]:
+        """The values of the one column ``sql`` selects ([] when the file cannot be read)."""
+        return [value for (value,) in self._query(sql, args)]
+
     def _max_fill_id(self) -> int:
-        rows = self._query("SELECT COALESCE(MAX(id), 0) FROM fills")
-        return int(rows[0][0]) if rows else 0
+        ids = self._column("SELECT COALESCE(MAX(id), 0) FROM fills")
+        return int(ids[0]) if ids else 0
 
     def _poll_state(self) -> None:
         fills = self._query(
@@ -218,24 +223,25 @@ class RunWatcher:
                          fields)
         if self.metrics is not None:
             self.metrics.fills.inc(len(fills))
-            self.metrics.on_state(self._query("SELECT status, COUNT(*) FROM orders GROUP BY status"),
-                                  self._query("SELECT time, close, target, position, cash, equity "
-                                              "FROM bars ORDER BY time DESC LIMIT 1"),
-                                  dict(self._query("SELECT key, value FROM meta")))
+            last = self._query(select(BAR_COLUMNS, "bars") + " ORDER BY time DESC LIMIT 1")
+            self.metrics.on_state(
+                dict(self._query("SELECT status, COUNT(*) FROM orders GROUP BY status")),
+                BarRow._make(last[0]) if last else None,
+                dict(self._query("SELECT key, value FROM meta")))
 
     def _daily_summary(self, day: int) -> None:
         start, end = day * _DAY_MS, (day + 1) * _DAY_MS
-        before = self._query("SELECT equity FROM bars WHERE time < ? ORDER BY time DESC LIMIT 1",
-                             (start,))
-        rows = self._query("SELECT equity FROM bars WHERE time < ? ORDER BY time", (end,))
-        today = self._query("SELECT equity FROM bars WHERE time >= ? AND time < ? ORDER BY time",
-                            (start, end))
-        trades = self._query("SELECT COUNT(*) FROM fills WHERE time >= ? AND time < ?",
-                             (start, end))
+        before = self._column("SELECT equity FROM bars WHERE time < ? ORDER BY time DESC "
+                              "LIMIT 1", (start,))
+        to_date = self._column("SELECT equity FROM bars WHERE time < ? ORDER BY time", (end,))
+        today = self._column("SELECT equity FROM bars WHERE time >= ? AND time < ? "
+                             "ORDER BY time", (start, end))
+        trades = self._column("SELECT COUNT(*) FROM fills WHERE time >= ? AND time < ?",
+                              (start, end))
         if not today:
             return
-        summary = daily_figures([r[0] for r in rows], before[0][0] if before else today[0][0])
-        summary["trades"] = int(trades[0][0]) if trades else 0
+        summary = daily_figures(to_date, (before or today)[0])
+        summary["trades"] = int(trades[0]) if trades else 0
         day_text = datetime.fromtimestamp(start / 1000, tz=UTC).date().isoformat()
         self._notify("daily_summary", f"daily summary {day_text}", summary)
 
@@ -270,10 +276,8 @@ def attach(logger: Any, state: Path, spec: Any, *, notify: list[str] | None = No
     """Start what ``quantlib live run``'s watch options ask for and hook it to ``logger``.
 
     ``notify`` falls back to ``QUANTLIB_NOTIFY_URLS`` (whitespace separated). Returns None when
-    nothing is asked (then nothing is imported and the run pays nothing).
+    nothing is asked (then no metrics server is imported and the run pays nothing).
     """
-    from quantlib.live.notify import parse_notify_on
-
     urls = list(notify or os.environ.get("QUANTLIB_NOTIFY_URLS", "").split())
     if not urls and metrics_port is None:
         return None

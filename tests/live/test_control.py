@@ -17,8 +17,9 @@ from quantlib.live.brokers import PaperBroker, client_order_id
 from quantlib.live.feeds import ReplayFeed, frame_to_bars
 from quantlib.live.logs import JsonLogger
 from quantlib.live.risk import RiskManager
-from quantlib.live.runner import LiveRunner, read_status
+from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
+from quantlib.live.status_board import read_status
 from quantlib.strategy.spec import RiskSpec
 from tests.live.conftest import make_spec
 
@@ -60,7 +61,7 @@ def test_one_step_per_bar_and_restart_resumes(tmp_path, replay_frame):
     again, store2, _ = _runner(spec, tmp_path, ReplayFeed(replay_frame))
     summary = again.run()
     assert summary.bars_processed == len(replay_frame) - 100
-    times = [b[0] for b in store2.bars()]
+    times = [b.time for b in store2.bars()]
     assert times == sorted(set(times)) and len(times) == len(replay_frame)
     # Client ids are a pure function of (strategy, symbol, bar time, intent).
     for o in store2.orders():
@@ -145,7 +146,7 @@ def test_halt_flattens_when_configured(tmp_path, replay_frame):
     halted_at = next(b[0] for b in store.bars() if b[2] == 0.0 and b[0] > store.orders()[0].bar_time)
     assert store.get_float("position", 1.0) == 0.0
     assert all(b[2] == 0.0 for b in store.bars() if b[0] > halted_at)
-    assert np.isfinite(store.bars()[-1][5])
+    assert np.isfinite(store.bars()[-1].equity)
 
 
 def test_second_runner_on_the_same_state_is_refused(tmp_path, replay_frame):
@@ -185,10 +186,10 @@ def test_status_reports_the_runs_metrics_from_the_shared_metrics_function(tmp_pa
     assert len(fills) >= 4
     metrics = read_status(tmp_path / "s.db")["metrics"]
     # independent arithmetic on the stored equity curve and fills
-    equity = np.array([b[5] for b in bars])
+    equity = np.array([b.equity for b in bars])
     assert metrics["total_return"] == pytest.approx(equity[-1] / equity[0] - 1, rel=1e-12)
     drawdown = equity / np.maximum.accumulate(equity) - 1
     assert metrics["max_drawdown"] == pytest.approx(drawdown.min(), rel=1e-12)
-    assert metrics["fees_paid"] == pytest.approx(sum(f[5] for f in fills), rel=1e-12)
-    position = np.array([b[3] for b in bars])
+    assert metrics["fees_paid"] == pytest.approx(sum(f.fee for f in fills), rel=1e-12)
+    position = np.array([b.position for b in bars])
     assert metrics["exposure"] == pytest.approx(np.mean(position != 0), abs=1e-12)

@@ -34,8 +34,9 @@ def _broker(server, tmp_path):
 
 def _intent(store, amount=1.0, side=1, bar=1_700_000_000_000):
     cid = client_order_id("t", "BTC/USD", bar, "signal|0.0|1.0")
-    order = OrderRow(cid, bar, "BTC/USD", "signal|0.0|1.0", side, amount, 1.0, "market", None,
-                     "new", None, "", 0)
+    order = OrderRow(client_id=cid, bar_time=bar, symbol="BTC/USD", intent="signal|0.0|1.0",
+                     side=side, amount=amount, target=1.0, order_type="market", price=None,
+                     status="new", exchange_id=None, detail="", attempts=0)
     with store.transaction():
         store.add_order(order)
     return order
@@ -55,7 +56,7 @@ def test_faults_back_off_reconcile_and_never_double_order(server, tmp_path, kind
     placed = [o for o in server.orders.values() if o["cl_ord_id"] == order.client_id]
     assert len(placed) == 1, store.get_order(order.client_id)
     assert store.get_order(order.client_id).status == "filled"
-    assert [f[0] for f in store.fills()] == [order.client_id]
+    assert [f.client_id for f in store.fills()] == [order.client_id]
     assert server.balance("BTC") == pytest.approx(1.0)
     assert store.get_float("position", 0.0) == pytest.approx(1.0)
     if kind == "lost":  # the order existed: it was found by client id, not sent again

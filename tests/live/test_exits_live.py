@@ -83,7 +83,7 @@ def test_stop_rests_at_the_exchange_fills_while_dead_and_is_recorded_once(server
     stop_rows = [o for o in store.orders() if o.intent == "exit|sl" and
                  o.client_id == stop["cl_ord_id"]]
     assert [o.status for o in stop_rows] == ["filled"]
-    assert [f[0] for f in store.fills()].count(stop["cl_ord_id"]) == 1  # recorded once
+    assert [f.client_id for f in store.fills()].count(stop["cl_ord_id"]) == 1  # recorded once
     assert server.duplicate_client_ids() == {}
     # it traded on from a flat position: no sell was refused for want of BTC, and no buy came
     # before the target went flat and long again (the stop does not re-enter by itself)
@@ -211,7 +211,7 @@ def test_both_exits_triggered_while_dead_are_reconciled_once(server, replay_fram
                logger=JsonLogger(io.StringIO())).run()
     assert len(server.requests_for("AddOrder")) == sells_before  # nothing sold again
     assert store.get_order(sl_row.client_id).status == "filled"
-    fills = [f[0] for f in store.fills()]
+    fills = [f.client_id for f in store.fills()]
     assert fills.count(sl_row.client_id) == 1
     if deposit == 0:
         assert store.get_order(tp_row.client_id).status == "cancelled"

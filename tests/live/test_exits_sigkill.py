@@ -105,7 +105,7 @@ def test_take_profit_fills_while_dead_restart_records_it_once_and_cancels_the_st
     try:
         assert store.get_order(tp_id).status == "filled"
         assert store.get_order(sl_id).status == "cancelled"
-        assert [f[0] for f in store.fills()].count(tp_id) == 1  # recorded once
+        assert [f.client_id for f in store.fills()].count(tp_id) == 1  # recorded once
         assert store.get_float("position", -1.0) == pytest.approx(btc, abs=1e-12)
         assert store.get_float("cash", -1.0) == pytest.approx(usd, abs=1e-9)
     finally:

@@ -100,7 +100,7 @@ def test_exchange_feed_yields_a_skipped_time_without_that_market_and_the_runner_
             runner.run()
     message = str(error.value)
     assert BTC in message and "1h" in message and str(eth.index[49]) in message
-    assert [row[0] for row in store.bars()] == [_open(eth, i) for i in range(45, 49)]
+    assert [row.time for row in store.bars()] == [_open(eth, i) for i in range(45, 49)]
     from quantlib.backtest.engine import run_backtest
 
     with pytest.raises(DataError, match=str(eth.index[49]).replace("+", r"\+")):

@@ -105,7 +105,7 @@ def test_each_bar_decided_once_after_every_input_candle_closed(frames, tmp_path)
 
         def decided() -> list[int]:
             reader.refresh()
-            return [row[0] for row in reader.bars()]
+            return [row.time for row in reader.bars()]
 
         # warm-up history only: no decision yet (the candles closed before the run started)
         wait_until(lambda: _ohlc_polls(server, BTC) >= 3 or errors, describe="start-up polls")

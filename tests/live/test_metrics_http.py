@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import frame_to_bars
+from quantlib.live.feeds import Feed, frame_to_bars
 from quantlib.live.logs import JsonLogger
 from quantlib.live.metrics_http import RunMetrics
 from quantlib.live.runner import LiveRunner
@@ -21,7 +21,7 @@ from tests.live.conftest import make_spec
 from tests.support.ready import wait_for_server, wait_until
 
 
-class PausingFeed:
+class PausingFeed(Feed):
     """Replay bars, stopping before each index in ``pauses`` until ``go`` is set again."""
 
     timeframe, symbol = "1h", "BTC/USD"

@@ -15,7 +15,7 @@ import pytest
 
 from quantlib.errors import ExchangeError, LiveError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import frame_to_bars
+from quantlib.live.feeds import Feed, frame_to_bars
 from quantlib.live.logs import JsonLogger, register_secret
 from quantlib.live.notify import EVENTS, Notifier, parse_notify_on, with_timeouts
 from quantlib.live.runner import LiveRunner
@@ -29,7 +29,7 @@ ARRIVAL_LIMIT = 2.0  # seconds from the event to the receiver
 LATENCY_BUDGET_NS = 1_000_000  # the live per-bar step budget: 1 ms at p99
 
 
-class GatedFeed:
+class GatedFeed(Feed):
     """Replay bars; after ``pause_after`` bars, wait until ``resume`` is set (a stalled feed)."""
 
     timeframe, symbol = "1h", "BTC/USD"
@@ -73,7 +73,7 @@ def _run(spec, tmp_path, feed, hook_urls, *, broker=None, name="s.db", **attach_
     return runner, store, records, error
 
 
-class TimedFeed:
+class TimedFeed(Feed):
     """Replay bars and note when the runner asks for each: the gaps are whole bar iterations
     (decide, commit, send, log, sinks)."""
 
@@ -267,7 +267,7 @@ def test_daily_summary_matches_the_state(tmp_path, replay_frame):
     curve = pd.DataFrame(store.bars(), columns=["time", "close", "target", "position", "cash",
                                                 "equity", "note"])
     curve.index = pd.to_datetime(curve["time"], unit="ms", utc=True)
-    fills = pd.to_datetime([f[1] for f in store.fills()], unit="ms", utc=True)
+    fills = pd.to_datetime([f.time for f in store.fills()], unit="ms", utc=True)
     days = sorted(set(curve.index.normalize()))[:-1]  # the last day is not over yet
     said = set(re.findall(r"daily summary (\d{4}-\d\d-\d\d)", summaries))
     assert said == {str(day.date()) for day in days} and len(days) >= 3

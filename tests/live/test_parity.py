@@ -61,7 +61,7 @@ def _assert_replay_is_the_backtest(replayed: tuple, res, expected: list[tuple],
     assert bars == n_bars
     assert fills == expected
     assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
-    curve = np.array([row[5] for row in store.bars()])
+    curve = np.array([row.equity for row in store.bars()])
     np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-12, atol=0)
 
 
@@ -180,7 +180,7 @@ def test_regime_kinds_parity(kind, how, tmp_path):
     assert fills == expected
     assert equity == pytest.approx(float(res.equity.iloc[-1, 0]), rel=EQUITY_RTOL, abs=0)
     if kind == "regime_grid":  # bar by bar, the runner allowed buys exactly when the backtest did
-        runner_active = np.array([row[6] != "buys off" for row in store.bars()])
+        runner_active = np.array([row.note != "buys off" for row in store.bars()])
         np.testing.assert_array_equal(runner_active, active)
 
 
@@ -296,7 +296,7 @@ def _check_portfolio(frames, files, params, config, tmp_path, how):
     assert fills == expected  # exact, in the backtest's order within each bar
     final = float(res.equity.iloc[-1, 0])
     assert abs(equity - final) <= 1e-9 * abs(final)
-    curve = np.array([row[5] for row in store.bars()])
+    curve = np.array([row.equity for row in store.bars()])
     np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=1e-9, atol=0)
     # a real portfolio: at some bar two or more symbols are held at once on the shared cash
     held, most = dict.fromkeys(PORTFOLIO, 0.0), 0

@@ -303,8 +303,10 @@ def test_restart_after_the_close_leg_finds_it_and_opens_once(data, tmp_path):
         server.advance(3)
         server.account.market_order("BTCUSDT", "BUY", 0.1, "earlier-long", False)
         bar_time, intent = int(candles.index[3].value // 1_000_000), "signal|1.0|-1.0"
-        row = OrderRow(client_order_id(spec.name, SYMBOL, bar_time, intent), bar_time, SYMBOL,
-                       intent, -1, 0.0, -1.0, "market", None, "sent", None, "", 1)
+        row = OrderRow(client_id=client_order_id(spec.name, SYMBOL, bar_time, intent),
+                       bar_time=bar_time, symbol=SYMBOL, intent=intent, side=-1, amount=0.0,
+                       target=-1.0, order_type="market", price=None, status="sent",
+                       exchange_id=None, detail="", attempts=1)
         with store.transaction():
             store.add_order(row)
         close_id = leg_client_id(spec.name, row, "close")

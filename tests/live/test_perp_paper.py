@@ -24,8 +24,9 @@ from quantlib.data.perp import PerpData, load_perp
 from quantlib.errors import LiveError
 from quantlib.live.brokers.perp_paper import PaperPerpBroker
 from quantlib.live.feeds import PerpReplayFeed, make_feed, save_perp_replay
-from quantlib.live.runner import LiveRunner, read_status
+from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
+from quantlib.live.status_board import read_status
 from quantlib.strategy.spec import StrategySpec, save_spec
 
 RTOL = 1e-9
@@ -75,10 +76,10 @@ def assert_parity(store: StateStore, res) -> None:
                 zip(times, fills["side"], fills["price"], fills["size"], strict=True)]
     got = store.fills()
     assert [(t, s, p, z) for _, t, s, p, z, _ in got] == expected
-    np.testing.assert_allclose([f[5] for f in got], fills["fee"].to_numpy(), rtol=RTOL, atol=0)
-    curve = np.array([row[5] for row in store.bars()])
+    np.testing.assert_allclose([f.fee for f in got], fills["fee"].to_numpy(), rtol=RTOL, atol=0)
+    curve = np.array([row.equity for row in store.bars()])
     np.testing.assert_allclose(curve, res.equity.iloc[:, 0].to_numpy(), rtol=RTOL, atol=0)
-    positions = np.array([row[3] for row in store.bars()])
+    positions = np.array([row.position for row in store.bars()])
     np.testing.assert_array_equal(positions, res.positions.iloc[:, 0].to_numpy())
     funding = float(store.get_meta("funding_net"))
     assert funding == pytest.approx(float(res.metrics["funding_net"].iloc[0]), rel=RTOL)

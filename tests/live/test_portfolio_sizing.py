@@ -28,7 +28,7 @@ from quantlib.backtest.engine import run_backtest
 from quantlib.core.config import BacktestConfig
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
-from quantlib.live.feeds import Bar
+from quantlib.live.feeds import Bar, Feed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
@@ -46,7 +46,7 @@ def frames():
     return {s: synthetic_ohlcv(n_bars=N_BARS, seed=k).ohlcv for k, s in enumerate(SYMBOLS, 31)}
 
 
-class WalkedPortfolio:
+class WalkedPortfolio(Feed):
     """``{symbol: Bar}`` per bar; before bar i is handed over each market walks it. An order
     sent at bar i's close is the backtest's fill at bar i+1's open (``bar_of``)."""
 

@@ -20,8 +20,9 @@ from quantlib.errors import LiveError, QuantlibError
 from quantlib.live.brokers import PaperBroker
 from quantlib.live.feeds import ReplayFeed
 from quantlib.live.logs import JsonLogger
-from quantlib.live.runner import LiveRunner, read_status
+from quantlib.live.runner import LiveRunner
 from quantlib.live.state import APPLICATION_ID, StateStore
+from quantlib.live.status_board import read_status
 from quantlib.strategy.spec import save_spec
 from tests.live.conftest import make_spec
 

@@ -43,7 +43,7 @@ def test_notifications_from_the_trading_process(replay_file, tmp_path):
     assert "started (paper)" in everything and "stopped: feed_end" in everything
     store = StateStore(state)
     fills = store.fills()
-    equity = store.bars()[-1][5]
+    equity = store.bars()[-1].equity
     store.close()
     # each fill said (in full, or counted when a burst holds more than 20)
     said = 0

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from quantlib.live.state import OrderRow, StateStore
+from quantlib.live.state import OrderRow, StateStore, symbol_key
 
 # ccxt's unified order status -> the final local status it means (anything else still rests)
 FINAL_STATUS = {"closed": "filled", "canceled": "cancelled", "expired": "cancelled",
@@ -30,20 +30,6 @@ def client_order_id(strategy: str, symbol: str, bar_time_ms: int, intent: str) -
     """
     digest = hashlib.sha256(f"{strategy}|{symbol}|{bar_time_ms}|{intent}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
-
-
-def symbol_key(name: str, symbol: str, first: str) -> str:
-    """The state-store meta key of a per-symbol value (position, debt, target, stop bases).
-
-    The spec's first symbol keeps the plain name (``"position"``), so a one-symbol state file
-    reads as before; every other symbol of a portfolio spec gets ``"position|ETH/USD"``.
-
-    Examples
-    --------
-    >>> symbol_key("position", "BTC/USD", "BTC/USD"), symbol_key("position", "ETH/USD", "BTC/USD")
-    ('position', 'position|ETH/USD')
-    """
-    return name if symbol == first else f"{name}|{symbol}"
 
 
 def accept_paper_order(store: StateStore, order: OrderRow) -> None:
@@ -68,7 +54,15 @@ class Broker:
     2. the runner commits the decision and intents (status ``new``);
     3. ``submit(order)`` for each intent, outside the transaction; it must be idempotent by
        ``client_id`` and record the outcome itself.
+
+    ``market`` is the account kind (``"spot"``; :class:`PerpBroker`: ``"perp"``), which the
+    runner checks against the spec's. ``rests_orders``: the broker can rest limit orders at a
+    venue (``load_markets``, ``lookup``, ``place``, ``cancel``, ``refresh_balance``), which
+    the exchange grid needs (:mod:`quantlib.live.grid_exchange`).
     """
+
+    market: str = "spot"
+    rests_orders: bool = False
 
     def __init__(self, store: StateStore):
         self.store = store
@@ -82,6 +76,16 @@ class Broker:
 
     def submit(self, order: OrderRow) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def intent_amount(self, flags: tuple[bool, bool, bool, bool], price: float, cash: float,
+                      position: float, *, symbol: str) -> float | None:
+        """The base amount of a signal intent, decided at the bar's close, or None: the
+        broker sizes it when it fills (paper, by design: the backtest sizes an order from the
+        cash at its fill, the next open, which a close cannot know). A venue that needs an
+        amount with the order returns it (``flags``: long entry, long exit, short entry,
+        short exit; ``cash``: what the bar's earlier entries leave, costed at ``price``).
+        The runner then records ``amount`` 0.0 for None."""
+        return None
 
     def resubmit_pending(self) -> None:
         """Send every unfinished intent (crash between commit and send); idempotent."""

@@ -81,6 +81,8 @@ class CcxtBroker(RestingExits, Broker):
     backoff : first back-off delay in seconds (doubles each retry, capped at 30 s).
     """
 
+    rests_orders = True  # limit orders rest at the exchange: the exchange grid trades here
+
     def __init__(self, store: StateStore, spec: StrategySpec, exchange=None, *,
                  logger: JsonLogger | None = None, retries: int = 6, backoff: float = 0.2):
         super().__init__(store)

@@ -63,8 +63,10 @@ def leg_client_id(strategy: str, order: OrderRow, leg: str) -> str:
     Examples
     --------
     >>> from quantlib.live.state import OrderRow
-    >>> row = OrderRow("x", 1700000000000, "BTC/USDT:USDT", "signal|1.0|-1.0", -1, 0.0, -1.0,
-    ...                "market", None, "new", None, "", 0)
+    >>> row = OrderRow(client_id="x", bar_time=1700000000000, symbol="BTC/USDT:USDT",
+    ...                intent="signal|1.0|-1.0", side=-1, amount=0.0, target=-1.0,
+    ...                order_type="market", price=None, status="new", exchange_id=None,
+    ...                detail="", attempts=0)
     >>> a = leg_client_id("s", row, "close")
     >>> a == leg_client_id("s", row, "close") != leg_client_id("s", row, "open"), len(a)
     (True, 36)
@@ -214,10 +216,12 @@ class PerpCcxtBroker(VenueReads, PerpBroker):
                 continue
             side = 1 if remote.get("side") == "buy" else -1
             price, filled = float(remote.get("average") or 0.0), float(remote["filled"])
-            row = OrderRow(cid, stamp, self.symbol, "liquidation|exchange", side, filled,
-                           self.store.get_float("target", 0.0), "liquidation", price,
-                           "filled", str(remote.get("id")), "the venue liquidated the position",
-                           1)
+            row = OrderRow(client_id=cid, bar_time=stamp, symbol=self.symbol,
+                           intent="liquidation|exchange", side=side, amount=filled,
+                           target=self.store.get_float("target", 0.0),
+                           order_type="liquidation", price=price, status="filled",
+                           exchange_id=str(remote.get("id")),
+                           detail="the venue liquidated the position", attempts=1)
             if self.store.add_order(row):
                 fee = self._fees(remote)
                 self.store.add_fill(cid, stamp, side, price, filled, fee)
