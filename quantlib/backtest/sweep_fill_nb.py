@@ -1,15 +1,15 @@
 """Account and trade bookkeeping of a fused sweep's combination, and its stop exits.
 
-:func:`account_fill_nb` sends one bar's signals through the order rule
-(:func:`quantlib.core.order_rule_nb.signal_fill_nb`) and keeps, in one small array per
-combination (slots ``A_*``), the cash and position, the engine's cash-flow sums, the open
-trade (size, gross value and fees: vectorbt's exit-trade records, a reversal splitting its fee
-between the closed and the opened units) and the closed trades' sums; :func:`stop_fill_price_nb` is
-the fill price of a stop-loss or take-profit on a bar (the open when the open passed the level,
-else the level inside the bar's range; the callers pass the open as the range on a bar whose
-open fills an order closing or reversing the position), and :func:`stop_step_nb` one bar's
-stop step of either fused kernel (the check, the trailing move, the exit replacing the bar's
-signals). The rules in words:
+:func:`account_fill_nb` sends one symbol's signals at a bar through the order rule
+(:func:`quantlib.core.order_rule_nb.signal_fill_nb`) with the combination's cash (the caller
+carries it: a portfolio's symbols share it) and keeps, in one small row per symbol (slots
+``A_*``), the position, the units held, the stop levels, the open trade (size, gross value and
+fees: vectorbt's exit-trade records, a reversal splitting its fee between the closed and the
+opened units) and the closed trades' sums; :func:`stop_fill_price_nb` is the fill price of a
+stop-loss or take-profit on a bar (the open when the open passed the level, else the level
+inside the bar's range; the caller passes the open as the range on a bar whose open fills an
+order closing or reversing the position), and :func:`stop_step_nb` one bar's stop step (the
+check, the trailing move, the exit replacing the bar's signals). The rules in words:
 :mod:`quantlib.backtest.sweep_nb`.
 """
 
@@ -45,83 +45,91 @@ def _trade_pnl_nb(size, entry_price, entry_fees, exit_price, exit_fees, is_long)
     return diff - entry_fees - exit_fees
 
 
-# slots of the per-combination account array (account_fill_nb)
-(A_CASH, A_POSITION, A_DEBT, A_FREE_CASH, A_FLOW, A_UNITS, A_SL, A_TP, A_ENTRY_SIZE,
- A_ENTRY_GROSS, A_ENTRY_FEES, A_TRADE_LONG, A_N_TRADES, A_WINS, A_GROSS_PROFIT, A_GROSS_LOSS,
- A_PNL_SUM, A_TRADED, A_FEES) = range(19)
-N_ACCOUNT = 19
+# slots of a symbol's account row (account_fill_nb; the cash is the caller's, shared by symbols)
+(A_POSITION, A_DEBT, A_UNITS, A_SL, A_TP, A_ENTRY_SIZE, A_ENTRY_GROSS, A_ENTRY_FEES,
+ A_TRADE_LONG, A_N_TRADES, A_WINS, A_GROSS_PROFIT, A_GROSS_LOSS, A_PNL_SUM, A_TRADED,
+ A_FEES) = range(16)
+N_ACCOUNT = 16
 
 
 @njit(cache=True)
-def _close_trade_nb(acct, units, fill_price, fee, side):
+def _close_trade_nb(accts, s, units, fill_price, fee, side):
     """Trade bookkeeping of a fill against the open trade (a close, part-close or reversal);
     returns the closed trade's pnl."""
-    size, gross, fees = acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES]
-    is_long = acct[A_TRADE_LONG] > 0
+    size, gross, fees = accts[s, A_ENTRY_SIZE], accts[s, A_ENTRY_GROSS], accts[s, A_ENTRY_FEES]
+    is_long = accts[s, A_TRADE_LONG] > 0
     whole = _is_close_nb(units, size)
     if whole or units < size:
         closed = size if whole else units
         pnl = _trade_pnl_nb(closed, gross / size, closed / size * fees, fill_price, fee, is_long)
         keep = 0.0 if whole else (size - units) / size
-        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS] = size * keep, gross * keep
-        acct[A_ENTRY_FEES] = fees * keep
+        accts[s, A_ENTRY_SIZE], accts[s, A_ENTRY_GROSS] = size * keep, gross * keep
+        accts[s, A_ENTRY_FEES] = fees * keep
         return pnl
     # reversal: close every unit, open the rest the other way
     closed_fee = size / units * fee
     pnl = _trade_pnl_nb(size, gross / size, fees, fill_price, closed_fee, is_long)
-    acct[A_ENTRY_SIZE] = units - size
-    acct[A_ENTRY_GROSS] = acct[A_ENTRY_SIZE] * fill_price
-    acct[A_ENTRY_FEES] = fee - closed_fee
-    acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
+    accts[s, A_ENTRY_SIZE] = units - size
+    accts[s, A_ENTRY_GROSS] = accts[s, A_ENTRY_SIZE] * fill_price
+    accts[s, A_ENTRY_FEES] = fee - closed_fee
+    accts[s, A_TRADE_LONG] = 1.0 if side > 0 else 0.0
     return pnl
 
 
 @njit(cache=True)
-def account_fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing, price, fees,
-             slippage):
-    """One bar's signals through the order rule, then the engine's sums, the trade records and
-    the stops; returns -1, or the order rule's BAD_INPUT argument index."""
-    res = signal_fill_nb(acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH],
-                         enter_long, exit_long, enter_short, exit_short, size, sizing, price,
-                         fees, slippage)
+def account_fill_nb(accts, s, cash, free_cash, enter_long, exit_long, enter_short, exit_short,
+                    size, sizing, price, fees, slippage):
+    """One bar's signals of symbol ``s`` through the order rule, with the account's ``cash`` and
+    ``free_cash`` (a portfolio's symbols share them) and the symbol's row ``accts[s]``; then
+    the engine's sums, the trade records and the stops. Returns ``(bad, cash, free_cash,
+    flow)``: ``bad`` -1 or the order rule's BAD_INPUT argument index, ``flow`` the order's cash
+    flow (0 without a fill). 2-D indexing, not a row view: a view costs reference counting."""
+    res = signal_fill_nb(cash, accts[s, A_POSITION], accts[s, A_DEBT], free_cash, enter_long,
+                         exit_long, enter_short, exit_short, size, sizing, price, fees, slippage)
     if res[0] == BAD_INPUT:
-        return res[1]
+        return int(res[1]), cash, free_cash, 0.0
     if res[0] != FILLED:
-        return -1
+        return -1, cash, free_cash, 0.0
     side, units, fill_price, fee = res[2], res[3], res[4], res[5]
-    old_position = acct[A_POSITION]
-    acct[A_CASH], acct[A_POSITION], acct[A_DEBT], acct[A_FREE_CASH] = res[6], res[7], res[8], \
-        res[9]
+    old_position = accts[s, A_POSITION]
+    accts[s, A_POSITION], accts[s, A_DEBT] = res[7], res[8]
     signed = units if side > 0 else -units
-    acct[A_UNITS] += signed
-    acct[A_FLOW] += -signed * fill_price - fee
-    acct[A_TRADED] += fill_price * units
-    acct[A_FEES] += fee
-    # trades: a fill on the open side opens or adds, the other side closes or reverses
-    if acct[A_ENTRY_SIZE] == 0.0:
-        acct[A_ENTRY_SIZE], acct[A_ENTRY_GROSS], acct[A_ENTRY_FEES] = units, units * fill_price, fee
-        acct[A_TRADE_LONG] = 1.0 if side > 0 else 0.0
-    elif (acct[A_TRADE_LONG] > 0) == (side > 0):
-        acct[A_ENTRY_SIZE] += units
-        acct[A_ENTRY_GROSS] += units * fill_price
-        acct[A_ENTRY_FEES] += fee
-    else:
-        pnl = _close_trade_nb(acct, units, fill_price, fee, side)
-        if math.isfinite(pnl):
-            acct[A_N_TRADES] += 1.0
-            acct[A_PNL_SUM] += pnl
-            if pnl > 0:
-                acct[A_WINS] += 1.0
-                acct[A_GROSS_PROFIT] += pnl
-            elif pnl < 0:
-                acct[A_GROSS_LOSS] -= pnl
+    accts[s, A_UNITS] += signed
+    accts[s, A_TRADED] += fill_price * units
+    accts[s, A_FEES] += fee
+    _trade_fill_nb(accts, s, side, units, fill_price, fee)
     # stops: cleared when flat, set from the fill when a position opens or flips
-    position = acct[A_POSITION]
+    position = res[7]
     if position == 0:
-        acct[A_SL], acct[A_TP] = np.nan, np.nan
+        accts[s, A_SL], accts[s, A_TP] = np.nan, np.nan
     elif old_position == 0 or (old_position > 0) != (position > 0):
-        acct[A_SL], acct[A_TP] = fill_price, fill_price
-    return -1
+        accts[s, A_SL], accts[s, A_TP] = fill_price, fill_price
+    return -1, res[6], res[9], -signed * fill_price - fee
+
+
+@njit(cache=True)
+def _trade_fill_nb(accts, s, side, units, fill_price, fee):
+    """A fill into the trade records: on the open trade's side it opens or adds, on the other
+    it closes or reverses (the closed trade's pnl into the sums)."""
+    if accts[s, A_ENTRY_SIZE] == 0.0:
+        accts[s, A_ENTRY_SIZE], accts[s, A_ENTRY_GROSS] = units, units * fill_price
+        accts[s, A_ENTRY_FEES] = fee
+        accts[s, A_TRADE_LONG] = 1.0 if side > 0 else 0.0
+        return
+    if (accts[s, A_TRADE_LONG] > 0) == (side > 0):
+        accts[s, A_ENTRY_SIZE] += units
+        accts[s, A_ENTRY_GROSS] += units * fill_price
+        accts[s, A_ENTRY_FEES] += fee
+        return
+    pnl = _close_trade_nb(accts, s, units, fill_price, fee, side)
+    if math.isfinite(pnl):
+        accts[s, A_N_TRADES] += 1.0
+        accts[s, A_PNL_SUM] += pnl
+        if pnl > 0:
+            accts[s, A_WINS] += 1.0
+            accts[s, A_GROSS_PROFIT] += pnl
+        elif pnl < 0:
+            accts[s, A_GROSS_LOSS] -= pnl
 
 
 @njit(cache=True)

@@ -1,14 +1,19 @@
 """Fused signal sweeps: targets, fills, exits and one-pass metrics for many combinations at once.
 
 One ``prange`` call backtests every parameter combination of a built-in signal kind on one
-symbol. Each combination walks the bars once: its target comes from indicator rows computed once
-per distinct window in O(bars) with an error bound (:mod:`quantlib.backtest.sweep_rows_nb`); a
-comparison those rows cannot decide (a gap within the bounds: ties, near-ties) is decided by the
-kinds' own values at that bar (:mod:`quantlib.core.indicators_nb`), so every target is the
-kind's, bit for bit. Its orders are filled by the order rule
+symbol. Each combination first computes its target path (a buffer of bars, freed when it is
+done): its target comes from indicator rows computed once per distinct window in O(bars) with
+an error bound (:mod:`quantlib.backtest.sweep_rows_nb`); a comparison those rows cannot decide
+(a gap within the bounds: ties, near-ties) is decided by the kinds' own values at that bar
+(:mod:`quantlib.core.indicators_nb`), so every target is the kind's, bit for bit. It then
+walks the bars once: its orders are filled by the order rule
 (:func:`quantlib.core.order_rule_nb.signal_fill_nb`, through
 :mod:`quantlib.backtest.sweep_fill_nb`), and only running sums leave the loop (no bars x
 combinations matrix).
+
+The walk (:func:`_simulate_nb`) is the shared-cash portfolio's
+(:mod:`quantlib.backtest.sweep_portfolio_nb`): one symbol is a portfolio of one, so both
+sweeps run the same code and agree bit for bit on one symbol.
 
 What the loop reproduces, in the backtest engine's words (``quantlib/backtest/engine.py``):
 
@@ -48,10 +53,7 @@ import math
 import numpy as np
 
 from quantlib.backtest.sweep_fill_nb import (
-    A_CASH,
     A_FEES,
-    A_FLOW,
-    A_FREE_CASH,
     A_GROSS_LOSS,
     A_GROSS_PROFIT,
     A_N_TRADES,
@@ -102,6 +104,11 @@ S_TRADED = 15  # sum of units * fill price
 S_FEES = 16
 S_BAD_ARG = 17  # -1, or the order rule's BAD_INPUT argument index (a broken configuration)
 N_STATS = 18
+# with a benchmark (the portfolio sweep), three sums follow: with b the benchmark's bar return
+P_COV = N_STATS  # sum of r_t * (b_t - mean b)
+P_UP = N_STATS + 1  # sum of r_t over bars with b_t > 0
+P_DOWN = N_STATS + 2  # sum of r_t over bars with b_t < 0
+N_PSTATS = N_STATS + 3
 
 # columns of the per-row metadata of a bank (meta_a, meta_b)
 M_WINDOW, M_ALPHA, M_ERR = 0, 1, 2
@@ -290,83 +297,141 @@ def _drawdown_step_nb(value, row, peak, trough, last_peak, max_dd, dd_bars, dd_i
     return peak, trough, last_peak, max_dd, dd_bars, dd_invalid
 
 
-@njit(cache=True, error_model="numpy")
-def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
-                       idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
-                       slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, scale,
-                       block_len, out, block_sum, block_sumsq):
-    n = close.shape[0]
-    path = (_donchian_targets_nb(c, bank_a, bank_b, idx_a, par1, warmup, close)
-            if kind == DONCHIAN else np.zeros(1))
-    stats = out[c]
-    stats[S_BAD_ARG] = -1.0
-    sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
-    has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
-    # The account, stops and trade sums live in one small array that account_fill_nb updates, so the
-    # per-bar loop keeps only what every bar reads (position, equity sums) in registers.
-    acct = np.zeros(N_ACCOUNT)
-    acct[A_CASH], acct[A_FREE_CASH] = init_cash, init_cash
-    acct[A_SL], acct[A_TP] = np.nan, np.nan
-    position, flow_sum, units_sum = 0.0, 0.0, 0.0
-    prev_value, peak, trough, last_peak = init_cash, init_cash, init_cash, 0
-    max_dd, dd_bars, dd_invalid = 0.0, 0, False
-    offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
-    blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
+@njit(cache=True)
+def _rows_targets_nb(kind, c, close, scale, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b, par1,
+                     par2, warmup, out):
+    """The target of combination ``c`` (any kind but Donchian) at every bar, into ``out``: the
+    approximate rows decide unless the gap is within their bound (see :func:`_rows_target_nb`
+    for why its arguments are scalars)."""
     ia, ib, row_a, row_b, p1, p2, len_g, w_g, q_g, c_first, c_last = _combo_rows_nb(
         kind, c, bank_a, bank_b, meta_a, idx_a, idx_b, par1, par2)
     tol = _tolerance_nb(kind, meta_a, meta_b, ia, ib, p1, p2, scale)
     warm = warmup[c]
-    gated = idx_m[c] >= 0  # a trend mask row gates this combination's targets
-    mask_row = mask[max(idx_m[c], 0)]
     signal_line = np.nan
-    prev_target = 0.0
-    for i in range(n):
-        # The target decided at bar t = i - shift (0 before the first bar); Donchian's is held
-        # per combination, so its whole path is computed first.
-        t = i - shift
-        if kind == DONCHIAN:
-            target = path[t] if t >= 0 else 0.0
-        elif t < 0 or t < warm:
-            target = 0.0
-        else:  # approximate rows decide unless the gap is within their bound
-            a, b = row_a[t], row_b[t]
-            if kind == MACD:  # the signal line by recursion from its first value
-                line = a - b
-                b = (_macd_first_nb(row_a, row_b, t, w_g, len_g) if math.isnan(signal_line)
-                     else q_g * signal_line + c_first * line
-                     - c_last * (row_a[t - len_g] - row_b[t - len_g]))
-                a, signal_line = line, b
-            target = _rows_target_nb(kind, a, b, close[t], tol, p1, p2)
-            if math.isnan(target):
-                target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
-        if gated and target != 0.0:  # htf_trend: trade only in the trend's direction
+    for t in range(close.shape[0]):
+        if t < warm:
+            out[t] = 0
+            continue
+        a, b = row_a[t], row_b[t]
+        if kind == MACD:  # the signal line by recursion from its first value
+            line = a - b
+            b = (_macd_first_nb(row_a, row_b, t, w_g, len_g) if math.isnan(signal_line)
+                 else q_g * signal_line + c_first * line
+                 - c_last * (row_a[t - len_g] - row_b[t - len_g]))
+            a, signal_line = line, b
+        target = _rows_target_nb(kind, a, b, close[t], tol, p1, p2)
+        if math.isnan(target):
+            target = _exact_level_nb(kind, close, t, meta_a, meta_b, ia, ib, p1, p2)
+        out[t] = target
+
+
+@njit(cache=True)
+def _target_path_nb(kind, c, close, scale, banks, combos, long_ok, short_ok, out):
+    """The clipped target of combination ``c`` at every bar of one symbol, into ``out``
+    (``banks``: that symbol's); a trend mask row, if the combination has one, gates it first
+    (``htf_trend``: a long target stands only where the row is +1, a short one where it is -1).
+    """
+    bank_a, bank_b, meta_a, meta_b = banks
+    idx_a, idx_b, par1, par2, warmup, mask, idx_m = combos
+    if kind == DONCHIAN:  # its breakout is held per combination: the whole path at once
+        out[:] = _donchian_targets_nb(c, bank_a, bank_b, idx_a, par1, warmup, close)
+    else:
+        _rows_targets_nb(kind, c, close, scale, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b,
+                         par1, par2, warmup, out)
+    gated = idx_m[c] >= 0
+    mask_row = mask[max(idx_m[c], 0)]
+    for t in range(close.shape[0]):
+        target = float(out[t])
+        if gated and target != 0.0:
             m = mask_row[t]
             if (target > 0.0 and not m > 0.0) or (target < 0.0 and not m < 0.0):
                 target = 0.0
-        target = _clip_nb(target, long_ok, short_ok)
-        enter_long, exit_long, enter_short, exit_short, closing = _signals_nb(prev_target,
-                                                                              target, shift)
-        prev_target = target
-        order_price, order_slip = price[i], slippage
-        if position != 0 and (has_sl or has_tp):
-            (enter_long, exit_long, enter_short, exit_short, order_price, order_slip,
-             acct[A_SL]) = stop_step_nb(position, closing, enter_long, exit_long, enter_short,
-                                        exit_short, order_price, order_slip, acct[A_SL],
-                                        acct[A_TP], sl_stop, tp_stop, has_sl, has_tp, trail,
-                                        open_[i], high[i], low[i])
-        if enter_long or exit_long or enter_short or exit_short:
-            bad = account_fill_nb(acct, enter_long, exit_long, enter_short, exit_short, size, sizing,
-                           order_price, fees, order_slip)
-            if bad >= 0:
-                stats[S_BAD_ARG] = bad
-                return
-            position, flow_sum, units_sum = acct[A_POSITION], acct[A_FLOW], acct[A_UNITS]
-        value = init_cash + flow_sum + units_sum * close[i]
+        out[t] = _clip_nb(target, long_ok, short_ok)
+
+
+@njit(cache=True, error_model="numpy")
+def _simulate_nb(kind, c, market, banks, combos, rule, outputs):
+    """Combination ``c`` on every symbol of ``market`` (one shared cash account), into row
+    ``c`` of the outputs (see :func:`sweep_signals_nb` and
+    :func:`quantlib.backtest.sweep_portfolio_nb.sweep_portfolio_nb`).
+
+    The arguments are tuples (numba's parallel loops do not take named tuples), unpacked by
+    name below: ``market`` and ``banks`` hold arrays per symbol (first axis), one symbol being a
+    portfolio of one; ``scales`` is per symbol the rows' bound scale, the benchmark arrays are
+    empty without a benchmark; ``combos`` holds the per-combination arrays (``mask`` and
+    ``idx_m`` gate the targets of a single symbol: ``htf_trend``); ``outputs`` is
+    :func:`outputs_nb`'s."""
+    open_, high, low, close, price, scales, bench_centred, bench_rets = market
+    (shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
+     init_cash) = rule
+    out, block_sum, block_sumsq, block_len = outputs
+    n_sym, n = close.shape
+    stats = out[c]
+    stats[S_BAD_ARG] = -1.0
+    targets = np.empty((n_sym, n), dtype=np.int8)  # -1, 0, 1: an eighth of the traffic
+    for s in range(n_sym):
+        _target_path_nb(kind, c, close[s], scales[s], (banks[0][s], banks[1][s], banks[2][s],
+                        banks[3][s]), combos, long_ok, short_ok, targets[s])
+    accts = np.zeros((n_sym, N_ACCOUNT))
+    accts[:, A_SL], accts[:, A_TP] = np.nan, np.nan
+    prev_target = np.zeros(n_sym)
+    has_sl, has_tp = not math.isnan(sl_stop), not math.isnan(tp_stop)
+    has_stops, has_bench = has_sl or has_tp, bench_rets.shape[0] > 0
+    cash, free_cash, cum_flow = init_cash, init_cash, 0.0
+    sum_r = sum_r2 = sum_r3 = sum_r4 = down_sq = sum_value = exposed = 0.0
+    cov, up, down = 0.0, 0.0, 0.0
+    prev_value, peak, trough, last_peak = init_cash, init_cash, init_cash, 0
+    max_dd, dd_bars, dd_invalid = 0.0, 0, False
+    offset = n - block_len * (block_sum.shape[0]) if block_len > 0 else n
+    blk, blk_s, blk_ss, left = 0, 0.0, 0.0, block_len
+    for i in range(n):
+        t = i - shift  # the bar whose decision fills at bar i
+        bar_flow, held, any_units = 0.0, 0.0, False
+        for s in range(n_sym):
+            # Scalars and 2-D indexing only on the per-bar path (a row view costs reference
+            # counting). Each symbol sees the cash the symbols before it left.
+            target = float(targets[s, t]) if t >= 0 else 0.0
+            prev = prev_target[s]
+            prev_target[s] = target
+            position = accts[s, A_POSITION]  # the order rule's (zeroed within tolerance)
+            if target != prev or (position != 0 and has_stops):  # else no order, no stop
+                enter_long, exit_long, enter_short, exit_short, closing = _signals_nb(
+                    prev, target, shift)
+                order_price, order_slip = price[s, i], slippage
+                if position != 0 and has_stops:
+                    sl_level = accts[s, A_SL]
+                    (enter_long, exit_long, enter_short, exit_short, order_price, order_slip,
+                     moved) = stop_step_nb(position, closing, enter_long, exit_long, enter_short,
+                                           exit_short, order_price, order_slip, sl_level,
+                                           accts[s, A_TP], sl_stop, tp_stop, has_sl, has_tp,
+                                           trail, open_[s, i], high[s, i], low[s, i])
+                    if moved != sl_level:  # a trailing stop-loss moved
+                        accts[s, A_SL] = moved
+                if enter_long or exit_long or enter_short or exit_short:
+                    bad, cash, free_cash, flow = account_fill_nb(
+                        accts, s, cash, free_cash, enter_long, exit_long, enter_short,
+                        exit_short, size, sizing, order_price, fees, order_slip)
+                    if bad >= 0:
+                        stats[S_BAD_ARG] = bad
+                        return
+                    bar_flow += flow
+            # this symbol's units are final for the bar (later symbols fill only their own)
+            units = accts[s, A_UNITS]
+            held += units * close[s, i]
+            any_units = any_units or units != 0.0
+        cum_flow += bar_flow
+        value = (init_cash + cum_flow) + held
         ret, r2, sum_r, sum_r2, sum_r3, sum_r4, down_sq = _moments_step_nb(
             value, prev_value, sum_r, sum_r2, sum_r3, sum_r4, down_sq)
         prev_value = value
+        if has_bench and ret != 0.0:
+            cov += ret * bench_centred[i]
+            if bench_rets[i] > 0:
+                up += ret
+            elif bench_rets[i] < 0:
+                down += ret
         sum_value += value
-        if units_sum != 0.0:
+        if any_units:
             exposed += 1.0
         peak, trough, last_peak, max_dd, dd_bars, dd_invalid = _drawdown_step_nb(
             value, i + 1, peak, trough, last_peak, max_dd, dd_bars, dd_invalid)
@@ -379,25 +444,60 @@ def _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, 
                 block_sumsq[blk, c] = blk_ss
                 blk, blk_s, blk_ss, left = blk + 1, 0.0, 0.0, block_len
     for k, v in ((S_SUM_R, sum_r), (S_SUM_R2, sum_r2), (S_SUM_R3, sum_r3), (S_SUM_R4, sum_r4),
-                 (S_DOWN_SQ, down_sq), (S_SUM_VALUE, sum_value), (S_EXPOSED, exposed),
-                 (S_N_TRADES, acct[A_N_TRADES]), (S_WINS, acct[A_WINS]),
-                 (S_GROSS_PROFIT, acct[A_GROSS_PROFIT]), (S_GROSS_LOSS, acct[A_GROSS_LOSS]),
-                 (S_PNL_SUM, acct[A_PNL_SUM]), (S_TRADED, acct[A_TRADED]),
-                 (S_FEES, acct[A_FEES])):
+                 (S_DOWN_SQ, down_sq), (S_SUM_VALUE, sum_value), (S_EXPOSED, exposed)):
         stats[k] = v
+    if has_bench:
+        stats[P_COV], stats[P_UP], stats[P_DOWN] = cov, up, down
+    for k, a in ((S_N_TRADES, A_N_TRADES), (S_WINS, A_WINS), (S_GROSS_PROFIT, A_GROSS_PROFIT),
+                 (S_GROSS_LOSS, A_GROSS_LOSS), (S_PNL_SUM, A_PNL_SUM), (S_TRADED, A_TRADED),
+                 (S_FEES, A_FEES)):
+        total = accts[0, a]
+        for s in range(1, n_sym):
+            total += accts[s, a]
+        stats[k] = total
     stats[S_MAX_DD] = np.nan if dd_invalid else max_dd
     stats[S_DD_BARS] = dd_bars
     stats[S_FINAL] = prev_value
 
 
+@njit(cache=True)
+def outputs_nb(n_combo, n, n_blocks, width):
+    """A sweep's outputs: ``(stats, block_sum, block_sumsq, block_len)``, ``stats``
+    combinations x ``width`` columns (see :func:`sweep_signals_nb`)."""
+    block_len = n // n_blocks if n_blocks > 0 else 0
+    out = np.empty((n_combo, width))
+    block_sum = np.zeros((max(n_blocks, 1), n_combo))
+    block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
+    return out, block_sum, block_sumsq, block_len
+
+
+@njit(cache=True)
+def _one_symbol_nb(open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b, idx_a, idx_b,
+                   par1, par2, warmup, mask, idx_m, shift, size, sizing, fees, slippage, sl_stop,
+                   tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+    """:func:`sweep_signals_nb`'s arguments as :func:`_simulate_nb` takes them: a portfolio of
+    one symbol (views with a first axis of 1, no copies) without a benchmark."""
+    none = np.zeros(0)
+    market = (np.expand_dims(open_, 0), np.expand_dims(high, 0), np.expand_dims(low, 0),
+              np.expand_dims(close, 0), np.expand_dims(price, 0), np.full(1, max_abs_nb(close)),
+              none, none)
+    banks = (np.expand_dims(bank_a, 0), np.expand_dims(bank_b, 0), np.expand_dims(meta_a, 0),
+             np.expand_dims(meta_b, 0))
+    rule = (shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
+            init_cash)
+    return (market, banks, (idx_a, idx_b, par1, par2, warmup, mask, idx_m), rule,
+            outputs_nb(idx_a.shape[0], close.shape[0], n_blocks, N_STATS))
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
-def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b, idx_a,
-                     idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing, fees,
-                     slippage, sl_stop, tp_stop, trail, long_ok, short_ok, init_cash, n_blocks):
+def sweep_signals_nb(kind, *args):
     """Backtest every combination of one signal kind on one symbol (see the module docstring).
 
     Parameters
     ----------
+    (``kind``, then the arguments of :func:`_one_symbol_nb` in its order: the serial twin
+    takes the same, so they are named once)
+
     kind : one of ``MA_CROSS .. MACD``.
     open_, high, low, close : the bars; ``price`` the order price per bar (open or close).
     bank_a, bank_b : indicator rows (distinct windows x bars) of
@@ -425,39 +525,20 @@ def sweep_signals_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_
     ``(stats, block_sum, block_sumsq)``: ``stats`` is combinations x ``N_STATS``; the block
     arrays are ``n_blocks`` x combinations (the first ``n mod n_blocks`` returns are left out).
     """
-    out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
-                                                          n_blocks)
-    scale = max_abs_nb(close)
-    for c in prange(idx_a.shape[0]):
-        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
-                           meta_b, idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size,
-                           sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
-                           init_cash, scale, block_len, out, block_sum, block_sumsq)
-    return out, block_sum, block_sumsq
+    market, banks, combos, rule, outputs = _one_symbol_nb(*args)
+    stats, block_sum, block_sumsq, _ = outputs
+    for c in prange(stats.shape[0]):
+        _simulate_nb(kind, c, market, banks, combos, rule, outputs)
+    return stats, block_sum, block_sumsq
 
 
 @njit(cache=True, error_model="numpy")
-def sweep_signals_serial_nb(kind, open_, high, low, close, price, bank_a, bank_b, meta_a, meta_b,
-                            idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size, sizing,
-                            fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
-                            init_cash, n_blocks):
-    """:func:`sweep_signals_nb` on the calling thread: one optuna trial does not wake the
-    thread pool (whose start-up costs more than a single combination)."""
-    out, block_sum, block_sumsq, block_len = _outputs_nb(idx_a.shape[0], close.shape[0],
-                                                          n_blocks)
-    scale = max_abs_nb(close)
-    for c in range(idx_a.shape[0]):
-        _simulate_combo_nb(kind, c, open_, high, low, close, price, bank_a, bank_b, meta_a,
-                           meta_b, idx_a, idx_b, par1, par2, warmup, mask, idx_m, shift, size,
-                           sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
-                           init_cash, scale, block_len, out, block_sum, block_sumsq)
-    return out, block_sum, block_sumsq
-
-
-@njit(cache=True)
-def _outputs_nb(n_combo, n, n_blocks):
-    block_len = n // n_blocks if n_blocks > 0 else 0
-    out = np.empty((n_combo, N_STATS))
-    block_sum = np.zeros((max(n_blocks, 1), n_combo))
-    block_sumsq = np.zeros((max(n_blocks, 1), n_combo))
-    return out, block_sum, block_sumsq, block_len
+def sweep_signals_serial_nb(kind, *args):
+    """:func:`sweep_signals_nb` (the same arguments and results) on the calling thread: one
+    optuna trial does not wake the thread pool (whose start-up costs more than a single
+    combination)."""
+    market, banks, combos, rule, outputs = _one_symbol_nb(*args)
+    stats, block_sum, block_sumsq, _ = outputs
+    for c in range(stats.shape[0]):
+        _simulate_nb(kind, c, market, banks, combos, rule, outputs)
+    return stats, block_sum, block_sumsq
