@@ -23,6 +23,7 @@ from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.feeds import Bar
 from quantlib.live.grid_exchange import BOOK_KEY, Book, GridAtExchange, atr_at_close
 from quantlib.live.logs import JsonLogger
+from quantlib.live.paths import GridRule
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live._approve import promoted
@@ -265,6 +266,15 @@ def test_a_risk_halt_cancels_the_resting_buys(tmp_path):
         server.stop()
 
 
+def _run_volatility_grid(server, state, rows, **params):
+    """A volatility-spaced grid (no fixed bounds) run over ``rows``: the store, and each
+    order's last status by (side, price)."""
+    spec = _spec(spacing="volatility", lower=0.0, upper=0.0, **params)
+    runner, store = _runner(spec, server, state, PathFeed(server, rows))
+    runner.run()
+    return store, {(side, price): status for _, side, price, _, status in _orders(server)}
+
+
 def test_a_volatility_grid_is_built_and_recentred_at_the_exchange(tmp_path):
     """Hand-built ATR: atr_period 2, atr_k 1. Bar 1's close is the first with 2 true ranges
     (2 and 3): a 5-level grid centred on 101, spacing 2.5. After the buy @98.5 and its sell @101
@@ -274,10 +284,8 @@ def test_a_volatility_grid_is_built_and_recentred_at_the_exchange(tmp_path):
             (101.0, 101.5, 98.0, 100.0), (100.0, 120.0, 100.0, 119.0)]
     server = _server()
     try:
-        spec = _spec(spacing="volatility", lower=0.0, upper=0.0, atr_period=2, atr_k=1.0)
-        runner, store = _runner(spec, server, tmp_path / "v.db", PathFeed(server, rows))
-        runner.run()
-        got = {(side, price): status for _, side, price, _, status in _orders(server)}
+        store, got = _run_volatility_grid(server, tmp_path / "v.db", rows, atr_period=2,
+                                          atr_k=1.0)
         assert got == {("buy", 96.0): "canceled", ("buy", 98.5): "closed",
                        ("sell", 101.0): "closed", ("buy", 95.5): "open",
                        ("buy", 107.2): "open"}  # 107.25 rounded down to Kraken's 0.1 tick
@@ -298,10 +306,8 @@ def test_a_near_flat_history_rests_no_grid_at_the_exchange(tmp_path):
             (100.0, 102.0, 99.0, 100.0)]
     server = _server()
     try:
-        spec = _spec(spacing="volatility", lower=0.0, upper=0.0, atr_period=1, atr_k=0.5)
-        runner, store = _runner(spec, server, tmp_path / "f.db", PathFeed(server, rows))
-        runner.run()
-        got = {(side, price): status for _, side, price, _, status in _orders(server)}
+        store, got = _run_volatility_grid(server, tmp_path / "f.db", rows, atr_period=1,
+                                          atr_k=0.5)
         assert got == {("buy", 98.5): "open", ("buy", 97.0): "open"}
         assert store.get_json(BOOK_KEY)["levels"] == [97.0, 98.5, 100.0, 101.5, 103.0]
     finally:
@@ -422,7 +428,7 @@ def test_a_wrapping_kind_that_forbids_buys_pulls_them_and_keeps_the_sells(tmp_pa
         calls.append(offset)
         return len(calls) <= 2  # buys allowed after bars 0 and 1, not after bar 2
 
-    monkeypatch.setattr(LiveRunner, "_grid_allowed", allowed)
+    monkeypatch.setattr(GridRule, "buys_allowed", allowed)
     server = _server()
     try:
         rows = HAND_BARS[:2] + [(101.0,) * 4]
@@ -450,7 +456,7 @@ def test_regime_grid_spec_trades_its_inner_grid_at_the_exchange(tmp_path):
     server = _server()
     try:
         runner, _ = _runner(spec, server, tmp_path / "r.db", [])
-        assert runner._grid_venue.params == get_kind("grid").validate(inner)
+        assert runner.path.venue.params == get_kind("grid").validate(inner)
     finally:
         server.stop()
 
@@ -485,7 +491,7 @@ def test_a_stop_before_the_first_bar_leaves_no_grid_behind(tmp_path):
     try:
         spec = _spec(lower=0.0, upper=0.0, lower_pct=0.1, upper_pct=0.1)
         runner, store = _runner(spec, server, tmp_path / "n.db", [])
-        runner._grid_venue.cancel_all()
+        runner.path.venue.cancel_all()
         assert store.get_json(BOOK_KEY) is None
         runner, store = _runner(spec, server, tmp_path / "n.db", PathFeed(server, HAND_BARS[:1]))
         runner.run()
