@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from quantlib.data import load
 from quantlib.errors import DataError, ParameterError
 
 
@@ -68,8 +69,6 @@ def benchmark_values(benchmark: object, index: pd.Index) -> np.ndarray:
     """
     what = ""
     if isinstance(benchmark, str):
-        from quantlib.data import load
-
         what = repr(benchmark)
         benchmark = load(benchmark)
     if isinstance(benchmark, pd.DataFrame) and "close" in benchmark.columns:

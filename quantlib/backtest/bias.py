@@ -33,6 +33,7 @@ import pandas as pd
 
 from quantlib.core.informative import truncate_supplied
 from quantlib.core.registry import StrategyKind
+from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import DataError, ParameterError
 
 
@@ -103,7 +104,6 @@ def _base_timeframe(data: pd.DataFrame) -> str:
     timeframe = data.attrs.get("timeframe")
     if timeframe:
         return timeframe
-    from quantlib.data.timeframes import infer_timeframe
 
     inferred = infer_timeframe(data.index)
     if not inferred:

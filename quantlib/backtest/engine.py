@@ -34,11 +34,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest.grid import run_grid, run_wrapped_grid
 from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.orders_nb import positions_and_flows_nb, single_asset_equity_nb
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.core.config import BacktestConfig
+from quantlib.core.kinds import indicator_cache
 from quantlib.core.registry import StrategyKind, get_kind
+from quantlib.data import validate_ohlcv
+from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import DataError, ParameterError
 
 
@@ -78,8 +82,6 @@ def validate_params_list(
 
 def as_frames(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Validate one frame or a ``{symbol: frame}`` mapping; align symbols on common bars."""
-    from quantlib.data import validate_ohlcv
-
     if isinstance(data, pd.DataFrame):
         frames = {str(data.attrs.get("symbol", "asset")): data}
     elif isinstance(data, Mapping) and data:
@@ -143,7 +145,6 @@ def run_backtest(
         if len(frames) > 1:
             raise ParameterError(f"strategy kind {kind.name!r}: the grid engine trades one symbol;"
                                  f" got {len(frames)} symbols {list(frames)}")
-        from quantlib.backtest.grid import run_grid, run_wrapped_grid
 
         frame = next(iter(frames.values()))
         if kind.grid_params is not None:  # a kind wrapping the grid (e.g. regime_grid)
@@ -159,8 +160,6 @@ def target_matrix(kind: StrategyKind, frames: Mapping[str, pd.DataFrame],
                   params_list: Sequence[Mapping[str, Any]],
                   informative: Mapping[str, Any] | None = None) -> np.ndarray:
     """Targets for every (combination, symbol) column, combination-major: shape (bars, C*S)."""
-    from quantlib.core.kinds import indicator_cache
-
     n_bars = len(next(iter(frames.values())))
     out = np.empty((n_bars, len(params_list) * len(frames)))
     with indicator_cache():  # each distinct indicator window is computed once per symbol
@@ -372,7 +371,7 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
         position=exposed,
         traded_value=traded,
         fees_paid=fees,
-        timeframe=config.timeframe or _infer_timeframe(index),
+        timeframe=config.timeframe or infer_timeframe(index),
         year_days=config.year_days,
         init_cash=config.init_cash,
         benchmark=close[:, :n_sym],  # buy and hold of the traded symbol(s), equal weight
@@ -387,12 +386,6 @@ def _collect(pf, kind: StrategyKind, symbols: list[str], index: pd.DatetimeIndex
         extras={"portfolio": pf, "symbols": symbols,
                 "targets": pd.DataFrame(target, index=index, copy=False)},
     )
-
-
-def _infer_timeframe(index: pd.DatetimeIndex) -> str | None:
-    from quantlib.data.timeframes import infer_timeframe
-
-    return infer_timeframe(index)
 
 
 __all__ = ["run_backtest", "resolve_kind", "validate_params_list", "as_frames", "target_matrix",

@@ -40,6 +40,8 @@ from quantlib.core.costs import FIELDS as COST_FIELDS
 from quantlib.core.costs import PERP_FIELDS
 from quantlib.core.perp_kinds import with_funding
 from quantlib.core.registry import StrategyKind
+from quantlib.data import validate_ohlcv
+from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import DataError, ParameterError
 from quantlib.live.brokers.perp_rule_nb import PERCENT, VALUE
 
@@ -234,8 +236,6 @@ def run_perp_backtest(
     >>> res.equity.shape, "max_leverage" in res.metrics.columns
     ((300, 1), True)
     """
-    from quantlib.data import validate_ohlcv
-
     kind = resolve_kind(kind)
     config = PerpConfig.coerce(config)
     params_list = validate_params_list(kind, params)
@@ -275,8 +275,6 @@ def target_sides(target: np.ndarray, direction: str) -> np.ndarray:
 
 
 def _infer(index: pd.DatetimeIndex) -> str | None:
-    from quantlib.data.timeframes import infer_timeframe
-
     return infer_timeframe(index)
 
 

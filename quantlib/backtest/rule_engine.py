@@ -43,6 +43,7 @@ from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.core.config import BacktestConfig
 from quantlib.core.order_rule_nb import BAD_INPUT, FILLED, PERCENT, VALUE, signal_fill_nb
+from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import ParameterError
 from quantlib.live.brokers.stop_rule import checked_range, exit_price, trail_base
 
@@ -263,7 +264,7 @@ def _result(kind: Any, symbols: list[str], index: pd.DatetimeIndex, params_list:
         equity, trade_pnl=pnl_per_combo(closed["combo"].to_numpy(), closed["pnl"].to_numpy(), 1),
         position=exposed, traded_value=np.array([float((rec["price"] * rec["size"]).sum())]),
         fees_paid=np.array([float(rec["fees"].sum())]),
-        timeframe=config.timeframe or _infer_timeframe(index), year_days=config.year_days,
+        timeframe=config.timeframe or infer_timeframe(index), year_days=config.year_days,
         init_cash=config.init_cash, benchmark=close)
     positions = pd.DataFrame(position[:, :1] if n_sym == 1 else exposed.astype(float),
                              index=index, columns=equity.columns)
@@ -290,12 +291,6 @@ def _trades_frame(rows: list[dict[str, float]], names: np.ndarray,
         "pnl": table["pnl"].to_numpy(float), "return": table["return"].to_numpy(float),
         "closed": table["closed"].to_numpy(bool)})
     return out
-
-
-def _infer_timeframe(index: pd.DatetimeIndex) -> str | None:
-    from quantlib.data.timeframes import infer_timeframe
-
-    return infer_timeframe(index)
 
 
 __all__ = ["run_signal_rules"]
