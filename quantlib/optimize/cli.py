@@ -10,7 +10,12 @@ import json
 
 import typer
 
+from quantlib.data import load
 from quantlib.errors import ParameterError, QuantlibError
+from quantlib.optimize.space import SearchSpace, parse_ranges
+from quantlib.optimize.study import run_study
+from quantlib.optimize.study_checks import check_splits, check_study_options
+from quantlib.optimize.sweep import sweep
 
 
 def optimize(
@@ -31,9 +36,6 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Search a kind's parameters (optuna study or grid sweep) and report DSR / PBO."""
-    from quantlib.data import load
-    from quantlib.optimize.space import parse_ranges
-
     try:
         ranges = parse_ranges(space) if space else None
         objectives = tuple(o.strip() for o in objective.split(",") if o.strip())
@@ -42,14 +44,10 @@ def optimize(
                        min_trades, max_drawdown, storage)
         frame = load(data)
         if sampler == "grid":
-            from quantlib.optimize.sweep import sweep
-
             res = sweep(kind, frame, ranges, objective=objectives[0], n_splits=splits)
             best, text = res.best_params, res.summary()
             report = res.report
         else:
-            from quantlib.optimize.study import run_study
-
             res = run_study(kind, frame, space=ranges, sampler=sampler, n_trials=trials,
                             objectives=objectives, min_trades=min_trades,
                             max_drawdown=max_drawdown, storage=storage, study_name=study,
@@ -72,9 +70,6 @@ def _check_options(kind: str, ranges: dict | None, sampler: str, trials: int, wo
                    splits: int, objectives: tuple[str, ...], pruner: str, min_trades: int | None,
                    max_drawdown: float | None, storage: str | None) -> None:
     """Raise ParameterError for the first bad option, before any data or trial."""
-    from quantlib.optimize.space import SearchSpace
-    from quantlib.optimize.study_checks import check_splits, check_study_options
-
     if sampler == "grid":
         check_splits(splits)
         if not objectives:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from quantlib.errors import ParameterError
 
 
@@ -68,8 +70,6 @@ def map_chunks(fn: Callable, chunks: Sequence[list], *, data: Any, scheduler: An
         futures = [client.submit(fn, kwargs["kind"], data_future, chunk, kwargs.get("config"),
                                  kwargs.get("n_splits", 16), pure=False) for chunk in chunks]
         if progress:
-            from tqdm.auto import tqdm
-
             for _ in tqdm(as_completed(futures), total=len(futures), unit="chunk",
                           desc="sweep (dask)"):
                 pass

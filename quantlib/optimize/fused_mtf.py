@@ -27,7 +27,15 @@ from quantlib.core.informative import attach
 from quantlib.core.kinds import indicator_cache
 from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.core.trend import TREND_INPUT, trend_direction
-from quantlib.optimize.fused import FUSED_METRICS, FusedPlan, _indexed, _kind_codes, plan_of
+from quantlib.optimize.fused_base import (
+    FUSED_METRICS,
+    FusedPlan,
+    _indexed,
+    _kind_codes,
+    backtest_moments,
+    plan_of,
+)
+from quantlib.optimize.stats import ReturnMoments
 
 
 def _trend_key(p: dict[str, Any]) -> tuple[str, str, int]:
@@ -105,8 +113,6 @@ class GatedPlan:
     def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
         """Metrics (:data:`~quantlib.optimize.fused.FUSED_METRICS`) and return moments of
         combinations ``start:stop``."""
-        from quantlib.optimize.stats import ReturnMoments
-
         stop = self.n if stop is None else stop
         parts = []
         for group in self.groups:
@@ -126,10 +132,8 @@ class GatedPlan:
         return metrics.reset_index(drop=True), moments
 
     def _fallback(self, params: list[dict[str, Any]]) -> tuple[pd.DataFrame, Any]:
-        from quantlib.optimize.sweep import evaluate_chunk
-
-        metrics, moments = evaluate_chunk(self.kind, self.frame, params, self.config,
-                                          self.n_splits, fused=False)
+        metrics, moments = backtest_moments(self.kind, self.frame, params, self.config,
+                                            self.n_splits)
         return metrics[list(FUSED_METRICS)].reset_index(drop=True), moments
 
 

@@ -28,16 +28,26 @@ import pandas as pd
 
 from quantlib.backtest import sweep_nb as snb
 from quantlib.backtest import sweep_portfolio_nb as pnb
+from quantlib.backtest.benchmark import benchmark_values, relative_from_moments, undefined_relative
+from quantlib.backtest.engine import as_frames
+from quantlib.backtest.metrics import METRIC_NAMES, _benchmark_metrics
 from quantlib.core.bars import as_bars
 from quantlib.core.registry import StrategyKind
 from quantlib.errors import ParameterError
-from quantlib.optimize.fused import (
+from quantlib.optimize.fused_base import (
+    _bar_seconds,
     _Combinations,
+    _kernel_inputs,
+    _kind_codes,
+    _metrics,
+    _moments,
     check_kernel_args,
     check_splits,
     checked_request,
+    fused_unsupported,
     order_rule_args,
 )
+from quantlib.optimize.stats import ReturnMoments
 
 
 def _stack(per_symbol: list[dict[str, np.ndarray]], name: str) -> np.ndarray:
@@ -61,9 +71,6 @@ class BenchmarkInputs:
     @classmethod
     def of(cls, close: np.ndarray, index: pd.Index, periods: float) -> BenchmarkInputs:
         """From the symbols' closes (bars x symbols), with the metrics module's definitions."""
-        from quantlib.backtest.benchmark import benchmark_values
-        from quantlib.backtest.metrics import _benchmark_metrics
-
         values = benchmark_values(close, index)
         path = np.concatenate([values[:1], values])
         rets = np.diff(path) / path[:-1]
@@ -82,8 +89,6 @@ def relative_from_sums(stats: np.ndarray, n_bars: int, bench: np.ndarray,
     """Alpha, beta, correlation, information ratio and capture ratios of every combination
     from the kernel's sums (by :func:`quantlib.backtest.benchmark.relative_from_moments`, the
     definitions :func:`~quantlib.backtest.benchmark.relative_stats` uses)."""
-    from quantlib.backtest.benchmark import relative_from_moments, undefined_relative
-
     n = float(n_bars)
     s1, s2 = stats[:, snb.S_SUM_R], stats[:, snb.S_SUM_R2]
     if n_bars < 2:
@@ -114,10 +119,6 @@ class PortfolioPlan(_Combinations):
     def evaluate(self, start: int = 0, stop: int | None = None) -> tuple[pd.DataFrame, Any]:
         """Every metric of :data:`quantlib.backtest.metrics.METRIC_NAMES` (one row per
         combination) and the return moments of combinations ``start:stop``."""
-        from quantlib.backtest.metrics import METRIC_NAMES
-        from quantlib.optimize.fused import _metrics, _moments
-        from quantlib.optimize.stats import ReturnMoments
-
         cfg, a, inp = self.config, self.arrays, self.inputs
         part = self.part(start, stop)
         next_open = cfg.execution == "next_open"
@@ -164,9 +165,6 @@ def portfolio_plan(kind: StrategyKind, data: pd.DataFrame | Mapping[str, pd.Data
     ...      + data["B"].close.iloc[-1] / data["B"].close.iloc[0]) / 2 - 1)
     True
     """
-    from quantlib.backtest.engine import as_frames
-    from quantlib.optimize.fused import _bar_seconds, _kernel_inputs, _kind_codes, fused_unsupported
-
     frames = as_frames(data)
     first = next(iter(frames.values()))
     reason = fused_unsupported(kind, first, config)  # the kind and configuration checks

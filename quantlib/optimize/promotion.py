@@ -29,11 +29,12 @@ from typing import Any
 
 import pandas as pd
 
-from quantlib.backtest import BacktestConfig, BacktestResult
+from quantlib.backtest import BacktestConfig, BacktestResult, check_lookahead, run_backtest
 from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.errors import DataError, ParameterError
 from quantlib.optimize.stats import OverfittingReport, ReportFigures
 from quantlib.optimize.sweep import SweepResult, sweep
+from quantlib.strategy.approvals import grant
 from quantlib.strategy.gates import GateConfig, GateResult, check_gates, promote
 from quantlib.strategy.spec import StrategySpec, export, save_spec
 
@@ -126,8 +127,6 @@ def gather_evidence(kind: str | StrategyKind, data: pd.DataFrame,
     >>> ev.n_trials, ev.split_index, 0.0 <= ev.pbo <= 1.0
     (2, 560, True)
     """
-    from quantlib.backtest import check_lookahead, run_backtest
-
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data: expected a canonical OHLCV DataFrame, got {type(data).__name__}")
     kind_name = get_kind(kind).name if isinstance(kind, str) else kind.name
@@ -203,8 +202,6 @@ def export_and_promote(evidence: PromotionEvidence, name: str, gates: GateConfig
     if all(r.passed for r in results):
         spec = promote(spec, gates, by=by, out_dir=None)
         if ledger is not None:
-            from quantlib.strategy.approvals import grant
-
             target = Path(out_dir) / f"{name}.json" if out_dir is not None else None
             grant(ledger, spec, gates=results, thresholds=gates.__dict__, approver=by,
                   spec_file=target)

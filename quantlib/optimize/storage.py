@@ -8,6 +8,7 @@ driver that is not installed or a URL SQLAlchemy does not understand.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,6 @@ def _with_installed_driver(url: str) -> str:
     # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; fall back to psycopg2 (a project
     # dependency) when psycopg 3 is not installed.
     if url.startswith("postgresql://"):
-        import importlib.util
-
         if importlib.util.find_spec("psycopg") is None:
             return "postgresql+psycopg2://" + url[len("postgresql://"):]
     return url

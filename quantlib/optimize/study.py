@@ -25,8 +25,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
 from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
+from quantlib.optimize.fused import fused_unsupported
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import OverfittingReport, ReturnMoments, overfitting_report
 from quantlib.optimize.storage import default_storage, load_study, make_storage, storage_label
@@ -122,8 +124,6 @@ class Objective:
     def _fused(self) -> bool:
         """Trials of built-in signal kinds run the fused kernel (quantlib.optimize.fused)
         unless the configuration or an objective needs run_backtest."""
-        from quantlib.optimize.fused import fused_unsupported
-
         kind = get_kind(self.kind)
         if self.informative:
             return False
@@ -132,8 +132,6 @@ class Objective:
 
     def _benchmark(self) -> bool:
         """An objective is benchmark-relative: the fused rows must carry those metrics."""
-        from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
-
         return any(o in BENCHMARK_METRIC_NAMES for o in self.objectives)
 
     def trial_params(self, trial: optuna.Trial) -> dict[str, Any]:

@@ -23,7 +23,9 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from quantlib.backtest.metrics import METRIC_NAMES
 from quantlib.errors import ParameterError
+from quantlib.strategy.spec import sha256_frame
 
 STUDY_ATTR = "quantlib_experiment"  # the user attribute holding the experiment's identity
 SAMPLERS = ("tpe", "random", "cmaes", "nsga2")
@@ -46,7 +48,6 @@ def check_study_options(*, sampler: str, n_trials: Any, n_workers: Any, n_splits
     check_splits(n_splits)
     if not objectives:
         raise ParameterError("objectives (--objective): expected at least one metric name")
-    from quantlib.backtest.metrics import METRIC_NAMES
 
     unknown = [o for o in objectives if o not in METRIC_NAMES]
     if unknown:
@@ -95,8 +96,6 @@ def bar_count(data: Any) -> int:
 
 def _data_identity(data: Any) -> tuple[str, str]:
     """SHA-256 and source name of a frame, or of a portfolio's frames in their symbol order."""
-    from quantlib.strategy.spec import sha256_frame
-
     def source(frame: Any) -> str:
         return str(getattr(frame, "attrs", {}).get("source_string", ""))
 

@@ -19,9 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
 from quantlib.core.registry import StrategyKind, get_kind
 from quantlib.errors import ParameterError
+from quantlib.optimize.distributed import map_chunks
+from quantlib.optimize.fused import fused_evaluate, fused_plan, fused_unsupported
+from quantlib.optimize.fused_base import backtest_moments
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.stats import (
     OverfittingReport,
@@ -88,24 +93,13 @@ def evaluate_chunk(kind: str, data: pd.DataFrame, params: list[dict[str, Any]],
     fused rows hold the benchmark-relative metrics too (a portfolio's always do).
     A plain function of picklable arguments so dask workers and processes can run it.
     """
-    from quantlib.backtest import run_backtest
-    from quantlib.optimize.fused import fused_evaluate, fused_unsupported
-
     kind_obj = get_kind(kind) if isinstance(kind, str) else kind
     if fused is None:
         fused = fused_unsupported(kind_obj, data, config) is None
     if fused and not informative:
         return fused_evaluate(kind_obj, data, list(params), config, n_splits,
                               data_validated=data_validated, benchmark=benchmark)
-    result = run_backtest(kind_obj, data, list(params), config, informative=informative)
-    equity = result.equity
-    init_cash = float(result.config.init_cash)
-    values = equity.to_numpy(dtype=np.float64)
-    # First bar's return is against the initial cash, like the shared metrics.
-    prev = np.vstack([np.full((1, values.shape[1]), init_cash), values[:-1]])
-    returns = values / prev - 1.0
-    metrics = result.metrics.reset_index(drop=True)
-    return metrics, ReturnMoments.from_returns(returns, n_splits)
+    return backtest_moments(kind_obj, data, list(params), config, n_splits, informative)
 
 
 def _resolve_params(kind: StrategyKind, space: Any, method: str, n_samples: int | None,
@@ -206,8 +200,6 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     >>> len(res.table), res.n_trials
     (4, 4)
     """
-    from quantlib.optimize.fused import fused_unsupported
-
     kind_obj = get_kind(kind) if isinstance(kind, str) else kind
     params = _resolve_params(kind_obj, space, method, n_samples, seed)
     if engine not in ("auto", "fused", "vectorbt"):
@@ -219,7 +211,6 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
     if engine == "fused" and reason is not None:
         raise ParameterError(f"sweep of {kind_obj.name!r}: engine='fused' cannot run: {reason}")
     fused = reason is None
-    from quantlib.backtest.metrics import BENCHMARK_METRIC_NAMES
 
     benchmark = objective in BENCHMARK_METRIC_NAMES  # fused rows must hold the objective
     # The fused kernel holds no bars x combinations cells: chunks only pace the progress bar.
@@ -231,8 +222,6 @@ def sweep(kind: str | StrategyKind, data: pd.DataFrame, space: Any = None, *,
         outputs = _run_in_process(kind_obj, data, params, chunks, config, n_splits, fused,
                                   progress, informative, benchmark)
     else:
-        from quantlib.optimize.distributed import map_chunks
-
         outputs = map_chunks(partial(evaluate_chunk, fused=fused, informative=informative,
                                      benchmark=benchmark),
                              chunks, data=data,
@@ -249,11 +238,8 @@ def _run_in_process(kind: StrategyKind, data: pd.DataFrame, params: list[dict[st
                     chunks: list[list[dict[str, Any]]], config: Any, n_splits: int,
                     fused: bool, progress: bool, informative: Mapping[str, Any] | None = None,
                     benchmark: bool = False) -> list[tuple[pd.DataFrame, ReturnMoments]]:
-    from tqdm.auto import tqdm
-
     plan = None
     if fused:  # one set of indicator rows for every chunk
-        from quantlib.optimize.fused import fused_plan
 
         plan = fused_plan(kind, data, params, config, n_splits, benchmark=benchmark)
     outputs = []

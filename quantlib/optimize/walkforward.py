@@ -27,9 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest import run_backtest
+from quantlib.backtest.metrics import compute_metrics_frame
 from quantlib.core.config import BacktestConfig
 from quantlib.core.registry import get_kind
 from quantlib.errors import ParameterError
+from quantlib.optimize.fused import fused_unsupported
+from quantlib.optimize.study import run_study
 from quantlib.optimize.sweep import sweep
 
 
@@ -125,8 +129,6 @@ class WalkForwardResult:
         --------
         >>> # walk_forward(...).oos_metrics()[["total_return", "benchmark_return", "beta"]]
         """
-        from quantlib.backtest.metrics import compute_metrics_frame
-
         return compute_metrics_frame(
             pd.DataFrame({"oos": self.oos_equity.to_numpy()}, index=self.oos_equity.index),
             timeframe=self.timeframe, year_days=self.year_days, init_cash=self.init_cash,
@@ -161,8 +163,6 @@ def oos_benchmark_values(close: pd.Series, oos_index: pd.Index) -> pd.Series:
 
 def _oos_returns(kind: str, data: pd.DataFrame, params: dict, test: tuple[int, int],
                  config: Any) -> pd.Series:
-    from quantlib.backtest import run_backtest
-
     kind_obj = get_kind(kind)
     # warmup_bars: informative inputs (e.g. a 4h trend) need their history in base bars too
     warmup = int(kind_obj.warmup_bars(params, config.timeframe or data.attrs.get("timeframe")))
@@ -183,8 +183,6 @@ def _optimize(kind: str, data: pd.DataFrame, space: Any, method: str, n_trials: 
                     config=config, objective=objective, progress=False, n_splits=n_splits)
         best = res.table.loc[res.report.best_index]
         return res.best_params, float(best[objective]), res.report, res.engine
-    from quantlib.optimize.fused import fused_unsupported
-    from quantlib.optimize.study import run_study
 
     res = run_study(kind, data, space=space, sampler=method, n_trials=n_trials or 20,
                     objectives=(objective,), storage="memory", seed=seed, config=config,
@@ -215,8 +213,6 @@ def walk_forward(kind: str, data: pd.DataFrame, splitter: WalkForwardSplitter, *
     ...                   WalkForwardSplitter(train=600, test=200),
     ...                   space={"fast": [5, 10], "slow": [30, 60]})  # doctest: +SKIP
     """
-    from quantlib.backtest.metrics import compute_metrics_frame
-
     kind_obj = get_kind(kind)
     cfg = BacktestConfig.coerce(config)
     rows, pieces, reports = [], [], []
