@@ -34,17 +34,5 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-
-__all__ = [
-    "BacktestConfig",
-    "BacktestResult",
-    "BiasCheckResult",
-    "METRIC_NAMES",
-    "PerpConfig",
-    "check_lookahead",
-    "check_recursive",
-    "compute_metrics",
-    "compute_metrics_frame",
-    "run_backtest",
-    "run_perp_backtest",
-]
+# the lazy names, and the one imported with the package
+__all__ = ["BacktestConfig", *_LAZY]

@@ -55,11 +55,6 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-__all__ = [
-    "FEATURES", "GaussianHMMRegime", "MODELS", "MarkovChainRegime", "MarkovSwitchingRegime",
-    "OnlineRegimeFilter", "RegimeGridComparison", "RegimeResults", "WalkForwardRegimes",
-    "compare_models", "compare_regime_grid", "expected_durations", "feature_warmup",
-    "filter_gaussian", "forecast_proba", "gaussian_log_emission", "make_regime_model",
-    "markov_chi2_test", "regime_attribution", "regime_features", "regime_filter_params",
-    "run_regime_grid", "select_n_regimes", "stationary_distribution", "walk_forward_regimes",
-]
+# the names imported with the package (numpy-only, from quantlib.core), and the lazy ones
+__all__ = ["OnlineRegimeFilter", "filter_gaussian", "gaussian_log_emission",
+           "regime_filter_params", *_LAZY]
