@@ -166,7 +166,8 @@ class SignalPath(BarPath):
                            * (1.0 + order.side * ctx.spec.execution.fees))
         for symbol, target in targets.items():
             ctx.store.set_meta(self._key("target", symbol), repr(target))
-        return Decision(targets[symbols[0]], positions[symbols[0]], orders, cash, equity)
+        return Decision(target=targets[symbols[0]], position=positions[symbols[0]],
+                        orders=orders, cash=cash, equity=equity)
 
     def _check_risk(self, bar_time: int, equity: float) -> None:
         halt = self.ctx.risk.check(bar_time, equity)
