@@ -1,6 +1,10 @@
 """Market data: the canonical OHLCV frame, validation, loaders, resampling, the synthetic default
 market, data source strings and exchange data through ccxt.
 
+Every public name is imported with the package (no lazy names): whatever imports
+``quantlib.data`` needs pandas anyway, and neither the trading process nor ``quantlib --help``
+imports it.
+
 Examples
 --------
 >>> from quantlib.data import load, validate_ohlcv
@@ -9,29 +13,25 @@ Examples
 200
 """
 
-from quantlib._lazy import lazy_exports
+# Eager: each path that imports quantlib.data loads pandas anyway (loaders, validation,
+# `quantlib data ...`, `quantlib backtest --strategy`); the package's other modules add ~0.1 s
+# to `quantlib data validate` (benchmarks/bench_startup.py).
 from quantlib.core.timeframes import bars_per_year, timeframe_to_seconds
+from quantlib.data.fetch import fetch_ohlcv
+from quantlib.data.io import load_ohlcv, save_ohlcv
+from quantlib.data.ohlcv import OHLCV_COLUMNS, ValidationSummary, find_gaps, validate_ohlcv
+from quantlib.data.perp import load_perp
+from quantlib.data.perp_data import FundingSummary, PerpData, validate_funding
+from quantlib.data.resample import resample
+from quantlib.data.sources import DataSource, load, parse_source, source_from_parts
+from quantlib.data.synthetic import (
+    SyntheticMarket,
+    synthetic_funding,
+    synthetic_mark,
+    synthetic_ohlcv,
+)
+from quantlib.data.timeframes import timeframe_to_timedelta
 from quantlib.errors import DataError
-
-# Loaded on first use: pandas (which the loaders need) costs ~0.5 s and ~100 MB, and a command
-# that only names a data source (e.g. `quantlib --help`) should not pay for it.
-_LAZY = {
-    "load_ohlcv": "io", "save_ohlcv": "io",
-    "OHLCV_COLUMNS": "ohlcv", "ValidationSummary": "ohlcv", "find_gaps": "ohlcv",
-    "validate_ohlcv": "ohlcv",
-    "resample": "resample",
-    "DataSource": "sources", "load": "sources", "parse_source": "sources",
-    "source_from_parts": "sources",
-    "SyntheticMarket": "synthetic", "synthetic_ohlcv": "synthetic",
-    "synthetic_funding": "synthetic", "synthetic_mark": "synthetic",
-    "PerpData": "perp_data", "FundingSummary": "perp_data", "load_perp": "perp",
-    "validate_funding": "perp_data",
-    "timeframe_to_timedelta": "timeframes",
-    "fetch_ohlcv": "fetch",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
-
 
 __all__ = [
     "OHLCV_COLUMNS",

@@ -9,9 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from quantlib.core.endpoints import point_at_loopback
+from quantlib.data.cache import cache_path, stored_metadata
+from quantlib.data.fetch import _resolve_exchange, _to_ms, fetch_ohlcv
+from quantlib.data.io import load_ohlcv
+from quantlib.data.ohlcv import validate_ohlcv
+from quantlib.data.perp import load_perp, validate_funding
+from quantlib.data.perp_fetch import fetch_perp, funding_cache_path, mark_cache_path
+from quantlib.data.sources import parse_source
+from quantlib.data.trades import covered_ohlcv, download_trades, trades_dir
 from quantlib.errors import QuantlibError
 
 data_app = typer.Typer(
@@ -27,8 +36,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _build_exchange(exchange_id: str, base_url: str | None):
-    from quantlib.data.fetch import _resolve_exchange
-
     exchange = _resolve_exchange(exchange_id)
     if base_url:  # tests point ccxt at a loopback server (any other host is refused)
         point_at_loopback(exchange, base_url, "--base-url")
@@ -79,10 +86,6 @@ def fetch_command(
     base_url: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Download closed candles into the incremental cache (only missing bars are requested)."""
-    from quantlib.data.cache import cache_path
-    from quantlib.data.fetch import fetch_ohlcv
-    from quantlib.data.ohlcv import validate_ohlcv
-
     try:
         instance = _build_exchange(exchange, base_url)
         if perp:
@@ -111,9 +114,6 @@ def fetch_command(
 
 def _fetch_perp(instance, symbol: str, timeframe: str, since: str, until: str | None,
                cache_dir: Path | None, allow_partial: bool) -> None:
-    from quantlib.data.cache import cache_path
-    from quantlib.data.perp_fetch import fetch_perp, funding_cache_path, mark_cache_path
-
     data = fetch_perp(instance, symbol, timeframe, since, until, cache_dir=cache_dir,
                       allow_partial=allow_partial)
     summaries = data.validate()
@@ -129,9 +129,6 @@ def _fetch_perp(instance, symbol: str, timeframe: str, since: str, until: str | 
 def _fetch_from_trades(instance, symbol: str, timeframe: str, since: str, until: str | None,
                        cache_dir: Path | None, progress: bool, max_retries: int):
     """Download the trades (resumable) and build the candles; ``(frame, trade-cache folder)``."""
-    from quantlib.data.fetch import _to_ms
-    from quantlib.data.trades import covered_ohlcv, download_trades, trades_dir
-
     state = download_trades(instance, symbol, since, until, cache_dir=cache_dir,
                             progress=progress, max_retries=max_retries,
                             echo=lambda text: typer.echo(text, err=True))
@@ -150,7 +147,6 @@ def _perp_source(target: str, perp: bool) -> str | None:
     looks_like_source = ":" in target or (perp and target.startswith("sample"))
     if Path(target).exists() or not looks_like_source:
         return None  # a file (or a missing one: the file loader says so)
-    from quantlib.data.sources import parse_source
 
     parsed = parse_source(target)
     if parsed.kind == "exchange" and ":" in (parsed.symbol or ""):
@@ -166,7 +162,6 @@ def _funding_file(path: Path):
     else None (the file is then read as OHLCV)."""
     if path.suffix.lower() not in (".parquet", ".pq"):
         return None
-    import pandas as pd
 
     try:
         frame = pd.read_parquet(path)
@@ -195,8 +190,6 @@ def _print_perp(source: str, summaries: dict) -> None:
 
 
 def _perp_report(source: str) -> None:
-    from quantlib.data.perp import load_perp
-
     perp = load_perp(source)
     summaries = perp.validate()
     _print_perp(source, summaries)
@@ -221,10 +214,6 @@ def validate_command(
 
     Exit code 1 with the problem (row, column) when the data is invalid.
     """
-    from quantlib.data.io import load_ohlcv
-    from quantlib.data.ohlcv import validate_ohlcv
-    from quantlib.data.perp import validate_funding
-
     try:
         source = _perp_source(file, perp)
         if source is not None:
@@ -246,9 +235,6 @@ def validate_command(
 
 
 def _info_funding(file: Path, funding) -> None:
-    from quantlib.data.cache import stored_metadata
-    from quantlib.data.perp import validate_funding
-
     summary = validate_funding(funding, name=str(file))
     typer.echo(f"file: {file} ({file.stat().st_size:,} bytes)")
     rates = funding["funding_rate"]
@@ -271,9 +257,6 @@ def info_command(
 ) -> None:
     """Describe an OHLCV file (span, timeframe, prices, volume, gaps, metadata), a funding file,
     or a perpetual swap's three series (funding interval and gaps included)."""
-    from quantlib.data.io import load_ohlcv
-    from quantlib.data.ohlcv import validate_ohlcv
-
     try:
         source = _perp_source(file, perp)
         if source is not None:
@@ -296,7 +279,6 @@ def info_command(
                f"min {df['low'].min():.6g}  max {df['high'].max():.6g}")
     typer.echo(f"volume: total {df['volume'].sum():.6g}")
     typer.echo(f"gaps: {len(summary.gaps)} ({summary.n_missing} missing bars)")
-    from quantlib.data.cache import stored_metadata
 
     # load_ohlcv sees a plain file; what the cache stored with it (or its path) says more.
     meta = {**df.attrs, **stored_metadata(file)}

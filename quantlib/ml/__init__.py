@@ -2,6 +2,10 @@
 purged walk-forward CV, the XGBoost classifier, its ``xgb_classifier`` strategy kind, model
 files (native JSON + SHA-256, no pickle) and explainability.
 
+Every public name is imported with the package (no lazy names): importing ``quantlib.ml`` is
+research that trains or evaluates, which needs scikit-learn and the backtest engine anyway; the
+trading process runs the ``xgb_classifier`` kind from :mod:`quantlib.core` and never imports it.
+
 Examples
 --------
 >>> from quantlib.data import load
@@ -11,30 +15,27 @@ Examples
 True
 """
 
-from quantlib._lazy import lazy_exports
 from quantlib.core.ml_features import RegimeFeatureParams
 from quantlib.core.model_files import ModelRef, load_tree_model
 from quantlib.core.xgb_kind import make_params, predict_proba_bars
-
-# The kind's side (features on Bars, model files, the kind) is numpy-only and lives in
-# quantlib.core; the rest loads on first use: training, CV and evaluation pull in scikit-learn
-# (~0.6 s, ~60 MB), the backtest engine and pandas.
-_LAZY = {
-    "file_sha256": "artifacts", "load_booster": "artifacts",
-    "save_model": "artifacts", "FeatureConfig": "features",
-    "compute_features": "features",
-    "PurgedWalkForwardCV": "cv", "forward_return_labels": "labels", "make_labels": "labels",
-    "triple_barrier_labels": "labels", "Dataset": "model", "XGBSignalClassifier": "model",
-    "build_dataset": "model", "fit_regime_params": "regime_features",
-    "walk_forward_evaluate": "evaluate", "WalkForwardResult": "evaluate",
-    "gain_importance": "explain",
-    "permutation_importance": "explain", "calibration_table": "explain", "fit_strategy": "train",
-    "FittedStrategy": "train", "ExperimentSetup": "train", "setup_experiment": "train",
-    "HoldoutResult": "train", "holdout_evaluate": "train", "holdout_start": "train",
-    "export_holdout_spec": "train",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
-
+from quantlib.ml.artifacts import file_sha256, load_booster, save_model
+from quantlib.ml.cv import PurgedWalkForwardCV
+from quantlib.ml.evaluate import WalkForwardResult, walk_forward_evaluate
+from quantlib.ml.explain import calibration_table, gain_importance, permutation_importance
+from quantlib.ml.features import FeatureConfig, compute_features
+from quantlib.ml.labels import forward_return_labels, make_labels, triple_barrier_labels
+from quantlib.ml.model import Dataset, XGBSignalClassifier, build_dataset
+from quantlib.ml.regime_features import fit_regime_params
+from quantlib.ml.train import (
+    ExperimentSetup,
+    FittedStrategy,
+    HoldoutResult,
+    export_holdout_spec,
+    fit_strategy,
+    holdout_evaluate,
+    holdout_start,
+    setup_experiment,
+)
 
 __all__ = [
     "Dataset", "ExperimentSetup", "FeatureConfig", "FittedStrategy", "HoldoutResult", "ModelRef",
