@@ -2,7 +2,7 @@
 
 :func:`portfolio_plan` builds, for every symbol of a ``{symbol: frame}`` portfolio, the indicator
 rows of each distinct window (the single-symbol path's
-:func:`quantlib.optimize.fused._kernel_inputs`), and :meth:`PortfolioPlan.evaluate` runs
+:func:`quantlib.optimize.fused_base._kernel_inputs`), and :meth:`PortfolioPlan.evaluate` runs
 :func:`quantlib.backtest.sweep_portfolio_nb.sweep_portfolio_nb` over the combinations: the
 portfolio ``run_backtest`` simulates (one cash account, symbols settled in the mapping's order
 within each bar), as metrics rows and return moments, without a bars x combinations matrix.
