@@ -25,24 +25,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from quantlib.errors import LiveError
+from quantlib.live.brokers import perp_rule_nb as rule
 from quantlib.live.brokers.base import PerpBroker, accept_paper_order, client_order_id
-from quantlib.live.brokers.perp_rule_nb import (
-    NO_CASH,
-    OPENED,
-    PERCENT,
-    TOO_SMALL,
-    VALUE,
-    close_position_nb,
-    funding_nb,
-    liquidate_nb,
-    liquidation_price_nb,
-    mark_reaches_nb,
-    open_position_nb,
-)
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 
-_REFUSALS = {TOO_SMALL: "order below the minimum size", NO_CASH: "no cash to open it"}
+_REFUSALS = {rule.TOO_SMALL: "order below the minimum size", rule.NO_CASH: "no cash to open it"}
 
 
 def order_side(target: float, direction: str) -> int:
@@ -84,7 +72,7 @@ class PaperPerpBroker(PerpBroker):
                                                  float(perp.liquidation_fee))
         self.fee, self.slippage = float(execution.fees), execution.slippage_bps / 1e4
         self.size = float(risk.signal_size)
-        self.sizing = PERCENT if risk.size_type == "percent" else VALUE
+        self.sizing = rule.PERCENT if risk.size_type == "percent" else rule.VALUE
         if store.get_meta("cash") is None:
             with store.transaction():
                 store.set_meta("cash", repr(float(risk.init_cash)))
@@ -109,8 +97,8 @@ class PaperPerpBroker(PerpBroker):
                 self._fill(order, bar)
         qty, entry, margin = self._position()
         if qty != 0:
-            liq = liquidation_price_nb(qty, entry, margin, self.mmr)
-            if mark_reaches_nb(qty, liq, bar.mark_low, bar.mark_high):
+            liq = rule.liquidation_price_nb(qty, entry, margin, self.mmr)
+            if rule.mark_reaches_nb(qty, liq, bar.mark_low, bar.mark_high):
                 self._liquidate(bar.time, "intrabar")
 
     # -- account ------------------------------------------------------------------------------
@@ -139,15 +127,16 @@ class PaperPerpBroker(PerpBroker):
         store.set_meta("position", repr(float(qty)))
         store.set_meta("entry_price", repr(float(entry)))
         store.set_meta("margin", repr(float(margin)))
-        store.set_meta("liq_price", repr(float(liquidation_price_nb(qty, entry, margin, self.mmr))))
+        liq = rule.liquidation_price_nb(qty, entry, margin, self.mmr)
+        store.set_meta("liq_price", repr(float(liq)))
 
     # -- 1. and 2.: gap and funding -----------------------------------------------------------
     def _check_gap(self, bar: Any) -> None:
         qty, entry, margin = self._position()
         if qty == 0:
             return
-        liq = liquidation_price_nb(qty, entry, margin, self.mmr)
-        if mark_reaches_nb(qty, liq, bar.mark_open, bar.mark_open):
+        liq = rule.liquidation_price_nb(qty, entry, margin, self.mmr)
+        if rule.mark_reaches_nb(qty, liq, bar.mark_open, bar.mark_open):
             self._liquidate(bar.time, "gap")
 
     def _pay_funding(self, bar: Any) -> None:
@@ -163,7 +152,7 @@ class PaperPerpBroker(PerpBroker):
             qty, entry, margin = self._position()
             if qty == 0:
                 continue
-            payment, margin = funding_nb(qty, margin, bar.mark_open, rate)
+            payment, margin = rule.funding_nb(qty, margin, bar.mark_open, rate)
             store.set_meta("funding_net", repr(store.get_float("funding_net", 0.0) + payment))
             self._set(store.get_float("cash", 0.0), qty, entry, margin)
             self._check_gap(bar)
@@ -178,8 +167,8 @@ class PaperPerpBroker(PerpBroker):
         closed = opened = False
         last_price, amount = None, 0.0
         if qty != 0 and (new_side == 0 or (qty > 0) != (new_side > 0)):
-            price, fee_paid, _, cash = close_position_nb(cash, qty, entry, margin, bar.open,
-                                                         self.fee, self.slippage)
+            price, fee_paid, _, cash = rule.close_position_nb(cash, qty, entry, margin, bar.open,
+                                                              self.fee, self.slippage)
             store.add_fill(order.client_id, bar.time, -1 if qty > 0 else 1, float(price),
                            abs(qty), float(fee_paid), trade_id=f"{order.client_id}:close")
             closed, last_price, amount = True, float(price), abs(qty)
@@ -187,10 +176,10 @@ class PaperPerpBroker(PerpBroker):
             self._set(cash, qty, entry, margin)
         refusal = ""
         if new_side != 0 and qty == 0:
-            out = open_position_nb(cash, new_side, self.size, self.sizing, bar.open, self.fee,
-                                   self.slippage, self.leverage)
+            out = rule.open_position_nb(cash, new_side, self.size, self.sizing, bar.open,
+                                        self.fee, self.slippage, self.leverage)
             status = int(out[0])
-            if status == OPENED:
+            if status == rule.OPENED:
                 qty, price, fee_paid, cash, entry, margin = (float(v) for v in out[1:7])
                 store.add_fill(order.client_id, bar.time, new_side, price, abs(qty), fee_paid,
                                trade_id=f"{order.client_id}:open")
@@ -211,8 +200,8 @@ class PaperPerpBroker(PerpBroker):
         store = self.store
         cash = store.get_float("cash", 0.0)
         qty, entry, margin = self._position()
-        price, fee_paid, _, cash = liquidate_nb(cash, qty, entry, margin, self.mmr,
-                                                self.liq_fee)
+        price, fee_paid, _, cash = rule.liquidate_nb(cash, qty, entry, margin, self.mmr,
+                                                     self.liq_fee)
         intent = f"liquidation|{where}"
         cid = client_order_id(self.spec.name, self.symbol, time_ms, intent)
         store.add_order(OrderRow(
