@@ -178,11 +178,8 @@ def rule_fills(frame, s: Setup, kind=VOLUME_TARGET, params=None):
 
 def paper_fills(frame, s: Setup, tmp_path, kind="test_volume_target", params=None):
     from quantlib.data import save_ohlcv
-    from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ReplayFeed
-    from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
-    from tests.live.conftest import make_spec
+    from tests.live.conftest import make_spec, paper_replay
 
     path = save_ohlcv(frame, tmp_path / "bars.csv")
     spec = make_spec(kind, params or {},
@@ -192,7 +189,7 @@ def paper_fills(frame, s: Setup, tmp_path, kind="test_volume_target", params=Non
                            "size_type": s.size_type, "order_size": s.size,
                            "init_cash": s.init_cash})
     store = StateStore(tmp_path / "paper.db")
-    summary = LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(path)).run()
+    summary = paper_replay(spec, store, path)
     times = frame.index.as_unit("ms").asi8.tolist()
     rows = [(times.index(t), int(sd), float(p), float(z)) for _, t, sd, p, z, _ in store.fills()]
     return rows, float(summary.equity)

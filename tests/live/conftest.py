@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from quantlib.data import save_ohlcv, synthetic_ohlcv
+from quantlib.live.brokers import PaperBroker
+from quantlib.live.feeds import ReplayFeed
+from quantlib.live.logs import JsonLogger
+from quantlib.live.runner import LiveRunner
+from quantlib.live.state import StateStore
 from quantlib.strategy.spec import StrategySpec
 
 
@@ -13,6 +22,13 @@ def make_spec(kind: str, params: dict | None = None, **overrides) -> StrategySpe
                   timeframe="1h", execution={"fees": 0.001, "slippage_bps": 5.0})
     fields.update(overrides)
     return StrategySpec(**fields)
+
+
+def paper_replay(spec: StrategySpec, store: StateStore, bars: pd.DataFrame | str | Path):
+    """``spec`` run on the paper broker over ``bars`` (a frame or a CSV file) into ``store``,
+    its log lines kept off the test output; the run's summary."""
+    return LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(bars),
+                      logger=JsonLogger(io.StringIO())).run()
 
 
 @pytest.fixture(scope="session")

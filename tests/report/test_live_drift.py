@@ -16,13 +16,12 @@ from typer.testing import CliRunner
 from quantlib.backtest.engine import run_backtest
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import ReportError
-from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed, frame_to_bars
+from quantlib.live.feeds import frame_to_bars
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.report.live_drift import compute_drift, read_live_run
-from tests.live.conftest import make_spec
+from tests.live.conftest import make_spec, paper_replay
 
 EXTRA_BPS = 50.0
 
@@ -37,8 +36,7 @@ def paper_state(tmp_path_factory, frame):
     path = tmp_path_factory.mktemp("paper") / "paper.db"
     spec = make_spec("ma_cross", {"fast": 3, "slow": 10})
     store = StateStore(path)
-    LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(frame),
-               logger=JsonLogger(io.StringIO())).run()
+    paper_replay(spec, store, frame)
     store.close()
     return path, spec
 
@@ -220,8 +218,7 @@ def test_restarts_and_halts_are_kept_for_the_time_line(tmp_path, frame):
     path = tmp_path / "s.db"
     for part in (frame.iloc[:100], frame):  # a stop, then a restart that resumes
         store = StateStore(path)
-        LiveRunner(spec, PaperBroker(store, spec), store, ReplayFeed(part),
-                   logger=JsonLogger(io.StringIO())).run()
+        paper_replay(spec, store, part)
         store.close()
     run = read_live_run(path)
     assert [s["resume_after"] for s in run.starts] == [
