@@ -6,7 +6,6 @@ with that frame (the independent computation)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from quantlib.backtest import run_backtest
@@ -14,20 +13,12 @@ from quantlib.errors import ParameterError
 from quantlib.optimize.space import SearchSpace
 from quantlib.optimize.study import run_study
 from quantlib.optimize.sweep import sweep
-from tests.support.frames import sample_market
+from tests.support.cross_markets import eth_btc_fixtures
 
 FIXED = {"inner_kind": "ma_cross", "inner_params": {"fast": 5, "slow": 30},
          "vol_window": 12, "filter_window": 30, "allowed_regimes": [0]}
 
-
-@pytest.fixture(scope="module")
-def eth() -> pd.DataFrame:
-    return sample_market("ETH/USDT", 700, seed=1)
-
-
-@pytest.fixture(scope="module")
-def btc() -> pd.DataFrame:
-    return sample_market("BTC/USDT", 700, seed=2, start=50)
+eth, btc = eth_btc_fixtures(700, btc_start=50)
 
 
 def _space() -> SearchSpace:

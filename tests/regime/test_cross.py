@@ -10,21 +10,13 @@ from quantlib.backtest import check_lookahead, check_recursive, run_backtest
 from quantlib.core.regime_kinds import regime_ok
 from quantlib.core.registry import get_kind
 from quantlib.errors import DataError
-from tests.support.frames import sample_market
+from tests.support.cross_markets import eth_btc_fixtures
 
 INNER = {"fast": 5, "slow": 30}
 REGIME = {"vol_window": 12, "filter_window": 30, "allowed_regimes": [0], "min_proba": 0.5}
 
-
-@pytest.fixture(scope="module")
-def eth() -> pd.DataFrame:
-    return sample_market("ETH/USDT", 800, seed=1)
-
-
-@pytest.fixture(scope="module")
-def btc() -> pd.DataFrame:
-    # BTC's history starts 100 bars after ETH's: those ETH bars have no regime yet (flat)
-    return sample_market("BTC/USDT", 800, seed=2, start=100)
+# BTC's history starts 100 bars after ETH's: those ETH bars have no regime yet (flat)
+eth, btc = eth_btc_fixtures(800, btc_start=100)
 
 
 def _params(**extra) -> dict:
