@@ -125,6 +125,25 @@ def as_feed(source: Feed | Iterable[Any]) -> Feed:
     return source if isinstance(source, Feed) else IterableFeed(source)
 
 
+def ohlcv_time(row: list) -> int:
+    """The open time (ms) of one of ccxt's OHLCV rows ``[time, open, high, low, close,
+    volume]``."""
+    return int(row[0])
+
+
+def ohlcv_bar(row: list, warmup_only: bool = False) -> Bar:
+    """One of ccxt's OHLCV rows ``[time, open, high, low, close, volume]`` as a :class:`Bar`.
+
+    Examples
+    --------
+    >>> ohlcv_bar([3_600_000, 1, 2, 0.5, 1.5, 10]).close
+    1.5
+    """
+    time_ms, open_, high, low, close, volume = row[:6]
+    return Bar(int(time_ms), float(open_), float(high), float(low), float(close),
+               float(volume), warmup_only)
+
+
 def frame_to_bars(df: Any, warmup_only: bool = False) -> list[Bar]:
     """Canonical OHLCV frame -> list of bars."""
     times, values = _frame_arrays(df)
@@ -579,13 +598,13 @@ class ExchangeFeed(PollingFeed):
                 self._check_spacing(rows)
             now = self.clock()
             new = False
-            for row in sorted(rows, key=lambda r: r[0]):
-                t = int(row[0])
+            for row in sorted(rows, key=ohlcv_time):
+                t = ohlcv_time(row)
                 if (last is not None and t <= last) or t + self.bar_ms > now:
                     continue  # already seen, or the still-forming candle
                 last = t
                 new = True
-                yield Bar(t, *(float(v) for v in row[1:6]), warmup_only=first)
+                yield ohlcv_bar(row, warmup_only=first)
             first = False
             idle = 0 if new else idle + 1
             if self.max_polls is not None and idle >= self.max_polls:
@@ -595,7 +614,7 @@ class ExchangeFeed(PollingFeed):
     def _check_spacing(self, rows: list[list]) -> None:
         """Refuse candles of another size than asked for (a venue that ignores the timeframe
         would have the spec trade on bars its parameters were never fitted to)."""
-        times = np.array(sorted(int(r[0]) for r in rows), dtype=np.int64)
+        times = np.array(sorted(ohlcv_time(row) for row in rows), dtype=np.int64)
         seen = infer_timeframe(times)
         if seen is not None and np.diff(times).min(initial=self.bar_ms) < self.bar_ms:
             raise LiveError(f"exchange feed {self.symbol}: the exchange sent {seen} candles, "
@@ -631,8 +650,8 @@ class PortfolioExchangeFeed(Feed):
             if first:
                 feed._check_spacing(rows)
             now = self.clock()
-            for row in sorted(rows, key=lambda r: r[0]):
-                t = int(row[0])
+            for row in sorted(rows, key=ohlcv_time):
+                t = ohlcv_time(row)
                 if (last is not None and t <= last) or t + self.bar_ms > now:
                     continue  # already seen, or still forming
                 waiting[symbol][t] = row
@@ -651,8 +670,8 @@ class PortfolioExchangeFeed(Feed):
             ready = sorted(set.intersection(*(set(w) for w in waiting.values())))
             for t in ready:
                 done = t
-                yield {s: Bar(t, *(float(v) for v in waiting[s].pop(t)[1:6]),
-                              warmup_only=t + self.bar_ms <= start) for s in self.symbols}
+                yield {s: ohlcv_bar(waiting[s].pop(t), warmup_only=t + self.bar_ms <= start)
+                       for s in self.symbols}
             if done is not None:  # a time some market skipped will never complete: drop it
                 for rows in waiting.values():
                     for t in [t for t in rows if t < done]:
@@ -695,7 +714,7 @@ def make_feed(spec_feed: str, *, exchange=None, symbol: str = "", timeframe: str
     raise LiveError(f"--feed {spec_feed!r}: expected 'exchange' or 'replay:FILE'")
 
 
-__all__ = ["Bar", "Feed", "IterableFeed", "PerpBar", "as_feed", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
+__all__ = ["Bar", "Feed", "IterableFeed", "PerpBar", "as_feed", "ohlcv_bar", "ohlcv_time", "PerpReplayFeed", "ReplayFeed", "parse_replay_perp",
            "read_funding_file", "save_perp_replay", "PortfolioReplayFeed", "PortfolioExchangeFeed",
            "parse_replay", "ExchangeFeed", "PollingFeed", "arrays_to_bars", "frame_to_bars", "make_feed",
            "read_replay_file", "infer_timeframe", "market_symbol"]

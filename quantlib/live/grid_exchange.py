@@ -177,6 +177,13 @@ def parse_intent(intent: str) -> tuple[int, int] | None:
     return int(parts[1]), (1 if parts[2] == "buy" else -1)
 
 
+def _nearest_first(slot_order: tuple[tuple[int, int], tuple[float, float]]) -> float:
+    """Sort key of ``((level, side), (price, amount))``: buys by falling price, sells by
+    rising price (the levels nearest the close first)."""
+    (_, side), (price, _) = slot_order
+    return -price if side > 0 else price
+
+
 class GridAtExchange:
     """The live runner's grid engine for a real venue (``CcxtBroker``); see the module doc."""
 
@@ -298,8 +305,7 @@ class GridAtExchange:
             intents = []
             # nearest levels first: they are the ones the price meets first; the cash for the
             # buys was counted in ``wanted`` (cancellations are sent first and release theirs)
-            for (level, side), (price, amount) in sorted(
-                    wanted.items(), key=lambda kv: -kv[1][0] if kv[0][1] > 0 else kv[1][0]):
+            for (level, side), (price, amount) in sorted(wanted.items(), key=_nearest_first):
                 if (level, side) in resting and resting[(level, side)].price == price:
                     continue
                 intents.append(self._intent(bar, f"grid|{level}|{'buy' if side > 0 else 'sell'}",

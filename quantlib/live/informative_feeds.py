@@ -18,7 +18,13 @@ import numpy as np
 
 from quantlib.core.informative import foreign_symbols
 from quantlib.core.registry import get_kind
-from quantlib.live.feeds import Bar, PortfolioExchangeFeed, PortfolioReplayFeed, arrays_to_bars
+from quantlib.live.feeds import (
+    Bar,
+    PortfolioExchangeFeed,
+    PortfolioReplayFeed,
+    arrays_to_bars,
+    ohlcv_bar,
+)
 
 
 class InformativeReplayFeed(PortfolioReplayFeed):
@@ -72,8 +78,7 @@ class InformativeExchangeFeed(PortfolioExchangeFeed):
                 settled = min(last for last in seen.values() if last is not None)
                 ready = sorted({t for rows in waiting.values() for t in rows if t <= settled})
             for t in ready:
-                yield {s: Bar(t, *(float(v) for v in waiting[s].pop(t)[1:6]),
-                              warmup_only=t + self.bar_ms <= start)
+                yield {s: ohlcv_bar(waiting[s].pop(t), warmup_only=t + self.bar_ms <= start)
                        for s in self.symbols if t in waiting[s]}
             idle = 0 if ready else idle + 1
             if self.max_polls is not None and idle >= self.max_polls:

@@ -122,12 +122,13 @@ class PerpExchangeFeed(PollingFeed):
                           self.timeframe, since=since, limit=KLINE_LIMIT, params=params)
         out = {}
         for row in rows or []:
-            values = [float(v) if v is not None else float("nan") for v in row[1:6]]
+            time_ms, *ohlcv = row[:6]  # ccxt: [time, open, high, low, close, volume]
+            values = [float(v) if v is not None else float("nan") for v in ohlcv]
             if not np.all(np.isfinite(values[:4])):
                 raise ExchangeError(f"fetch_ohlcv ({price}) {self.symbol}: candle at "
-                                    f"{_iso(int(row[0]))} has a missing or non-finite price "
-                                    f"{row[1:5]!r}")
-            out[int(row[0])] = values
+                                    f"{_iso(int(time_ms))} has a missing or non-finite price "
+                                    f"{ohlcv[:4]!r}")
+            out[int(time_ms)] = values
         return out
 
     def _fetch_funding(self, since: int) -> None:
