@@ -62,6 +62,8 @@ HEAVY = {
     "distributed": "~0.5 s (dask, tornado); the distributed sweep only",
     "dask": "loads pandas on many paths; the distributed sweep only",
     "apprise": "~0.1 s and 100+ plugins; only when the run asks to notify (--notify)",
+    "rich": "~0.04 s (console, live rendering); only a download's progress bar, not the commands "
+            "that read files (`quantlib data validate`, `quantlib backtest --strategy`)",
     "prometheus_client": "only when a run serves /metrics (--metrics-port); keeps the trading "
                          "process small otherwise",
 }
