@@ -352,6 +352,16 @@ def test_the_closure_follows_top_level_imports_only():
     assert {m for m in core if not m.startswith("quantlib") and is_heavy(m)} == {"numba"}
 
 
+def test_live_run_imports_no_kernel_before_it_chooses_how_kernels_are_bound():
+    # The import-order rule of quantlib.jit: use_aot must run before any kernel module loads
+    # (tests/test_jit.py::test_use_aot_refuses_once_kernels_are_loaded). So the console script,
+    # the live command line and the core package load no kernel at their top; what `live run`
+    # builds from is imported inside it, after the choice (allowed above: kernels load numba).
+    loaded = closure({"quantlib.cli", "quantlib.live.cli", "quantlib.core"}, SOURCES)
+    assert "quantlib.live.cli" in loaded
+    assert sorted(loaded & _kernel_modules()) == [] and "numba" not in loaded
+
+
 def test_the_live_package_is_checked_too():
     assert any(s.path.is_relative_to(PACKAGE / "live") for s in SOURCES.values())
     assert layer("quantlib.live.runner") < layer("quantlib.data.sources") < layer("quantlib.cli")
