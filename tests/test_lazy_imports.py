@@ -38,30 +38,32 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "quantlib"
 
 # Libraries an import inside a function may name: root module -> why it is not at the top.
-# Times: `python -c "import X"` minus an empty interpreter on this project's machine (2 CPUs).
+# Import times in a fresh interpreter on this project's machine (2 CPUs): measured quiet where
+# given to two digits; the "~1 s" ones from CPU time on a loaded machine, scaled by pandas'
+# quiet/loaded ratio. vectorbt: benchmarks/bench_startup.py.
 HEAVY = {
     "pandas": "~0.35 s and ~100 MB (loads pyarrow); never in the trading process",
-    "pyarrow": "~0.15 s; only Parquet caches and pandas need it, never the trading process",
-    "numba": "~0.3 s and ~100 MB of LLVM; the trading process runs ahead-of-time kernels",
+    "pyarrow": "~0.16 s; only Parquet caches and pandas need it, never the trading process",
+    "numba": "~0.30 s and ~100 MB of LLVM; the trading process runs ahead-of-time kernels",
     "vectorbt": "~5 s (loads plotly widgets, ccxt, nbformat); only the vectorbt engine needs it",
-    "ccxt": "~0.35 s (100+ exchange classes); only commands that talk to an exchange",
-    "optuna": "~0.2 s, loads sqlalchemy; research only",
-    "papermill": "report pipeline only (loads nbformat, nbclient, jupyter_client)",
+    "ccxt": "~0.33 s (100+ exchange classes); only commands that talk to an exchange",
+    "optuna": "~0.18 s, loads sqlalchemy; research only",
+    "papermill": "~1.3 s (nbformat, nbclient, jupyter_client); report pipeline only",
     "nbformat": "~1.1 s (jsonschema's grammars); report pipeline only",
-    "nbconvert": "report pipeline only (loads jinja2, mistune, bleach)",
+    "nbconvert": "~1.4 s (jinja2, mistune, bleach); report pipeline only",
     "jupyter*": "notebook kernel machinery; report pipeline only",
     "IPython": "the notebook's display; only inside a running notebook",
     "ipywidgets": "notebook widgets; only inside a running notebook",
-    "plotly": "~0.3 s for graph_objects; figures only",
-    "sklearn": "~0.6 s and ~60 MB; research (regime, ml) only",
-    "xgboost": "~0.3 s and its shared library; training and model files only",
-    "scipy": "~0.12 s per sub-package; statistics in research only",
-    "statsmodels": "~1 s (loads scipy, pandas, patsy); switching models only",
-    "hmmlearn": "loads scikit-learn and scipy; HMM fits only",
-    "sqlalchemy": "~0.2 s; optuna's storages only",
-    "distributed": "~0.5 s (dask, tornado); the distributed sweep only",
-    "dask": "loads pandas on many paths; the distributed sweep only",
-    "apprise": "~0.1 s and 100+ plugins; only when the run asks to notify (--notify)",
+    "plotly": "figures only (graph_objects loads its figure classes on first use)",
+    "sklearn": "~1 s and ~60 MB; research (regime, ml) only",
+    "xgboost": "~1.2 s and its shared library; training and model files only",
+    "scipy": "~0.12 s and more per sub-package; statistics in research only",
+    "statsmodels": "~1.4 s (scipy, pandas, patsy); switching models only",
+    "hmmlearn": "~1.2 s (scikit-learn, scipy); HMM fits only",
+    "sqlalchemy": "~0.18 s; optuna's storages only",
+    "distributed": "~0.48 s (dask, tornado); the distributed sweep only",
+    "dask": "~0.15 s, pandas on many paths; the distributed sweep only",
+    "apprise": "~0.11 s and 100+ plugins; only when the run asks to notify (--notify)",
     "rich": "~0.04 s (console, live rendering); only a download's progress bar, not the commands "
             "that read files (`quantlib data validate`, `quantlib backtest --strategy`)",
     "prometheus_client": "only when a run serves /metrics (--metrics-port); keeps the trading "
