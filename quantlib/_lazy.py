@@ -1,9 +1,10 @@
 """Package attributes imported on first use (PEP 562).
 
-Several packages list public names whose modules are slow to import (pandas, scikit-learn,
-vectorbt) while some of their callers, the trading process first, must not pay for them. Such a
-package maps each name to the submodule defining it and takes its ``__getattr__`` and
-``__dir__`` from :func:`lazy_exports`; nothing is imported until a name is first read.
+A package whose public names include slow imports (papermill, statsmodels, ...) that some of
+its callers never need maps each such name to the submodule defining it and takes its
+``__getattr__`` and ``__dir__`` from :func:`lazy_exports`; nothing is imported until a name is
+first read. Each package using it says in its docstring what the laziness saves and for whom;
+packages without such a measured reason import their names eagerly.
 """
 
 from __future__ import annotations
