@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from quantlib.live.feeds import PerpBar, PerpReplayFeed
+from quantlib.live.feeds import Feed, PerpBar, PerpReplayFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
@@ -47,7 +47,7 @@ def perp_spec(**overrides: Any):
     return make_spec("ma_cross", {"fast": 3, "slow": 10}, **fields)
 
 
-class AdvancingFeed:
+class AdvancingFeed(Feed):
     """A :class:`PerpReplayFeed` that moves the venue to bar ``i + 1``'s open before releasing
     bar ``i`` (closed): what the venue's clock has done when a closed bar reaches a trader."""
 
