@@ -365,13 +365,14 @@ def _simulate_nb(kind, c, market, banks, combos, rule, outputs):
     (shift, size, sizing, fees, slippage, sl_stop, tp_stop, trail, long_ok, short_ok,
      init_cash) = rule
     out, block_sum, block_sumsq, block_len = outputs
+    bank_a, bank_b, meta_a, meta_b = banks
     n_sym, n = close.shape
     stats = out[c]
     stats[S_BAD_ARG] = -1.0
     targets = np.empty((n_sym, n), dtype=np.int8)  # -1, 0, 1: an eighth of the traffic
     for s in range(n_sym):
-        _target_path_nb(kind, c, close[s], scales[s], (banks[0][s], banks[1][s], banks[2][s],
-                        banks[3][s]), combos, long_ok, short_ok, targets[s])
+        _target_path_nb(kind, c, close[s], scales[s], (bank_a[s], bank_b[s], meta_a[s],
+                        meta_b[s]), combos, long_ok, short_ok, targets[s])
     accts = np.zeros((n_sym, N_ACCOUNT))
     accts[:, A_SL], accts[:, A_TP] = np.nan, np.nan
     prev_target = np.zeros(n_sym)
@@ -493,11 +494,11 @@ def _one_symbol_nb(open_, high, low, close, price, bank_a, bank_b, meta_a, meta_
 def sweep_signals_nb(kind, *args):
     """Backtest every combination of one signal kind on one symbol (see the module docstring).
 
+    The arguments after ``kind`` are those of :func:`_one_symbol_nb`, in its order (named once
+    there: the serial twin takes the same).
+
     Parameters
     ----------
-    (``kind``, then the arguments of :func:`_one_symbol_nb` in its order: the serial twin
-    takes the same, so they are named once)
-
     kind : one of ``MA_CROSS .. MACD``.
     open_, high, low, close : the bars; ``price`` the order price per bar (open or close).
     bank_a, bank_b : indicator rows (distinct windows x bars) of
