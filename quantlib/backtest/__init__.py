@@ -1,8 +1,9 @@
 """Backtests: the vectorbt engine for signal kinds, the numba grid engine, metrics, bias checks.
 
-Every name but :class:`BacktestConfig` loads on first use: the engine and bias checks import
-vectorbt (slow to import), metrics and results pandas, and the live runner, which imports the
-config, the grid kind and the kernels from here, loads neither.
+Every name but :class:`BacktestConfig` loads on first use: the engine, bias checks, metrics and
+results import pandas (the engine numba too, and vectorbt when it runs a signal kind), while
+``from quantlib.backtest import BacktestConfig`` loads none of them (the config itself is
+:mod:`quantlib.core.config`).
 
 Examples
 --------

@@ -7,7 +7,9 @@ only behind ``smoothed=True`` and never for trading.
 
 The regime kinds and the forward filter they run are numpy-only and live in
 :mod:`quantlib.core` (:mod:`~quantlib.core.regime_kinds`, :mod:`~quantlib.core.regime_filtering`);
-the models' names load lazily (scikit-learn, hmmlearn, statsmodels).
+the models' names load on first use: the Markov-switching model imports statsmodels (about a
+second), the HMM hmmlearn and scikit-learn, and a caller of one model (or of
+:func:`regime_features` alone) need not pay for the others.
 
 Examples
 --------

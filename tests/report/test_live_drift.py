@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from quantlib.backtest.engine import run_backtest
 from quantlib.data import synthetic_ohlcv
 from quantlib.errors import ReportError
-from quantlib.live.feeds import frame_to_bars
+from quantlib.live.feeds import Feed, frame_to_bars
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
@@ -41,7 +41,7 @@ def paper_state(tmp_path_factory, frame):
     return path, spec
 
 
-class _PricedFeed:
+class _PricedFeed(Feed):
     """Replay bars; before bar t is handed over, the loopback exchange's price becomes bar
     t+1's open: the intent decided at t's close fills where the backtest fills it."""
 
