@@ -1,7 +1,7 @@
 """docs/ARCHITECTURE.md: why backtest, regime and report load their names lazily, checked in a
 fresh interpreter each (the saving each package's docstring states).
 
-- ``from quantlib.backtest import BacktestConfig`` loads neither vectorbt nor pandas;
+- ``from quantlib.backtest import BacktestConfig`` loads neither vectorbt, pandas nor numba;
 - ``from quantlib.report import record_metrics`` (what every notebook imports) loads neither
   papermill, nbconvert nor plotly;
 (regime's saving, statsmodels for the switching model alone, is not checked here: any regime
@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [
-    ("from quantlib.backtest import BacktestConfig", ("vectorbt", "pandas")),
+    ("from quantlib.backtest import BacktestConfig", ("vectorbt", "pandas", "numba")),
     ("from quantlib.report import record_metrics", ("papermill", "nbconvert", "plotly")),
 ]
 
