@@ -144,12 +144,6 @@ class RestingExits:
                 self._record(current, remote)
                 self.refresh_balance()
 
-    def place_stops(self) -> None:
-        """Send every queued exit (idempotent by client id)."""
-        for order in self.store.orders("new"):
-            if order.order_type == EXIT_TYPE:
-                self.submit(order)
-
     def on_bar(self, bars: Mapping[str, Any]) -> list[OrderRow]:
         """At a bar's close: record the exits the exchange filled during the bar, then queue
         the exits of positions whose entry's bar has just closed. The queued rows come back to
