@@ -64,8 +64,8 @@ def _child(kind: str, params_json: str, bars_path: str, tmp: str, kernels: str) 
 
         jit.use_aot()  # before any kernel module is imported, as `quantlib live run` does
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ReplayFeed
     from quantlib.live.logs import JsonLogger
+    from quantlib.live.replay_feeds import ReplayFeed
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.spec import StrategySpec

@@ -47,8 +47,8 @@ LIVE_MAY_LOAD = ("quantlib", "quantlib._lazy", "quantlib.errors", "quantlib.jit"
 # Imports inside functions of quantlib.live that reach above core, each on a path that does not
 # trade: (file, module) -> why.
 LIVE_LAZY = {
-    ("live/feeds.py", "quantlib.data"): "replay files parsed (in a child when pandas is absent)",
-    ("live/feeds.py", "quantlib.data.perp"): "a replayed funding file validated",
+    ("live/replay_feeds.py", "quantlib.data"): "replay files parsed (in a child when pandas is absent)",
+    ("live/replay_feeds.py", "quantlib.data.perp"): "a replayed funding file validated",
     ("live/cli.py", "quantlib.report.live_drift"): "`live report` writes the drift page",
     ("live/status_board.py", "quantlib.backtest.metrics"): "`live status` computes the run's metrics",
 }

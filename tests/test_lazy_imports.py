@@ -76,12 +76,7 @@ LAYERS = documented_layers(ARCHITECTURE.read_text())
 TOP = max(LAYERS.values()) + 1
 
 # Function-level imports allowed for another reason: (file, imported module) -> why.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("live/feeds.py", "quantlib.live.informative_feeds"):
-        "cycle: informative_feeds' feeds subclass feeds.py's portfolio feeds, and feeds.make_feed "
-        "(the --feed option's factory, imported from feeds by cli, tests and test children) "
-        "builds them",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass

@@ -22,7 +22,9 @@ from quantlib.core.endpoints import apply_env_override
 from quantlib.core.registry import get_kind
 from quantlib.errors import KernelError, LiveError, QuantlibError
 from quantlib.live import CANCEL_ORDERS
-from quantlib.live.feeds import ExchangeFeed, Feed, PortfolioExchangeFeed, make_feed
+from quantlib.live.exchange_feeds import ExchangeFeed, PortfolioExchangeFeed
+from quantlib.live.feed_factory import make_feed
+from quantlib.live.feeds import Feed
 from quantlib.live.informative_feeds import spec_input_symbols
 from quantlib.live.logs import JsonLogger, redact
 from quantlib.live.perp_feed import PerpExchangeFeed

@@ -18,13 +18,9 @@ import numpy as np
 
 from quantlib.core.informative import foreign_symbols
 from quantlib.core.registry import get_kind
-from quantlib.live.feeds import (
-    Bar,
-    PortfolioExchangeFeed,
-    PortfolioReplayFeed,
-    arrays_to_bars,
-    ohlcv_bar,
-)
+from quantlib.live.exchange_feeds import PortfolioExchangeFeed
+from quantlib.live.feeds import Bar, arrays_to_bars, ohlcv_bar
+from quantlib.live.replay_feeds import PortfolioReplayFeed
 
 
 class InformativeReplayFeed(PortfolioReplayFeed):

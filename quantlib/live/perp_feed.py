@@ -4,7 +4,7 @@
 mark-price candles (``fetch_ohlcv(..., params={"price": "mark"})``, Binance
 ``/fapi/v1/markPriceKlines``) and funding records (``fetch_funding_rate_history``) and yields
 one :class:`~quantlib.live.feeds.PerpBar` per closed bar, as
-:class:`~quantlib.live.feeds.PerpReplayFeed` yields them from files.
+:class:`~quantlib.live.replay_feeds.PerpReplayFeed` yields them from files.
 
 Rules (each has a test in ``tests/live/test_perp_live_cli.py``):
 
@@ -42,7 +42,8 @@ import numpy as np
 
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
-from quantlib.live.feeds import PerpBar, PollingFeed
+from quantlib.live.exchange_feeds import PollingFeed
+from quantlib.live.feeds import PerpBar
 
 KLINE_LIMIT = 1500  # Binance's most candles per request
 FUNDING_LIMIT = 1000  # Binance's most funding records per request
@@ -82,7 +83,7 @@ class PerpExchangeFeed(PollingFeed):
     retries : attempts per request on network errors (bounded back-off), then ExchangeError.
     funding_wait : seconds a bar waits for a due funding payment before LiveError.
 
-    A stop request ends a wait at once (:class:`~quantlib.live.feeds.PollingFeed`).
+    A stop request ends a wait at once (:class:`~quantlib.live.exchange_feeds.PollingFeed`).
     """
 
     def __init__(self, exchange: Any, symbol: str, timeframe: str, history: int = 100,

@@ -18,7 +18,7 @@ Examples
 >>> from quantlib.data import synthetic_ohlcv
 >>> from quantlib.live.state import StateStore
 >>> from quantlib.live.brokers import PaperBroker
->>> from quantlib.live.feeds import ReplayFeed
+>>> from quantlib.live.replay_feeds import ReplayFeed
 >>> from quantlib.strategy.spec import StrategySpec
 >>> spec = StrategySpec(name="demo", kind="ma_cross", params={"fast": 3, "slow": 8},
 ...                     symbols=["BTC/USD"])

@@ -86,8 +86,8 @@ def test_warmup_bars_of_history_give_the_full_history_decision(case, markets):
 @pytest.mark.parametrize("case", list(NESTED))
 def test_the_runner_windows_are_what_the_backtest_needs(case, markets, tmp_path):
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ReplayFeed
     from quantlib.live.informative_feeds import InformativeReplayFeed
+    from quantlib.live.replay_feeds import ReplayFeed
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from quantlib.strategy.spec import StrategySpec

@@ -7,8 +7,9 @@ import io
 import os
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed, make_feed
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 

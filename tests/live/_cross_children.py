@@ -7,7 +7,7 @@ import io
 import os
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import make_feed
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.informative_feeds import spec_input_symbols
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner

@@ -11,8 +11,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from quantlib.live.feeds import Feed, PerpBar, PerpReplayFeed
+from quantlib.live.feeds import Feed, PerpBar
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import PerpReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import make_feed
+from quantlib.live.feed_factory import make_feed
 from tests.live._crash_children import _run_live_at, run_paper_at
 
 SYMBOLS = ("BTC/USD", "ETH/USD", "SOL/USD")

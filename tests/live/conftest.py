@@ -10,8 +10,8 @@ import pytest
 
 from quantlib.data import save_ohlcv, synthetic_ohlcv
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import StrategySpec

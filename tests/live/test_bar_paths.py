@@ -19,9 +19,10 @@ from quantlib.live.brokers import Broker, PaperBroker
 from quantlib.live.brokers.base import PerpBroker
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
 from quantlib.live.brokers.perp_paper import PaperPerpBroker
-from quantlib.live.feeds import Bar, Feed, IterableFeed, PerpBar, ReplayFeed, as_feed, frame_to_bars
+from quantlib.live.feeds import Bar, Feed, IterableFeed, PerpBar, as_feed, frame_to_bars
 from quantlib.live.logs import JsonLogger
 from quantlib.live.paths import ExchangeGridPath, PaperGridPath, SignalPath
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import (
     ORDER_COLUMNS,

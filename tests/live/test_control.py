@@ -14,8 +14,9 @@ import pytest
 
 from quantlib.errors import LiveError
 from quantlib.live.brokers import PaperBroker, client_order_id
-from quantlib.live.feeds import ReplayFeed, frame_to_bars
+from quantlib.live.feeds import frame_to_bars
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.risk import RiskManager
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live._crash_children import _ccxt_child, _paper_child, _server_process

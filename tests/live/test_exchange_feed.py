@@ -16,7 +16,7 @@ import pytest
 
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ExchangeFeed
+from quantlib.live.exchange_feeds import ExchangeFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore

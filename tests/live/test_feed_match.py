@@ -17,8 +17,9 @@ from quantlib.data import save_ohlcv, synthetic_ohlcv
 from quantlib.data.timeframes import infer_timeframe as pandas_infer_timeframe
 from quantlib.errors import LiveError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed, infer_timeframe
+from quantlib.live.feeds import infer_timeframe
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import save_spec

@@ -30,8 +30,9 @@ from quantlib.backtest.grid import run_grid
 from quantlib.data import save_ohlcv
 from quantlib.live.brokers import PaperBroker
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
-from quantlib.live.feeds import Bar, ReplayFeed
+from quantlib.live.feeds import Bar
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live.conftest import make_spec

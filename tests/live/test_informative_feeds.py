@@ -14,7 +14,7 @@ import pytest
 from quantlib.data import save_ohlcv, synthetic_ohlcv
 from quantlib.errors import DataError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import make_feed
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.informative_feeds import InformativeExchangeFeed, InformativeReplayFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner
@@ -110,7 +110,7 @@ def test_exchange_feed_yields_a_skipped_time_without_that_market_and_the_runner_
 
 def test_a_portfolio_reading_another_market_is_refused_by_name(frames, tmp_path):
     from quantlib.errors import LiveError
-    from quantlib.live.feeds import PortfolioReplayFeed
+    from quantlib.live.replay_feeds import PortfolioReplayFeed
 
     spec = make_spec("regime_filter_cross", PARAMS, symbols=[ETH, "SOL/USD"])
     store = StateStore(tmp_path / "p.db")

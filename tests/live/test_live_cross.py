@@ -2,7 +2,7 @@
 while BTC's regime allows) decides each bar once, and only after every input's candle closed.
 
 The runner trades through ``CcxtBroker`` (real ccxt signing and parsing) and is fed by
-:class:`~quantlib.live.feeds.InformativeExchangeFeed` polling both markets. The server holds
+:class:`~quantlib.live.informative_feeds.InformativeExchangeFeed` polling both markets. The server holds
 back one market's candle for a bar: the runner must not decide that bar (polls go by, no bar is
 written); when the candle is published it decides it exactly once, and its target is the one
 the kind computes on the whole history with BTC's data passed (the backtest's computation).
@@ -19,7 +19,7 @@ import pytest
 from quantlib.core.registry import get_kind
 from quantlib.data import load_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
-from quantlib.live.feeds import make_feed
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.informative_feeds import InformativeExchangeFeed
 from quantlib.live.logs import JsonLogger
 from quantlib.live.runner import LiveRunner

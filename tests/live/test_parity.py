@@ -25,7 +25,7 @@ from quantlib.backtest.engine import run_backtest
 from quantlib.core.config import BacktestConfig
 from quantlib.data import load_ohlcv
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import save_spec
@@ -273,7 +273,7 @@ def _replay_portfolio(spec, files: dict, tmp_path, how):
                         for k in ("bars_processed", "equity"))
         store = StateStore(state)
     else:
-        from quantlib.live.feeds import make_feed
+        from quantlib.live.feed_factory import make_feed
 
         store = StateStore(tmp_path / "state.db")
         summary = LiveRunner(spec, PaperBroker(store, spec), store, make_feed(feed)).run()

@@ -23,8 +23,9 @@ from quantlib.core.registry import get_kind
 from quantlib.data import load_ohlcv, save_ohlcv
 from quantlib.errors import DataError, LiveError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed, make_feed
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.informative_feeds import InformativeReplayFeed
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.strategy.spec import save_spec

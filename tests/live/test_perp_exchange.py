@@ -249,7 +249,7 @@ def test_venue_liquidation_is_recorded(tmp_path):
     records the liquidation and copies the flat account (checked by hand below)."""
     import pandas as pd
 
-    from quantlib.live.feeds import PerpReplayFeed
+    from quantlib.live.replay_feeds import PerpReplayFeed
 
     times = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC", name="timestamp")
     opens = [100.0, 100.0, 100.0, 100.0, 100.0, 100.0]

@@ -23,7 +23,8 @@ from quantlib.backtest.perp import PerpConfig, run_perp_backtest
 from quantlib.data.perp import PerpData, load_perp
 from quantlib.errors import LiveError
 from quantlib.live.brokers.perp_paper import PaperPerpBroker
-from quantlib.live.feeds import PerpReplayFeed, make_feed, save_perp_replay
+from quantlib.live.feed_factory import make_feed
+from quantlib.live.replay_feeds import PerpReplayFeed, save_perp_replay
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.live.status_board import read_status
@@ -187,7 +188,7 @@ def test_a_restart_continues_from_the_stored_account(synthetic_perp, tmp_path):
 
 def test_perp_spec_refuses_a_spot_feed_and_broker(synthetic_perp):
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ReplayFeed
+    from quantlib.live.replay_feeds import ReplayFeed
 
     spec = perp_spec()
     store = StateStore(":memory:")
@@ -212,7 +213,7 @@ def test_replay_perp_mark_on_other_bars_is_refused(synthetic_perp):
 
 def test_funding_file_errors_name_the_file_and_row(synthetic_perp, tmp_path):
     from quantlib.errors import DataError
-    from quantlib.live.feeds import read_funding_file
+    from quantlib.live.replay_feeds import read_funding_file
 
     bad = synthetic_perp.funding.copy()
     bad.iloc[3, 0] = 0.5 * 100  # a rate in percent

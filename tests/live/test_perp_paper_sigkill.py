@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from quantlib.live.brokers.perp_paper import PaperPerpBroker
-from quantlib.live.feeds import make_feed, save_perp_replay
+from quantlib.live.feed_factory import make_feed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import save_perp_replay
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live._crash_children import run_paper_at

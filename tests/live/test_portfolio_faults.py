@@ -9,8 +9,8 @@ import pytest
 
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers.ccxt_broker import CcxtBroker
-from quantlib.live.feeds import PortfolioReplayFeed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import PortfolioReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from tests.live.conftest import make_spec

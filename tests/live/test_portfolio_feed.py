@@ -7,7 +7,8 @@ import pytest
 
 from quantlib.data import save_ohlcv, synthetic_ohlcv
 from quantlib.errors import LiveError
-from quantlib.live.feeds import PortfolioExchangeFeed, PortfolioReplayFeed, parse_replay
+from quantlib.live.exchange_feeds import PortfolioExchangeFeed
+from quantlib.live.replay_feeds import PortfolioReplayFeed, parse_replay
 from tests.support.kraken_server import KrakenServer, make_ccxt_kraken
 
 HOUR_MS = 3_600_000
@@ -88,7 +89,7 @@ def test_portfolio_spec_refuses_a_one_market_feed_and_status_lists_every_positio
 
     from quantlib.cli import app
     from quantlib.live.brokers import PaperBroker
-    from quantlib.live.feeds import ReplayFeed
+    from quantlib.live.replay_feeds import ReplayFeed
     from quantlib.live.runner import LiveRunner
     from quantlib.live.state import StateStore
     from tests.live.conftest import make_spec

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from quantlib.cli import app
 from quantlib.errors import LiveError, QuantlibError
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import APPLICATION_ID, StateStore
 from quantlib.live.status_board import read_status

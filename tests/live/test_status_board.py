@@ -12,7 +12,7 @@ from quantlib.cli import app
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers import PaperBroker
 from quantlib.live.cli import status_file_for
-from quantlib.live.feeds import ReplayFeed
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.live.status_board import format_age, scan

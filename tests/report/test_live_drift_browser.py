@@ -9,8 +9,8 @@ import pytest
 
 from quantlib.data import synthetic_ohlcv
 from quantlib.live.brokers import PaperBroker
-from quantlib.live.feeds import ReplayFeed
 from quantlib.live.logs import JsonLogger
+from quantlib.live.replay_feeds import ReplayFeed
 from quantlib.live.runner import LiveRunner
 from quantlib.live.state import StateStore
 from quantlib.report.live_drift import write_drift_report
