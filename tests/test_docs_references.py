@@ -10,7 +10,7 @@ so the check is fast and loads no research library:
   name, a class member); Sphinx cross-references in docstrings and backticked ``function(`` /
   ``ClassName`` in the docs name something defined;
 - every ``quantlib/...py``, ``tests/...py`` and ``benchmarks/...py`` path exists, and so do the
-  paths written relative to the package (``core/bars.py``, ``brokers/stop_rule.py`` in live/)
+  paths written relative to the package (``core/bars.py``, ``brokers/paper.py`` in live/)
   and the bare file names ARCHITECTURE.md writes.
 
 Each checker is run on a text with stale references in
@@ -325,7 +325,7 @@ def unknown_roles(doc: str) -> list[str]:
 def docstrings() -> list[tuple[str, str, tuple[Path, ...]]]:
     """``(file:line, docstring, folders)`` of every module, class and function of quantlib/;
     ``folders``: the file's folder and its parents up to quantlib/, against which a docstring's
-    relative path (``brokers/stop_rule.py`` in live/) is resolved."""
+    relative path (``brokers/paper.py`` in live/) is resolved."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = _parsed(path)

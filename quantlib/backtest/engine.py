@@ -8,7 +8,7 @@ bar's decision is never filled. All parameter combinations (and all symbols) are
 ``vectorbt.Portfolio.from_signals`` call; several symbols share one cash account per
 combination (``cash_sharing=True``, grouped by combination), settled within a bar in
 column (symbol) order. Stop-loss, take-profit and trailing exits follow the rule stated in
-``quantlib/live/brokers/stop_rule.py``, which paper and live trading apply.
+``quantlib/core/stop_rule.py``, which paper and live trading apply.
 
 How vectorbt is made to follow the rule where a signal exit is due at the open
     ``from_signals`` checks a bar's stops before its orders, against the bar's open, low and

@@ -4,7 +4,7 @@
 alone costs longer than the whole command may take. This engine simulates the same thing as
 :func:`quantlib.backtest.engine.run_backtest` for signal kinds, with the rules the paper broker
 trades with: targets become entry/exit signals as in the engine, each signal is filled by
-``quantlib/core/order_rule_nb.py`` and stops follow ``quantlib/live/brokers/stop_rule.py``.
+``quantlib/core/order_rule_nb.py`` and stops follow ``quantlib/core/stop_rule.py``.
 Several symbols share one cash account and are settled within a bar in symbol order, each
 completely (its stop check, then its signal) before the next, as the engine's grouped
 portfolio does; a signal exit or flip due at the open comes before the bar's stops, as
@@ -43,9 +43,9 @@ from quantlib.backtest.metrics import compute_metrics_frame, pnl_per_combo
 from quantlib.backtest.result import FILL_COLUMNS, BacktestResult
 from quantlib.core.config import BacktestConfig
 from quantlib.core.order_rule_nb import BAD_INPUT, FILLED, PERCENT, VALUE, signal_fill_nb
+from quantlib.core.stop_rule import checked_range, exit_price, trail_base
 from quantlib.data.timeframes import infer_timeframe
 from quantlib.errors import ParameterError
-from quantlib.live.brokers.stop_rule import checked_range, exit_price, trail_base
 
 # record layout of the fills, the fields _equity_from_orders reads (vectorbt's order records
 # carry the same names; side 0 = buy, 1 = sell)

@@ -160,7 +160,7 @@ def stop_step_nb(position, closing, enter_long, exit_long, enter_short, exit_sho
 
     ``closing``: an order at this bar's open closes or reverses the position, so the stops
     see the open alone (the signal exit due at the open comes first:
-    ``quantlib/live/brokers/stop_rule.py``). Returns ``(enter_long, exit_long, enter_short,
+    ``quantlib/core/stop_rule.py``). Returns ``(enter_long, exit_long, enter_short,
     exit_short, price, slippage, sl_level)``: the bar's order and the stop-loss base level.
     """
     bar_high, bar_low = (open_, open_) if closing else (high, low)

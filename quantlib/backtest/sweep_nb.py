@@ -32,7 +32,7 @@ What the loop reproduces, in the backtest engine's words (``quantlib/backtest/en
   signals. A stop closes the whole position; the target must change again to re-enter. A bar
   whose open fills an order closing or reversing the position (``shift = 1``) checks the stops
   against its open alone (high = low = open): the signal exit due at the open comes first
-  (the rule is stated in ``quantlib/live/brokers/stop_rule.py``).
+  (the rule is stated in ``quantlib/core/stop_rule.py``).
 - Equity at bar ``t`` = initial cash + cumulative cash flows (``-signed units * fill price -
   fee``) + cumulative signed units * close, as the engine sums vectorbt's order records.
 - Closed trades as vectorbt's exit trades count them: a position is opened by one fill (entries

@@ -17,7 +17,7 @@ the clipped targets, fills through the order rule via
 free cash carried from symbol to symbol), stops through
 :func:`quantlib.backtest.sweep_fill_nb.stop_step_nb` (against the open alone on a bar whose
 open fills an order closing or reversing the symbol's position: the rule of
-``quantlib/live/brokers/stop_rule.py``), and only running sums leave the loop.
+``quantlib/core/stop_rule.py``), and only running sums leave the loop.
 
 Equity at bar ``t`` is summed as the engine sums it: ``init_cash + cumulative (sum over
 symbols of the bar's cash flows) + sum over symbols of units * close``. The output row holds

@@ -1,6 +1,6 @@
 """A signal exit due at the open comes before the bar's stops, in every engine.
 
-The rule (``quantlib/live/brokers/stop_rule.py``, "A signal exit due at the open comes first"):
+The rule (``quantlib/core/stop_rule.py``, "A signal exit due at the open comes first"):
 on a bar whose open fills an order that closes or reverses the position, the stops of that
 position see only the open (high = low = open, for the check and the trailing base); a level
 the bar opens beyond still exits at the open, as a stop, without slippage. Every other bar is

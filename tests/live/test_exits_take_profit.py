@@ -8,7 +8,7 @@ bar, side and price (to the 1e-8 price tick of the test market), amounts to the 
 
 The bars where a signal exit is due at the open and the bar later reaches a stop-loss or
 take-profit level are part of that comparison: the backtest's rule lets the exit at the open
-come first (``quantlib/live/brokers/stop_rule.py``), as live does when it sells at the open
+come first (``quantlib/core/stop_rule.py``), as live does when it sells at the open
 and cancels its resting exits; :func:`open_first_exits` finds them so that the tests can
 require some.
 """
@@ -105,7 +105,7 @@ def open_first_exits(frame: pd.DataFrame, backtest: list[tuple],
     """Bar times where the backtest sells at the open on a signal exit (the target went flat
     at the previous close) although the bar later reaches the position's stop-loss or
     take-profit level: the bars where the rule "a signal exit due at the open comes first"
-    decides the fill (see quantlib/live/brokers/stop_rule.py)."""
+    decides the fill (see quantlib/core/stop_rule.py)."""
     from quantlib.core.bars import Bars
     from quantlib.core.registry import get_kind
 

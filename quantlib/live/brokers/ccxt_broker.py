@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from quantlib.core.endpoints import api_url_variable, point_at_loopback
+from quantlib.core.stop_rule import stop_distances
 from quantlib.core.timeframes import timeframe_to_seconds
 from quantlib.errors import ExchangeError, LiveError
 from quantlib.live.brokers.backoff import call_with_backoff, order_refused, order_retry, pause
 from quantlib.live.brokers.base import FINAL_STATUS, Broker, symbol_key
 from quantlib.live.brokers.resting_exits import EXIT_TYPE, RestingExits, check_live_exits
-from quantlib.live.brokers.stop_rule import stop_distances
 from quantlib.live.logs import JsonLogger, register_secret
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec

@@ -4,7 +4,7 @@ The backtest (``quantlib.backtest.engine``) turns target changes into vectorbt s
 ``Portfolio.from_signals`` with the order price = next bar's open. This broker applies the same
 signals per bar with quantlib's own order rule (``core/order_rule_nb.py``, whose docstring
 states it): same sizing, fee and slippage arithmetic, one compiled call per fill, no vectorbt in
-the trading process. Stop-loss, take-profit and trailing exits follow ``brokers/stop_rule.py``.
+the trading process. Stop-loss, take-profit and trailing exits follow ``core/stop_rule.py``.
 The parity tests check that paper fills equal the backtest's.
 """
 
@@ -25,9 +25,9 @@ from quantlib.core.order_rule_nb import (
     VALUE,
     signal_fill_nb,
 )
+from quantlib.core.stop_rule import checked_range, exit_price, stop_distances, trail_base
 from quantlib.errors import LiveError
 from quantlib.live.brokers.base import Broker, accept_paper_order, client_order_id, symbol_key
-from quantlib.live.brokers.stop_rule import checked_range, exit_price, stop_distances, trail_base
 from quantlib.live.state import OrderRow, StateStore
 from quantlib.strategy.spec import StrategySpec
 

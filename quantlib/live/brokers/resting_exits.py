@@ -1,6 +1,6 @@
 """Live exits rest at the exchange and fill where the backtest's rule fills them.
 
-The backtest (:mod:`quantlib.live.brokers.stop_rule`) exits *inside* a bar: at the stop-loss or
+The backtest (:mod:`quantlib.core.stop_rule`) exits *inside* a bar: at the stop-loss or
 take-profit level, or at the open when the bar opens beyond it. A bot that acts at bar closes
 cannot do that with market orders (it would sell at the close, a different price), so in live
 mode the exits are orders resting at the exchange, which fills them inside the bar:

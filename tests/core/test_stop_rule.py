@@ -1,4 +1,4 @@
-"""The exit rule (brokers/stop_rule.py) against vectorbt's own stop price function on random
+"""The exit rule (core/stop_rule.py) against vectorbt's own stop price function on random
 bars, and on hand-built cases whose answer is written down."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from quantlib.live.brokers.stop_rule import checked_range, closes_at_open, exit_price, trail_base
+from quantlib.core.stop_rule import checked_range, closes_at_open, exit_price, trail_base
 
 
 def test_each_level_matches_vectorbt_stop_price_on_random_bars():
