@@ -42,19 +42,25 @@ def read_replay_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, str | No
     path = Path(path)
     if "pandas" in sys.modules:  # nothing to save: load here
         return _load_arrays(path)
+    data = _arrays_from_child(path, "replay", [])
+    return data["times"], data["values"], str(data["symbol"]) or None
+
+
+def _arrays_from_child(path: Path, what: str, flags: list[str]) -> dict[str, np.ndarray]:
+    """Load ``path`` in a child process (this module's ``__main__``, which may import pandas)
+    and return the arrays it saved; the child's DataError text is raised here unchanged."""
     with tempfile.TemporaryDirectory(prefix="quantlib-replay-") as tmp:
-        out = Path(tmp) / "bars.npz"
-        done = subprocess.run([sys.executable, "-m", "quantlib.live.replay_feeds", str(path), str(out)],
-                              capture_output=True, text=True)
+        out = Path(tmp) / "arrays.npz"
+        done = subprocess.run([sys.executable, "-m", "quantlib.live.replay_feeds", *flags,
+                               str(path), str(out)], capture_output=True, text=True)
         error = out.with_suffix(".error")
         if error.exists():
             raise DataError(error.read_text())
         if done.returncode or not out.exists():
             tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            raise DataError(f"{path}: the replay loader failed (exit {done.returncode}): {tail}")
+            raise DataError(f"{path}: the {what} loader failed (exit {done.returncode}): {tail}")
         with np.load(out, allow_pickle=False) as data:
-            symbol = str(data["symbol"]) or None
-            return data["times"], data["values"], symbol
+            return {name: data[name] for name in data.files}
 
 
 def _load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -99,18 +105,8 @@ def read_funding_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if "pandas" in sys.modules:
         return _load_funding(path)
-    with tempfile.TemporaryDirectory(prefix="quantlib-replay-") as tmp:
-        out = Path(tmp) / "funding.npz"
-        done = subprocess.run([sys.executable, "-m", "quantlib.live.replay_feeds", "--funding",
-                               str(path), str(out)], capture_output=True, text=True)
-        error = out.with_suffix(".error")
-        if error.exists():
-            raise DataError(error.read_text())
-        if done.returncode or not out.exists():
-            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            raise DataError(f"{path}: the funding loader failed (exit {done.returncode}): {tail}")
-        with np.load(out, allow_pickle=False) as data:
-            return data["times"], data["rates"]
+    data = _arrays_from_child(path, "funding", ["--funding"])
+    return data["times"], data["rates"]
 
 
 def _load_funding(path: Path) -> tuple[np.ndarray, np.ndarray]:
