@@ -14,7 +14,7 @@ Examples
 """
 
 from quantlib.optimize.promotion import PromotionEvidence, export_and_promote, gather_evidence
-from quantlib.optimize.space import Dimension, SearchSpace, parse_ranges
+from quantlib.optimize.space import Dimension, SearchSpace, parse_ranges, product_grid
 from quantlib.optimize.stats import (
     OverfittingReport,
     PBOResult,
@@ -31,7 +31,7 @@ from quantlib.optimize.sweep import SweepResult, sweep
 from quantlib.optimize.walkforward import WalkForwardResult, WalkForwardSplitter, walk_forward
 
 __all__ = [
-    "Dimension", "SearchSpace", "parse_ranges",
+    "Dimension", "SearchSpace", "parse_ranges", "product_grid",
     "PromotionEvidence", "export_and_promote", "gather_evidence",
     "OverfittingReport", "PBOResult", "ReturnMoments", "deflated_sharpe_ratio",
     "expected_max_sharpe", "overfitting_report", "probabilistic_sharpe_ratio",

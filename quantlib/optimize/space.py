@@ -230,6 +230,28 @@ def _space_from_name(name: str, dimensions: tuple[Dimension, ...],
     return SearchSpace(get_kind(name), dimensions, fixed)
 
 
+def product_grid(grid: Mapping[str, Iterable[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a ``{name: values}`` grid, as parameter dicts (first name slowest).
+
+    Unlike :class:`SearchSpace` it knows no kind: for grids of wrapper parameters (a trend
+    filter's settings, a gate's) that a kind validates itself.
+
+    Examples
+    --------
+    >>> product_grid({"fast": [5, 10], "slow": [50]})
+    [{'fast': 5, 'slow': 50}, {'fast': 10, 'slow': 50}]
+    """
+    columns = {}
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ParameterError(f"grid parameter {name!r}: expected a list of values, "
+                                 f"got {values!r}")
+        columns[name] = list(values)
+        if not columns[name]:
+            raise ParameterError(f"grid parameter {name!r}: the list of values is empty")
+    return [dict(zip(columns, combo, strict=True)) for combo in itertools.product(*columns.values())]
+
+
 def parse_ranges(text: str) -> dict[str, Any]:
     """Parse a CLI range string ``"fast=5:50:5,slow=20:200:10,ma=sma|ema"``.
 

@@ -8,7 +8,7 @@ import pytest
 
 from quantlib.core.registry import Param, StrategyKind
 from quantlib.errors import ParameterError
-from quantlib.optimize.space import SearchSpace, parse_ranges
+from quantlib.optimize.space import SearchSpace, parse_ranges, product_grid
 
 
 def _fast_lt_slow(p):
@@ -86,3 +86,18 @@ def test_parse_ranges_and_errors():
         SearchSpace.from_kind(DEMO, {"slow": (9, 3)})
     with pytest.raises(ParameterError, match="no combination"):
         SearchSpace.from_kind(DEMO, {"fast": [9], "slow": [4]}).grid()
+
+
+def test_product_grid_lists_every_combination_first_name_slowest():
+    got = product_grid({"a": [1, 2], "b": ("x", "y", "z")})
+    # written out by hand: the first name changes slowest
+    assert got == [{"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 1, "b": "z"},
+                   {"a": 2, "b": "x"}, {"a": 2, "b": "y"}, {"a": 2, "b": "z"}]
+    assert product_grid({}) == [{}]
+
+
+@pytest.mark.parametrize("grid, named", [({"fast": 5}, "fast"), ({"mode": "abc"}, "mode"),
+                                         ({"slow": []}, "slow")])
+def test_product_grid_refuses_a_value_that_is_not_a_list_by_name(grid, named):
+    with pytest.raises(ParameterError, match=f"grid parameter '{named}'"):
+        product_grid(grid)
