@@ -29,7 +29,7 @@ from prometheus_client import (
 )
 
 from quantlib.errors import LiveError
-from quantlib.live.state import BarRow
+from quantlib.live.state import BarRow, symbol_key
 
 # per-bar step (decide + commit) latency buckets, seconds: the budget is 1 ms at p99
 _LATENCY_BUCKETS = (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0)
@@ -96,8 +96,8 @@ class RunMetrics:
         if last_bar is not None:
             self.cash.set(last_bar.cash)
             self.equity.set(last_bar.equity)
-        for i, symbol in enumerate(self.symbols):
-            key = "position" if i == 0 else f"position|{symbol}"
+        for symbol in self.symbols:
+            key = symbol_key("position", symbol, self.symbols[0])
             try:
                 self.position.labels(symbol=symbol).set(float(meta.get(key, 0.0)))
             except ValueError:

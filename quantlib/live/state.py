@@ -304,10 +304,7 @@ class StateStore:
     # -- orders and fills ---------------------------------------------------------------------
     def add_order(self, order: OrderRow) -> bool:
         """Insert an intent; returns False (and changes nothing) if the client id exists."""
-        cur = self._execute(
-            _INSERT_ORDER, (order.client_id, order.bar_time, order.symbol, order.intent, order.side,
-             order.amount, order.target, order.order_type, order.price, order.status,
-             order.exchange_id, order.detail, order.attempts))
+        cur = self._execute(_INSERT_ORDER, tuple(getattr(order, c) for c in ORDER_COLUMNS))
         return cur.rowcount == 1
 
     def update_order(self, client_id: str, **fields: Any) -> None:
